@@ -1,0 +1,7 @@
+/**
+ * @module The adapter registry: a new channel is one folder plus one line here.
+ */
+import type { AdapterModule } from '../src/core/channel.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: each module carries its own config type
+export const ADAPTERS: readonly AdapterModule<any>[] = [];

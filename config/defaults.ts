@@ -1,0 +1,39 @@
+/** @module Defaults for every tunable, each with the reason for its value. */
+
+export const DEFAULTS = {
+  /** SPEC §2. */
+  PORT: 3000,
+  HOST: '0.0.0.0',
+  /** SPEC §2: one day covers every provider's retry horizon for a single delivery attempt chain. */
+  DEDUPE_TTL_S: 86_400,
+  /** SPEC §2: 30 minutes of silence ends a session (the usual analytics definition). */
+  SESSION_IDLE_S: 1_800,
+  /** SPEC §4.4: a dead process's conversation is taken over within this time. */
+  LEASE_MS: 30_000,
+  /** Concurrent conversations one process works on; bounded by p-queue. */
+  WORKER_CONCURRENCY: 32,
+  /** SPEC §4.5: accepted-but-unprocessed messages beyond this answer 503 + Retry-After. */
+  QUEUE_MAX_PENDING: 100_000,
+  /** Seconds a client is told to wait when the queue is full. */
+  QUEUE_RETRY_AFTER_S: 5,
+  /** Redis queue partitions (hash-tag groups). More spreads a Cluster better; 16 is plenty for one node. */
+  QUEUE_PARTITIONS: 16,
+  /** Key prefix in Redis, so one Redis can host several gateways or test runs. */
+  REDIS_KEY_PREFIX: 'sb',
+  /** Largest accepted request body on the API and webhooks (Twilio and Slack payloads are far smaller). */
+  BODY_LIMIT_BYTES: 1_048_576,
+  /** SPEC §6: the bot gets this long per attempt. */
+  BOT_TIMEOUT_MS: 10_000,
+  /** Attempts per message before the fallback reply (first try included). */
+  BOT_MAX_ATTEMPTS: 3,
+  /** Consecutive failed messages that open the circuit breaker. */
+  BOT_BREAKER_THRESHOLD: 5,
+  /** How long the breaker stays open before one trial request. */
+  BOT_BREAKER_COOLDOWN_MS: 30_000,
+  /** Largest bot response accepted. */
+  BOT_MAX_RESPONSE_BYTES: 262_144,
+  BOT_FALLBACK_TEXT: "Sorry, I can't answer right now. Please try again in a moment.",
+  /** How long SIGTERM waits for in-flight messages before handing them back. */
+  SHUTDOWN_TIMEOUT_MS: 20_000,
+  LOG_LEVEL: 'info',
+} as const;

@@ -1,0 +1,59 @@
+/**
+ * @module The core settings schema (SPEC §2). Adapter settings live with each adapter
+ * (`adapters/<name>/config.ts`) and are merged in by `load.ts`.
+ */
+import { z } from 'zod';
+import { DEFAULTS } from './defaults.js';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z
+  .enum(['true', 'false', '1', '0'])
+  .transform((v) => v === 'true' || v === '1');
+const httpUrl = z
+  .string()
+  .url()
+  .refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL');
+
+export const coreSchema = z.object({
+  PORT: int(0, 65_535).default(DEFAULTS.PORT),
+  HOST: z.string().min(1).default(DEFAULTS.HOST),
+  PUBLIC_URL: httpUrl.optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^(rediss?|redis-sentinel|redis-cluster):\/\//, 'must start with redis://, rediss://, redis-sentinel:// or redis-cluster://')
+    .optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, ":", "_" or "-", at most 32')
+    .default(DEFAULTS.REDIS_KEY_PREFIX),
+  API_KEYS: z.string().optional(),
+  BOT_URL: httpUrl.optional(),
+  BOT_SECRET: z.string().optional(),
+  BOT_TIMEOUT_MS: int(100, 120_000).default(DEFAULTS.BOT_TIMEOUT_MS),
+  BOT_MAX_ATTEMPTS: int(1, 10).default(DEFAULTS.BOT_MAX_ATTEMPTS),
+  BOT_BREAKER_THRESHOLD: int(1, 1000).default(DEFAULTS.BOT_BREAKER_THRESHOLD),
+  BOT_BREAKER_COOLDOWN_MS: int(100, 3_600_000).default(DEFAULTS.BOT_BREAKER_COOLDOWN_MS),
+  BOT_FALLBACK_TEXT: z.string().min(1).max(1000).default(DEFAULTS.BOT_FALLBACK_TEXT),
+  DEDUPE_TTL_S: int(1, 30 * 86_400).default(DEFAULTS.DEDUPE_TTL_S),
+  SESSION_IDLE_S: int(1, 30 * 86_400).default(DEFAULTS.SESSION_IDLE_S),
+  LEASE_MS: int(200, 600_000).default(DEFAULTS.LEASE_MS),
+  WORKER_CONCURRENCY: int(1, 1024).default(DEFAULTS.WORKER_CONCURRENCY),
+  QUEUE_MAX_PENDING: int(1, 100_000_000).default(DEFAULTS.QUEUE_MAX_PENDING),
+  QUEUE_PARTITIONS: int(1, 1024).default(DEFAULTS.QUEUE_PARTITIONS),
+  BODY_LIMIT_BYTES: int(1024, 50 * 1_048_576).default(DEFAULTS.BODY_LIMIT_BYTES),
+  SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(DEFAULTS.SHUTDOWN_TIMEOUT_MS),
+  WEBHOOKS_ALLOW_PRIVATE: bool.default(false),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.LOG_LEVEL),
+});
+
+export type CoreConfig = z.infer<typeof coreSchema>;
+
+export interface AppConfig extends Omit<CoreConfig, 'API_KEYS' | 'PUBLIC_URL'> {
+  PUBLIC_URL: string;
+  /** Accepted API keys; when none were configured, one generated key. */
+  apiKeys: readonly string[];
+  /** True when `apiKeys` was generated at start (it is printed once). */
+  apiKeyGenerated: boolean;
+  /** Settings of each enabled channel adapter, by adapter name. */
+  channels: Readonly<Record<string, unknown>>;
+}

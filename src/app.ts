@@ -1,0 +1,48 @@
+/**
+ * @module Builds the HTTP application without listening (tests inject dependencies).
+ *
+ * Order matters: request ids first; provider webhook routes next, before any body parser, so each
+ * adapter verifies the raw bytes; then the `/v1` API with its JSON parser; then 404 and the one error
+ * handler, which renders every error as `application/problem+json`.
+ */
+import express, { type Express } from 'express';
+import type { GatewayDeps } from './deps.js';
+import { apiRouter } from './http/api/index.js';
+import { errorHandler, notFound } from './http/errors.js';
+import { requestId } from './http/request-id.js';
+import { pageRoutes } from './http/pages.js';
+
+export function createApp(deps: GatewayDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(requestId(deps.logger));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const redis = await deps.store.ping().catch(() => false);
+    const ready = redis && !deps.lifecycle.draining;
+    res.status(ready ? 200 : 503).json({
+      status: ready ? 'ready' : 'not ready',
+      backend: deps.store.kind,
+      store: redis ? 'ok' : 'unreachable',
+      draining: deps.lifecycle.draining,
+    });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('content-type', deps.metrics.registry.contentType);
+    res.send(await deps.metrics.registry.metrics());
+  });
+
+  const webhooks = express.Router();
+  for (const adapter of deps.adapters) adapter.routes?.(webhooks);
+  app.use(webhooks);
+
+  app.use('/v1', apiRouter(deps));
+  app.use(pageRoutes(deps));
+  app.use(notFound());
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,142 @@
+/**
+ * @module The channel contract. A channel adapter is one folder under `adapters/` exporting an
+ * {@link AdapterModule}; registering it is one line in `adapters/index.ts`. The core never names a
+ * concrete channel.
+ *
+ * Flow for an inbound provider webhook:
+ *   1. the adapter's route receives the raw bytes and verifies the provider signature (fail closed);
+ *   2. it normalizes the payload into {@link InboundMessage}s (conversation key + dedupe key);
+ *   3. `ctx.ingest.accept()` resolves the conversation, dedupes, stores and queues in one step;
+ *   4. only then the adapter answers the provider 2xx (a thrown error becomes a 5xx: the provider retries);
+ *   5. the engine hands the message to the bot in order and calls the adapter's `send()` for each reply;
+ *   6. provider status callbacks go through `ctx.delivery.report()` (monotonic).
+ */
+import type { Server } from 'node:http';
+import type { Router } from 'express';
+import type { Logger } from 'pino';
+import type { AppConfig } from '../../config/schema.js';
+import type { EventHub } from './events.js';
+import type { ChannelName, Conversation, DeliveryStatus, Message, Meta, Participant } from './model.js';
+import type { AcceptResult, NewMessage, Store } from './store.js';
+
+/** An inbound message's content; `type` defaults to `user`, `direction` is always `inbound`. */
+export type NewMessageInput = Omit<NewMessage, 'direction' | 'type' | 'delivery' | 'replyTo'> & {
+  type?: 'user' | 'activity' | 'context';
+};
+
+/** A normalized inbound message, ready for the accept step. */
+export interface InboundMessage {
+  channel: ChannelName;
+  /** The channel's key for the conversation (phone pair, Slack thread, email root, visitor). */
+  channelRef: string;
+  /** The provider's id for this message, unique within the channel (dedupe key). */
+  dedupeKey: string;
+  /** The customer who wrote; upserted into the conversation's participants. */
+  from: Participant;
+  message: NewMessageInput;
+  /** Meta to set on a newly created conversation. */
+  conversationMeta?: Meta;
+  /**
+   * Automated mail, bounces, system notices: stored (as `activity` unless the type says otherwise)
+   * but never queued for the bot.
+   */
+  skipBot?: boolean;
+}
+
+export interface IngestResult extends AcceptResult {
+  conversation: Conversation;
+}
+
+export interface Ingest {
+  /** @throws QueueFullError, StoreUnavailableError, ShuttingDown (all map to 503). */
+  accept(inbound: InboundMessage): Promise<IngestResult>;
+}
+
+export interface DeliveryReporter {
+  /** Records that the provider message `externalId` of `channel` moved to `status`; monotonic. */
+  report(
+    channel: ChannelName,
+    externalId: string,
+    status: DeliveryStatus,
+    error?: { code?: string; message: string },
+  ): Promise<{ found: boolean; changed: boolean }>;
+  /** Remembers which stored message a provider id belongs to (called by the engine after a send). */
+  remember(channel: ChannelName, externalId: string, conversationId: string, messageId: string): Promise<void>;
+}
+
+/** What the core hands every adapter. */
+export interface ChannelContext {
+  readonly config: AppConfig;
+  readonly logger: Logger;
+  readonly store: Store;
+  readonly ingest: Ingest;
+  readonly delivery: DeliveryReporter;
+  readonly events: EventHub;
+  /** `PUBLIC_URL` without a trailing slash. */
+  readonly publicUrl: string;
+  /** Counts a refused provider request (bad signature, stale timestamp ...) for `/metrics`. */
+  rejected(channel: string, reason: string): void;
+}
+
+export interface SendResult {
+  /** The provider's id for the sent message (Twilio SID, Slack ts, Message-ID ...). */
+  externalId?: string;
+  /** Usually `sent`; `delivered` where handing over is delivery (web chat with an open socket). */
+  status: 'sent' | 'delivered';
+}
+
+/** Thrown by `send()` when the provider refused for good; the message ends `failed` with this reason. */
+export class PermanentSendError extends Error {
+  readonly code: string | undefined;
+  constructor(message: string, code?: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PermanentSendError';
+    this.code = code;
+  }
+}
+
+/** Live signals a channel may render (web chat shows typing); optional for adapters. */
+export type ChannelSignal = { type: 'typing'; on: boolean };
+
+export interface ChannelAdapter {
+  /** Adapter name, e.g. `twilio`. */
+  readonly name: string;
+  /** Conversation channels this adapter serves, e.g. `['sms', 'whatsapp']`. */
+  readonly channels: readonly ChannelName[];
+  /** Mounts provider webhook routes. Mounted before any body parser: verify raw bytes yourself. */
+  routes?(router: Router): void;
+  /** Starts non-HTTP listeners or attaches to the HTTP server (WebSocket upgrade, SMTP). */
+  start?(server: Server): Promise<void>;
+  /** Stops taking work (SIGTERM); resolves when listeners are closed. */
+  stop?(): Promise<void>;
+  /** Sends one outbound message. Retries transient failures itself; throws PermanentSendError when done trying. */
+  send(conversation: Conversation, message: Message): Promise<SendResult>;
+  signal?(conversation: Conversation, signal: ChannelSignal): void;
+  /** Lines for the start-up log: the URLs to paste into the provider's console. */
+  describe(): string[];
+}
+
+/** The result of reading an adapter's settings. */
+export type AdapterConfigResult<C> =
+  | { enabled: false }
+  | { enabled: true; config: C }
+  | { enabled: false; errors: string[] };
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface AdapterModule<C = unknown> {
+  readonly name: string;
+  /** The settings this adapter reads, for README/env.example checks. */
+  readonly settings: readonly string[];
+  /**
+   * Reads and validates the adapter's settings. Enabled exactly when its required settings are present;
+   * partially configured (e.g. a missing secret) is an error that stops the start (fail closed).
+   */
+  configure(env: Env): AdapterConfigResult<C>;
+  create(ctx: ChannelContext, config: C): ChannelAdapter;
+}
+
+/** Helper so adapter modules are typed without casts. */
+export function defineAdapter<C>(module: AdapterModule<C>): AdapterModule<C> {
+  return module;
+}

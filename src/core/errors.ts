@@ -1,0 +1,65 @@
+/**
+ * @module The one coded-error registry. Every error the gateway reports has a stable `GW_ERR_*` code,
+ * an HTTP status and a title; the README's error table is checked against this list by a test.
+ */
+
+export interface ErrorSpec {
+  status: number;
+  title: string;
+}
+
+export const ERRORS = {
+  GW_ERR_UNAUTHORIZED: { status: 401, title: 'Missing or invalid API key' },
+  GW_ERR_NOT_FOUND: { status: 404, title: 'Resource not found' },
+  GW_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
+  GW_ERR_INVALID_JSON: { status: 400, title: 'Request body is not valid JSON' },
+  GW_ERR_VALIDATION: { status: 400, title: 'Request failed validation' },
+  GW_ERR_INVALID_CURSOR: { status: 400, title: 'Malformed pagination cursor' },
+  GW_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported content type' },
+  GW_ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  GW_ERR_CONFLICT: { status: 409, title: 'Conflicting state' },
+  GW_ERR_CHANNEL_UNAVAILABLE: { status: 409, title: 'The conversation has no channel that can send' },
+  GW_ERR_QUEUE_FULL: { status: 503, title: 'Queue limit reached, retry later' },
+  GW_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Storage backend unavailable' },
+  GW_ERR_SHUTTING_DOWN: { status: 503, title: 'Gateway is shutting down' },
+  GW_ERR_SIGNATURE_INVALID: { status: 403, title: 'Webhook signature did not verify' },
+  GW_ERR_INTERNAL: { status: 500, title: 'Internal error' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** An error the HTTP layer renders as `application/problem+json`. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly title: string;
+  /** Extra members for the problem body (e.g. `field`, `retryAfter`). */
+  readonly extra: Record<string, unknown>;
+
+  constructor(code: ErrorCode, detail?: string, extra: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(detail ?? ERRORS[code].title, options);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.title = ERRORS[code].title;
+    this.extra = extra;
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError;
+}
+
+/** Thrown by a store when the configured queue limit is reached (SPEC §4.5). */
+export class QueueFullError extends GatewayError {
+  constructor(retryAfterS: number) {
+    super('GW_ERR_QUEUE_FULL', 'The queue is at its configured limit', { retryAfter: retryAfterS });
+  }
+}
+
+/** Thrown by a store when its backend cannot be reached; nothing was written. */
+export class StoreUnavailableError extends GatewayError {
+  constructor(cause: unknown) {
+    super('GW_ERR_STORE_UNAVAILABLE', 'The storage backend is unreachable', {}, { cause });
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * @module The normalized conversation model (SPEC §3). Every channel maps onto these records.
+ */
+
+export const CHANNELS = ['whatsapp', 'sms', 'slack', 'email', 'webchat', 'api'] as const;
+export type ChannelName = (typeof CHANNELS)[number];
+
+export const CONVERSATION_STATUSES = ['open', 'handoff', 'closed'] as const;
+export type ConversationStatus = (typeof CONVERSATION_STATUSES)[number];
+
+export const MESSAGE_TYPES = ['user', 'bot', 'context', 'activity'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+export const DIRECTIONS = ['inbound', 'outbound', 'internal'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+
+export const PARTICIPANT_ROLES = ['user', 'bot', 'agent'] as const;
+export type ParticipantRole = (typeof PARTICIPANT_ROLES)[number];
+
+/** Delivery statuses in their only allowed order; `failed` is terminal from any state. */
+export const DELIVERY_STATUSES = ['pending', 'sent', 'delivered', 'read', 'failed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
+
+export type Meta = Record<string, unknown>;
+
+export interface Participant {
+  id: string;
+  role: ParticipantRole;
+  address?: string;
+  name?: string;
+}
+
+export interface Conversation {
+  id: string;
+  channel: ChannelName;
+  /** The channel's own key for the thread (phone pair, Slack team+channel+thread, email root, visitor). */
+  channelRef: string;
+  participants: Participant[];
+  status: ConversationStatus;
+  sessionId: string;
+  sessionStartedAt: string;
+  /** State kept for the current session only; reset when a new session starts. */
+  sessionState: Meta;
+  meta: Meta;
+  createdAt: string;
+  updatedAt: string;
+  lastMessageAt: string | null;
+}
+
+export interface Entity {
+  type: 'email' | 'phone' | 'card' | 'iban';
+  start: number;
+  end: number;
+}
+
+export interface Attachment {
+  url: string;
+  contentType: string;
+  name?: string;
+  size?: number;
+}
+
+export interface QuickReply {
+  title: string;
+  payload?: string;
+}
+
+export interface Delivery {
+  status: DeliveryStatus;
+  error?: { code?: string; message: string };
+  at: string;
+}
+
+/** Where an inbound message is in the bot pipeline; visible in the API. */
+export interface Processing {
+  state: 'queued' | 'processing' | 'done' | 'skipped' | 'error';
+  attempts: number;
+  error?: { code: string; message: string };
+  /** Ids of the bot replies recorded for this message (set once; makes redelivery idempotent). */
+  replyIds?: string[];
+  at: string;
+}
+
+export interface Message {
+  id: string;
+  conversationId: string;
+  seq: number;
+  type: MessageType;
+  text: string;
+  name?: string;
+  description?: string;
+  meta: Meta;
+  entities: Entity[];
+  direction: Direction;
+  externalId?: string;
+  clientMessageId?: string;
+  sessionId?: string;
+  attachments: Attachment[];
+  quickReplies?: QuickReply[];
+  /** Outbound messages only. */
+  delivery?: Delivery;
+  /** Inbound messages that pass through the queue only. */
+  processing?: Processing;
+  /** For bot replies: the inbound message they answer. */
+  replyTo?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** True when moving from `from` to `to` is a forward step (SPEC §3: delivery only moves forward). */
+export function isDeliveryAdvance(from: DeliveryStatus, to: DeliveryStatus): boolean {
+  if (from === 'failed') return false;
+  if (to === 'failed') return true;
+  return DELIVERY_STATUSES.indexOf(to) > DELIVERY_STATUSES.indexOf(from);
+}

@@ -1,0 +1,26 @@
+/** @module The dependencies the gateway is wired from; tests build their own. */
+import type { Logger } from 'pino';
+import type { AppConfig } from '../config/schema.js';
+import type { ChannelAdapter, DeliveryReporter, Ingest } from './core/channel.js';
+import type { EventHub } from './core/events.js';
+import type { Store } from './core/store.js';
+import type { Metrics } from './metrics.js';
+import type { Engine } from './pipeline/engine.js';
+
+export interface Lifecycle {
+  /** True once SIGTERM was received: new work is refused with 503. */
+  draining: boolean;
+}
+
+export interface GatewayDeps {
+  config: AppConfig;
+  logger: Logger;
+  store: Store;
+  events: EventHub;
+  ingest: Ingest;
+  delivery: DeliveryReporter;
+  adapters: readonly ChannelAdapter[];
+  engine: Engine;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+}

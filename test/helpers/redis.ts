@@ -1,0 +1,113 @@
+/**
+ * A private redis-server per test file, on a free loopback port (SPEC §1). Tests can stop and restart
+ * it to simulate Redis failures. When no redis-server is on the PATH and REDIS_URL is unset, suites are
+ * skipped with one clear line, except under CI=true, where that is a failure.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function hasRedisServer(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether Redis-backed suites can run; logs the skip reason once, throws under CI. */
+export function redisAvailable(): boolean {
+  if (hasRedisServer() || process.env.REDIS_URL) return true;
+  if (process.env.CI === 'true') throw new Error('CI=true but no redis-server on PATH and no REDIS_URL');
+  console.warn('[skip] Redis suites skipped: no redis-server on PATH and REDIS_URL unset');
+  return false;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export class RedisServer {
+  readonly port: number;
+  readonly dir: string;
+  #proc: ChildProcess | null = null;
+
+  private constructor(port: number) {
+    this.port = port;
+    this.dir = mkdtempSync(join(tmpdir(), 'sb-redis-'));
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  static async start(): Promise<RedisServer> {
+    const server = new RedisServer(await freePort());
+    await server.restart();
+    return server;
+  }
+
+  /** (Re)starts the server on the same port; with `persist` it reloads the AOF written before the stop. */
+  async restart(): Promise<void> {
+    if (this.#proc) throw new Error('redis-server already running');
+    const proc = spawn(
+      'redis-server',
+      [
+        '--port', String(this.port),
+        '--bind', '127.0.0.1',
+        '--dir', this.dir,
+        '--save', '',
+        '--appendonly', 'yes',
+        '--appendfsync', 'always',
+        '--loglevel', 'warning',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.#proc = proc;
+    await new Promise<void>((resolve, reject) => {
+      const deadline = Date.now() + 10_000;
+      const tryConnect = () => {
+        const c = connect(this.port, '127.0.0.1');
+        c.once('connect', () => {
+          c.end();
+          resolve();
+        });
+        c.once('error', () => {
+          c.destroy();
+          if (Date.now() > deadline) reject(new Error('redis-server did not start'));
+          else setTimeout(tryConnect, 50);
+        });
+      };
+      proc.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
+      tryConnect();
+    });
+  }
+
+  /** Stops the server (SIGTERM, or SIGKILL with `kill`) and waits for it to exit. */
+  async stop(kill = false): Promise<void> {
+    const proc = this.#proc;
+    if (!proc) return;
+    this.#proc = null;
+    await new Promise<void>((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.kill(kill ? 'SIGKILL' : 'SIGTERM');
+    });
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop(true);
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
