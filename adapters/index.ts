@@ -2,6 +2,7 @@
  * @module The adapter registry: a new channel is one folder plus one line here.
  */
 import type { AdapterModule } from '../src/core/channel.js';
+import api from './api/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: each module carries its own config type
-export const ADAPTERS: readonly AdapterModule<any>[] = [];
+export const ADAPTERS: readonly AdapterModule<any>[] = [api];

@@ -50,6 +50,14 @@ export interface IngestResult extends AcceptResult {
 export interface Ingest {
   /** @throws QueueFullError, StoreUnavailableError, ShuttingDown (all map to 503). */
   accept(inbound: InboundMessage): Promise<IngestResult>;
+  /** Accepts into a conversation that is already known (the API channel, web chat's open conversation). */
+  acceptInto(
+    conversation: Conversation,
+    channel: ChannelName,
+    dedupeKey: string,
+    message: NewMessage,
+    skipQueue?: boolean,
+  ): Promise<AcceptResult>;
 }
 
 export interface DeliveryReporter {

@@ -1,0 +1,137 @@
+/**
+ * @module Wires a gateway from a validated config: store, event hub, ingest, engine, adapters and the
+ * HTTP server. `start()` listens; `stop()` is the graceful shutdown of SPEC §4.6.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { ADAPTERS } from '../adapters/index.js';
+import type { AppConfig } from '../config/schema.js';
+import { createApp } from './app.js';
+import type { ChannelAdapter, ChannelContext } from './core/channel.js';
+import { EventHub } from './core/events.js';
+import type { Store } from './core/store.js';
+import type { GatewayDeps, Lifecycle } from './deps.js';
+import { createMetrics } from './metrics.js';
+import { DemoBot } from './pipeline/bot/demo.js';
+import { HttpBot } from './pipeline/bot/http.js';
+import type { Bot } from './pipeline/bot/types.js';
+import { DeliveryService } from './pipeline/delivery.js';
+import { Engine } from './pipeline/engine.js';
+import { IngestService } from './pipeline/ingest.js';
+import { createStore } from './store/index.js';
+import { DEFAULTS } from '../config/defaults.js';
+
+export interface Gateway {
+  readonly deps: GatewayDeps;
+  readonly server: Server;
+  /** Listens on PORT/HOST (or the given port) and starts the engine; resolves with the bound URL. */
+  start(port?: number, host?: string): Promise<string>;
+  /** Graceful shutdown: refuse new work, finish or hand back what is held, close everything. */
+  stop(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /** Overrides for tests: an existing store, a custom bot. */
+  store?: Store;
+  bot?: Bot;
+}
+
+export async function createGateway(config: AppConfig, logger: Logger, opts: GatewayOptions = {}): Promise<Gateway> {
+  const store = opts.store ?? (await createStore(config, logger));
+  const lifecycle: Lifecycle = { draining: false };
+  const events = new EventHub((err, event) =>
+    logger.error({ err, event: event.type, conversationId: event.conversationId }, 'event listener failed'),
+  );
+  const metrics = createMetrics(() => store.pendingCount());
+  const delivery = new DeliveryService(store, events);
+  const ingest = new IngestService({ store, config, events, metrics, lifecycle });
+  const bot =
+    opts.bot ??
+    (config.BOT_URL && config.BOT_SECRET
+      ? new HttpBot({
+          url: config.BOT_URL,
+          secret: config.BOT_SECRET,
+          timeoutMs: config.BOT_TIMEOUT_MS,
+          maxAttempts: config.BOT_MAX_ATTEMPTS,
+          breakerThreshold: config.BOT_BREAKER_THRESHOLD,
+          breakerCooldownMs: config.BOT_BREAKER_COOLDOWN_MS,
+          maxResponseBytes: DEFAULTS.BOT_MAX_RESPONSE_BYTES,
+        })
+      : new DemoBot());
+
+  const ctx: ChannelContext = {
+    config,
+    logger,
+    store,
+    ingest,
+    delivery,
+    events,
+    publicUrl: config.PUBLIC_URL,
+    rejected(channel, reason) {
+      metrics.rejected.inc({ channel, reason });
+    },
+  };
+  const adapters: ChannelAdapter[] = [];
+  for (const module of ADAPTERS) {
+    if (module.name in config.channels) {
+      adapters.push(module.create({ ...ctx, logger: logger.child({ channel: module.name }) }, config.channels[module.name]));
+    }
+  }
+  const engine = new Engine({ config, logger, store, bot, adapters, events, metrics, delivery });
+  const deps: GatewayDeps = { config, logger, store, events, ingest, delivery, adapters, engine, metrics, lifecycle };
+  const app = createApp(deps);
+  const server = createServer(app);
+  // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+
+  let stopped: Promise<void> | null = null;
+  return {
+    deps,
+    server,
+    async start(port = config.PORT, host = config.HOST) {
+      for (const adapter of adapters) await adapter.start?.(server);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => resolve());
+      });
+      await engine.start();
+      const address = server.address() as AddressInfo;
+      const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      const url = `http://${shownHost === '0.0.0.0' ? 'localhost' : shownHost}:${address.port}`;
+      logger.info(
+        {
+          url,
+          publicUrl: config.PUBLIC_URL,
+          backend: store.kind,
+          bot: bot.kind,
+          channels: adapters.map((a) => a.name),
+        },
+        `gateway listening on ${url} (${store.kind === 'embedded' ? 'embedded backend: in-process, single instance, data kept in memory' : 'Redis backend'}; ${bot.kind === 'demo' ? 'demo bot' : `HTTP bot at ${config.BOT_URL}`})`,
+      );
+      for (const adapter of adapters) for (const line of adapter.describe()) logger.info(line);
+      if (config.apiKeyGenerated) {
+        // Printed once, deliberately outside the structured log so log shipping never carries it.
+        process.stdout.write(`\nNo API_KEYS set; generated API key for this run: ${config.apiKeys[0]}\n\n`);
+      }
+      return url;
+    },
+    stop() {
+      stopped ??= (async () => {
+        lifecycle.draining = true;
+        logger.info('shutdown: refusing new work, finishing messages in flight');
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        for (const adapter of adapters) await adapter.stop?.().catch((err) => logger.error({ err }, 'adapter stop failed'));
+        await engine.stop(config.SHUTDOWN_TIMEOUT_MS);
+        server.closeAllConnections();
+        await closed;
+        await store.close();
+        logger.info('shutdown complete');
+      })();
+      return stopped;
+    },
+  };
+}

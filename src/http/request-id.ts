@@ -1,0 +1,49 @@
+/**
+ * @module Request ids and the access log. Every request gets an id (a caller's `X-Request-Id` is kept
+ * only when it is short and safe to log), a child logger bound to it, and one log line when it ends.
+ */
+import { randomUUID } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import type { Logger } from 'pino';
+
+/** The header read from callers and always set on responses. */
+export const REQUEST_ID_HEADER = 'X-Request-Id';
+
+// Caller-supplied ids end up in logs and response headers: anything longer or with other characters
+// could forge log lines or smuggle markup, so it is replaced rather than escaped.
+const SAFE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The path of a URL without its query string (queries may carry data that has no place in logs). */
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/**
+ * Assigns `req.id` and `req.log`, sets `X-Request-Id` on the response and logs one line per request
+ * (method, path without query, status, duration, id). Headers and bodies are never logged.
+ */
+export function requestId(logger: Logger): RequestHandler {
+  return function requestIdMiddleware(req, res, next) {
+    const inbound = req.get(REQUEST_ID_HEADER);
+    const id = inbound !== undefined && SAFE_ID.test(inbound) ? inbound : randomUUID();
+    const started = process.hrtime.bigint();
+    req.id = id;
+    req.log = logger.child({ reqId: id });
+    res.setHeader(REQUEST_ID_HEADER, id);
+    // `close` also fires for aborted requests, which `finish` would miss; `once` keeps it to one line.
+    res.once('close', () => {
+      req.log.info(
+        {
+          method: req.method,
+          path: pathOf(req.originalUrl),
+          status: res.statusCode,
+          ms: Math.round(Number(process.hrtime.bigint() - started) / 1e4) / 100,
+          aborted: !res.writableFinished || undefined,
+        },
+        'request',
+      );
+    });
+    next();
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * @module Maps provider message ids back to stored messages, and applies provider status callbacks
+ * monotonically (SPEC §3): a late or repeated callback never moves a status back.
+ */
+import type { ChannelName, DeliveryStatus } from '../core/model.js';
+import type { DeliveryReporter } from '../core/channel.js';
+import type { EventHub } from '../core/events.js';
+import type { Store } from '../core/store.js';
+
+/** Provider ids are remembered this long; status callbacks come within hours, read receipts within days. */
+const EXTERNAL_ID_TTL_S = 30 * 86_400;
+
+export class DeliveryService implements DeliveryReporter {
+  readonly #store: Store;
+  readonly #events: EventHub;
+
+  constructor(store: Store, events: EventHub) {
+    this.#store = store;
+    this.#events = events;
+  }
+
+  async remember(channel: ChannelName, externalId: string, conversationId: string, messageId: string): Promise<void> {
+    await this.#store.kv.set(key(channel, externalId), `${conversationId} ${messageId}`, EXTERNAL_ID_TTL_S);
+  }
+
+  async report(
+    channel: ChannelName,
+    externalId: string,
+    status: DeliveryStatus,
+    error?: { code?: string; message: string },
+  ): Promise<{ found: boolean; changed: boolean }> {
+    const ref = await this.#store.kv.get(key(channel, externalId));
+    if (!ref) return { found: false, changed: false };
+    const [conversationId = '', messageId = ''] = ref.split(' ');
+    return this.apply(conversationId, messageId, status, error);
+  }
+
+  /** Applies a status to a known message and emits `message.delivery` when it moved. */
+  async apply(
+    conversationId: string,
+    messageId: string,
+    status: DeliveryStatus,
+    error?: { code?: string; message: string },
+  ): Promise<{ found: boolean; changed: boolean }> {
+    const result = await this.#store.updateDelivery(conversationId, messageId, status, error);
+    if (!result) return { found: false, changed: false };
+    if (result.changed) {
+      await this.#events.emit({
+        type: 'message.delivery',
+        conversationId,
+        seq: result.message.seq,
+        message: result.message,
+      });
+    }
+    return { found: true, changed: result.changed };
+  }
+}
+
+function key(channel: ChannelName, externalId: string): string {
+  return `ext:${channel}:${externalId}`;
+}

@@ -1,0 +1,441 @@
+/**
+ * @module The delivery engine (SPEC §4, §6). Claims conversations from the store's ordered queue, one
+ * message per conversation at a time, runs the bot, records its replies exactly once and hands them to
+ * the channel the conversation came from. Leases are kept alive by heartbeats; a lost lease aborts the
+ * work without completing it, so the new owner's result is the only one that counts.
+ */
+import type { Logger } from 'pino';
+import PQueue from 'p-queue';
+import type { AppConfig } from '../../config/schema.js';
+import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
+import { detectEntities } from '../core/entities.js';
+import { GatewayError } from '../core/errors.js';
+import type { EventHub } from '../core/events.js';
+import { newId } from '../core/ids.js';
+import type { Attachment, ChannelName, Conversation, Message, Meta, Processing, QuickReply } from '../core/model.js';
+import type { Claim, NewMessage, Store } from '../core/store.js';
+import type { Metrics } from '../metrics.js';
+import { sleep } from './backoff.js';
+import { type Bot, BotError, type BotResponse } from './bot/types.js';
+import type { DeliveryService } from './delivery.js';
+
+/** A message claimed this many times without finishing is set aside instead of crashing workers forever. */
+const MAX_DELIVERIES = 5;
+/** How many earlier messages the HTTP bot receives as context. */
+const HISTORY_SIZE = 20;
+/** Longest idle wait between claim attempts; bounds how late an expired lease is noticed. */
+const MAX_IDLE_WAIT_MS = 1_000;
+const PROCESSED_TOPIC = 'processed';
+
+class LeaseLostError extends Error {
+  constructor() {
+    super('lease lost');
+    this.name = 'LeaseLostError';
+  }
+}
+
+export interface OutboundInput {
+  text: string;
+  name?: string;
+  meta?: Meta;
+  attachments?: Attachment[];
+  quickReplies?: QuickReply[];
+}
+
+export interface EngineDeps {
+  config: AppConfig;
+  logger: Logger;
+  store: Store;
+  bot: Bot;
+  adapters: readonly ChannelAdapter[];
+  events: EventHub;
+  metrics: Metrics;
+  delivery: DeliveryService;
+}
+
+export class Engine {
+  readonly owner = newId('part');
+  readonly #deps: EngineDeps;
+  readonly #log: Logger;
+  readonly #queue: PQueue;
+  readonly #inFlight = new Map<string, { claim: Claim; abort: AbortController }>();
+  readonly #waiters = new Map<string, Set<() => void>>();
+  readonly #stopLoop = new AbortController();
+  #loop: Promise<void> | null = null;
+  #unsubscribe: (() => Promise<void>) | null = null;
+  #storeDown = false;
+
+  constructor(deps: EngineDeps) {
+    this.#deps = deps;
+    this.#log = deps.logger.child({ component: 'engine' });
+    this.#queue = new PQueue({ concurrency: deps.config.WORKER_CONCURRENCY });
+  }
+
+  async start(): Promise<void> {
+    this.#unsubscribe = await this.#deps.store.bus.subscribe(PROCESSED_TOPIC, (payload) => {
+      for (const resolve of this.#waiters.get(payload) ?? []) resolve();
+    });
+    this.#loop = this.#run();
+  }
+
+  /** The adapter that sends for a conversation channel, if that channel is enabled. */
+  adapterFor(channel: ChannelName): ChannelAdapter | undefined {
+    return this.#deps.adapters.find((a) => a.channels.includes(channel));
+  }
+
+  /**
+   * Stops claiming, waits up to `timeoutMs` for messages in flight, then aborts the rest and hands
+   * their conversations back so another process takes them at once (SPEC §4.6).
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#stopLoop.abort();
+    await this.#loop;
+    const idle = this.#queue.onIdle();
+    const timedOut = await Promise.race([idle.then(() => false), sleep(timeoutMs).then(() => true)]);
+    if (timedOut) {
+      const held = [...this.#inFlight.values()];
+      this.#log.warn({ held: held.length }, 'shutdown timeout: handing back messages still in flight');
+      for (const { abort } of held) abort.abort(new LeaseLostError());
+      await idle;
+      await Promise.all(held.map(({ claim }) => this.#deps.store.release(claim).catch(() => undefined)));
+    }
+    await this.#unsubscribe?.();
+  }
+
+  /** Resolves when `messageId` has been processed (in any process) or after `timeoutMs`; true if processed. */
+  async waitForProcessed(conversationId: string, messageId: string, timeoutMs: number): Promise<boolean> {
+    const key = `${conversationId} ${messageId}`;
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => {
+      resolve = r;
+    });
+    const set = this.#waiters.get(key) ?? new Set();
+    set.add(resolve);
+    this.#waiters.set(key, set);
+    try {
+      // Subscribed first, checked second: a message processed in between is not missed.
+      const current = await this.#deps.store.getMessage(conversationId, messageId);
+      if (current && isFinished(current.processing)) return true;
+      const timer = sleep(timeoutMs).then(() => false);
+      return await Promise.race([done.then(() => true), timer]);
+    } finally {
+      set.delete(resolve);
+      if (set.size === 0) this.#waiters.delete(key);
+    }
+  }
+
+  /** Sends a message out through the conversation's channel (agent replies, proactive messages). */
+  async sendOutbound(conversation: Conversation, input: OutboundInput): Promise<Message> {
+    const adapter = this.adapterFor(conversation.channel);
+    if (!adapter) {
+      throw new GatewayError(
+        'GW_ERR_CHANNEL_UNAVAILABLE',
+        `The ${conversation.channel} channel is not enabled on this gateway`,
+      );
+    }
+    const stored = await this.#deps.store.appendMessage(conversation.id, {
+      type: 'bot',
+      direction: 'outbound',
+      text: input.text,
+      name: input.name,
+      meta: input.meta,
+      attachments: input.attachments,
+      quickReplies: input.quickReplies,
+      entities: detectEntities(input.text),
+      delivery: { status: 'pending', at: new Date().toISOString() },
+    });
+    if (!stored) throw new GatewayError('GW_ERR_NOT_FOUND', `Conversation ${conversation.id} not found`);
+    await this.#deps.events.emit({
+      type: 'message.created',
+      conversationId: conversation.id,
+      seq: stored.seq,
+      message: stored,
+    });
+    await this.#deliver(conversation, stored, adapter);
+    return (await this.#deps.store.getMessage(conversation.id, stored.id)) ?? stored;
+  }
+
+  // --- the worker loop ---------------------------------------------------------------------------
+
+  async #run(): Promise<void> {
+    const { store, config } = this.#deps;
+    const stop = this.#stopLoop.signal;
+    let failures = 0;
+    while (!stop.aborted) {
+      const free = config.WORKER_CONCURRENCY - this.#inFlight.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => {
+          this.#queue.once('next', () => resolve());
+          stop.addEventListener('abort', () => resolve(), { once: true });
+        });
+        continue;
+      }
+      let claims: Claim[];
+      try {
+        claims = await store.claim(this.owner, free, config.LEASE_MS);
+        if (this.#storeDown) this.#log.info('store reachable again: claiming resumed');
+        this.#storeDown = false;
+        failures = 0;
+      } catch (err) {
+        failures += 1;
+        if (!this.#storeDown) this.#log.error({ err }, 'claim failed: store unreachable, retrying with backoff');
+        this.#storeDown = true;
+        await sleep(Math.min(2_000, 100 * 2 ** Math.min(failures, 5)), stop).catch(() => undefined);
+        continue;
+      }
+      if (claims.length === 0) {
+        await store
+          .waitForWork(Math.min(MAX_IDLE_WAIT_MS, Math.max(50, config.LEASE_MS / 4)), stop)
+          .catch(() => sleep(200, stop).catch(() => undefined));
+        continue;
+      }
+      for (const claim of claims) {
+        const abort = new AbortController();
+        this.#inFlight.set(claim.token, { claim, abort });
+        void this.#queue.add(() => this.#handle(claim, abort));
+      }
+    }
+  }
+
+  async #handle(claim: Claim, abort: AbortController): Promise<void> {
+    const { store, config } = this.#deps;
+    const log = this.#log.child({ conversationId: claim.conversationId, messageId: claim.message.id });
+    const heartbeat = setInterval(() => {
+      store
+        .heartbeat(claim, config.LEASE_MS)
+        .then((ok) => {
+          if (!ok) abort.abort(new LeaseLostError());
+        })
+        // A failed heartbeat (store briefly unreachable) is not a lost lease; completion is fenced anyway.
+        .catch(() => undefined);
+    }, Math.max(50, Math.floor(config.LEASE_MS / 3)));
+    try {
+      await this.#process(claim, abort.signal, log);
+      if (abort.signal.aborted) return;
+      const completed = await store.complete(claim);
+      if (!completed) log.warn('lease lost before completion; the new owner finishes this message');
+      await store.bus.publish(PROCESSED_TOPIC, `${claim.conversationId} ${claim.message.id}`).catch(() => undefined);
+    } catch (err) {
+      if (abort.signal.aborted) {
+        log.warn('lease lost or shutdown while processing; message left for redelivery');
+        return;
+      }
+      log.error({ err }, 'processing failed; the message is redelivered after the lease');
+      this.#deps.metrics.processed.inc({ outcome: 'crashed' });
+    } finally {
+      clearInterval(heartbeat);
+      this.#inFlight.delete(claim.token);
+    }
+  }
+
+  async #process(claim: Claim, signal: AbortSignal, log: Logger): Promise<void> {
+    const { store, events, metrics } = this.#deps;
+    const message = claim.message;
+    let conversation = await store.getConversation(claim.conversationId);
+    if (!conversation) return;
+    const adapter = this.adapterFor(conversation.channel);
+    const attempts = message.processing?.attempts ?? claim.deliveries;
+
+    if (claim.deliveries > MAX_DELIVERIES && !message.processing?.replyIds) {
+      log.error({ deliveries: claim.deliveries }, 'message set aside after repeated crashes');
+      await this.#setProcessing(conversation.id, message.id, {
+        state: 'error',
+        attempts,
+        error: { code: 'GW_POISON_MESSAGE', message: `Processing crashed ${claim.deliveries - 1} times` },
+      });
+      metrics.processed.inc({ outcome: 'poison' });
+      return;
+    }
+
+    let replies: Message[];
+    let outcome: Omit<Processing, 'at' | 'attempts'>;
+    if (message.processing?.replyIds && message.processing.replyIds.length > 0) {
+      // Redelivery after the replies were recorded: send what is still unsent, never ask the bot again.
+      replies = await this.#loadReplies(conversation.id, message.processing.replyIds);
+      outcome = { state: message.processing.error ? 'error' : 'done', error: message.processing.error };
+    } else if (message.type !== 'user') {
+      await this.#setProcessing(conversation.id, message.id, { state: 'skipped', attempts });
+      return;
+    } else if (conversation.status === 'handoff') {
+      await this.#setProcessing(conversation.id, message.id, {
+        state: 'skipped',
+        attempts,
+        error: { code: 'GW_HANDOFF', message: 'The conversation is handed off to a human; the bot was not called' },
+      });
+      metrics.processed.inc({ outcome: 'handoff' });
+      return;
+    } else {
+      if (conversation.status === 'closed') {
+        // A customer writing into a closed conversation reopens it, as help desks do.
+        conversation = (await store.updateConversation(conversation.id, { status: 'open' })) ?? conversation;
+        await events.emit({
+          type: 'conversation.updated',
+          conversationId: conversation.id,
+          seq: message.seq,
+          conversation,
+          changes: ['status'],
+        });
+      }
+      adapter?.signal?.(conversation, { type: 'typing', on: true });
+      const result = await this.#askBot(conversation, message, signal, log);
+      if (signal.aborted) return;
+      replies = await store.recordReplies(
+        conversation.id,
+        message.id,
+        result.replies.map((r) => replyMessage(message.id, r.text, r, result.fallback)),
+      );
+      for (const reply of replies) {
+        await events.emit({ type: 'message.created', conversationId: conversation.id, seq: reply.seq, message: reply });
+      }
+      outcome = result.error ? { state: 'error', error: result.error } : { state: 'done' };
+      if (result.response?.sessionState) {
+        await store.updateConversation(conversation.id, { sessionState: result.response.sessionState });
+      }
+      if (result.response?.handoff) {
+        const updated = await store.updateConversation(conversation.id, { status: 'handoff' });
+        if (updated) {
+          conversation = updated;
+          await events.emit({
+            type: 'conversation.updated',
+            conversationId: conversation.id,
+            seq: message.seq,
+            conversation,
+            changes: ['status'],
+          });
+        }
+      }
+    }
+
+    try {
+      for (const reply of replies) {
+        if (signal.aborted) return;
+        await this.#deliver(conversation, reply, adapter);
+      }
+    } finally {
+      adapter?.signal?.(conversation, { type: 'typing', on: false });
+    }
+    await this.#setProcessing(conversation.id, message.id, {
+      ...outcome,
+      attempts,
+      replyIds: replies.map((r) => r.id),
+    });
+    metrics.processed.inc({ outcome: outcome.state });
+  }
+
+  async #askBot(
+    conversation: Conversation,
+    message: Message,
+    signal: AbortSignal,
+    log: Logger,
+  ): Promise<{
+    replies: BotResponse['replies'];
+    response?: BotResponse;
+    error?: { code: string; message: string };
+    fallback: boolean;
+  }> {
+    const { bot, store, config, metrics } = this.#deps;
+    const history =
+      bot.kind === 'demo'
+        ? [message]
+        : (await store.listMessages(conversation.id, { take: HISTORY_SIZE, order: 'desc' })).items
+            .filter((m) => m.seq <= message.seq)
+            .reverse();
+    const started = performance.now();
+    try {
+      const response = await bot.reply(
+        {
+          conversation,
+          message,
+          session: { id: conversation.sessionId, startedAt: conversation.sessionStartedAt, state: conversation.sessionState },
+          history,
+        },
+        signal,
+      );
+      metrics.botLatency.observe((performance.now() - started) / 1000);
+      return { replies: response.replies, response, fallback: false };
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const error =
+        err instanceof BotError
+          ? { code: err.code, message: err.message }
+          : { code: 'BOT_FAILED', message: (err as Error).message };
+      log.warn({ code: error.code, reason: error.message }, 'bot failed; sending the fallback reply');
+      return { replies: [{ text: config.BOT_FALLBACK_TEXT }], error, fallback: true };
+    }
+  }
+
+  /** Hands one stored outbound message to its channel, at most once, and records the outcome. */
+  async #deliver(conversation: Conversation, message: Message, adapter: ChannelAdapter | undefined): Promise<void> {
+    const { store, delivery, metrics } = this.#deps;
+    if (message.delivery?.status !== 'pending') return;
+    if (!adapter) {
+      await delivery.apply(conversation.id, message.id, 'failed', {
+        code: 'GW_CHANNEL_UNAVAILABLE',
+        message: `The ${conversation.channel} channel is not enabled on this gateway`,
+      });
+      return;
+    }
+    if (!(await store.claimSend(conversation.id, message.id))) {
+      // Another attempt claimed this send and died before recording its outcome: never send twice.
+      await delivery.apply(conversation.id, message.id, 'failed', {
+        code: 'GW_SEND_INTERRUPTED',
+        message: 'A previous attempt to send this message was interrupted; its outcome is unknown',
+      });
+      return;
+    }
+    try {
+      const result = await adapter.send(conversation, message);
+      if (result.externalId) {
+        await store.updateMessage(conversation.id, message.id, { externalId: result.externalId });
+        await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);
+      }
+      await delivery.apply(conversation.id, message.id, result.status);
+      metrics.sent.inc({ channel: conversation.channel, outcome: 'sent' });
+    } catch (err) {
+      const code = err instanceof PermanentSendError ? err.code : undefined;
+      this.#log.warn(
+        { conversationId: conversation.id, messageId: message.id, code, reason: (err as Error).message },
+        'send failed',
+      );
+      await delivery.apply(conversation.id, message.id, 'failed', {
+        code: code ?? 'GW_SEND_FAILED',
+        message: (err as Error).message,
+      });
+      metrics.sent.inc({ channel: conversation.channel, outcome: 'failed' });
+    }
+  }
+
+  async #loadReplies(conversationId: string, ids: string[]): Promise<Message[]> {
+    const loaded = await Promise.all(ids.map((id) => this.#deps.store.getMessage(conversationId, id)));
+    return loaded.filter((m): m is Message => m !== null);
+  }
+
+  async #setProcessing(conversationId: string, messageId: string, p: Omit<Processing, 'at'>): Promise<void> {
+    await this.#deps.store.updateMessage(conversationId, messageId, {
+      processing: { ...p, at: new Date().toISOString() },
+    });
+  }
+}
+
+function isFinished(p: Processing | undefined): boolean {
+  return p !== undefined && p.state !== 'queued' && p.state !== 'processing';
+}
+
+function replyMessage(
+  replyTo: string,
+  text: string,
+  r: { attachments?: Attachment[]; quickReplies?: QuickReply[]; meta?: Meta },
+  fallback: boolean,
+): NewMessage {
+  return {
+    type: 'bot',
+    direction: 'outbound',
+    text,
+    replyTo,
+    attachments: r.attachments,
+    quickReplies: r.quickReplies,
+    meta: fallback ? { ...r.meta, fallback: true } : r.meta,
+    entities: detectEntities(text),
+    delivery: { status: 'pending', at: new Date().toISOString() },
+  };
+}

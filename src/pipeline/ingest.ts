@@ -1,0 +1,110 @@
+/**
+ * @module The accept path shared by every channel: resolve the conversation, then dedupe + store +
+ * enqueue in one atomic store call (SPEC §4.1–4.2). The provider is answered only after this resolves.
+ */
+import type { ChannelName, Conversation, Participant } from '../core/model.js';
+import type { Ingest, IngestResult, InboundMessage } from '../core/channel.js';
+import { detectEntities } from '../core/entities.js';
+import { GatewayError } from '../core/errors.js';
+import type { EventHub } from '../core/events.js';
+import type { AcceptResult, NewMessage, Store } from '../core/store.js';
+import type { AppConfig } from '../../config/schema.js';
+import type { Lifecycle } from '../deps.js';
+import type { Metrics } from '../metrics.js';
+
+export class IngestService implements Ingest {
+  readonly #store: Store;
+  readonly #config: AppConfig;
+  readonly #events: EventHub;
+  readonly #metrics: Metrics;
+  readonly #lifecycle: Lifecycle;
+
+  constructor(deps: {
+    store: Store;
+    config: AppConfig;
+    events: EventHub;
+    metrics: Metrics;
+    lifecycle: Lifecycle;
+  }) {
+    this.#store = deps.store;
+    this.#config = deps.config;
+    this.#events = deps.events;
+    this.#metrics = deps.metrics;
+    this.#lifecycle = deps.lifecycle;
+  }
+
+  async accept(inbound: InboundMessage): Promise<IngestResult> {
+    this.#assertOpen();
+    const { conversation, created } = await this.#store.resolveConversation({
+      channel: inbound.channel,
+      channelRef: inbound.channelRef,
+      participants: [inbound.from],
+      meta: inbound.conversationMeta,
+    });
+    let conv = conversation;
+    if (created) {
+      await this.#events.emit({ type: 'conversation.created', conversationId: conv.id, seq: 0, conversation: conv });
+    } else if (!hasParticipant(conv, inbound.from)) {
+      conv = (await this.#store.updateConversation(conv.id, { participants: [inbound.from] })) ?? conv;
+    }
+    const { type = 'user', ...content } = inbound.message;
+    const result = await this.acceptInto(conv, inbound.channel, inbound.dedupeKey, {
+      ...content,
+      type,
+      direction: 'inbound',
+      name: content.name ?? inbound.from.name,
+    }, inbound.skipBot === true);
+    return { ...result, conversation: conv };
+  }
+
+  /** Accepts a message into a known conversation (the API channel knows its conversation id). */
+  async acceptInto(
+    conversation: Conversation,
+    channel: ChannelName,
+    dedupeKey: string,
+    message: NewMessage,
+    skipQueue = false,
+  ): Promise<AcceptResult> {
+    this.#assertOpen();
+    const result = await this.#store.accept({
+      conversationId: conversation.id,
+      dedupeKey: `${channel}:${dedupeKey}`,
+      dedupeTtlS: this.#config.DEDUPE_TTL_S,
+      sessionIdleS: this.#config.SESSION_IDLE_S,
+      skipQueue,
+      message: { ...message, entities: message.entities ?? detectEntities(message.text) },
+    });
+    if (result.duplicate) {
+      this.#metrics.duplicates.inc({ channel });
+      return result;
+    }
+    this.#metrics.accepted.inc({ channel });
+    const { message: stored } = result;
+    if (result.endedSessionId) {
+      await this.#events.emit({
+        type: 'session.ended',
+        conversationId: conversation.id,
+        seq: stored.seq - 1,
+        sessionId: result.endedSessionId,
+      });
+    }
+    if (result.sessionStarted) {
+      await this.#events.emit({
+        type: 'session.started',
+        conversationId: conversation.id,
+        seq: stored.seq,
+        sessionId: stored.sessionId,
+      });
+    }
+    await this.#events.emit({ type: 'message.created', conversationId: conversation.id, seq: stored.seq, message: stored });
+    return result;
+  }
+
+  #assertOpen(): void {
+    if (this.#lifecycle.draining) throw new GatewayError('GW_ERR_SHUTTING_DOWN', 'The gateway is shutting down', { retryAfter: 1 });
+  }
+}
+
+function hasParticipant(conversation: Conversation, p: Participant): boolean {
+  return conversation.participants.some((q) => q.id === p.id);
+}

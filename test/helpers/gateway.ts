@@ -1,0 +1,129 @@
+/**
+ * Boots real gateways for tests: in-process (`startGateway`, logs captured) or as a separate OS
+ * process (`spawnGateway`, for cross-process, SIGKILL and SIGTERM tests).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { ADAPTERS } from '../../adapters/index.js';
+import { loadConfig } from '../../config/load.js';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
+import { createLogger } from '../../src/logger.js';
+import { freePort } from './redis.js';
+
+export const API_KEY = 'test-api-key-0123456789abcdef';
+
+/** Log lines captured from a gateway, parsed as JSON. */
+export class LogCapture extends Writable {
+  readonly lines: Array<Record<string, unknown>> = [];
+  readonly raw: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (!line.trim()) continue;
+      this.raw.push(line);
+      try {
+        this.lines.push(JSON.parse(line));
+      } catch {
+        this.lines.push({ msg: line });
+      }
+    }
+    cb();
+  }
+  text(): string {
+    return this.raw.join('\n');
+  }
+}
+
+export interface TestGateway {
+  url: string;
+  gateway: Gateway;
+  logs: LogCapture;
+  /** fetch against the gateway's /v1 API with the test API key. */
+  api(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(
+  env: Record<string, string | undefined> = {},
+  opts: GatewayOptions = {},
+): Promise<TestGateway> {
+  const port = await freePort();
+  const config = loadConfig(
+    { API_KEYS: API_KEY, LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', ...env },
+    ADAPTERS,
+  );
+  const logs = new LogCapture();
+  const logger = createLogger(config.LOG_LEVEL, logs);
+  const gateway = await createGateway(config, logger, opts);
+  const url = await gateway.start(port, '127.0.0.1');
+  return {
+    url,
+    gateway,
+    logs,
+    api: (path, init = {}) => apiFetch(url, path, init),
+    stop: () => gateway.stop(),
+  };
+}
+
+export function apiFetch(base: string, path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+  const { json, headers, ...rest } = init;
+  return fetch(`${base}${path}`, {
+    ...rest,
+    headers: {
+      authorization: `Bearer ${API_KEY}`,
+      ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(headers as Record<string, string> | undefined),
+    },
+    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+  });
+}
+
+export interface SpawnedGateway {
+  url: string;
+  proc: ChildProcess;
+  output: string[];
+  api(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  /** Sends a signal and waits for the exit; resolves with the exit code (null when killed). */
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
+
+/** Starts `src/main.ts` in its own Node process and waits until `/healthz` answers. */
+export async function spawnGateway(env: Record<string, string>): Promise<SpawnedGateway> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+    env: { ...process.env, API_KEYS: API_KEY, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  proc.stdout?.on('data', (d: Buffer) => output.push(d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => output.push(d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`gateway exited early:\n${output.join('')}`);
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`gateway did not start:\n${output.join('')}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    proc,
+    output,
+    api: (path, init = {}) => apiFetch(url, path, init),
+    async kill(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
