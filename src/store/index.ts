@@ -1,0 +1,32 @@
+/**
+ * @module Chooses the storage backend: Redis when REDIS_URL is set (standalone, Sentinel or Cluster;
+ * see `redis/connection.ts` for the URL forms), otherwise the embedded in-process store.
+ */
+import type { Logger } from 'pino';
+import { DEFAULTS } from '../../config/defaults.js';
+import type { AppConfig } from '../../config/schema.js';
+import type { Store } from '../core/store.js';
+import { MemoryStore } from './memory.js';
+import { RedisStore } from './redis/store.js';
+
+/**
+ * Creates the configured store. With Redis it waits until Redis answers and throws
+ * StoreUnavailableError when it cannot be reached at start.
+ */
+export async function createStore(config: AppConfig, logger: Logger): Promise<Store> {
+  const common = { maxPending: config.QUEUE_MAX_PENDING, retryAfterS: DEFAULTS.QUEUE_RETRY_AFTER_S, logger };
+  if (config.REDIS_URL) {
+    const store = await RedisStore.connect(config.REDIS_URL, {
+      ...common,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      partitions: config.QUEUE_PARTITIONS,
+    });
+    logger.info({ backend: 'redis', keyPrefix: config.REDIS_KEY_PREFIX }, 'storage: Redis');
+    return store;
+  }
+  logger.info(
+    { backend: 'embedded' },
+    'storage: embedded in-process backend (single instance, data kept in memory)',
+  );
+  return new MemoryStore(common);
+}

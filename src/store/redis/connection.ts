@@ -1,0 +1,183 @@
+/**
+ * @module Redis connections: URL parsing, the fail-fast client options, and telling "Redis is
+ * unreachable" apart from bugs.
+ *
+ * Accepted URLs (REDIS_URL):
+ * - `redis://[[user]:password@]host[:port][/db]` and `rediss://…` (TLS): one server, parsed by ioredis.
+ * - `redis-sentinel://[[user]:password@]host[:port][,host[:port]…]/<master name>[/<db>]`: the listed
+ *   sentinels (port 26379 by default) are asked for the master `<master name>`; user and password are
+ *   the master's (sentinels are assumed to need none).
+ * - `redis-cluster://[[user]:password@]host[:port][,host[:port]…]`: a Redis Cluster, discovered from
+ *   the listed seed nodes (port 6379 by default).
+ */
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+import { GatewayError } from '../../core/errors.js';
+
+export type RedisClient = Redis | Cluster;
+
+export type ParsedRedisUrl =
+  | { mode: 'standalone'; url: string }
+  | {
+      mode: 'sentinel';
+      sentinels: { host: string; port: number }[];
+      name: string;
+      db?: number;
+      username?: string;
+      password?: string;
+    }
+  | { mode: 'cluster'; nodes: { host: string; port: number }[]; username?: string; password?: string };
+
+function parseHosts(list: string, defaultPort: number, url: string): { host: string; port: number }[] {
+  return list.split(',').map((part) => {
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(part.trim());
+    if (!m) throw new Error(`Invalid host "${part}" in ${redact(url)}`);
+    return { host: (m[1] ?? m[2])!, port: m[3] ? Number(m[3]) : defaultPort };
+  });
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** Splits a REDIS_URL into what ioredis needs; throws on a malformed URL (the message hides credentials). */
+export function parseRedisUrl(url: string): ParsedRedisUrl {
+  if (/^rediss?:\/\//.test(url)) return { mode: 'standalone', url };
+  const m = /^(redis-sentinel|redis-cluster):\/\/(?:([^@/]*)@)?([^/?#]+)(?:\/([^?#]*))?$/.exec(url);
+  if (!m) throw new Error(`Unsupported Redis URL ${redact(url)}`);
+  const [, scheme, auth, hosts, path] = m;
+  const credentials: { username?: string; password?: string } = {};
+  if (auth) {
+    const colon = auth.indexOf(':');
+    const user = decodeURIComponent(colon === -1 ? '' : auth.slice(0, colon));
+    const password = decodeURIComponent(colon === -1 ? auth : auth.slice(colon + 1));
+    if (user) credentials.username = user;
+    if (password) credentials.password = password;
+  }
+  if (scheme === 'redis-cluster')
+    return { mode: 'cluster', nodes: parseHosts(hosts!, 6379, url), ...credentials };
+  const [name, db] = (path ?? '').split('/');
+  if (!name) throw new Error(`Redis Sentinel URL needs the master name as its path: ${redact(url)}`);
+  if (db !== undefined && db !== '' && !/^\d+$/.test(db))
+    throw new Error(`Invalid database in ${redact(url)}`);
+  return {
+    mode: 'sentinel',
+    sentinels: parseHosts(hosts!, 26379, url),
+    name: decodeURIComponent(name),
+    ...(db ? { db: Number(db) } : {}),
+    ...credentials,
+  };
+}
+
+export interface ClientTimeouts {
+  /** A command that gets no answer within this fails (a half-open connection must not hang callers). */
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+/** Reconnect forever, backing off to at most 2 s, so the store heals once Redis is back. */
+function retryDelay(times: number): number {
+  return Math.min(times * 100, 2_000);
+}
+
+/**
+ * Options that make a command fail at once instead of waiting for Redis: no offline queue (commands
+ * issued while disconnected are rejected), no retry of a command in flight when the connection drops
+ * (its outcome is unknown; callers retry and dedupe absorbs repeats), and a command timeout.
+ */
+function failFast(t: ClientTimeouts): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    commandTimeout: t.commandTimeoutMs,
+    connectTimeout: t.connectTimeoutMs,
+    retryStrategy: retryDelay,
+  };
+}
+
+/** A client for a REDIS_URL; it starts connecting at once. */
+export function createRedisClient(url: string, t: ClientTimeouts): RedisClient {
+  const parsed = parseRedisUrl(url);
+  switch (parsed.mode) {
+    case 'standalone':
+      return new Redis(parsed.url, failFast(t));
+    case 'sentinel': {
+      const { mode: _mode, ...sentinel } = parsed;
+      return new Redis({ ...failFast(t), ...sentinel });
+    }
+    case 'cluster': {
+      const { enableOfflineQueue: _q, retryStrategy: _r, ...perNode } = failFast(t);
+      const options: ClusterOptions = {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryDelay,
+        redisOptions: {
+          ...perNode,
+          ...(parsed.username ? { username: parsed.username } : {}),
+          ...(parsed.password ? { password: parsed.password } : {}),
+        },
+      };
+      return new Cluster(parsed.nodes, options);
+    }
+  }
+}
+
+/**
+ * A second connection for one job: blocking pops (no command timeout: the pop's own timeout applies,
+ * plus ioredis's blocking grace on a dead socket) or pub/sub. Both queue commands issued before the
+ * connection is ready instead of failing them.
+ */
+export function duplicateClient(client: RedisClient, purpose: 'blocking' | 'subscriber'): RedisClient {
+  const perNode: RedisOptions =
+    purpose === 'blocking' ? { commandTimeout: undefined, blockingTimeout: 1_000 } : {};
+  if (client.isCluster) {
+    const cluster = client as Cluster;
+    return cluster.duplicate([], {
+      enableOfflineQueue: true,
+      redisOptions: { ...cluster.options.redisOptions, ...perNode },
+    });
+  }
+  return (client as Redis).duplicate({ ...perNode, enableOfflineQueue: true });
+}
+
+/** Resolves once the client is ready; rejects after `timeoutMs` or when it gives up. */
+export function waitReady(client: RedisClient, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('end', onEnd);
+    };
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const onEnd = () => {
+      cleanup();
+      reject(new Error('Redis connection closed'));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`Redis not ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    client.on('ready', onReady);
+    client.on('end', onEnd);
+  });
+}
+
+/** Server replies that mean "not now" rather than "wrong": loading, failover, cluster trouble, OOM. */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|READONLY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|OOM)\b/;
+/** ioredis's own errors for a missing or broken connection. */
+const CONNECTION_ERROR =
+  /Stream isn't writeable|Connection is closed|Command timed out|Cluster isn't ready|startup nodes|slots cache|Socket timeout|blocking/i;
+const CONNECTION_ERROR_NAMES = new Set(['MaxRetriesPerRequestError', 'AbortError', 'ClusterAllFailedError']);
+
+/** True when an error means Redis could not be reached or cannot serve right now. */
+export function isUnavailableError(err: unknown): boolean {
+  if (!(err instanceof Error) || err instanceof GatewayError) return false;
+  if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
+  if (CONNECTION_ERROR_NAMES.has(err.name)) return true;
+  // Socket errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT…), not Node's ERR_* programming errors.
+  if (/^E(?!RR_)[A-Z]+$/.test(String((err as NodeJS.ErrnoException).code))) return true;
+  return CONNECTION_ERROR.test(err.message);
+}

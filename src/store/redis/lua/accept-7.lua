@@ -1,0 +1,61 @@
+-- accept-7: the atomic ingest step (SPEC §4.1-4.2): dedupe, roll the session, assign seq, store,
+-- enqueue and schedule, or nothing at all.
+-- KEYS[1]  conversation hash
+-- KEYS[2]  messages hash
+-- KEYS[3]  seq index zset
+-- KEYS[4]  conversation queue list
+-- KEYS[5]  partition schedule zset
+-- KEYS[6]  partition pending counter
+-- KEYS[7]  dedupe key
+-- ARGV[1]  conversation id          ARGV[2]  message id
+-- ARGV[3]  message JSON without seq and sessionId (an object literal, spliced below)
+-- ARGV[4]  processing JSON           ARGV[5]  dedupe TTL (s)
+-- ARGV[6]  session idle time (ms)    ARGV[7]  now (ms, caller clock; session arithmetic)
+-- ARGV[8]  now ISO                   ARGV[9]  id for a new session, used when the session rolls
+-- ARGV[10] '1' to store without queueing
+-- ARGV[11] pending limit of this partition
+-- Returns  {'missing'} when the conversation does not exist;
+--          {'full'} when the partition is at its pending limit (nothing written);
+--          {'dup', body, processing|false, replyIds|false} for a known dedupe key (nothing written);
+--          {'ok', seq, sessionId, endedSessionId|'', ready} where ready = 1 when the conversation
+--          just became claimable (the caller rings the doorbell).
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return {'missing'}
+end
+local original = redis.call('GET', KEYS[7])
+if original then
+  local m = redis.call('HMGET', KEYS[2], original, original .. ':p', original .. ':r')
+  -- A dedupe key whose message was deleted no longer counts.
+  if m[1] then
+    return {'dup', m[1], m[2], m[3]}
+  end
+end
+local queued = ARGV[10] ~= '1'
+if queued and tonumber(redis.call('GET', KEYS[6]) or '0') >= tonumber(ARGV[11]) then
+  return {'full'}
+end
+local ended = ''
+local last = redis.call('HGET', KEYS[1], 'lastMessageMs')
+if last and tonumber(ARGV[7]) - tonumber(last) > tonumber(ARGV[6]) then
+  ended = redis.call('HGET', KEYS[1], 'sessionId')
+  redis.call('HSET', KEYS[1], 'sessionId', ARGV[9], 'sessionStartedAt', ARGV[8], 'sessionState', '{}')
+end
+local sid = redis.call('HGET', KEYS[1], 'sessionId')
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local id = ARGV[2]
+redis.call('HSET', KEYS[2], id,
+  '{"seq":' .. seq .. ',"sessionId":' .. cjson.encode(sid) .. ',' .. string.sub(ARGV[3], 2))
+redis.call('ZADD', KEYS[3], seq, id)
+redis.call('HSET', KEYS[1], 'lastMessageAt', ARGV[8], 'lastMessageMs', ARGV[7], 'updatedAt', ARGV[8])
+redis.call('SET', KEYS[7], id, 'EX', ARGV[5])
+local ready = 0
+if queued then
+  redis.call('HSET', KEYS[2], id .. ':p', ARGV[4])
+  redis.call('INCR', KEYS[6])
+  if redis.call('RPUSH', KEYS[4], id) == 1 then
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[5], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+    ready = 1
+  end
+end
+return {'ok', seq, sid, ended, ready}

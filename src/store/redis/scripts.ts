@@ -1,0 +1,71 @@
+/**
+ * @module The Lua scripts of the Redis store. Each lives in `lua/<name>-<numkeys>.lua` (`n`: the key
+ * count varies per call) with a header documenting KEYS, ARGV and the reply; they are read once at
+ * import and registered with ioredis `defineCommand`, which runs them by EVALSHA and falls back to EVAL
+ * after a server restart emptied the script cache.
+ */
+import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+
+/** Script names with their key count (`null`: given per call). */
+export const SCRIPT_KEYS = {
+  create: 1,
+  accept: 7,
+  append: 3,
+  cas: 1,
+  claimsend: 2,
+  delmsg: 2,
+  delconv: 7,
+  ready: 1,
+  claim: null,
+  heartbeat: 2,
+  complete: 4,
+  release: 4,
+  ring: 1,
+  cad: 1,
+} as const satisfies Record<string, number | null>;
+
+export type ScriptName = keyof typeof SCRIPT_KEYS;
+
+export interface ScriptSource {
+  name: ScriptName;
+  /** The file name under `lua/`. */
+  file: string;
+  numberOfKeys: number | null;
+  lua: string;
+}
+
+function load(name: ScriptName): ScriptSource {
+  const numberOfKeys = SCRIPT_KEYS[name];
+  const file = `${name}-${numberOfKeys ?? 'n'}.lua`;
+  const lua = readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
+  return { name, file, numberOfKeys, lua };
+}
+
+/** Every script, loaded from disk. */
+export const SCRIPTS: readonly ScriptSource[] = (Object.keys(SCRIPT_KEYS) as ScriptName[]).map(load);
+
+/** The ioredis command name of a script; namespaced so it cannot shadow a real Redis command. */
+export function commandName(name: ScriptName): string {
+  return `switchboard_${name}`;
+}
+
+export type ScriptArg = string | number;
+export type ScriptRunner = (...args: ScriptArg[]) => Promise<unknown>;
+
+/** Registers every script on a connection and returns a runner per script taking `(keys, args)`. */
+export function defineScripts(
+  redis: Redis | Cluster,
+): (name: ScriptName, keys: readonly string[], args: readonly ScriptArg[]) => Promise<unknown> {
+  for (const s of SCRIPTS) {
+    redis.defineCommand(commandName(s.name), {
+      lua: s.lua,
+      ...(s.numberOfKeys === null ? {} : { numberOfKeys: s.numberOfKeys }),
+    });
+  }
+  const commands = redis as unknown as Record<string, ScriptRunner>;
+  return (name, keys, args) => {
+    const run = commands[commandName(name)]!.bind(redis);
+    return SCRIPT_KEYS[name] === null ? run(keys.length, ...keys, ...args) : run(...keys, ...args);
+  };
+}

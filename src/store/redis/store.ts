@@ -1,0 +1,932 @@
+/**
+ * @module The Redis backend: the production store that any number of gateway processes share
+ * (standalone, Sentinel or Cluster). Every write that must be atomic is one Lua script over the keys of
+ * a single partition (see `keys.ts` for the layout and `lua/` for the scripts); cross-partition keys
+ * are written in separate idempotent steps, ordered so that a crash between them heals on the next
+ * call. Scripts never parse message or conversation JSON, except `processing`, which holds no arrays.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { GatewayError, QueueFullError, StoreUnavailableError } from '../../core/errors.js';
+import { newId } from '../../core/ids.js';
+import type { Conversation, DeliveryStatus, Message, Processing } from '../../core/model.js';
+import type {
+  AcceptInput,
+  AcceptResult,
+  Bus,
+  Claim,
+  ConversationPatch,
+  ConversationQuery,
+  DeliveryUpdateResult,
+  KeyValue,
+  MessagePatch,
+  MessageQuery,
+  NewConversation,
+  NewMessage,
+  Page,
+  Store,
+} from '../../core/store.js';
+import {
+  applyConversationPatch,
+  applyDelivery,
+  applyMessagePatch,
+  type ConversationDoc,
+  conversationCursor,
+  conversationMatches,
+  draftMessage,
+  hasConversationFilters,
+  hasMessageFilters,
+  type MessageDraft,
+  messageCursor,
+  messageMatches,
+  newConversation,
+  parseConversationCursor,
+  parseMessageCursor,
+  pickConversationDoc,
+  toPage,
+} from '../shared.js';
+import {
+  type ClientTimeouts,
+  createRedisClient,
+  duplicateClient,
+  isUnavailableError,
+  type RedisClient,
+  waitReady,
+} from './connection.js';
+import { type ConversationKeys, KeyLayout } from './keys.js';
+import { defineScripts, type ScriptArg, type ScriptName } from './scripts.js';
+
+/** Doorbell rings kept while no worker listens: enough to wake every process, small enough to ignore. */
+const BELL_CAP = 128;
+const PING_TIMEOUT_MS = 1_000;
+/** Read-modify-write retries before a hot record is reported as a conflict. */
+const CAS_ATTEMPTS = 16;
+/**
+ * Extra claim candidates per partition, so a claim that loses a race for a conversation to another
+ * process moves on to the next ready one instead of coming back short.
+ */
+const CLAIM_SLACK = 8;
+/** Records read per round trip while a filtered list skips non-matching ones. */
+const SCAN_BATCH = 100;
+const DEFAULT_TIMEOUTS: ClientTimeouts = { commandTimeoutMs: 5_000, connectTimeoutMs: 10_000 };
+
+export interface RedisStoreOptions {
+  /**
+   * The connection; the store owns it from now on and closes it in `close()`. Create it with
+   * `createRedisClient` (or equally fail-fast options) so that calls fail at once while Redis is down.
+   */
+  redis: RedisClient;
+  keyPrefix: string;
+  /** Queue partitions (hash-tag groups). Fixed for the life of the data: see {@link RedisStore.verifyLayout}. */
+  partitions: number;
+  /**
+   * The pending-message limit. Each partition enforces `ceil(maxPending / partitions)` on its own
+   * counter, inside the accept script: a global counter would be a cross-slot key in Cluster. With
+   * conversations spread evenly the total stays close to `maxPending`; one hot partition fills first.
+   */
+  maxPending: number;
+  /** The Retry-After the QueueFullError carries. */
+  retryAfterS: number;
+  logger?: Logger;
+}
+
+export interface RedisConnectOptions extends Omit<RedisStoreOptions, 'redis'>, Partial<ClientTimeouts> {}
+
+type AcceptReply =
+  | ['missing']
+  | ['full']
+  | ['dup', string, string | null, string | null]
+  | ['ok', number, string, string, number];
+type AppendReply = ['missing'] | ['dup', string] | ['ok', string, ...number[]];
+
+/** Maps connection trouble to StoreUnavailableError; everything else (bugs, GatewayErrors) passes. */
+async function guard<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw isUnavailableError(err) ? new StoreUnavailableError(err) : err;
+  }
+}
+
+/** Logs the first error of an outage and the recovery, not every reconnect attempt. */
+function watchConnection(client: RedisClient, role: string, logger: Logger | undefined): void {
+  let down = false;
+  client.on('error', (err: Error) => {
+    if (down) return;
+    down = true;
+    logger?.warn({ err, connection: role }, 'redis connection lost; reconnecting');
+  });
+  client.on('ready', () => {
+    if (!down) return;
+    down = false;
+    logger?.info({ connection: role }, 'redis connection restored');
+  });
+}
+
+function assembleMessage(body: string, processing: string | null, replyIds: string | null): Message {
+  const m = JSON.parse(body) as Message;
+  if (processing !== null) {
+    m.processing = JSON.parse(processing) as Processing;
+    if (replyIds !== null) m.processing.replyIds = JSON.parse(replyIds) as string[];
+  }
+  return m;
+}
+
+/** The stored form: the body, and `processing` (without reply ids) kept beside it for the scripts. */
+function splitMessage(m: Message): { body: string; processing: string | null } {
+  const { processing, ...body } = m;
+  if (!processing) return { body: JSON.stringify(body), processing: null };
+  const { replyIds: _owned, ...rest } = processing;
+  return { body: JSON.stringify(body), processing: JSON.stringify(rest) };
+}
+
+function toConversation(h: Record<string, string>): Conversation | null {
+  if (h.doc === undefined) return null;
+  const doc = JSON.parse(h.doc) as ConversationDoc;
+  return {
+    ...doc,
+    sessionId: h.sessionId!,
+    sessionStartedAt: h.sessionStartedAt!,
+    sessionState: JSON.parse(h.sessionState ?? '{}') as Conversation['sessionState'],
+    updatedAt: h.updatedAt!,
+    lastMessageAt: h.lastMessageAt ?? null,
+  };
+}
+
+/**
+ * Message ids name fields of the messages hash, beside `<id>:p`-style side fields; an id with a ':'
+ * (never one of ours) could address another message's side field, so it matches no message.
+ */
+function isMessageId(id: string): boolean {
+  return !id.includes(':');
+}
+
+function conflict(): GatewayError {
+  return new GatewayError('GW_ERR_CONFLICT', 'The record kept changing while being updated; retry');
+}
+
+/** The Redis {@link Store}. */
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  readonly kv: KeyValue;
+  readonly bus: Bus;
+
+  readonly #redis: RedisClient;
+  readonly #keys: KeyLayout;
+  readonly #run: (name: ScriptName, keys: readonly string[], args: readonly ScriptArg[]) => Promise<unknown>;
+  readonly #pendingLimit: number;
+  readonly #retryAfterS: number;
+  readonly #logger: Logger | undefined;
+  readonly #redisBus: RedisBus;
+  /** The connection that blocks on the doorbell; created on the first wait. */
+  #blocker: RedisClient | null = null;
+  /** Callers of waitForWork, with their deadlines. */
+  readonly #waiters = new Map<() => void, number>();
+  #listening = false;
+  #nextPartition = 0;
+  #closed = false;
+
+  constructor(options: RedisStoreOptions) {
+    this.#redis = options.redis;
+    this.#keys = new KeyLayout(options.keyPrefix, options.partitions);
+    this.#run = defineScripts(options.redis);
+    this.#pendingLimit = Math.ceil(options.maxPending / options.partitions);
+    this.#retryAfterS = options.retryAfterS;
+    this.#logger = options.logger;
+    watchConnection(options.redis, 'main', options.logger);
+    this.kv = new RedisKeyValue(options.redis, this.#keys);
+    this.#redisBus = new RedisBus(options.redis, this.#keys, options.logger);
+    this.bus = this.#redisBus;
+  }
+
+  /**
+   * Connects to a REDIS_URL (see `connection.ts` for the accepted forms), waits until Redis answers and
+   * checks the layout. Throws StoreUnavailableError when Redis cannot be reached in time.
+   */
+  static async connect(url: string, options: RedisConnectOptions): Promise<RedisStore> {
+    const { commandTimeoutMs, connectTimeoutMs, ...storeOptions } = options;
+    const timeouts: ClientTimeouts = {
+      commandTimeoutMs: commandTimeoutMs ?? DEFAULT_TIMEOUTS.commandTimeoutMs,
+      connectTimeoutMs: connectTimeoutMs ?? DEFAULT_TIMEOUTS.connectTimeoutMs,
+    };
+    const redis = createRedisClient(url, timeouts);
+    const store = new RedisStore({ ...storeOptions, redis });
+    try {
+      await waitReady(redis, timeouts.connectTimeoutMs).catch((err: unknown) => {
+        throw new StoreUnavailableError(err);
+      });
+      await store.verifyLayout();
+      return store;
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Records the partition count on first use and refuses to run with another one: conversations are
+   * placed by `hash(id) % partitions`, so a changed count would orphan every queued message.
+   */
+  async verifyLayout(): Promise<void> {
+    const wanted = String(this.#keys.partitions);
+    await guard(async () => {
+      await this.#redis.set(this.#keys.layout, wanted, 'NX');
+      const stored = await this.#redis.get(this.#keys.layout);
+      if (stored !== wanted) {
+        throw new Error(
+          `The Redis data under prefix "${this.#keys.prefix}" uses ${stored} queue partitions, but QUEUE_PARTITIONS is ${wanted}; ` +
+            'keep the old value or use another REDIS_KEY_PREFIX',
+        );
+      }
+    });
+  }
+
+  // --- conversations -----------------------------------------------------------------------------
+
+  createConversation(input: NewConversation): Promise<Conversation> {
+    return guard(async () => {
+      const id = newId('conv');
+      const c = newConversation(id, input, new Date().toISOString(), newId('sess'));
+      await this.#insertConversation(c);
+      // An explicit channelRef becomes resolvable, unless another conversation already owns it.
+      if (input.channelRef !== undefined)
+        await this.#redis.set(this.#keys.ref(c.channel, c.channelRef), id, 'NX');
+      return c;
+    });
+  }
+
+  resolveConversation(
+    input: NewConversation & { channelRef: string },
+  ): Promise<{ conversation: Conversation; created: boolean }> {
+    return guard(async () => {
+      const ref = this.#keys.ref(input.channel, input.channelRef);
+      // A few rounds cover losing the mapping race and a concurrent delete; more means a pathological loop.
+      for (let round = 0; round < 5; round++) {
+        let id = await this.#redis.get(ref);
+        if (id === null) {
+          id = newId('conv');
+          if ((await this.#redis.set(ref, id, 'NX')) !== 'OK') continue;
+        } else {
+          const existing = await this.#getConversation(id);
+          if (existing) return { conversation: existing, created: false };
+        }
+        // The mapping exists without its conversation: this caller just created the mapping, or a
+        // process died between the two steps. Creating is idempotent, so both cases heal the same way.
+        const c = newConversation(id, input, new Date().toISOString(), newId('sess'));
+        if (await this.#insertConversation(c)) return { conversation: c, created: true };
+        const raced = await this.#getConversation(id);
+        if (raced) return { conversation: raced, created: false };
+      }
+      throw conflict();
+    });
+  }
+
+  getConversation(id: string): Promise<Conversation | null> {
+    return guard(() => this.#getConversation(id));
+  }
+
+  listConversations(query: ConversationQuery): Promise<Page<Conversation>> {
+    return guard(async () => {
+      let from = query.cursor === undefined ? undefined : parseConversationCursor(query.cursor);
+      const asc = query.order === 'asc';
+      const batch = hasConversationFilters(query) ? Math.max(query.take + 1, SCAN_BATCH) : query.take + 1;
+      const out: Conversation[] = [];
+      while (out.length <= query.take) {
+        const ids = asc
+          ? await this.#redis.zrangebylex(
+              this.#keys.index,
+              from === undefined ? '-' : `(${from}`,
+              '+',
+              'LIMIT',
+              0,
+              batch,
+            )
+          : await this.#redis.zrevrangebylex(
+              this.#keys.index,
+              from === undefined ? '+' : `(${from}`,
+              '-',
+              'LIMIT',
+              0,
+              batch,
+            );
+        // Index entries without a conversation (a crash mid-create or mid-delete) are skipped.
+        const found = await Promise.all(ids.map((id) => this.#getConversation(id)));
+        for (const c of found) if (c && conversationMatches(c, query)) out.push(c);
+        if (ids.length < batch) break;
+        from = ids[ids.length - 1];
+      }
+      return toPage(out.slice(0, query.take + 1), query.take, (c) => conversationCursor(c.id));
+    });
+  }
+
+  updateConversation(id: string, patch: ConversationPatch): Promise<Conversation | null> {
+    return guard(async () => {
+      const key = this.#keys.conversation(id).conv;
+      for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        const h = await this.#redis.hgetall(key);
+        const current = toConversation(h);
+        if (!current) return null;
+        const next = applyConversationPatch(current, patch, new Date().toISOString());
+        // Session state belongs to one session: a roll in between makes the write retry.
+        const checks = ['doc', h.doc!, ...(patch.sessionState ? ['sessionId', current.sessionId] : [])];
+        const sets = ['doc', JSON.stringify(pickConversationDoc(next)), 'updatedAt', next.updatedAt];
+        if (patch.sessionState) sets.push('sessionState', JSON.stringify(next.sessionState));
+        if (await this.#cas(key, checks, sets)) return next;
+      }
+      throw conflict();
+    });
+  }
+
+  deleteConversation(id: string): Promise<boolean> {
+    return guard(async () => {
+      const c = await this.#getConversation(id);
+      if (!c) return false;
+      // Mapping first, so a crash part-way leaves a listed conversation to delete again rather than a
+      // mapping that would resurrect it.
+      await this.#run('cad', [this.#keys.ref(c.channel, c.channelRef)], [id]);
+      const k = this.#keys.conversation(id);
+      const deleted =
+        (await this.#run(
+          'delconv',
+          [k.conv, k.msgs, k.seqidx, k.queue, k.sched, k.lease, k.pending],
+          [id],
+        )) === 1;
+      await this.#redis.zrem(this.#keys.index, id);
+      return deleted;
+    });
+  }
+
+  // --- messages ----------------------------------------------------------------------------------
+
+  appendMessage(conversationId: string, input: NewMessage): Promise<Message | null> {
+    return guard(async () => {
+      const at = new Date().toISOString();
+      const draft = draftMessage(conversationId, input, at);
+      const reply = await this.#append(conversationId, '', [draft], at);
+      if (reply[0] !== 'ok') return null;
+      return { ...draft, seq: reply[2]!, sessionId: reply[1] };
+    });
+  }
+
+  getMessage(conversationId: string, messageId: string): Promise<Message | null> {
+    return guard(async () => {
+      if (!isMessageId(messageId)) return null;
+      const [m] = await this.#readMessages(this.#keys.conversation(conversationId), [messageId]);
+      return m ?? null;
+    });
+  }
+
+  listMessages(conversationId: string, query: MessageQuery): Promise<Page<Message>> {
+    return guard(async () => {
+      let from = query.cursor === undefined ? undefined : parseMessageCursor(query.cursor);
+      const asc = query.order === 'asc';
+      const k = this.#keys.conversation(conversationId);
+      const batch = hasMessageFilters(query) ? Math.max(query.take + 1, SCAN_BATCH) : query.take + 1;
+      const out: Message[] = [];
+      while (out.length <= query.take) {
+        const flat = asc
+          ? await this.#redis.zrangebyscore(
+              k.seqidx,
+              from === undefined ? '-inf' : `(${from}`,
+              '+inf',
+              'WITHSCORES',
+              'LIMIT',
+              0,
+              batch,
+            )
+          : await this.#redis.zrevrangebyscore(
+              k.seqidx,
+              from === undefined ? '+inf' : `(${from}`,
+              '-inf',
+              'WITHSCORES',
+              'LIMIT',
+              0,
+              batch,
+            );
+        const ids = flat.filter((_, i) => i % 2 === 0);
+        for (const m of await this.#readMessages(k, ids)) if (messageMatches(m, query)) out.push(m);
+        if (ids.length < batch) break;
+        from = Number(flat[flat.length - 1]);
+      }
+      return toPage(out.slice(0, query.take + 1), query.take, (m) => messageCursor(m.seq));
+    });
+  }
+
+  messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
+    return guard(async () => {
+      if (limit < 1) return [];
+      const k = this.#keys.conversation(conversationId);
+      const ids = await this.#redis.zrangebyscore(k.seqidx, `(${afterSeq}`, '+inf', 'LIMIT', 0, limit);
+      return this.#readMessages(k, ids);
+    });
+  }
+
+  updateMessage(conversationId: string, messageId: string, patch: MessagePatch): Promise<Message | null> {
+    return guard(async () => {
+      if (!isMessageId(messageId)) return null;
+      const k = this.#keys.conversation(conversationId);
+      for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        const [body, processing, replyIds] = await this.#redis.hmget(
+          k.msgs,
+          messageId,
+          `${messageId}:p`,
+          `${messageId}:r`,
+        );
+        if (!body) return null;
+        const next = splitMessage(
+          applyMessagePatch(
+            assembleMessage(body, processing ?? null, replyIds ?? null),
+            patch,
+            new Date().toISOString(),
+          ),
+        );
+        const sets = [messageId, next.body];
+        // processing is written only when patched, so a concurrent claim's update is not undone.
+        if (patch.processing && next.processing) sets.push(`${messageId}:p`, next.processing);
+        if (await this.#cas(k.msgs, [messageId, body], sets)) {
+          return assembleMessage(
+            next.body,
+            patch.processing ? next.processing : (processing ?? null),
+            replyIds ?? null,
+          );
+        }
+      }
+      throw conflict();
+    });
+  }
+
+  deleteMessage(conversationId: string, messageId: string): Promise<boolean> {
+    return guard(async () => {
+      if (!isMessageId(messageId)) return false;
+      const k = this.#keys.conversation(conversationId);
+      return (await this.#run('delmsg', [k.msgs, k.seqidx], [messageId])) === 1;
+    });
+  }
+
+  updateDelivery(
+    conversationId: string,
+    messageId: string,
+    status: DeliveryStatus,
+    error?: { code?: string; message: string },
+  ): Promise<DeliveryUpdateResult | null> {
+    return guard(async () => {
+      if (!isMessageId(messageId)) return null;
+      const k = this.#keys.conversation(conversationId);
+      for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        const [body, processing, replyIds] = await this.#redis.hmget(
+          k.msgs,
+          messageId,
+          `${messageId}:p`,
+          `${messageId}:r`,
+        );
+        if (!body) return null;
+        const current = assembleMessage(body, processing ?? null, replyIds ?? null);
+        const next = applyDelivery(current, status, error, new Date().toISOString());
+        if (!next) return { message: current, changed: false };
+        if (await this.#cas(k.msgs, [messageId, body], [messageId, splitMessage(next).body])) {
+          return { message: next, changed: true };
+        }
+      }
+      throw conflict();
+    });
+  }
+
+  recordReplies(conversationId: string, messageId: string, replies: NewMessage[]): Promise<Message[]> {
+    return guard(async () => {
+      if (!isMessageId(messageId)) return [];
+      const at = new Date().toISOString();
+      const drafts = replies.map((r) =>
+        draftMessage(conversationId, { ...r, replyTo: r.replyTo ?? messageId }, at),
+      );
+      const reply = await this.#append(conversationId, messageId, drafts, at);
+      if (reply[0] === 'missing') return [];
+      if (reply[0] === 'dup') {
+        return this.#readMessages(this.#keys.conversation(conversationId), JSON.parse(reply[1]) as string[]);
+      }
+      const [, sessionId, ...seqs] = reply;
+      return drafts.map((d, i) => ({ ...d, seq: seqs[i]!, sessionId }));
+    });
+  }
+
+  claimSend(conversationId: string, messageId: string): Promise<boolean> {
+    return guard(async () => {
+      if (!isMessageId(messageId)) return false;
+      const k = this.#keys.conversation(conversationId);
+      return (await this.#run('claimsend', [k.conv, k.msgs], [messageId])) === 1;
+    });
+  }
+
+  // --- ingest and the queue ----------------------------------------------------------------------
+
+  accept(input: AcceptInput): Promise<AcceptResult> {
+    return guard(async () => {
+      const now = Date.now();
+      const at = new Date(now).toISOString();
+      const k = this.#keys.conversation(input.conversationId);
+      const draft = draftMessage(input.conversationId, { ...input.message, direction: 'inbound' }, at);
+      const processing: Processing = { state: 'queued', attempts: 0, at };
+      const reply = (await this.#run(
+        'accept',
+        [
+          k.conv,
+          k.msgs,
+          k.seqidx,
+          k.queue,
+          k.sched,
+          k.pending,
+          this.#keys.dedupe(input.conversationId, input.dedupeKey),
+        ],
+        [
+          input.conversationId,
+          draft.id,
+          JSON.stringify(draft),
+          JSON.stringify(processing),
+          Math.max(1, Math.ceil(input.dedupeTtlS)),
+          input.sessionIdleS * 1000,
+          now,
+          at,
+          newId('sess'),
+          input.skipQueue ? '1' : '0',
+          this.#pendingLimit,
+        ],
+      )) as AcceptReply;
+      switch (reply[0]) {
+        case 'missing':
+          throw new GatewayError('GW_ERR_NOT_FOUND', 'Conversation not found');
+        case 'full':
+          throw new QueueFullError(this.#retryAfterS);
+        case 'dup':
+          return {
+            message: assembleMessage(reply[1], reply[2], reply[3]),
+            duplicate: true,
+            sessionStarted: false,
+          };
+        case 'ok': {
+          const [, seq, sessionId, ended, ready] = reply;
+          if (ready === 1) this.#ring();
+          const message: Message = { ...draft, seq, sessionId, ...(input.skipQueue ? {} : { processing }) };
+          return {
+            message,
+            duplicate: false,
+            sessionStarted: ended !== '',
+            ...(ended === '' ? {} : { endedSessionId: ended }),
+          };
+        }
+      }
+    });
+  }
+
+  /**
+   * Two steps: `ready` lists each partition's claimable conversations (one small script per
+   * partition, sent together), then one `claim` script per partition leases up to its share of `max`.
+   * Shares go round-robin from a rotating first partition, so no partition starves.
+   */
+  claim(owner: string, max: number, leaseMs: number): Promise<Claim[]> {
+    return guard(async () => {
+      if (max < 1) return [];
+      const n = this.#keys.partitions;
+      const first = this.#nextPartition;
+      this.#nextPartition = (first + 1) % n;
+      const partitions = Array.from({ length: n }, (_, i) => (first + i) % n);
+      const ready = (await Promise.all(
+        partitions.map((p) => this.#run('ready', [this.#keys.sched(p)], [max + CLAIM_SLACK])),
+      )) as string[][];
+      const shares = partitions.map(() => 0);
+      for (let left = max, round = 0; left > 0; round++) {
+        let gave = false;
+        for (let i = 0; i < n && left > 0; i++) {
+          if (ready[i]!.length > round) {
+            shares[i]!++;
+            left--;
+            gave = true;
+          }
+        }
+        if (!gave) break;
+      }
+      const at = new Date().toISOString();
+      const claims = await Promise.all(
+        partitions.map((p, i) =>
+          shares[i]! > 0 ? this.#claimIn(p, ready[i]!, shares[i]!, owner, leaseMs, at) : [],
+        ),
+      );
+      return claims.flat();
+    });
+  }
+
+  heartbeat(claim: Claim, leaseMs: number): Promise<boolean> {
+    return guard(async () => {
+      const k = this.#keys.conversation(claim.conversationId);
+      return (
+        (await this.#run('heartbeat', [k.sched, k.lease], [claim.conversationId, claim.token, leaseMs])) === 1
+      );
+    });
+  }
+
+  complete(claim: Claim): Promise<boolean> {
+    return guard(async () => {
+      const k = this.#keys.conversation(claim.conversationId);
+      const done = await this.#run(
+        'complete',
+        [k.sched, k.lease, k.pending, k.queue],
+        [claim.conversationId, claim.token, claim.message.id],
+      );
+      if (done === 2) this.#ring();
+      return done !== 0;
+    });
+  }
+
+  release(claim: Claim): Promise<void> {
+    return guard(async () => {
+      const k = this.#keys.conversation(claim.conversationId);
+      const released = await this.#run(
+        'release',
+        [k.sched, k.lease, k.queue, k.msgs],
+        [claim.conversationId, claim.token, claim.message.id, new Date().toISOString()],
+      );
+      if (released === 1) this.#ring();
+    });
+  }
+
+  /**
+   * One BLPOP on the doorbell at a time, on a dedicated connection, shared by every waiting caller.
+   * Callers settle on their own timers, so an unreachable Redis makes them wait out their timeout
+   * rather than spin.
+   */
+  waitForWork(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.#closed || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      this.#waiters.set(done, Date.now() + timeoutMs);
+      this.#listen();
+    });
+  }
+
+  pendingCount(): Promise<number> {
+    return guard(async () => {
+      const counts = await Promise.all(
+        Array.from({ length: this.#keys.partitions }, (_, p) => this.#redis.get(this.#keys.pending(p))),
+      );
+      return counts.reduce((sum, v) => sum + Math.max(0, Number(v ?? 0)), 0);
+    });
+  }
+
+  // --- lifecycle ---------------------------------------------------------------------------------
+
+  async ping(): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
+    });
+    const pong = this.#redis.ping().then(
+      (r) => r === 'PONG',
+      () => false,
+    );
+    try {
+      return await Promise.race([pong, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const done of [...this.#waiters.keys()]) done();
+    this.#blocker?.disconnect();
+    this.#redisBus.close();
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  async #getConversation(id: string): Promise<Conversation | null> {
+    return toConversation(await this.#redis.hgetall(this.#keys.conversation(id).conv));
+  }
+
+  /** Adds the conversation unless it exists; true when this call created it. */
+  async #insertConversation(c: Conversation): Promise<boolean> {
+    // Index first: an index entry without its conversation is skipped by lists, whereas a conversation
+    // missing from the index could never be listed.
+    await this.#redis.zadd(this.#keys.index, 0, c.id);
+    const created = await this.#run(
+      'create',
+      [this.#keys.conversation(c.id).conv],
+      [JSON.stringify(pickConversationDoc(c)), c.createdAt, c.sessionId],
+    );
+    return created === 1;
+  }
+
+  async #readMessages(k: ConversationKeys, ids: readonly string[]): Promise<Message[]> {
+    if (ids.length === 0) return [];
+    const values = await this.#redis.hmget(k.msgs, ...ids.flatMap((id) => [id, `${id}:p`, `${id}:r`]));
+    const out: Message[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const body = values[3 * i];
+      if (body) out.push(assembleMessage(body, values[3 * i + 1] ?? null, values[3 * i + 2] ?? null));
+    }
+    return out;
+  }
+
+  #append(conversationId: string, guardId: string, drafts: MessageDraft[], at: string): Promise<AppendReply> {
+    const k = this.#keys.conversation(conversationId);
+    return this.#run(
+      'append',
+      [k.conv, k.msgs, k.seqidx],
+      [
+        guardId,
+        JSON.stringify(drafts.map((d) => d.id)),
+        Date.parse(at),
+        at,
+        ...drafts.map((d) => JSON.stringify(d)),
+      ],
+    ) as Promise<AppendReply>;
+  }
+
+  async #cas(key: string, checks: string[], sets: string[]): Promise<boolean> {
+    return (await this.#run('cas', [key], [checks.length / 2, ...checks, ...sets])) === 1;
+  }
+
+  async #claimIn(
+    partition: number,
+    candidates: string[],
+    share: number,
+    owner: string,
+    leaseMs: number,
+    at: string,
+  ): Promise<Claim[]> {
+    const keys = [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)];
+    const args: ScriptArg[] = [leaseMs, share, at];
+    for (const id of candidates) {
+      const k = this.#keys.conversation(id);
+      keys.push(k.queue, k.msgs);
+      args.push(id, `${owner}:${randomUUID()}`);
+    }
+    const flat = (await this.#run('claim', keys, args)) as (string | number | null)[];
+    const claims: Claim[] = [];
+    for (let i = 0; i < flat.length; i += 6) {
+      claims.push({
+        conversationId: flat[i] as string,
+        token: flat[i + 1] as string,
+        deliveries: flat[i + 2] as number,
+        message: assembleMessage(
+          flat[i + 3] as string,
+          flat[i + 4] as string,
+          (flat[i + 5] as string | null) ?? null,
+        ),
+      });
+    }
+    return claims;
+  }
+
+  /** Rings the doorbell; best effort, since a missed ring only delays work until a wait times out. */
+  #ring(): void {
+    this.#run('ring', [this.#keys.bell], [BELL_CAP]).catch((err: unknown) => {
+      this.#logger?.debug({ err }, 'doorbell ring failed');
+    });
+  }
+
+  #listen(): void {
+    if (this.#listening || this.#closed || this.#waiters.size === 0) return;
+    this.#listening = true;
+    if (!this.#blocker) {
+      this.#blocker = duplicateClient(this.#redis, 'blocking');
+      watchConnection(this.#blocker, 'blocking', this.#logger);
+    }
+    const wait = Math.max(...this.#waiters.values()) - Date.now();
+    this.#blocker.blpop(this.#keys.bell, Math.max(wait, 10) / 1000).then(
+      (popped) => {
+        this.#listening = false;
+        if (!popped) return this.#listen();
+        // Everyone who waited has timed out or aborted meanwhile: pass the ring on, not swallow it.
+        if (this.#waiters.size === 0) return this.#ring();
+        for (const done of [...this.#waiters.keys()]) done();
+      },
+      (err: unknown) => {
+        this.#listening = false;
+        this.#logger?.debug({ err }, 'doorbell wait failed');
+      },
+    );
+  }
+}
+
+class RedisKeyValue implements KeyValue {
+  readonly #redis: RedisClient;
+  readonly #keys: KeyLayout;
+
+  constructor(redis: RedisClient, keys: KeyLayout) {
+    this.#redis = redis;
+    this.#keys = keys;
+  }
+
+  get(key: string): Promise<string | null> {
+    return guard(() => this.#redis.get(this.#keys.kv(key)));
+  }
+
+  set(key: string, value: string, ttlS?: number): Promise<void> {
+    return guard(async () => {
+      if (ttlS === undefined) await this.#redis.set(this.#keys.kv(key), value);
+      else await this.#redis.set(this.#keys.kv(key), value, 'PX', Math.max(1, Math.round(ttlS * 1000)));
+    });
+  }
+
+  setIfAbsent(key: string, value: string, ttlS?: number): Promise<boolean> {
+    return guard(async () => {
+      const k = this.#keys.kv(key);
+      const r =
+        ttlS === undefined
+          ? await this.#redis.set(k, value, 'NX')
+          : await this.#redis.set(k, value, 'PX', Math.max(1, Math.round(ttlS * 1000)), 'NX');
+      return r === 'OK';
+    });
+  }
+
+  delete(key: string): Promise<void> {
+    return guard(async () => {
+      await this.#redis.del(this.#keys.kv(key));
+    });
+  }
+}
+
+/** Pub/sub on a dedicated subscriber connection (ioredis resubscribes it after a reconnect). */
+class RedisBus implements Bus {
+  readonly #redis: RedisClient;
+  readonly #keys: KeyLayout;
+  readonly #logger: Logger | undefined;
+  #subscriber: RedisClient | null = null;
+  readonly #channels = new Map<
+    string,
+    { handlers: Set<(payload: string) => void>; subscribed: Promise<unknown> }
+  >();
+
+  constructor(redis: RedisClient, keys: KeyLayout, logger: Logger | undefined) {
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#logger = logger;
+  }
+
+  publish(topic: string, payload: string): Promise<void> {
+    return guard(async () => {
+      await this.#redis.publish(this.#keys.bus(topic), payload);
+    });
+  }
+
+  subscribe(topic: string, handler: (payload: string) => void): Promise<() => Promise<void>> {
+    return guard(async () => {
+      const channel = this.#keys.bus(topic);
+      const sub = this.#connection();
+      let entry = this.#channels.get(channel);
+      if (!entry) {
+        entry = { handlers: new Set(), subscribed: sub.subscribe(channel) };
+        this.#channels.set(channel, entry);
+      }
+      const current = entry;
+      // Wrapped so the same handler subscribed twice is two subscriptions.
+      const listener = (payload: string) => handler(payload);
+      current.handlers.add(listener);
+      try {
+        await current.subscribed;
+      } catch (err) {
+        current.handlers.delete(listener);
+        if (this.#channels.get(channel) === current && current.handlers.size === 0)
+          this.#channels.delete(channel);
+        throw err;
+      }
+      return async () => {
+        current.handlers.delete(listener);
+        if (current.handlers.size > 0 || this.#channels.get(channel) !== current) return;
+        this.#channels.delete(channel);
+        await sub
+          .unsubscribe(channel)
+          .catch((err: unknown) => this.#logger?.debug({ err }, 'unsubscribe failed'));
+      };
+    });
+  }
+
+  close(): void {
+    this.#subscriber?.disconnect();
+    this.#channels.clear();
+  }
+
+  #connection(): RedisClient {
+    if (this.#subscriber) return this.#subscriber;
+    const sub = duplicateClient(this.#redis, 'subscriber');
+    watchConnection(sub, 'subscriber', this.#logger);
+    sub.on('message', (channel: string, payload: string) => {
+      for (const h of this.#channels.get(channel)?.handlers ?? []) {
+        try {
+          h(payload);
+        } catch (err) {
+          this.#logger?.error({ err, channel }, 'bus handler failed');
+        }
+      }
+    });
+    this.#subscriber = sub;
+    return sub;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * @module Runs the Store conformance suite against the Redis backend (a private redis-server, or
+ * REDIS_URL), plus what only Redis can do: fail fast while Redis is down and heal when it is back.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/core/errors.js';
+import type { AcceptInput } from '../../src/core/store.js';
+import { RedisStore } from '../../src/store/redis/store.js';
+import { freePort, hasRedisServer, RedisServer, redisAvailable } from '../helpers/redis.js';
+import { DEFAULT_MAX_PENDING, storeContract } from './store.contract.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Deletes every key under a prefix, so runs against a shared REDIS_URL leave nothing behind. */
+async function dropPrefix(url: string, prefix: string): Promise<void> {
+  const admin = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+      if (keys.length > 0) await admin.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    admin.disconnect();
+  }
+}
+
+function message(conversationId: string, dedupeKey: string): AcceptInput {
+  return {
+    conversationId,
+    dedupeKey,
+    dedupeTtlS: 60,
+    sessionIdleS: 3_600,
+    message: { type: 'user', text: dedupeKey, direction: 'inbound' },
+  };
+}
+
+describe.skipIf(!redisAvailable())('RedisStore', () => {
+  let server: RedisServer | undefined;
+  let url = process.env.REDIS_URL ?? '';
+
+  beforeAll(async () => {
+    if (hasRedisServer()) {
+      server = await RedisServer.start();
+      url = server.url;
+    }
+  });
+
+  afterAll(async () => {
+    await server?.dispose();
+  });
+
+  storeContract('redis', async (options) => {
+    const keyPrefix = `t-${randomUUID().slice(0, 8)}`;
+    const store = await RedisStore.connect(url, {
+      keyPrefix,
+      // The limit is enforced per partition; one partition makes it exact for the limit test.
+      partitions: options?.maxPending === undefined ? 4 : 1,
+      maxPending: options?.maxPending ?? DEFAULT_MAX_PENDING,
+      retryAfterS: 5,
+    });
+    return {
+      store,
+      cleanup: async () => {
+        await store.close();
+        await dropPrefix(url, keyPrefix);
+      },
+    };
+  });
+
+  it('refuses to run with a partition count other than the one the data was written with', async () => {
+    const keyPrefix = `t-${randomUUID().slice(0, 8)}`;
+    const options = { keyPrefix, maxPending: 100, retryAfterS: 5 };
+    const first = await RedisStore.connect(url, { ...options, partitions: 4 });
+    await first.close();
+    await expect(RedisStore.connect(url, { ...options, partitions: 8 })).rejects.toThrow(
+      /uses 4 queue partitions/,
+    );
+    const same = await RedisStore.connect(url, { ...options, partitions: 4 });
+    await same.close();
+    await dropPrefix(url, keyPrefix);
+  });
+
+  it('fails to connect quickly with StoreUnavailableError when nothing listens', async () => {
+    const t0 = Date.now();
+    const err = await RedisStore.connect(`redis://127.0.0.1:${await freePort()}`, {
+      keyPrefix: 'sb',
+      partitions: 1,
+      maxPending: 10,
+      retryAfterS: 5,
+      connectTimeoutMs: 500,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StoreUnavailableError);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+  });
+});
+
+describe.skipIf(!hasRedisServer())('RedisStore while Redis goes away', () => {
+  let server: RedisServer;
+
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+
+  afterAll(async () => {
+    await server.dispose();
+  });
+
+  it('fails fast while Redis is down and heals by itself when it is back', async () => {
+    const store = await RedisStore.connect(server.url, {
+      keyPrefix: 'outage',
+      partitions: 4,
+      maxPending: 100,
+      retryAfterS: 5,
+    });
+    try {
+      const c = await store.createConversation({ channel: 'api' });
+      expect((await store.accept(message(c.id, 'before'))).message.seq).toBe(1);
+
+      await server.stop();
+      let t0 = Date.now();
+      await expect(store.accept(message(c.id, 'during'))).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.getConversation(c.id)).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.claim('w1', 10, 30_000)).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(Date.now() - t0).toBeLessThan(3_000);
+      t0 = Date.now();
+      expect(await store.ping()).toBe(false);
+      expect(Date.now() - t0).toBeLessThan(1_500);
+      // A worker waiting for work is not spun: the wait lasts its timeout.
+      t0 = Date.now();
+      await store.waitForWork(300);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+
+      await server.restart();
+      const deadline = Date.now() + 15_000;
+      let after: Awaited<ReturnType<RedisStore['accept']>> | undefined;
+      while (!after) {
+        try {
+          after = await store.accept(message(c.id, 'after'));
+        } catch (err) {
+          expect(err).toBeInstanceOf(StoreUnavailableError);
+          if (Date.now() > deadline) throw err;
+          await sleep(100);
+        }
+      }
+      // The data written before the outage survived (the helper runs Redis with an append-only file).
+      expect(after.message.seq).toBe(2);
+      expect(await store.ping()).toBe(true);
+      expect(await store.pendingCount()).toBe(2);
+      const claims = await store.claim('w1', 10, 30_000);
+      expect(claims.map((cl) => cl.message.seq)).toEqual([1]);
+    } finally {
+      await store.close();
+    }
+  });
+});
