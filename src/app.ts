@@ -9,8 +9,8 @@ import express, { type Express } from 'express';
 import type { GatewayDeps } from './deps.js';
 import { apiRouter } from './http/api/index.js';
 import { errorHandler, notFound } from './http/errors.js';
-import { requestId } from './http/request-id.js';
 import { pageRoutes } from './http/pages.js';
+import { requestId } from './http/request-id.js';
 
 export function createApp(deps: GatewayDeps): Express {
   const app = express();

@@ -12,6 +12,7 @@ export const ERRORS = {
   GW_ERR_UNAUTHORIZED: { status: 401, title: 'Missing or invalid API key' },
   GW_ERR_NOT_FOUND: { status: 404, title: 'Resource not found' },
   GW_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
+  GW_ERR_BAD_REQUEST: { status: 400, title: 'Malformed request' },
   GW_ERR_INVALID_JSON: { status: 400, title: 'Request body is not valid JSON' },
   GW_ERR_VALIDATION: { status: 400, title: 'Request failed validation' },
   GW_ERR_INVALID_CURSOR: { status: 400, title: 'Malformed pagination cursor' },
@@ -23,6 +24,7 @@ export const ERRORS = {
   GW_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Storage backend unavailable' },
   GW_ERR_SHUTTING_DOWN: { status: 503, title: 'Gateway is shutting down' },
   GW_ERR_SIGNATURE_INVALID: { status: 403, title: 'Webhook signature did not verify' },
+  GW_ERR_WEBHOOK_TARGET_REFUSED: { status: 400, title: 'Webhook target address not allowed' },
   GW_ERR_INTERNAL: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -36,7 +38,12 @@ export class GatewayError extends Error {
   /** Extra members for the problem body (e.g. `field`, `retryAfter`). */
   readonly extra: Record<string, unknown>;
 
-  constructor(code: ErrorCode, detail?: string, extra: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    extra: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
     super(detail ?? ERRORS[code].title, options);
     this.name = 'GatewayError';
     this.code = code;

@@ -48,12 +48,13 @@ const DEFAULT_WAIT_S = 5;
 function parse<T>(schema: z.ZodType<T>, req: Request): T {
   const result = schema.safeParse(req.body ?? {});
   if (result.success) return result.data;
-  const errors = result.error.issues.map((i) => ({ field: i.path.join('.') || '(body)', message: i.message }));
-  throw new GatewayError(
-    'GW_ERR_VALIDATION',
-    errors.map((e) => `${e.field}: ${e.message}`).join('; '),
-    { errors },
-  );
+  const errors = result.error.issues.map((i) => ({
+    field: i.path.join('.') || '(body)',
+    message: i.message,
+  }));
+  throw new GatewayError('GW_ERR_VALIDATION', errors.map((e) => `${e.field}: ${e.message}`).join('; '), {
+    errors,
+  });
 }
 
 export function chatbotRoutes(deps: GatewayDeps): Router {
@@ -81,7 +82,12 @@ export function chatbotRoutes(deps: GatewayDeps): Router {
       ],
       meta: body.meta,
     });
-    await events.emit({ type: 'conversation.created', conversationId: conversation.id, seq: 0, conversation });
+    await events.emit({
+      type: 'conversation.created',
+      conversationId: conversation.id,
+      seq: 0,
+      conversation,
+    });
     await events.emit({
       type: 'session.started',
       conversationId: conversation.id,

@@ -1,0 +1,143 @@
+/**
+ * @module Request schemas of the conversation API (zod) and the one way validation failures are
+ * reported: 400 `GW_ERR_VALIDATION` with `errors: [{ field, message }]`, each field named by its path
+ * (`participants.0.role`) and each message phrased for a person fixing a request.
+ */
+import { z } from 'zod';
+import { GatewayError } from '../../core/errors.js';
+import { CHANNELS, CONVERSATION_STATUSES, MESSAGE_TYPES, PARTICIPANT_ROLES } from '../../core/model.js';
+
+/** One problem with one field of a request. `(body)` names the body as a whole. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/** The 400 for a list of field errors; `detail` names every field. */
+export function validationError(errors: readonly FieldError[]): GatewayError {
+  return new GatewayError('GW_ERR_VALIDATION', errors.map((e) => `${e.field}: ${e.message}`).join('; '), {
+    errors,
+  });
+}
+
+const KIND: Readonly<Record<string, string>> = {
+  array: 'an array',
+  object: 'an object',
+  record: 'an object',
+  int: 'an integer',
+};
+
+/** Messages for the generic issues, so no schema has to spell them out; `undefined` keeps zod's own. */
+const errorMap: z.core.$ZodErrorMap = (issue) => {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `must be ${KIND[issue.expected] ?? `a ${issue.expected}`}`;
+    case 'invalid_value':
+      return `must be one of: ${issue.values.map(String).join(', ')}`;
+    case 'too_small':
+      if (issue.origin === 'string') return `must be at least ${issue.minimum} characters long`;
+      if (issue.origin === 'array') return `must have at least ${issue.minimum} items`;
+      return `must be at least ${issue.minimum}`;
+    case 'too_big':
+      if (issue.origin === 'string') return `must be at most ${issue.maximum} characters long`;
+      if (issue.origin === 'array') return `must have at most ${issue.maximum} items`;
+      return `must be at most ${issue.maximum}`;
+    case 'invalid_key':
+      return 'has a key that is empty or longer than 128 characters';
+    default:
+      return undefined;
+  }
+};
+
+function fieldErrors(issue: z.core.$ZodIssue): FieldError[] {
+  // A bad record key is reported at the key itself (possibly empty or huge); name the record instead.
+  const path = (issue.code === 'invalid_key' ? issue.path.slice(0, -1) : issue.path).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys.map((key) => ({
+      field: path ? `${path}.${key}` : key,
+      message: 'is not a known field',
+    }));
+  }
+  return [{ field: path || '(body)', message: issue.message }];
+}
+
+/**
+ * Parses `input` (a body, or query parameters) against `schema`.
+ * @throws GatewayError `GW_ERR_VALIDATION` naming every failing field.
+ */
+export function parseInput<T>(schema: z.ZodType<T>, input: unknown): T {
+  const result = schema.safeParse(input, { error: errorMap });
+  if (!result.success) throw validationError(result.error.issues.flatMap(fieldErrors));
+  return result.data;
+}
+
+/**
+ * Free-form metadata: a flat JSON object. In a PATCH a key set to `null` is removed. Keys are bounded
+ * so they stay usable in `meta[<key>]=` filters.
+ */
+export const metaSchema = z.record(z.string().min(1).max(128), z.unknown());
+
+const participantSchema = z.strictObject({
+  /** Generated when absent. */
+  id: z.string().min(1).max(200).optional(),
+  role: z.enum(PARTICIPANT_ROLES),
+  address: z.string().max(320).optional(),
+  name: z.string().max(200).optional(),
+});
+
+/** `POST /v1/conversations`. */
+export const createConversationSchema = z.strictObject({
+  channel: z.enum(CHANNELS).default('api'),
+  participants: z
+    .array(participantSchema)
+    .max(100)
+    .refine(
+      (list) => {
+        const ids = list.flatMap((p) => (p.id === undefined ? [] : [p.id]));
+        return new Set(ids).size === ids.length;
+      },
+      { message: 'must not repeat a participant id' },
+    )
+    .optional(),
+  meta: metaSchema.optional(),
+});
+
+/** `PATCH /v1/conversations/:id`. */
+export const patchConversationSchema = z
+  .strictObject({
+    status: z.enum(CONVERSATION_STATUSES).optional(),
+    meta: metaSchema.optional(),
+  })
+  .refine((patch) => patch.status !== undefined || patch.meta !== undefined, {
+    message: 'must set at least one of: status, meta',
+  });
+
+const nameSchema = z.string().max(200);
+const descriptionSchema = z.string().max(2000);
+
+/** `POST /v1/conversations/:id/messages`. */
+export const createMessageSchema = z.strictObject({
+  type: z.enum(MESSAGE_TYPES),
+  text: z.string(),
+  name: nameSchema.optional(),
+  description: descriptionSchema.optional(),
+  meta: metaSchema.optional(),
+});
+
+/** `PATCH /v1/conversations/:id/messages/:mid`. */
+export const patchMessageSchema = z
+  .strictObject({
+    text: z.string().optional(),
+    name: nameSchema.optional(),
+    description: descriptionSchema.optional(),
+    meta: metaSchema.optional(),
+  })
+  .refine((patch) => Object.values(patch).some((v) => v !== undefined), {
+    message: 'must set at least one of: text, name, description, meta',
+  });
+
+/** `GET /v1/conversations/:id/export`. */
+export const exportQuerySchema = z.strictObject({
+  format: z.enum(['jsonl', 'text']).default('jsonl'),
+});
