@@ -41,7 +41,9 @@ export function loadConfig(rawEnv: Env, adapters: readonly AdapterModule[]): App
     problems.push('BOT_SECRET: required when BOT_URL is set (requests to the bot are signed)');
   }
   if (env.BOT_SECRET && !/^whsec_[A-Za-z0-9+/=]{32,}$/.test(env.BOT_SECRET)) {
-    problems.push('BOT_SECRET: must be a Standard Webhooks secret, "whsec_" followed by base64 of 24-64 bytes');
+    problems.push(
+      'BOT_SECRET: must be a Standard Webhooks secret, "whsec_" followed by base64 of 24-64 bytes',
+    );
   }
   const apiKeys = (env.API_KEYS ?? '')
     .split(',')

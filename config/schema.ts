@@ -6,9 +6,7 @@ import { z } from 'zod';
 import { DEFAULTS } from './defaults.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
-const bool = z
-  .enum(['true', 'false', '1', '0'])
-  .transform((v) => v === 'true' || v === '1');
+const bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 const httpUrl = z
   .string()
   .url()
@@ -20,7 +18,10 @@ export const coreSchema = z.object({
   PUBLIC_URL: httpUrl.optional(),
   REDIS_URL: z
     .string()
-    .regex(/^(rediss?|redis-sentinel|redis-cluster):\/\//, 'must start with redis://, rediss://, redis-sentinel:// or redis-cluster://')
+    .regex(
+      /^(rediss?|redis-sentinel|redis-cluster):\/\//,
+      'must start with redis://, rediss://, redis-sentinel:// or redis-cluster://',
+    )
     .optional(),
   REDIS_KEY_PREFIX: z
     .string()
@@ -43,7 +44,9 @@ export const coreSchema = z.object({
   BODY_LIMIT_BYTES: int(1024, 50 * 1_048_576).default(DEFAULTS.BODY_LIMIT_BYTES),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(DEFAULTS.SHUTDOWN_TIMEOUT_MS),
   WEBHOOKS_ALLOW_PRIVATE: bool.default(false),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default(DEFAULTS.LOG_LEVEL),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default(DEFAULTS.LOG_LEVEL),
 });
 
 export type CoreConfig = z.infer<typeof coreSchema>;

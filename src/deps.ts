@@ -6,6 +6,7 @@ import type { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
 import type { Metrics } from './metrics.js';
 import type { Engine } from './pipeline/engine.js';
+import type { WebhookService } from './webhooks/service.js';
 
 export interface Lifecycle {
   /** True once SIGTERM was received: new work is refused with 503. */
@@ -23,4 +24,6 @@ export interface GatewayDeps {
   engine: Engine;
   metrics: Metrics;
   lifecycle: Lifecycle;
+  /** Outbound webhooks to CRMs: subscriptions, delivery log, replay. */
+  webhooks: WebhookService;
 }

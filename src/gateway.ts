@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ADAPTERS } from '../adapters/index.js';
+import { DEFAULTS } from '../config/defaults.js';
 import type { AppConfig } from '../config/schema.js';
 import { createApp } from './app.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
@@ -20,7 +21,7 @@ import { DeliveryService } from './pipeline/delivery.js';
 import { Engine } from './pipeline/engine.js';
 import { IngestService } from './pipeline/ingest.js';
 import { createStore } from './store/index.js';
-import { DEFAULTS } from '../config/defaults.js';
+import { createWebhooks, type WebhookOptions } from './webhooks/index.js';
 
 export interface Gateway {
   readonly deps: GatewayDeps;
@@ -35,9 +36,17 @@ export interface GatewayOptions {
   /** Overrides for tests: an existing store, a custom bot. */
   store?: Store;
   bot?: Bot;
+  /** False to accept messages without processing them (ingest-only benchmarks). @default true */
+  startEngine?: boolean;
+  /** Outbound webhook tunables (tests shorten timeouts and the retry schedule). */
+  webhooks?: Partial<WebhookOptions>;
 }
 
-export async function createGateway(config: AppConfig, logger: Logger, opts: GatewayOptions = {}): Promise<Gateway> {
+export async function createGateway(
+  config: AppConfig,
+  logger: Logger,
+  opts: GatewayOptions = {},
+): Promise<Gateway> {
   const store = opts.store ?? (await createStore(config, logger));
   const lifecycle: Lifecycle = { draining: false };
   const events = new EventHub((err, event) =>
@@ -75,11 +84,31 @@ export async function createGateway(config: AppConfig, logger: Logger, opts: Gat
   const adapters: ChannelAdapter[] = [];
   for (const module of ADAPTERS) {
     if (module.name in config.channels) {
-      adapters.push(module.create({ ...ctx, logger: logger.child({ channel: module.name }) }, config.channels[module.name]));
+      adapters.push(
+        module.create(
+          { ...ctx, logger: logger.child({ channel: module.name }) },
+          config.channels[module.name],
+        ),
+      );
     }
   }
   const engine = new Engine({ config, logger, store, bot, adapters, events, metrics, delivery });
-  const deps: GatewayDeps = { config, logger, store, events, ingest, delivery, adapters, engine, metrics, lifecycle };
+  // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
+  const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
+  events.on(webhooks.onEvent);
+  const deps: GatewayDeps = {
+    config,
+    logger,
+    store,
+    events,
+    ingest,
+    delivery,
+    adapters,
+    engine,
+    metrics,
+    lifecycle,
+    webhooks,
+  };
   const app = createApp(deps);
   const server = createServer(app);
   // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
@@ -97,7 +126,8 @@ export async function createGateway(config: AppConfig, logger: Logger, opts: Gat
         server.once('error', reject);
         server.listen(port, host, () => resolve());
       });
-      await engine.start();
+      if (opts.startEngine !== false) await engine.start();
+      await webhooks.start();
       const address = server.address() as AddressInfo;
       const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       const url = `http://${shownHost === '0.0.0.0' ? 'localhost' : shownHost}:${address.port}`;
@@ -124,10 +154,15 @@ export async function createGateway(config: AppConfig, logger: Logger, opts: Gat
         logger.info('shutdown: refusing new work, finishing messages in flight');
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        for (const adapter of adapters) await adapter.stop?.().catch((err) => logger.error({ err }, 'adapter stop failed'));
+        for (const adapter of adapters)
+          await adapter.stop?.().catch((err) => logger.error({ err }, 'adapter stop failed'));
         await engine.stop(config.SHUTDOWN_TIMEOUT_MS);
         server.closeAllConnections();
         await closed;
+        // After the engine, whose last events are still queued; attempts in flight get a short grace.
+        await webhooks
+          .stop(Math.min(config.SHUTDOWN_TIMEOUT_MS, 5_000))
+          .catch((err) => logger.error({ err }, 'webhooks stop failed'));
         await store.close();
         logger.info('shutdown complete');
       })();

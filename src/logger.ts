@@ -1,5 +1,5 @@
 /** @module Structured JSON logs (pino) that never carry secrets. */
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 /** Paths redacted wherever they appear in a log object. */
 export const REDACT_PATHS = [

@@ -69,7 +69,12 @@ export interface DeliveryReporter {
     error?: { code?: string; message: string },
   ): Promise<{ found: boolean; changed: boolean }>;
   /** Remembers which stored message a provider id belongs to (called by the engine after a send). */
-  remember(channel: ChannelName, externalId: string, conversationId: string, messageId: string): Promise<void>;
+  remember(
+    channel: ChannelName,
+    externalId: string,
+    conversationId: string,
+    messageId: string,
+  ): Promise<void>;
 }
 
 /** What the core hands every adapter. */

@@ -1,8 +1,13 @@
 /**
  * @module The only module adapters import from the core: the model, the channel contract, the store
- * port, errors and ids.
+ * port, errors, ids and retry timing.
  */
+
+/** Retry timing shared with the bot client, for adapters that retry provider calls. */
+export { fullJitter, parseRetryAfter, sleep } from '../pipeline/backoff.js';
 export * from './channel.js';
+/** Personal-data detection, for adapters that change a stored message's text (provider edits). */
+export { detectEntities } from './entities.js';
 export * from './errors.js';
 export * from './events.js';
 export * from './ids.js';

@@ -2,9 +2,10 @@
  * @module Maps provider message ids back to stored messages, and applies provider status callbacks
  * monotonically (SPEC §3): a late or repeated callback never moves a status back.
  */
-import type { ChannelName, DeliveryStatus } from '../core/model.js';
+
 import type { DeliveryReporter } from '../core/channel.js';
 import type { EventHub } from '../core/events.js';
+import type { ChannelName, DeliveryStatus } from '../core/model.js';
 import type { Store } from '../core/store.js';
 
 /** Provider ids are remembered this long; status callbacks come within hours, read receipts within days. */
@@ -19,7 +20,12 @@ export class DeliveryService implements DeliveryReporter {
     this.#events = events;
   }
 
-  async remember(channel: ChannelName, externalId: string, conversationId: string, messageId: string): Promise<void> {
+  async remember(
+    channel: ChannelName,
+    externalId: string,
+    conversationId: string,
+    messageId: string,
+  ): Promise<void> {
     await this.#store.kv.set(key(channel, externalId), `${conversationId} ${messageId}`, EXTERNAL_ID_TTL_S);
   }
 

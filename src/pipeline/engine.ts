@@ -4,15 +4,24 @@
  * the channel the conversation came from. Leases are kept alive by heartbeats; a lost lease aborts the
  * work without completing it, so the new owner's result is the only one that counts.
  */
-import type { Logger } from 'pino';
+
 import PQueue from 'p-queue';
+import type { Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
 import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
 import { newId } from '../core/ids.js';
-import type { Attachment, ChannelName, Conversation, Message, Meta, Processing, QuickReply } from '../core/model.js';
+import type {
+  Attachment,
+  ChannelName,
+  Conversation,
+  Message,
+  Meta,
+  Processing,
+  QuickReply,
+} from '../core/model.js';
 import type { Claim, NewMessage, Store } from '../core/store.js';
 import type { Metrics } from '../metrics.js';
 import { sleep } from './backoff.js';
@@ -178,7 +187,8 @@ export class Engine {
         failures = 0;
       } catch (err) {
         failures += 1;
-        if (!this.#storeDown) this.#log.error({ err }, 'claim failed: store unreachable, retrying with backoff');
+        if (!this.#storeDown)
+          this.#log.error({ err }, 'claim failed: store unreachable, retrying with backoff');
         this.#storeDown = true;
         await sleep(Math.min(2_000, 100 * 2 ** Math.min(failures, 5)), stop).catch(() => undefined);
         continue;
@@ -200,21 +210,26 @@ export class Engine {
   async #handle(claim: Claim, abort: AbortController): Promise<void> {
     const { store, config } = this.#deps;
     const log = this.#log.child({ conversationId: claim.conversationId, messageId: claim.message.id });
-    const heartbeat = setInterval(() => {
-      store
-        .heartbeat(claim, config.LEASE_MS)
-        .then((ok) => {
-          if (!ok) abort.abort(new LeaseLostError());
-        })
-        // A failed heartbeat (store briefly unreachable) is not a lost lease; completion is fenced anyway.
-        .catch(() => undefined);
-    }, Math.max(50, Math.floor(config.LEASE_MS / 3)));
+    const heartbeat = setInterval(
+      () => {
+        store
+          .heartbeat(claim, config.LEASE_MS)
+          .then((ok) => {
+            if (!ok) abort.abort(new LeaseLostError());
+          })
+          // A failed heartbeat (store briefly unreachable) is not a lost lease; completion is fenced anyway.
+          .catch(() => undefined);
+      },
+      Math.max(50, Math.floor(config.LEASE_MS / 3)),
+    );
     try {
       await this.#process(claim, abort.signal, log);
       if (abort.signal.aborted) return;
       const completed = await store.complete(claim);
       if (!completed) log.warn('lease lost before completion; the new owner finishes this message');
-      await store.bus.publish(PROCESSED_TOPIC, `${claim.conversationId} ${claim.message.id}`).catch(() => undefined);
+      await store.bus
+        .publish(PROCESSED_TOPIC, `${claim.conversationId} ${claim.message.id}`)
+        .catch(() => undefined);
     } catch (err) {
       if (abort.signal.aborted) {
         log.warn('lease lost or shutdown while processing; message left for redelivery');
@@ -260,7 +275,10 @@ export class Engine {
       await this.#setProcessing(conversation.id, message.id, {
         state: 'skipped',
         attempts,
-        error: { code: 'GW_HANDOFF', message: 'The conversation is handed off to a human; the bot was not called' },
+        error: {
+          code: 'GW_HANDOFF',
+          message: 'The conversation is handed off to a human; the bot was not called',
+        },
       });
       metrics.processed.inc({ outcome: 'handoff' });
       return;
@@ -285,7 +303,12 @@ export class Engine {
         result.replies.map((r) => replyMessage(message.id, r.text, r, result.fallback)),
       );
       for (const reply of replies) {
-        await events.emit({ type: 'message.created', conversationId: conversation.id, seq: reply.seq, message: reply });
+        await events.emit({
+          type: 'message.created',
+          conversationId: conversation.id,
+          seq: reply.seq,
+          message: reply,
+        });
       }
       outcome = result.error ? { state: 'error', error: result.error } : { state: 'done' };
       if (result.response?.sessionState) {
@@ -346,7 +369,11 @@ export class Engine {
         {
           conversation,
           message,
-          session: { id: conversation.sessionId, startedAt: conversation.sessionStartedAt, state: conversation.sessionState },
+          session: {
+            id: conversation.sessionId,
+            startedAt: conversation.sessionStartedAt,
+            state: conversation.sessionState,
+          },
           history,
         },
         signal,
@@ -365,7 +392,11 @@ export class Engine {
   }
 
   /** Hands one stored outbound message to its channel, at most once, and records the outcome. */
-  async #deliver(conversation: Conversation, message: Message, adapter: ChannelAdapter | undefined): Promise<void> {
+  async #deliver(
+    conversation: Conversation,
+    message: Message,
+    adapter: ChannelAdapter | undefined,
+  ): Promise<void> {
     const { store, delivery, metrics } = this.#deps;
     if (message.delivery?.status !== 'pending') return;
     if (!adapter) {

@@ -2,13 +2,14 @@
  * @module The accept path shared by every channel: resolve the conversation, then dedupe + store +
  * enqueue in one atomic store call (SPEC §4.1–4.2). The provider is answered only after this resolves.
  */
-import type { ChannelName, Conversation, Participant } from '../core/model.js';
-import type { Ingest, IngestResult, InboundMessage } from '../core/channel.js';
+
+import type { AppConfig } from '../../config/schema.js';
+import type { InboundMessage, Ingest, IngestResult } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
+import type { ChannelName, Conversation, Participant } from '../core/model.js';
 import type { AcceptResult, NewMessage, Store } from '../core/store.js';
-import type { AppConfig } from '../../config/schema.js';
 import type { Lifecycle } from '../deps.js';
 import type { Metrics } from '../metrics.js';
 
@@ -43,17 +44,28 @@ export class IngestService implements Ingest {
     });
     let conv = conversation;
     if (created) {
-      await this.#events.emit({ type: 'conversation.created', conversationId: conv.id, seq: 0, conversation: conv });
+      await this.#events.emit({
+        type: 'conversation.created',
+        conversationId: conv.id,
+        seq: 0,
+        conversation: conv,
+      });
     } else if (!hasParticipant(conv, inbound.from)) {
       conv = (await this.#store.updateConversation(conv.id, { participants: [inbound.from] })) ?? conv;
     }
     const { type = 'user', ...content } = inbound.message;
-    const result = await this.acceptInto(conv, inbound.channel, inbound.dedupeKey, {
-      ...content,
-      type,
-      direction: 'inbound',
-      name: content.name ?? inbound.from.name,
-    }, inbound.skipBot === true);
+    const result = await this.acceptInto(
+      conv,
+      inbound.channel,
+      inbound.dedupeKey,
+      {
+        ...content,
+        type,
+        direction: 'inbound',
+        name: content.name ?? inbound.from.name,
+      },
+      inbound.skipBot === true,
+    );
     return { ...result, conversation: conv };
   }
 
@@ -96,12 +108,18 @@ export class IngestService implements Ingest {
         sessionId: stored.sessionId,
       });
     }
-    await this.#events.emit({ type: 'message.created', conversationId: conversation.id, seq: stored.seq, message: stored });
+    await this.#events.emit({
+      type: 'message.created',
+      conversationId: conversation.id,
+      seq: stored.seq,
+      message: stored,
+    });
     return result;
   }
 
   #assertOpen(): void {
-    if (this.#lifecycle.draining) throw new GatewayError('GW_ERR_SHUTTING_DOWN', 'The gateway is shutting down', { retryAfter: 1 });
+    if (this.#lifecycle.draining)
+      throw new GatewayError('GW_ERR_SHUTTING_DOWN', 'The gateway is shutting down', { retryAfter: 1 });
   }
 }
 

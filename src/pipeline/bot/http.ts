@@ -30,12 +30,19 @@ export class HttpBot implements Bot {
   constructor(opts: HttpBotOptions) {
     this.#opts = { retryBaseMs: 200, retryCapMs: 5_000, ...opts };
     this.#signer = new Webhook(opts.secret);
-    this.breaker = new CircuitBreaker({ threshold: opts.breakerThreshold, cooldownMs: opts.breakerCooldownMs });
+    this.breaker = new CircuitBreaker({
+      threshold: opts.breakerThreshold,
+      cooldownMs: opts.breakerCooldownMs,
+    });
   }
 
   async reply(request: BotRequest, signal: AbortSignal): Promise<BotResponse> {
     if (!this.breaker.tryAcquire()) {
-      throw new BotError('BOT_CIRCUIT_OPEN', 'The bot circuit breaker is open after repeated failures', false);
+      throw new BotError(
+        'BOT_CIRCUIT_OPEN',
+        'The bot circuit breaker is open after repeated failures',
+        false,
+      );
     }
     try {
       const response = await this.#withRetries(request, signal);
@@ -57,7 +64,12 @@ export class HttpBot implements Bot {
       try {
         return await this.#attempt(webhookId, body, signal);
       } catch (err) {
-        if (!(err instanceof BotError) || !err.retryable || attempt >= this.#opts.maxAttempts || signal.aborted) {
+        if (
+          !(err instanceof BotError) ||
+          !err.retryable ||
+          attempt >= this.#opts.maxAttempts ||
+          signal.aborted
+        ) {
           throw err;
         }
         retryAfterMs = (err as BotError & { retryAfterMs?: number }).retryAfterMs;

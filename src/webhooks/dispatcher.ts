@@ -1,0 +1,320 @@
+/**
+ * @module The delivery loop. It never runs on the inbound path: the event listener only enqueues, and
+ * this loop claims due lane heads endpoint by endpoint and sends them in parallel, within a
+ * per-endpoint and a per-process concurrency limit, behind a per-endpoint circuit breaker. A dead or
+ * slow endpoint therefore holds at most its own slots and never delays another endpoint.
+ *
+ * Outcomes: 2xx → succeeded; 410 → dead-lettered and the endpoint disabled; anything else → retried
+ * after a full-jitter wait (honouring a longer `Retry-After`) until the ceilings run out, then
+ * dead-lettered. While a head waits for its retry, later events of the same conversation wait too.
+ */
+import type { Logger } from 'pino';
+import { CircuitBreaker } from '../pipeline/breaker.js';
+import type { WebhookOptions } from './options.js';
+import type { DeliveryClaim, DeliveryState, EndpointRecord, FinishAction, WebhookRepo } from './repo.js';
+import { type AttemptOutcome, sendAttempt } from './sender.js';
+import { signatureHeaders } from './signing.js';
+
+/** What the dispatcher needs from the service that owns the endpoints. */
+export interface EndpointSource {
+  /** The current endpoints (cached). */
+  endpoints(): Promise<readonly EndpointRecord[]>;
+  /** Called after a 410: disable the endpoint. */
+  disableGone(endpointId: string): Promise<void>;
+}
+
+/** Secrets that sign now: the current one, plus the previous one during its grace period. */
+export function signingSecrets(endpoint: EndpointRecord, now: number): string[] {
+  const secrets = [endpoint.secret];
+  if (
+    endpoint.previousSecret &&
+    endpoint.previousSecretExpiresAt &&
+    Date.parse(endpoint.previousSecretExpiresAt) > now
+  ) {
+    secrets.push(endpoint.previousSecret);
+  }
+  return secrets;
+}
+
+/** The wait before the next attempt after `attempts` failures; `null` when retries are exhausted. */
+export function retryDelay(
+  attempts: number,
+  ceilings: readonly number[],
+  random: () => number,
+  retryAfterMs?: number,
+): number | null {
+  const ceiling = ceilings[attempts - 1];
+  if (ceiling === undefined) return null;
+  const jittered = Math.floor(random() * ceiling);
+  // A receiver that asks for more time gets it, up to the longest ceiling of the schedule.
+  const longest = Math.max(...ceilings);
+  return retryAfterMs === undefined ? jittered : Math.max(jittered, Math.min(retryAfterMs, longest));
+}
+
+export class Dispatcher {
+  readonly #repo: WebhookRepo;
+  readonly #source: EndpointSource;
+  readonly #opts: WebhookOptions;
+  readonly #allowPrivate: boolean;
+  readonly #logger: Logger;
+  readonly #breakers = new Map<string, CircuitBreaker>();
+  readonly #inflight = new Map<string, number>();
+  readonly #attempts = new Set<Promise<void>>();
+  readonly #abort = new AbortController();
+  #total = 0;
+  #running = false;
+  #loop: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
+  #woken = false;
+  #lastLoopError = 0;
+
+  constructor(deps: {
+    repo: WebhookRepo;
+    source: EndpointSource;
+    options: WebhookOptions;
+    allowPrivate: boolean;
+    logger: Logger;
+  }) {
+    this.#repo = deps.repo;
+    this.#source = deps.source;
+    this.#opts = deps.options;
+    this.#allowPrivate = deps.allowPrivate;
+    this.#logger = deps.logger;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  /** Asks the loop to look for work now (a delivery was queued, a slot freed). */
+  wake(): void {
+    this.#woken = true;
+    this.#wake?.();
+  }
+
+  /**
+   * Stops claiming, lets attempts in flight finish for up to `graceMs`, then aborts the rest and hands
+   * their deliveries back unchanged, so another process (or the next start) sends them.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.wake();
+    await this.#loop;
+    const all = Promise.allSettled([...this.#attempts]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)))]);
+    clearTimeout(timer);
+    this.#abort.abort();
+    await all;
+  }
+
+  /** The breaker of an endpoint (kept per process). */
+  breaker(endpointId: string): CircuitBreaker {
+    let breaker = this.#breakers.get(endpointId);
+    if (!breaker) {
+      breaker = new CircuitBreaker({
+        threshold: this.#opts.breakerThreshold,
+        cooldownMs: this.#opts.breakerCooldownMs,
+      });
+      this.#breakers.set(endpointId, breaker);
+    }
+    return breaker;
+  }
+
+  async #run(): Promise<void> {
+    while (this.#running) {
+      this.#woken = false;
+      let nextAt = Date.now() + this.#opts.pollIntervalMs;
+      try {
+        nextAt = Math.min(nextAt, await this.#claimRound());
+      } catch (err) {
+        // Storage trouble: log at most every 10 s and keep polling; nothing is lost, work stays queued.
+        if (Date.now() - this.#lastLoopError > 10_000) {
+          this.#lastLoopError = Date.now();
+          this.#logger.error({ err }, 'webhook dispatcher could not claim deliveries');
+        }
+      }
+      if (!this.#running || this.#woken) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, nextAt - Date.now()));
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = null;
+    }
+  }
+
+  /** One pass over the endpoints; returns the earliest time more work is known to come due. */
+  async #claimRound(): Promise<number> {
+    let nextAt = Number.POSITIVE_INFINITY;
+    const endpoints = await this.#source.endpoints();
+    const known = new Set<string>();
+    for (const endpoint of endpoints) {
+      known.add(endpoint.id);
+      if (!endpoint.enabled || !this.#running) continue;
+      const breaker = this.breaker(endpoint.id);
+      const state = breaker.state;
+      const inflight = this.#inflight.get(endpoint.id) ?? 0;
+      if (state === 'open') {
+        nextAt = Math.min(nextAt, Date.now() + this.#opts.breakerCooldownMs);
+        continue;
+      }
+      let capacity = Math.min(
+        this.#opts.perEndpointConcurrency - inflight,
+        this.#opts.maxConcurrency - this.#total,
+      );
+      // Half-open: exactly one trial attempt, and only once nothing else is in flight.
+      if (state === 'half-open') capacity = inflight === 0 ? Math.min(capacity, 1) : 0;
+      if (capacity <= 0) continue;
+      const now = Date.now();
+      const { claims, nextDueAt } = await this.#repo.claim(
+        endpoint.id,
+        capacity,
+        now,
+        now + this.#opts.timeoutMs + 15_000,
+      );
+      if (nextDueAt !== null) nextAt = Math.min(nextAt, nextDueAt);
+      if (claims.length > 0 && state === 'half-open') breaker.tryAcquire();
+      for (const claim of claims) this.#launch(endpoint.id, claim);
+    }
+    // Forget breakers of deleted endpoints.
+    for (const id of this.#breakers.keys()) if (!known.has(id)) this.#breakers.delete(id);
+    return nextAt;
+  }
+
+  #launch(endpointId: string, claim: DeliveryClaim): void {
+    this.#inflight.set(endpointId, (this.#inflight.get(endpointId) ?? 0) + 1);
+    this.#total += 1;
+    const attempt = this.#attempt(claim)
+      .catch((err) =>
+        this.#logger.error(
+          { err, webhookId: endpointId, deliveryId: claim.delivery.id },
+          'webhook attempt failed',
+        ),
+      )
+      .finally(() => {
+        this.#inflight.set(endpointId, (this.#inflight.get(endpointId) ?? 1) - 1);
+        this.#total -= 1;
+        this.#attempts.delete(attempt);
+        this.wake();
+      });
+    this.#attempts.add(attempt);
+  }
+
+  async #attempt(claim: DeliveryClaim): Promise<void> {
+    const { delivery } = claim;
+    const endpoint = (await this.#source.endpoints()).find((e) => e.id === claim.endpointId);
+    if (!endpoint?.enabled) {
+      // Deleted or disabled since the claim: hand the head back untouched.
+      await this.#repo.finish(claim, 'release', null, Date.now());
+      return;
+    }
+    const headers = signatureHeaders(delivery.eventId, delivery.body, signingSecrets(endpoint, Date.now()));
+    const outcome = await sendAttempt(
+      endpoint.url,
+      delivery.body,
+      { ...headers },
+      {
+        timeoutMs: this.#opts.timeoutMs,
+        allowPrivate: this.#allowPrivate,
+        resolve: this.#opts.resolve,
+        signal: this.#abort.signal,
+      },
+    );
+    if (this.#abort.signal.aborted && outcome.kind === 'failure') {
+      await this.#repo.finish(claim, 'release', null, Date.now());
+      return;
+    }
+    const breaker = this.breaker(endpoint.id);
+    if (outcome.kind === 'success') breaker.success();
+    else breaker.failure();
+
+    const { action, state, at } = this.#next(delivery.state, outcome);
+    const applied = await this.#repo.finish(claim, action, state, at);
+    const log = {
+      webhookId: endpoint.id,
+      deliveryId: delivery.id,
+      eventId: delivery.eventId,
+      eventType: delivery.eventType,
+      attempt: state.attempts,
+      status: outcome.status,
+      latencyMs: outcome.latencyMs,
+    };
+    if (!applied) {
+      this.#logger.warn(
+        log,
+        'webhook attempt outcome not recorded: the lease was lost or the endpoint deleted',
+      );
+    } else if (outcome.kind === 'success') {
+      this.#logger.debug(log, 'webhook delivered');
+    } else if (action === 'dead') {
+      this.#logger.warn({ ...log, reason: state.lastError }, 'webhook delivery dead-lettered');
+    } else {
+      this.#logger.info(
+        { ...log, reason: state.lastError, nextAttemptAt: state.nextAttemptAt },
+        'webhook attempt failed',
+      );
+    }
+    if (outcome.kind === 'gone') await this.#source.disableGone(endpoint.id);
+  }
+
+  #next(
+    prev: DeliveryState,
+    outcome: AttemptOutcome,
+  ): { action: FinishAction; state: DeliveryState; at: number } {
+    const now = Date.now();
+    const nowIso = new Date(now).toISOString();
+    const attempts = prev.attempts + 1;
+    const base = {
+      ...prev,
+      attempts,
+      responseStatus: outcome.status,
+      latencyMs: outcome.kind === 'refused' ? null : outcome.latencyMs,
+      updatedAt: nowIso,
+    };
+    if (outcome.kind === 'success') {
+      return {
+        action: 'done',
+        at: now,
+        state: { ...base, status: 'succeeded', lastError: null, nextAttemptAt: null, deliveredAt: nowIso },
+      };
+    }
+    if (outcome.kind === 'gone') {
+      return {
+        action: 'dead',
+        at: now,
+        state: {
+          ...base,
+          status: 'dead',
+          lastError: 'HTTP 410 Gone: the endpoint was disabled',
+          nextAttemptAt: null,
+          deadAt: nowIso,
+        },
+      };
+    }
+    const retryAfterMs = outcome.kind === 'failure' ? outcome.retryAfterMs : undefined;
+    const delay = retryDelay(attempts, this.#opts.retryCeilingsMs, this.#opts.random, retryAfterMs);
+    if (delay === null) {
+      return {
+        action: 'dead',
+        at: now,
+        state: { ...base, status: 'dead', lastError: outcome.error, nextAttemptAt: null, deadAt: nowIso },
+      };
+    }
+    return {
+      action: 'retry',
+      at: now + delay,
+      state: {
+        ...base,
+        status: 'retrying',
+        lastError: outcome.error,
+        nextAttemptAt: new Date(now + delay).toISOString(),
+      },
+    };
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * @module The public webhook event schema (version 1). Domain events from the hub are turned into this
+ * stable shape once, serialised once, and the same bytes go to every subscribed endpoint. Fields are
+ * only ever added within a version; a breaking change gets a new `version`.
+ */
+import { type DomainEvent, EVENT_TYPES, type EventType } from '../core/events.js';
+import { newId } from '../core/ids.js';
+import type { Conversation, Message } from '../core/model.js';
+
+/** The schema version carried by every event. */
+export const EVENT_VERSION = 1;
+
+/** Event types an endpoint can subscribe to. `ping` is sent on request only and needs no subscription. */
+export const SUBSCRIBABLE_EVENTS: readonly EventType[] = EVENT_TYPES;
+
+export type WebhookEventType = EventType | 'ping';
+
+/** What a receiver gets as the JSON body of each delivery. */
+export interface WebhookEvent {
+  /** `evt_…`; also the `webhook-id` header, the same for every attempt and replay of this event. */
+  id: string;
+  type: WebhookEventType;
+  version: typeof EVENT_VERSION;
+  /** When the change happened (ISO 8601), not when this attempt was made. */
+  createdAt: string;
+  /** `null` for `ping`. */
+  conversationId: string | null;
+  /** The message's `seq` for message events, the conversation's last `seq` otherwise (0 when none). */
+  seq: number;
+  data: {
+    conversation?: Conversation;
+    message?: Message;
+    sessionId?: string;
+    /** For `*.updated`: the names of the fields that changed, when known. */
+    changes?: string[];
+    /** For `ping`: the endpoint being tested. */
+    webhookId?: string;
+  };
+}
+
+/** Maps a domain event to the public schema, with a fresh event id. */
+export function toWebhookEvent(event: DomainEvent): WebhookEvent {
+  const data: WebhookEvent['data'] = {};
+  if (event.conversation) data.conversation = event.conversation;
+  if (event.message) data.message = event.message;
+  if (event.sessionId) data.sessionId = event.sessionId;
+  if (event.changes) data.changes = event.changes;
+  return {
+    id: newId('evt'),
+    type: event.type,
+    version: EVENT_VERSION,
+    createdAt: event.at,
+    conversationId: event.conversationId,
+    seq: event.seq,
+    data,
+  };
+}
+
+/** The event `POST /v1/webhooks/:id/test` sends. */
+export function pingEvent(webhookId: string, now = new Date()): WebhookEvent {
+  return {
+    id: newId('evt'),
+    type: 'ping',
+    version: EVENT_VERSION,
+    createdAt: now.toISOString(),
+    conversationId: null,
+    seq: 0,
+    data: { webhookId },
+  };
+}

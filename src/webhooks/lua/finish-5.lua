@@ -1,0 +1,45 @@
+-- finish-5: applies the outcome of an attempt to a leased lane head, only while the token still
+-- owns the lease (fencing). `retry` and `release` keep the head and schedule the lane at ARGV[6];
+-- `done` and `dead` pop it, let the finished delivery expire after ARGV[7] ms and make the next head
+-- due at once; `dead` also indexes it in the dead-letter zset (dropping entries past retention).
+-- KEYS[1]  endpoint schedule zset   KEYS[2]  endpoint lease hash
+-- KEYS[3]  lane list                KEYS[4]  delivery hash
+-- KEYS[5]  endpoint dead-letter zset
+-- ARGV[1]  lane name                ARGV[2]  token
+-- ARGV[3]  delivery id              ARGV[4]  action: done | dead | retry | release
+-- ARGV[5]  new state JSON ('' keeps the stored one)
+-- ARGV[6]  when the lane is due again (retry, release; ms)
+-- ARGV[7]  retention of a finished delivery (ms)
+-- ARGV[8]  now (ms)
+-- Returns  1 when applied, 0 when the lease was lost or the head changed (nothing applied).
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('LINDEX', KEYS[3], 0) ~= ARGV[3] then
+  if redis.call('LLEN', KEYS[3]) == 0 then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+  else
+    redis.call('ZADD', KEYS[1], ARGV[8], ARGV[1])
+  end
+  return 0
+end
+if ARGV[5] ~= '' then
+  redis.call('HSET', KEYS[4], 'state', ARGV[5])
+end
+if ARGV[4] == 'retry' or ARGV[4] == 'release' then
+  redis.call('ZADD', KEYS[1], ARGV[6], ARGV[1])
+  return 1
+end
+redis.call('LPOP', KEYS[3])
+redis.call('PEXPIRE', KEYS[4], ARGV[7])
+if ARGV[4] == 'dead' then
+  redis.call('ZADD', KEYS[5], ARGV[8], ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. (tonumber(ARGV[8]) - tonumber(ARGV[7])))
+end
+if redis.call('LLEN', KEYS[3]) > 0 then
+  redis.call('ZADD', KEYS[1], ARGV[8], ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 1

@@ -1,0 +1,282 @@
+/**
+ * @module The in-memory {@link WebhookRepo} of the embedded backend: one process, so every method is
+ * one synchronous step and needs no locking. Finished deliveries expire after {@link RETENTION_MS};
+ * expired ones are swept every {@link SWEEP_EVERY} deliveries of an endpoint, and log entries past
+ * the log horizon (`LOG_HORIZON_MS`) are trimmed as new ones arrive.
+ */
+import type { Page } from '../core/store.js';
+import {
+  type DeliveryClaim,
+  type DeliveryData,
+  type DeliveryQuery,
+  type DeliveryRecord,
+  type DeliveryState,
+  type EndpointRecord,
+  type FinishAction,
+  logFloor,
+  MAX_SCAN,
+  RETENTION_MS,
+  type WebhookRepo,
+} from './repo.js';
+
+interface StoredDelivery {
+  data: DeliveryData;
+  state: DeliveryState;
+  expiresAt: number | null;
+}
+
+interface EndpointQueues {
+  records: Map<string, StoredDelivery>;
+  /** Delivery ids in creation order (ids are time-sortable and made in this process). */
+  log: string[];
+  lanes: Map<string, string[]>;
+  /** Lane -> when its head may next be claimed (ms); a leased lane holds its lease expiry. */
+  due: Map<string, number>;
+  lease: Map<string, string>;
+  /** Dead-lettered, not yet replayed: id -> when it died (ms). */
+  dead: Map<string, number>;
+  /** Deliveries queued since the last sweep. */
+  writes: number;
+}
+
+/** Deliveries queued to one endpoint between two sweeps of its expired records. */
+const SWEEP_EVERY = 256;
+
+function emptyQueues(): EndpointQueues {
+  return {
+    records: new Map(),
+    log: [],
+    lanes: new Map(),
+    due: new Map(),
+    lease: new Map(),
+    dead: new Map(),
+    writes: 0,
+  };
+}
+
+const clone = <T>(value: T): T => structuredClone(value);
+
+/** First index in the sorted `ids` whose id is greater than `id`. */
+function upperBound(ids: readonly string[], id: string): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! <= id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class MemoryWebhookRepo implements WebhookRepo {
+  readonly kind = 'embedded' as const;
+  readonly #endpoints = new Map<string, EndpointRecord>();
+  readonly #queues = new Map<string, EndpointQueues>();
+  readonly #now: () => number;
+  #tokens = 0;
+
+  constructor(opts: { now?: () => number } = {}) {
+    this.#now = opts.now ?? Date.now;
+  }
+
+  async putEndpoint(endpoint: EndpointRecord): Promise<void> {
+    this.#endpoints.set(endpoint.id, clone(endpoint));
+  }
+
+  async getEndpoint(id: string): Promise<EndpointRecord | null> {
+    const endpoint = this.#endpoints.get(id);
+    return endpoint ? clone(endpoint) : null;
+  }
+
+  async listEndpoints(): Promise<EndpointRecord[]> {
+    return [...this.#endpoints.values()].sort((a, b) => (a.id < b.id ? -1 : 1)).map(clone);
+  }
+
+  async deleteEndpoint(id: string): Promise<boolean> {
+    this.#queues.delete(id);
+    return this.#endpoints.delete(id);
+  }
+
+  #q(endpointId: string): EndpointQueues {
+    let q = this.#queues.get(endpointId);
+    if (!q) {
+      q = emptyQueues();
+      this.#queues.set(endpointId, q);
+    }
+    return q;
+  }
+
+  /** Drops expired records and log entries past the horizon. */
+  #sweep(q: EndpointQueues): void {
+    const now = this.#now();
+    const floor = logFloor(now);
+    let old = 0;
+    while (old < q.log.length && q.log[old]! < floor) old++;
+    for (const id of q.log.splice(0, old)) {
+      q.records.delete(id);
+      q.dead.delete(id);
+    }
+    const expired = new Set<string>();
+    for (const [id, stored] of q.records) {
+      if (stored.expiresAt !== null && stored.expiresAt <= now) expired.add(id);
+    }
+    if (expired.size === 0) return;
+    for (const id of expired) {
+      q.records.delete(id);
+      q.dead.delete(id);
+    }
+    q.log = q.log.filter((id) => !expired.has(id));
+  }
+
+  async enqueue(data: DeliveryData, state: DeliveryState, dueAt: number): Promise<void> {
+    const q = this.#q(data.endpointId);
+    if (++q.writes >= SWEEP_EVERY) {
+      q.writes = 0;
+      this.#sweep(q);
+    }
+    q.records.set(data.id, { data: clone(data), state: clone(state), expiresAt: null });
+    const last = q.log[q.log.length - 1];
+    if (last === undefined || last < data.id) q.log.push(data.id);
+    else q.log.splice(upperBound(q.log, data.id), 0, data.id);
+    const lane = q.lanes.get(data.lane);
+    if (lane && lane.length > 0) {
+      lane.push(data.id);
+    } else {
+      q.lanes.set(data.lane, [data.id]);
+      if (!q.due.has(data.lane)) q.due.set(data.lane, dueAt);
+    }
+  }
+
+  async claim(
+    endpointId: string,
+    max: number,
+    now: number,
+    leaseUntil: number,
+  ): Promise<{ claims: DeliveryClaim[]; nextDueAt: number | null }> {
+    const q = this.#queues.get(endpointId);
+    if (!q) return { claims: [], nextDueAt: null };
+    const ready = [...q.due].filter(([, at]) => at <= now).sort((a, b) => a[1] - b[1]);
+    const claims: DeliveryClaim[] = [];
+    for (const [lane] of ready) {
+      if (claims.length >= max) break;
+      const head = q.lanes.get(lane)?.[0];
+      const stored = head === undefined ? undefined : q.records.get(head);
+      if (!stored) {
+        q.due.delete(lane);
+        q.lanes.delete(lane);
+        continue;
+      }
+      const token = `t${++this.#tokens}`;
+      q.due.set(lane, leaseUntil);
+      q.lease.set(lane, token);
+      claims.push({
+        endpointId,
+        lane,
+        token,
+        delivery: { ...clone(stored.data), state: clone(stored.state) },
+      });
+    }
+    let nextDueAt: number | null = null;
+    for (const at of q.due.values()) if (nextDueAt === null || at < nextDueAt) nextDueAt = at;
+    return { claims, nextDueAt };
+  }
+
+  async finish(
+    claim: DeliveryClaim,
+    action: FinishAction,
+    state: DeliveryState | null,
+    at: number,
+  ): Promise<boolean> {
+    const q = this.#queues.get(claim.endpointId);
+    if (!q || q.lease.get(claim.lane) !== claim.token) return false;
+    q.lease.delete(claim.lane);
+    const lane = q.lanes.get(claim.lane) ?? [];
+    const now = this.#now();
+    if (lane[0] !== claim.delivery.id) {
+      if (lane.length === 0) q.due.delete(claim.lane);
+      else q.due.set(claim.lane, now);
+      return false;
+    }
+    const stored = q.records.get(claim.delivery.id);
+    if (stored && state) stored.state = clone(state);
+    if (action === 'retry' || action === 'release') {
+      q.due.set(claim.lane, at);
+      return true;
+    }
+    lane.shift();
+    if (stored) stored.expiresAt = now + RETENTION_MS[action];
+    if (action === 'dead') q.dead.set(claim.delivery.id, now);
+    if (lane.length > 0) {
+      q.due.set(claim.lane, now);
+    } else {
+      q.due.delete(claim.lane);
+      q.lanes.delete(claim.lane);
+    }
+    return true;
+  }
+
+  /** The record, or undefined once expired (expired ones are dropped on the way). */
+  #live(q: EndpointQueues, id: string): StoredDelivery | undefined {
+    const stored = q.records.get(id);
+    if (stored?.expiresAt != null && stored.expiresAt <= this.#now()) {
+      q.records.delete(id);
+      q.dead.delete(id);
+      q.log.splice(upperBound(q.log, id) - 1, 1);
+      return undefined;
+    }
+    return stored;
+  }
+
+  async getDelivery(endpointId: string, id: string): Promise<DeliveryRecord | null> {
+    const q = this.#queues.get(endpointId);
+    const stored = q && this.#live(q, id);
+    return stored ? { ...clone(stored.data), state: clone(stored.state) } : null;
+  }
+
+  async listDeliveries(endpointId: string, query: DeliveryQuery): Promise<Page<DeliveryRecord>> {
+    const q = this.#queues.get(endpointId);
+    if (!q) return { items: [], cursor: null };
+    const asc = query.order === 'asc';
+    // Walk a snapshot, since expired entries are removed from the log while walking.
+    const ids = asc ? [...q.log] : [...q.log].reverse();
+    let start = 0;
+    const { cursor } = query;
+    if (cursor !== undefined) {
+      start = asc ? upperBound(ids, cursor) : ids.findIndex((id) => id < cursor);
+      if (start < 0) start = ids.length;
+    }
+    const items: DeliveryRecord[] = [];
+    let i = start;
+    let scanned = 0;
+    for (; i < ids.length && items.length < query.take && scanned < MAX_SCAN; i++, scanned++) {
+      const stored = this.#live(q, ids[i]!);
+      if (!stored || (query.status && stored.state.status !== query.status)) continue;
+      items.push({ ...clone(stored.data), state: clone(stored.state) });
+    }
+    const more = i < ids.length;
+    const last = ids[i - 1];
+    return { items, cursor: more && last !== undefined ? last : null };
+  }
+
+  async deadSince(endpointId: string, since: number, limit: number): Promise<DeliveryRecord[]> {
+    const q = this.#queues.get(endpointId);
+    if (!q) return [];
+    const out: DeliveryRecord[] = [];
+    for (const [id, at] of q.dead) {
+      if (at < since) continue;
+      const stored = this.#live(q, id);
+      if (stored) out.push({ ...clone(stored.data), state: clone(stored.state) });
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
+  async markReplayed(endpointId: string, id: string, state: DeliveryState): Promise<void> {
+    const q = this.#queues.get(endpointId);
+    const stored = q?.records.get(id);
+    if (!q || !stored) return;
+    stored.state = clone(state);
+    q.dead.delete(id);
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,382 @@
+/**
+ * @module Outbound webhooks as a whole: subscriptions, the event listener that fans each domain event
+ * out to the subscribed endpoints (one write per endpoint, nothing sent inline), the dispatcher, the
+ * delivery log and replay. Endpoints are cached per process; every change is announced on the store's
+ * bus so other processes reload theirs.
+ */
+import type { Logger } from 'pino';
+import { GatewayError } from '../core/errors.js';
+import type { DomainEvent, EventType } from '../core/events.js';
+import { newId } from '../core/ids.js';
+import type { Bus, Page } from '../core/store.js';
+import { Dispatcher, type EndpointSource } from './dispatcher.js';
+import { pingEvent, toWebhookEvent, type WebhookEvent } from './events.js';
+import type { WebhookOptions } from './options.js';
+import type {
+  DeliveryData,
+  DeliveryQuery,
+  DeliveryRecord,
+  DeliveryState,
+  EndpointRecord,
+  WebhookRepo,
+} from './repo.js';
+import { generateSecret } from './signing.js';
+import { TargetRefusedError, vetTarget } from './ssrf.js';
+
+/** Bus topic announcing that the endpoint list changed. */
+const TOPIC = 'webhooks.endpoints';
+/** The cache is reloaded at least this often, in case an announcement was missed (bus reconnects). */
+const CACHE_TTL_MS = 10_000;
+/** Dead letters replayed per storage round trip. */
+const REPLAY_BATCH = 200;
+
+/** A subscription as the API shows it: never the secrets. */
+export interface EndpointView {
+  id: string;
+  url: string;
+  events: EventType[];
+  description: string | null;
+  enabled: boolean;
+  disabledReason: 'gone' | null;
+  /** Until when the secret replaced by the last rotation still signs; `null` when none does. */
+  previousSecretExpiresAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** A delivery as the API shows it: everything but the body. */
+export interface DeliveryView extends Omit<DeliveryData, 'body' | 'endpointId' | 'lane'>, DeliveryState {
+  webhookId: string;
+}
+
+export interface EndpointInput {
+  url: string;
+  events: EventType[];
+  description?: string | null;
+}
+
+export interface EndpointPatch {
+  url?: string;
+  events?: EventType[];
+  description?: string | null;
+  enabled?: boolean;
+  rotateSecret?: boolean;
+}
+
+export function endpointView(e: EndpointRecord, now = Date.now()): EndpointView {
+  const graceLeft = e.previousSecretExpiresAt !== null && Date.parse(e.previousSecretExpiresAt) > now;
+  return {
+    id: e.id,
+    url: e.url,
+    events: e.events,
+    description: e.description,
+    enabled: e.enabled,
+    disabledReason: e.disabledReason,
+    previousSecretExpiresAt: graceLeft ? e.previousSecretExpiresAt : null,
+    createdAt: e.createdAt,
+    updatedAt: e.updatedAt,
+  };
+}
+
+export function deliveryView(d: DeliveryRecord): DeliveryView {
+  const { body: _body, endpointId, lane: _lane, state, ...data } = d;
+  return { webhookId: endpointId, ...data, ...state };
+}
+
+function newState(at: string): DeliveryState {
+  return {
+    status: 'pending',
+    attempts: 0,
+    responseStatus: null,
+    latencyMs: null,
+    lastError: null,
+    nextAttemptAt: null,
+    updatedAt: at,
+    deliveredAt: null,
+    deadAt: null,
+    replayedBy: null,
+  };
+}
+
+function notFound(kind: 'Webhook' | 'Delivery', id: string): GatewayError {
+  return new GatewayError('GW_ERR_NOT_FOUND', `${kind} ${id} not found`);
+}
+
+export class WebhookService implements EndpointSource {
+  readonly repo: WebhookRepo;
+  readonly dispatcher: Dispatcher;
+  readonly #opts: WebhookOptions;
+  readonly #allowPrivate: boolean;
+  readonly #logger: Logger;
+  readonly #bus: Bus;
+  #cache: { at: number; endpoints: EndpointRecord[] } | null = null;
+  #loading: Promise<EndpointRecord[]> | null = null;
+  #unsubscribe: (() => Promise<void>) | null = null;
+
+  constructor(deps: {
+    repo: WebhookRepo;
+    bus: Bus;
+    options: WebhookOptions;
+    allowPrivate: boolean;
+    logger: Logger;
+  }) {
+    this.repo = deps.repo;
+    this.#bus = deps.bus;
+    this.#opts = deps.options;
+    this.#allowPrivate = deps.allowPrivate;
+    this.#logger = deps.logger;
+    this.dispatcher = new Dispatcher({
+      repo: deps.repo,
+      source: this,
+      options: deps.options,
+      allowPrivate: deps.allowPrivate,
+      logger: deps.logger,
+    });
+  }
+
+  async start(): Promise<void> {
+    this.#unsubscribe = await this.#bus.subscribe(TOPIC, () => {
+      this.#cache = null;
+      this.dispatcher.wake();
+    });
+    await this.endpoints();
+    this.dispatcher.start();
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    await this.#unsubscribe?.().catch(() => undefined);
+    await this.dispatcher.stop(graceMs);
+    await this.repo.close();
+  }
+
+  // --- endpoint cache ------------------------------------------------------------------------------
+
+  async endpoints(): Promise<readonly EndpointRecord[]> {
+    if (this.#cache && Date.now() - this.#cache.at < CACHE_TTL_MS) return this.#cache.endpoints;
+    this.#loading ??= this.repo
+      .listEndpoints()
+      .then((endpoints) => {
+        this.#cache = { at: Date.now(), endpoints };
+        return endpoints;
+      })
+      .finally(() => {
+        this.#loading = null;
+      });
+    return this.#loading;
+  }
+
+  async #changed(): Promise<void> {
+    this.#cache = null;
+    await this.endpoints();
+    await this.#bus
+      .publish(TOPIC, '1')
+      .catch((err) => this.#logger.warn({ err }, 'webhook change not announced'));
+    this.dispatcher.wake();
+  }
+
+  async disableGone(endpointId: string): Promise<void> {
+    const endpoint = await this.repo.getEndpoint(endpointId);
+    if (!endpoint?.enabled) return;
+    await this.repo.putEndpoint({
+      ...endpoint,
+      enabled: false,
+      disabledReason: 'gone',
+      updatedAt: new Date().toISOString(),
+    });
+    this.#logger.warn({ webhookId: endpointId }, 'webhook endpoint answered 410 Gone; disabled');
+    await this.#changed();
+  }
+
+  // --- the event listener ---------------------------------------------------------------------------
+
+  /** The EventHub listener: one enqueue per subscribed, enabled endpoint; never sends. */
+  readonly onEvent = async (event: DomainEvent): Promise<void> => {
+    const endpoints = (await this.endpoints()).filter((e) => e.enabled && e.events.includes(event.type));
+    if (endpoints.length === 0) return;
+    const payload = toWebhookEvent(event);
+    await Promise.all(endpoints.map((e) => this.#enqueue(e.id, payload, JSON.stringify(payload), null)));
+    this.dispatcher.wake();
+  };
+
+  async #enqueue(
+    endpointId: string,
+    event: WebhookEvent,
+    body: string,
+    replayOf: string | null,
+  ): Promise<DeliveryRecord> {
+    const at = new Date().toISOString();
+    const data: DeliveryData = {
+      id: newId('dlv'),
+      endpointId,
+      eventId: event.id,
+      eventType: event.type,
+      conversationId: event.conversationId,
+      lane: event.conversationId ?? 'ping',
+      seq: event.seq,
+      body,
+      replayOf,
+      createdAt: at,
+    };
+    const state = newState(at);
+    await this.repo.enqueue(data, state, Date.now());
+    return { ...data, state };
+  }
+
+  // --- subscriptions --------------------------------------------------------------------------------
+
+  /** Checks the target against the SSRF policy; a refusal is a 400 naming the address class. */
+  async #vet(url: string): Promise<void> {
+    try {
+      await vetTarget(new URL(url), { allowPrivate: this.#allowPrivate, resolve: this.#opts.resolve });
+    } catch (err) {
+      if (!(err instanceof TargetRefusedError)) throw err;
+      throw new GatewayError('GW_ERR_WEBHOOK_TARGET_REFUSED', `url: ${err.message}`, {
+        errors: [{ field: 'url', message: err.message }],
+        reason: err.reason,
+      });
+    }
+  }
+
+  async #get(id: string): Promise<EndpointRecord> {
+    const endpoint = await this.repo.getEndpoint(id);
+    if (!endpoint) throw notFound('Webhook', id);
+    return endpoint;
+  }
+
+  async create(input: EndpointInput): Promise<{ endpoint: EndpointRecord; secret: string }> {
+    await this.#vet(input.url);
+    const at = new Date().toISOString();
+    const secret = generateSecret();
+    const endpoint: EndpointRecord = {
+      id: newId('wh'),
+      url: input.url,
+      events: input.events,
+      description: input.description ?? null,
+      enabled: true,
+      disabledReason: null,
+      secret,
+      previousSecret: null,
+      previousSecretExpiresAt: null,
+      createdAt: at,
+      updatedAt: at,
+    };
+    await this.repo.putEndpoint(endpoint);
+    await this.#changed();
+    return { endpoint, secret };
+  }
+
+  get(id: string): Promise<EndpointRecord> {
+    return this.#get(id);
+  }
+
+  async list(query: { cursor?: string; take: number; order: 'asc' | 'desc' }): Promise<Page<EndpointRecord>> {
+    let all = await this.repo.listEndpoints();
+    if (query.order === 'desc') all = all.reverse();
+    const { cursor } = query;
+    const start =
+      cursor === undefined
+        ? 0
+        : all.findIndex((e) => (query.order === 'asc' ? e.id > cursor : e.id < cursor));
+    const from = start < 0 ? all.length : start;
+    const items = all.slice(from, from + query.take);
+    const more = from + query.take < all.length;
+    return { items, cursor: more ? items[items.length - 1]!.id : null };
+  }
+
+  async update(id: string, patch: EndpointPatch): Promise<{ endpoint: EndpointRecord; secret?: string }> {
+    const current = await this.#get(id);
+    if (patch.url !== undefined) await this.#vet(patch.url);
+    const now = Date.now();
+    const next: EndpointRecord = {
+      ...current,
+      ...(patch.url !== undefined ? { url: patch.url } : {}),
+      ...(patch.events !== undefined ? { events: patch.events } : {}),
+      ...(patch.description !== undefined ? { description: patch.description } : {}),
+      updatedAt: new Date(now).toISOString(),
+    };
+    if (patch.enabled !== undefined) {
+      next.enabled = patch.enabled;
+      next.disabledReason = null;
+    }
+    let secret: string | undefined;
+    if (patch.rotateSecret) {
+      secret = generateSecret();
+      next.previousSecret = current.secret;
+      next.previousSecretExpiresAt = new Date(now + this.#opts.rotationGraceMs).toISOString();
+      next.secret = secret;
+    }
+    await this.repo.putEndpoint(next);
+    await this.#changed();
+    return secret === undefined ? { endpoint: next } : { endpoint: next, secret };
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await this.repo.deleteEndpoint(id))) throw notFound('Webhook', id);
+    await this.#changed();
+  }
+
+  /** Queues a `ping` event to the endpoint, whatever it subscribes to. */
+  async ping(id: string): Promise<DeliveryRecord> {
+    const endpoint = await this.#get(id);
+    if (!endpoint.enabled) {
+      throw new GatewayError('GW_ERR_CONFLICT', `Webhook ${id} is disabled; enable it before testing`);
+    }
+    const event = pingEvent(id);
+    const delivery = await this.#enqueue(id, event, JSON.stringify(event), null);
+    this.dispatcher.wake();
+    return delivery;
+  }
+
+  // --- deliveries -----------------------------------------------------------------------------------
+
+  async deliveries(id: string, query: DeliveryQuery): Promise<Page<DeliveryRecord>> {
+    await this.#get(id);
+    return this.repo.listDeliveries(id, query);
+  }
+
+  async delivery(id: string, deliveryId: string): Promise<DeliveryRecord> {
+    await this.#get(id);
+    const delivery = await this.repo.getDelivery(id, deliveryId);
+    if (!delivery) throw notFound('Delivery', deliveryId);
+    return delivery;
+  }
+
+  /**
+   * Sends a finished delivery again as a new delivery with the same event id (`webhook-id`) and body,
+   * queued behind its conversation's current events.
+   */
+  async replay(id: string, deliveryId: string): Promise<DeliveryRecord> {
+    const original = await this.delivery(id, deliveryId);
+    if (original.state.status === 'pending' || original.state.status === 'retrying') {
+      throw new GatewayError('GW_ERR_CONFLICT', `Delivery ${deliveryId} is still ${original.state.status}`);
+    }
+    const copy = await this.#replayOne(original);
+    this.dispatcher.wake();
+    return copy;
+  }
+
+  /** Replays every dead-lettered delivery that died at or after `since`, in event order. */
+  async replayDeadSince(id: string, since: Date): Promise<DeliveryRecord[]> {
+    await this.#get(id);
+    const replayed: DeliveryRecord[] = [];
+    for (;;) {
+      // Each replayed delivery leaves the dead-letter index, so the next batch starts where this ended.
+      const batch = await this.repo.deadSince(id, since.getTime(), REPLAY_BATCH);
+      for (const original of batch) replayed.push(await this.#replayOne(original));
+      if (batch.length < REPLAY_BATCH) break;
+    }
+    if (replayed.length > 0) this.dispatcher.wake();
+    return replayed;
+  }
+
+  async #replayOne(original: DeliveryRecord): Promise<DeliveryRecord> {
+    const event = JSON.parse(original.body) as WebhookEvent;
+    const copy = await this.#enqueue(original.endpointId, event, original.body, original.id);
+    await this.repo.markReplayed(original.endpointId, original.id, {
+      ...original.state,
+      replayedBy: copy.id,
+      updatedAt: copy.createdAt,
+    });
+    return copy;
+  }
+}

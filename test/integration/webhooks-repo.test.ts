@@ -1,0 +1,233 @@
+/**
+ * The webhook delivery store contract, run against both implementations (in memory, and Redis on a
+ * private redis-server): lanes in order, only the head claimable, leases fenced, retry keeping the
+ * head, dead letters indexed and replayable, the log paginated both ways, endpoint deletion.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId } from '../../src/core/ids.js';
+import type { DeliveryData, DeliveryState, EndpointRecord, WebhookRepo } from '../../src/webhooks/repo.js';
+import { MemoryWebhookRepo } from '../../src/webhooks/repo-memory.js';
+import { RedisWebhookRepo } from '../../src/webhooks/repo-redis.js';
+import { RedisServer, redisAvailable } from '../helpers/redis.js';
+
+function endpoint(): EndpointRecord {
+  const at = new Date().toISOString();
+  return {
+    id: newId('wh'),
+    url: 'https://crm.example/hook',
+    events: ['message.created'],
+    description: null,
+    enabled: true,
+    disabledReason: null,
+    secret: 'whsec_x',
+    previousSecret: null,
+    previousSecretExpiresAt: null,
+    createdAt: at,
+    updatedAt: at,
+  };
+}
+
+const state = (status: DeliveryState['status'] = 'pending', attempts = 0): DeliveryState => ({
+  status,
+  attempts,
+  responseStatus: null,
+  latencyMs: null,
+  lastError: null,
+  nextAttemptAt: null,
+  updatedAt: new Date().toISOString(),
+  deliveredAt: null,
+  deadAt: null,
+  replayedBy: null,
+});
+
+function delivery(endpointId: string, lane: string, seq: number): DeliveryData {
+  return {
+    id: newId('dlv'),
+    endpointId,
+    eventId: newId('evt'),
+    eventType: 'message.created',
+    conversationId: lane,
+    lane,
+    seq,
+    body: JSON.stringify({ seq }),
+    replayOf: null,
+    createdAt: new Date().toISOString(),
+  };
+}
+
+function contract(name: string, make: () => Promise<WebhookRepo>) {
+  describe(name, () => {
+    let repo: WebhookRepo;
+    beforeAll(async () => {
+      repo = await make();
+    });
+    afterAll(async () => {
+      await repo.close();
+    });
+
+    it('stores, lists and deletes endpoints', async () => {
+      const a = endpoint();
+      const b = endpoint();
+      await repo.putEndpoint(b);
+      await repo.putEndpoint(a);
+      expect(await repo.getEndpoint(a.id)).toEqual(a);
+      const ids = (await repo.listEndpoints()).map((e) => e.id);
+      expect(ids.indexOf(a.id)).toBeLessThan(ids.indexOf(b.id));
+      await repo.putEndpoint({ ...a, enabled: false });
+      expect((await repo.getEndpoint(a.id))?.enabled).toBe(false);
+      expect(await repo.deleteEndpoint(a.id)).toBe(true);
+      expect(await repo.deleteEndpoint(a.id)).toBe(false);
+      expect(await repo.getEndpoint(a.id)).toBeNull();
+    });
+
+    it('claims only lane heads, in order, one lease per lane', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const a1 = delivery(e.id, 'conv_a', 1);
+      const a2 = delivery(e.id, 'conv_a', 2);
+      const b1 = delivery(e.id, 'conv_b', 1);
+      for (const d of [a1, a2, b1]) await repo.enqueue(d, state(), now);
+      const first = await repo.claim(e.id, 10, now, now + 60_000);
+      expect(first.claims.map((c) => c.delivery.id).sort()).toEqual([a1.id, b1.id].sort());
+      // Leased lanes are not claimable again, and the next due time is the lease expiry.
+      const again = await repo.claim(e.id, 10, now, now + 60_000);
+      expect(again.claims).toEqual([]);
+      expect(again.nextDueAt).toBe(now + 60_000);
+
+      const a = first.claims.find((c) => c.lane === 'conv_a')!;
+      const done = { ...state('succeeded', 1), deliveredAt: new Date().toISOString() };
+      expect(await repo.finish(a, 'done', done, now)).toBe(true);
+      // A stale token (the same claim again) is fenced off.
+      expect(await repo.finish(a, 'done', done, now)).toBe(false);
+      // The next head is due as soon as its predecessor finished.
+      const next = await repo.claim(e.id, 10, Date.now(), Date.now() + 60_000);
+      expect(next.claims.map((c) => c.delivery.id)).toEqual([a2.id]);
+      expect((await repo.getDelivery(e.id, a1.id))?.state.status).toBe('succeeded');
+    });
+
+    it('keeps a retrying head at the front until it is due, then dead-letters it', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const h = delivery(e.id, 'conv_r', 1);
+      const t = delivery(e.id, 'conv_r', 2);
+      await repo.enqueue(h, state(), now);
+      await repo.enqueue(t, state(), now);
+      const [claim] = (await repo.claim(e.id, 5, now, now + 60_000)).claims;
+      expect(
+        await repo.finish(claim!, 'retry', { ...state('retrying', 1), lastError: 'HTTP 500' }, now + 5_000),
+      ).toBe(true);
+      const early = await repo.claim(e.id, 5, now + 1_000, now + 60_000);
+      expect(early.claims).toEqual([]);
+      expect(early.nextDueAt).toBe(now + 5_000);
+      const later = (await repo.claim(e.id, 5, now + 5_000, now + 60_000)).claims;
+      expect(later.map((c) => c.delivery.id)).toEqual([h.id]);
+      expect(later[0]!.delivery.state).toMatchObject({
+        status: 'retrying',
+        attempts: 1,
+        lastError: 'HTTP 500',
+      });
+
+      const deadAt = Date.now();
+      expect(await repo.finish(later[0]!, 'dead', state('dead', 2), deadAt)).toBe(true);
+      expect(
+        (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims.map((c) => c.delivery.id),
+      ).toEqual([t.id]);
+      const dead = await repo.deadSince(e.id, deadAt - 1_000, 10);
+      expect(dead.map((d) => d.id)).toEqual([h.id]);
+      expect(await repo.deadSince(e.id, Date.now() + 60_000, 10)).toEqual([]);
+      await repo.markReplayed(e.id, h.id, { ...state('dead', 2), replayedBy: 'dlv_x' });
+      expect(await repo.deadSince(e.id, 0, 10)).toEqual([]);
+      expect((await repo.getDelivery(e.id, h.id))?.state.replayedBy).toBe('dlv_x');
+    });
+
+    it('releases a claim untouched', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const d = delivery(e.id, 'conv_s', 1);
+      await repo.enqueue(d, state(), now);
+      const [claim] = (await repo.claim(e.id, 1, now, now + 60_000)).claims;
+      expect(await repo.finish(claim!, 'release', null, now)).toBe(true);
+      const [again] = (await repo.claim(e.id, 1, now, now + 60_000)).claims;
+      expect(again?.delivery.id).toBe(d.id);
+      expect(again?.delivery.state).toMatchObject({ status: 'pending', attempts: 0 });
+    });
+
+    it('pages the delivery log both ways and filters by status', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const all: DeliveryData[] = [];
+      for (let i = 0; i < 7; i++) {
+        const d = delivery(e.id, `conv_${i % 2}`, i);
+        all.push(d);
+        await repo.enqueue(d, state(), now);
+      }
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      for (;;) {
+        const page = await repo.listDeliveries(e.id, {
+          take: 3,
+          order: 'asc',
+          ...(cursor ? { cursor } : {}),
+        });
+        seen.push(...page.items.map((d) => d.id));
+        if (page.cursor === null) break;
+        cursor = page.cursor;
+      }
+      expect(seen).toEqual(all.map((d) => d.id));
+      const desc = await repo.listDeliveries(e.id, { take: 100, order: 'desc' });
+      expect(desc.items.map((d) => d.id)).toEqual(all.map((d) => d.id).reverse());
+      expect(desc.cursor).toBeNull();
+
+      const [claim] = (await repo.claim(e.id, 1, now, now + 60_000)).claims;
+      await repo.finish(claim!, 'done', state('succeeded', 1), now);
+      const succeeded = await repo.listDeliveries(e.id, { take: 10, order: 'asc', status: 'succeeded' });
+      expect(succeeded.items.map((d) => d.id)).toEqual([claim!.delivery.id]);
+    });
+
+    it('removes an endpoint with its queue and log', async () => {
+      const e = endpoint();
+      await repo.putEndpoint(e);
+      const d = delivery(e.id, 'conv_z', 1);
+      await repo.enqueue(d, state(), Date.now());
+      expect(await repo.deleteEndpoint(e.id)).toBe(true);
+      expect(await repo.getDelivery(e.id, d.id)).toBeNull();
+      expect((await repo.claim(e.id, 10, Date.now(), Date.now() + 1_000)).claims).toEqual([]);
+      expect((await repo.listDeliveries(e.id, { take: 10, order: 'asc' })).items).toEqual([]);
+    });
+  });
+}
+
+contract('memory', async () => new MemoryWebhookRepo());
+
+describe.runIf(redisAvailable())('redis', () => {
+  let server: RedisServer;
+  beforeAll(async () => {
+    server = await RedisServer.start();
+  });
+  afterAll(async () => {
+    await server?.dispose();
+  });
+  contract('redis repo', () => RedisWebhookRepo.connect(server.url, `t${Date.now()}`));
+});
+
+describe('memory retention', () => {
+  it('expires finished deliveries after their retention, and keeps pending ones', async () => {
+    let now = Date.now();
+    const repo = new MemoryWebhookRepo({ now: () => now });
+    const e = endpoint();
+    const done = delivery(e.id, 'conv_t', 1);
+    const waiting = delivery(e.id, 'conv_u', 1);
+    await repo.enqueue(done, state(), now);
+    await repo.enqueue(waiting, state(), now + 3_600_000);
+    const [claim] = (await repo.claim(e.id, 1, now, now + 1_000)).claims;
+    expect(claim!.delivery.id).toBe(done.id);
+    await repo.finish(claim!, 'done', state('succeeded', 1), now);
+    now += 6 * 86_400_000;
+    expect(await repo.getDelivery(e.id, done.id)).not.toBeNull();
+    now += 2 * 86_400_000;
+    expect(await repo.getDelivery(e.id, done.id)).toBeNull();
+    expect((await repo.listDeliveries(e.id, { take: 10, order: 'asc' })).items.map((d) => d.id)).toEqual([
+      waiting.id,
+    ]);
+  });
+});
