@@ -65,7 +65,11 @@ export async function startGateway(
   };
 }
 
-export function apiFetch(base: string, path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+export function apiFetch(
+  base: string,
+  path: string,
+  init: RequestInit & { json?: unknown } = {},
+): Promise<Response> {
   const { json, headers, ...rest } = init;
   return fetch(`${base}${path}`, {
     ...rest,
@@ -93,7 +97,14 @@ const MAIN = fileURLToPath(new URL('../../src/main.ts', import.meta.url));
 export async function spawnGateway(env: Record<string, string>): Promise<SpawnedGateway> {
   const port = await freePort();
   const proc = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    env: { ...process.env, API_KEYS: API_KEY, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
+    env: {
+      ...process.env,
+      API_KEYS: API_KEY,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output: string[] = [];

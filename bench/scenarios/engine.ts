@@ -1,0 +1,224 @@
+/**
+ * Engine benchmarks (issue: delivery engine): ingest through `POST /v1/messages` vs a bare Express
+ * endpoint, queue drain vs a BullMQ worker at the same concurrency, end to end vs bare, accept latency,
+ * and correctness counts (duplicates, order violations, lost messages) under a duplicated load.
+ */
+import { Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { ADAPTERS } from '../../adapters/index.js';
+import { loadConfig } from '../../config/load.js';
+import { createGateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/logger.js';
+import type { Bot, BotRequest, BotResponse } from '../../src/pipeline/bot/types.js';
+import { type BenchRow, countRow, load, ratioRow, startBare } from '../lib.js';
+
+const KEY = 'bench-api-key-0123456789abcdef';
+const CONNECTIONS = 50;
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const CONCURRENCY = 32;
+const DRAIN_MESSAGES = 5_000;
+const CONVERSATIONS = 100;
+
+/** A bot that answers nothing and records what it saw, to count duplicates and order violations. */
+class RecordingBot implements Bot {
+  readonly kind = 'demo' as const;
+  readonly seen = new Map<string, number>();
+  readonly lastSeq = new Map<string, number>();
+  duplicates = 0;
+  orderViolations = 0;
+  reply_: (text: string) => BotResponse['replies'] = () => [];
+
+  async reply({ message }: BotRequest): Promise<BotResponse> {
+    const n = (this.seen.get(message.id) ?? 0) + 1;
+    this.seen.set(message.id, n);
+    if (n > 1) this.duplicates += 1;
+    const last = this.lastSeq.get(message.conversationId) ?? 0;
+    if (message.seq <= last) this.orderViolations += 1;
+    this.lastSeq.set(message.conversationId, message.seq);
+    return { replies: this.reply_(message.text) };
+  }
+}
+
+async function gateway(redisUrl: string, prefix: string, bot: Bot, startEngine: boolean) {
+  const config = loadConfig(
+    {
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: prefix,
+      API_KEYS: KEY,
+      WORKER_CONCURRENCY: String(CONCURRENCY),
+      QUEUE_MAX_PENDING: '10000000',
+      LOG_LEVEL: 'silent',
+    },
+    ADAPTERS,
+  );
+  const gw = await createGateway(config, createLogger('silent'), { bot, startEngine });
+  const url = await gw.start(0, '127.0.0.1');
+  return { gw, url };
+}
+
+async function sessions(url: string, n: number): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: n }, async () => {
+      const res = await fetch(`${url}/v1/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      return ((await res.json()) as { conversationId: string }).conversationId;
+    }),
+  );
+}
+
+function messageRequests(conversations: string[], duplicate = false) {
+  let n = 0;
+  let pending: string | null = null;
+  return () => {
+    // With `duplicate`, every body is sent twice in a row (a provider retry).
+    if (duplicate && pending) {
+      const body = pending;
+      pending = null;
+      return { body };
+    }
+    const i = n++;
+    const body = JSON.stringify({
+      conversationId: conversations[i % conversations.length],
+      text: `message ${i}`,
+      clientMessageId: `m-${i}`,
+      wait: 0,
+    });
+    if (duplicate) pending = body;
+    return { body };
+  };
+}
+
+async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs: number): Promise<number> {
+  const start = performance.now();
+  while (!(await check())) {
+    if (performance.now() - start > timeoutMs) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return performance.now() - start;
+}
+
+async function bullmqDrain(redisUrl: string, prefix: string): Promise<number> {
+  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('bench', { connection, prefix });
+  await queue.addBulk(
+    Array.from({ length: DRAIN_MESSAGES }, (_, i) => ({
+      name: 'msg',
+      data: { conversationId: `c${i % CONVERSATIONS}`, text: `message ${i}` },
+      opts: { removeOnComplete: true },
+    })),
+  );
+  let done = 0;
+  const start = performance.now();
+  const worker = new Worker('bench', async () => undefined, {
+    connection: new Redis(redisUrl, { maxRetriesPerRequest: null }),
+    prefix,
+    concurrency: CONCURRENCY,
+  });
+  worker.on('completed', () => {
+    done += 1;
+  });
+  await waitUntil(() => done >= DRAIN_MESSAGES, 120_000);
+  const elapsed = performance.now() - start;
+  await worker.close();
+  await queue.close();
+  connection.disconnect();
+  return DRAIN_MESSAGES / (elapsed / 1000);
+}
+
+export async function run(redisUrl: string): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
+
+  // Baseline: a bare Express 5 endpoint parsing the same JSON body.
+  const bare = await startBare();
+  const conversationsForBare = Array.from({ length: CONVERSATIONS }, (_, i) => `conv_${i}`);
+  const bareLoad = await load({
+    url: `${bare.url}/bare`,
+    headers: { 'content-type': 'application/json' },
+    request: messageRequests(conversationsForBare),
+    connections: CONNECTIONS,
+    durationS: DURATION_S,
+  });
+  await bare.close();
+
+  // Ingest only: accept (dedupe + store + enqueue in Redis) with the engine off.
+  const ingestBot = new RecordingBot();
+  const ingest = await gateway(redisUrl, 'bench-ingest', ingestBot, false);
+  const ingestConvs = await sessions(ingest.url, CONVERSATIONS);
+  const ingestLoad = await load({
+    url: `${ingest.url}/v1/messages`,
+    headers,
+    request: messageRequests(ingestConvs),
+    connections: CONNECTIONS,
+    durationS: DURATION_S,
+  });
+  rows.push(ratioRow('ingest POST /v1/messages vs bare Express', 'req/s', ingestLoad.rps, bareLoad.rps, 0.8));
+  rows.push({ scenario: 'accept latency p50 (50 connections)', metric: 'ms', value: ingestLoad.p50 });
+  rows.push({
+    scenario: 'accept latency p99 (50 connections)',
+    metric: 'ms',
+    value: ingestLoad.p99,
+    target: '<= 25 ms',
+    ok: ingestLoad.p99 <= 25,
+  });
+  rows.push(countRow('ingest errors and non-2xx', 'count', ingestLoad.errors + ingestLoad.non2xx));
+
+  // Queue drain: the messages just accepted, processed by a no-op bot, vs BullMQ with a no-op worker.
+  const pending = await ingest.gw.deps.store.pendingCount();
+  const drainStart = performance.now();
+  await ingest.gw.deps.engine.start();
+  await waitUntil(async () => (await ingest.gw.deps.store.pendingCount()) === 0, 300_000);
+  const drainRate = pending / ((performance.now() - drainStart) / 1000);
+  await ingest.gw.stop();
+  const bullRate = await bullmqDrain(redisUrl, 'bench-bull');
+  rows.push(
+    ratioRow(
+      `queue drain (${pending} msgs, no-op bot) vs BullMQ no-op worker`,
+      'msg/s',
+      drainRate,
+      bullRate,
+      1.0,
+    ),
+  );
+  rows.push(countRow('drain: duplicates seen by the bot', 'count', ingestBot.duplicates));
+  rows.push(countRow('drain: order violations', 'count', ingestBot.orderViolations));
+  rows.push(countRow('drain: lost (accepted, never processed)', 'count', pending - ingestBot.seen.size));
+
+  // End to end with every request sent twice: ingest, bot reply stored; rate of fully processed messages.
+  const e2eBot = new RecordingBot();
+  e2eBot.reply_ = (text) => [{ text: `You said: ${text}` }];
+  const e2e = await gateway(redisUrl, 'bench-e2e', e2eBot, true);
+  const e2eConvs = await sessions(e2e.url, CONVERSATIONS);
+  const start = performance.now();
+  const e2eLoad = await load({
+    url: `${e2e.url}/v1/messages`,
+    headers,
+    request: messageRequests(e2eConvs, true),
+    connections: CONNECTIONS,
+    durationS: DURATION_S,
+  });
+  await waitUntil(async () => (await e2e.gw.deps.store.pendingCount()) === 0, 300_000);
+  const unique = e2eBot.seen.size;
+  const e2eRate = unique / ((performance.now() - start) / 1000);
+  // Every message the gateway accepted (duplicates excluded) must have reached the bot exactly once.
+  const accepted = (await e2e.gw.deps.metrics.accepted.get()).values.reduce((sum, v) => sum + v.value, 0);
+  const duplicatesRecognised = (await e2e.gw.deps.metrics.duplicates.get()).values.reduce(
+    (sum, v) => sum + v.value,
+    0,
+  );
+  await e2e.gw.stop();
+  rows.push(ratioRow('end to end (ingest, bot, reply stored) vs bare', 'msg/s', e2eRate, bareLoad.rps, 0.5));
+  rows.push(countRow('e2e (each request sent twice): duplicates', 'count', e2eBot.duplicates));
+  rows.push(countRow('e2e: order violations', 'count', e2eBot.orderViolations));
+  rows.push(countRow('e2e: lost (accepted, never processed)', 'count', accepted - unique));
+  rows.push({
+    scenario: 'e2e: resent requests recognised as duplicates',
+    metric: 'requests',
+    value: duplicatesRecognised,
+  });
+  rows.push(countRow('e2e errors and non-2xx', 'count', e2eLoad.errors + e2eLoad.non2xx));
+  return rows;
+}

@@ -1,0 +1,139 @@
+/**
+ * A recording HTTP bot on loopback. It verifies every request with the `standardwebhooks` package (an
+ * implementation independent of ours) and answers according to a mode the test sets.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+
+export const BOT_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+
+export interface BotCall {
+  webhookId: string;
+  conversationId: string;
+  messageId: string;
+  seq: number;
+  text: string;
+  historySize: number;
+  at: number;
+}
+
+export type BotMode =
+  | { kind: 'echo'; delayMs?: number | (() => number) }
+  | { kind: 'status'; status: number; retryAfter?: string }
+  | { kind: 'hang' }
+  | { kind: 'garbage' }
+  | { kind: 'wrong-shape' }
+  | { kind: 'huge' }
+  | { kind: 'handoff' };
+
+export class FakeBot {
+  readonly calls: BotCall[] = [];
+  readonly rejected: string[] = [];
+  mode: BotMode = { kind: 'echo' };
+  /** Modes to use for the next calls, in order, before falling back to `mode`. */
+  readonly script: BotMode[] = [];
+  #server: Server;
+  #hung = new Set<() => void>();
+  url = '';
+
+  private constructor() {
+    const verifier = new Webhook(BOT_SECRET);
+    this.#server = createServer(async (req, res) => {
+      const body = await readBody(req);
+      let payload: {
+        message: { id: string; seq: number; text: string; conversationId: string };
+        history: unknown[];
+      };
+      try {
+        payload = verifier.verify(body, {
+          'webhook-id': String(req.headers['webhook-id'] ?? ''),
+          'webhook-timestamp': String(req.headers['webhook-timestamp'] ?? ''),
+          'webhook-signature': String(req.headers['webhook-signature'] ?? ''),
+        }) as typeof payload;
+      } catch (err) {
+        this.rejected.push((err as Error).message);
+        res.writeHead(401).end();
+        return;
+      }
+      this.calls.push({
+        webhookId: String(req.headers['webhook-id']),
+        conversationId: payload.message.conversationId,
+        messageId: payload.message.id,
+        seq: payload.message.seq,
+        text: payload.message.text,
+        historySize: payload.history.length,
+        at: Date.now(),
+      });
+      const mode = this.script.shift() ?? this.mode;
+      switch (mode.kind) {
+        case 'echo': {
+          const delay = typeof mode.delayMs === 'function' ? mode.delayMs() : (mode.delayMs ?? 0);
+          if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ replies: [{ text: `re: ${payload.message.text}` }] }));
+          return;
+        }
+        case 'status':
+          res.writeHead(mode.status, mode.retryAfter ? { 'retry-after': mode.retryAfter } : {});
+          res.end('{}');
+          return;
+        case 'hang':
+          await new Promise<void>((resolve) => {
+            this.#hung.add(resolve);
+            res.on('close', () => resolve());
+          });
+          res.destroy();
+          return;
+        case 'garbage':
+          res.writeHead(200, { 'content-type': 'text/html' });
+          res.end('<html>not json</html>');
+          return;
+        case 'wrong-shape':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ reply: 'hello' }));
+          return;
+        case 'huge':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ replies: [{ text: 'x'.repeat(9_000) }], padding: 'y'.repeat(400_000) }));
+          return;
+        case 'handoff':
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ replies: [{ text: 'A human will take over.' }], handoff: true }));
+          return;
+      }
+    });
+  }
+
+  static async start(): Promise<FakeBot> {
+    const bot = new FakeBot();
+    await new Promise<void>((resolve) => bot.#server.listen(0, '127.0.0.1', () => resolve()));
+    bot.url = `http://127.0.0.1:${(bot.#server.address() as AddressInfo).port}/bot`;
+    return bot;
+  }
+
+  /** Ends every hanging request (their connections are dropped). */
+  releaseHung(): void {
+    for (const release of this.#hung) release();
+    this.#hung.clear();
+  }
+
+  callsFor(messageId: string): BotCall[] {
+    return this.calls.filter((c) => c.messageId === messageId);
+  }
+
+  async close(): Promise<void> {
+    this.releaseHung();
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
