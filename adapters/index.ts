@@ -3,6 +3,7 @@
  */
 import type { AdapterModule } from '../src/core/channel.js';
 import api from './api/index.js';
+import webchat from './webchat/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: each module carries its own config type
-export const ADAPTERS: readonly AdapterModule<any>[] = [api];
+export const ADAPTERS: readonly AdapterModule<any>[] = [api, webchat];

@@ -1,0 +1,80 @@
+/**
+ * @module Frames the gateway sends to browsers (SPEC §7) and the outbound half of the channel: a bot reply
+ * is published on the store's bus so whichever gateway process holds the visitor's sockets pushes it
+ * (Redis pub/sub with the Redis backend, an in-process emitter with the embedded one).
+ */
+import type {
+  Attachment,
+  Conversation,
+  DeliveryStatus,
+  Message,
+  QuickReply,
+  SendResult,
+} from '../../src/core/index.js';
+
+/** A message as the browser sees it: no meta, entities or processing state. */
+export interface WireMessage {
+  id: string;
+  seq: number;
+  type: Message['type'];
+  direction: Message['direction'];
+  text: string;
+  name?: string;
+  clientMessageId?: string;
+  replyTo?: string;
+  attachments?: Attachment[];
+  quickReplies?: QuickReply[];
+  /** Delivery status of outbound messages. */
+  status?: DeliveryStatus;
+  createdAt: string;
+}
+
+export type ServerFrame =
+  | { type: 'ready'; conversationId: string; visitorId: string; expiresAt: string }
+  | { type: 'ack'; clientMessageId: string; id: string; seq: number; duplicate?: true }
+  | { type: 'message'; message: WireMessage }
+  | { type: 'typing'; on: boolean }
+  | { type: 'receipt'; id: string; seq: number; status: DeliveryStatus }
+  | { type: 'error'; code: string; message: string; clientMessageId?: string; retryAfter?: number };
+
+/** Whether a stored message is shown to the visitor: everything but internal notes (`context` etc.). */
+export function isVisible(message: Message): boolean {
+  return message.direction !== 'internal' && (message.type === 'user' || message.type === 'bot');
+}
+
+export function toWireMessage(m: Message): WireMessage {
+  return {
+    id: m.id,
+    seq: m.seq,
+    type: m.type,
+    direction: m.direction,
+    text: m.text,
+    ...(m.name !== undefined ? { name: m.name } : {}),
+    ...(m.clientMessageId !== undefined ? { clientMessageId: m.clientMessageId } : {}),
+    ...(m.replyTo !== undefined ? { replyTo: m.replyTo } : {}),
+    ...(m.attachments.length > 0 ? { attachments: m.attachments } : {}),
+    ...(m.quickReplies && m.quickReplies.length > 0 ? { quickReplies: m.quickReplies } : {}),
+    ...(m.delivery ? { status: m.delivery.status } : {}),
+    createdAt: m.createdAt,
+  };
+}
+
+/** The narrow interface outbound needs: fan a frame out to every socket of a conversation, anywhere. */
+export interface FramePublisher {
+  publish(conversationId: string, frame: ServerFrame): Promise<void>;
+}
+
+/**
+ * Sends a bot reply by publishing it to the conversation's sockets. `sent` is the honest status here:
+ * only the process holding a socket knows it was handed over, and that process moves the message to
+ * `delivered` when it writes the frame. A visitor who is offline gets the reply from `resume`, since it
+ * is already stored.
+ */
+export async function send(
+  publisher: FramePublisher,
+  conversation: Conversation,
+  message: Message,
+): Promise<SendResult> {
+  await publisher.publish(conversation.id, { type: 'message', message: toWireMessage(message) });
+  return { status: 'sent' };
+}
