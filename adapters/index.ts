@@ -3,7 +3,8 @@
  */
 import type { AdapterModule } from '../src/core/channel.js';
 import api from './api/index.js';
+import slack from './slack/index.js';
 import webchat from './webchat/index.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: each module carries its own config type
-export const ADAPTERS: readonly AdapterModule<any>[] = [api, webchat];
+export const ADAPTERS: readonly AdapterModule<any>[] = [api, slack, webchat];

@@ -1,0 +1,321 @@
+/**
+ * @module The Slack channel (SPEC §2, §5): Events API and interactivity webhooks in, threaded
+ * `chat.postMessage` replies out.
+ *
+ * Every request: read the raw bytes → verify the v0 signature and timestamp window → parse → classify
+ * (inbound.ts) → accept into the queue → 200. Slack retries anything not acknowledged within 3 seconds
+ * (CHANNELS.md §2.3), so nothing here waits for the bot; input deliberately ignored (other workspaces,
+ * unknown event types, the bot's own posts) is answered 200 with nothing stored, which stops the retries.
+ */
+import express, { type Request, type Response, type Router } from 'express';
+import {
+  type ChannelAdapter,
+  type ChannelContext,
+  type Conversation,
+  defineAdapter,
+  detectEntities,
+  isGatewayError,
+  type Message,
+  type SendResult,
+} from '../../src/core/index.js';
+import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
+import {
+  classifyEvent,
+  classifyInteraction,
+  parseChannelRef,
+  type SlackDecision,
+  type SlackMessageRef,
+} from './inbound.js';
+import { createWebApi, type SlackApi, SlackCallError, SlackSender } from './outbound.js';
+import { verifySlackRequest } from './verify.js';
+
+/** Events API Request URL path (SPEC §5). */
+export const EVENTS_PATH = '/webhooks/slack/events';
+/** Interactivity Request URL path (SPEC §5). */
+export const INTERACTIONS_PATH = '/webhooks/slack/interactions';
+
+/** Edits and deletes can come long after a message; its index entry lives as long as delivery ids do. */
+const INDEX_TTL_S = 30 * 86_400;
+/** Display names change rarely; a day keeps users.info calls off the ack path almost always. */
+const NAME_TTL_S = 86_400;
+/** A lookup Slack refused for good (e.g. no `users:read` scope) is not asked again for an hour. */
+const NAME_MISS_TTL_S = 3_600;
+
+/** kv key of a Slack message's stored copy: `{conversationId} {messageId}`. */
+const messageKey = (ref: SlackMessageRef) => `slack:msg:${ref.team}:${ref.channel}:${ref.ts}`;
+/** kv key marking a channel thread as a conversation with the bot. */
+const threadKey = (channelRef: string) => `slack:thread:${channelRef}`;
+const nameKey = (team: string, user: string) => `slack:user:${team}:${user}`;
+
+class SlackAdapter implements ChannelAdapter {
+  readonly name = 'slack';
+  readonly channels = ['slack'] as const;
+  readonly #ctx: ChannelContext;
+  readonly #config: SlackConfig;
+  readonly #api: SlackApi;
+  readonly #sender: SlackSender;
+  readonly #raw: express.RequestHandler;
+  #botUserId: string | undefined;
+  #identity: Promise<void> | undefined;
+
+  constructor(ctx: ChannelContext, config: SlackConfig, api: SlackApi) {
+    this.#ctx = ctx;
+    this.#config = config;
+    this.#api = api;
+    this.#sender = new SlackSender(api, { logger: ctx.logger });
+    // Any content type: the signature decides, and it is checked on exactly these bytes.
+    this.#raw = express.raw({ type: () => true, limit: ctx.config.BODY_LIMIT_BYTES });
+  }
+
+  routes(router: Router): void {
+    router.post(EVENTS_PATH, (req, res) => this.#handle(req, res, 'event'));
+    router.post(INTERACTIONS_PATH, (req, res) => this.#handle(req, res, 'interaction'));
+  }
+
+  /** Learns the bot's user id (auth.test) without holding up the start; events also name it. */
+  async start(): Promise<void> {
+    this.#identity = this.#api.authTest().then(
+      (me) => {
+        this.#botUserId = me.userId;
+        this.#ctx.logger.info(
+          { botUserId: me.userId, teamId: me.teamId },
+          'slack: bot token verified (auth.test)',
+        );
+        if (this.#config.teamId && me.teamId && me.teamId !== this.#config.teamId) {
+          this.#ctx.logger.warn(
+            { teamId: me.teamId, configured: this.#config.teamId },
+            'slack: SLACK_BOT_TOKEN belongs to another workspace than SLACK_TEAM_ID',
+          );
+        }
+      },
+      (err: unknown) => {
+        const code = err instanceof SlackCallError ? err.slackError : 'unknown_error';
+        this.#ctx.logger.error({ code }, 'slack: auth.test failed; check SLACK_BOT_TOKEN and SLACK_API_URL');
+      },
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.#identity;
+  }
+
+  send(conversation: Conversation, message: Message): Promise<SendResult> {
+    return this.#sender.send(conversation, message);
+  }
+
+  describe(): string[] {
+    return [
+      `slack: Event Subscriptions Request URL: ${this.#ctx.publicUrl}${EVENTS_PATH}`,
+      `slack: Interactivity Request URL: ${this.#ctx.publicUrl}${INTERACTIONS_PATH}`,
+    ];
+  }
+
+  // --- request handling --------------------------------------------------------------------------
+
+  async #handle(req: Request, res: Response, kind: 'event' | 'interaction'): Promise<void> {
+    let body: Buffer;
+    try {
+      body = await this.#readRaw(req, res);
+    } catch (err) {
+      const status = (err as { status?: number }).status === 413 ? 413 : 400;
+      this.#refuse(req, res, status, status === 413 ? 'body_too_large' : 'unreadable_body');
+      return;
+    }
+    const verified = verifySlackRequest({
+      signingSecret: this.#config.signingSecret,
+      rawBody: body,
+      signature: req.get('x-slack-signature'),
+      timestamp: req.get('x-slack-request-timestamp'),
+    });
+    if (!verified.ok) {
+      this.#refuse(req, res, 401, verified.reason);
+      return;
+    }
+    const payload = kind === 'event' ? parseJson(body.toString('utf8')) : parseInteractionForm(body);
+    if (!payload.ok) {
+      this.#refuse(req, res, 400, payload.reason);
+      return;
+    }
+    const opts = { botUserId: this.#botUserId, teamId: this.#config.teamId };
+    const decision =
+      kind === 'event' ? classifyEvent(payload.value, opts) : classifyInteraction(payload.value, opts);
+    try {
+      await this.#apply(req, res, decision);
+    } catch (err) {
+      // Not kept: a 5xx makes Slack retry, and the dedupe key makes the retry safe.
+      const status = isGatewayError(err) && err.status >= 500 ? err.status : 500;
+      const retryAfter = isGatewayError(err) ? err.extra.retryAfter : undefined;
+      if (typeof retryAfter === 'number') res.set('Retry-After', String(retryAfter));
+      this.#ctx.logger[status === 503 ? 'warn' : 'error'](
+        { err, status, path: req.path, retryNum: req.get('x-slack-retry-num') },
+        'slack request not accepted; Slack will retry',
+      );
+      res.status(status).end();
+    }
+  }
+
+  #readRaw(req: Request, res: Response): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      this.#raw(req, res, (err?: unknown) => {
+        if (err) reject(err);
+        else resolve(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
+      });
+    });
+  }
+
+  /** Answers a refused request: logged once at warn with the reason, counted, nothing stored. */
+  #refuse(req: Request, res: Response, status: number, reason: string): void {
+    this.#ctx.logger.warn({ reason, status, path: req.path }, 'slack request refused');
+    this.#ctx.rejected('slack', reason);
+    // Slack retries every non-2xx; a malformed body will not get better (CHANNELS.md §2.3).
+    if (status === 400 || status === 413) res.set('X-Slack-No-Retry', '1');
+    res.status(status).end();
+  }
+
+  async #apply(req: Request, res: Response, decision: SlackDecision): Promise<void> {
+    switch (decision.kind) {
+      case 'challenge':
+        res.status(200).json({ challenge: decision.challenge });
+        return;
+      case 'invalid':
+        this.#refuse(req, res, 400, decision.reason);
+        return;
+      case 'ignore':
+        this.#ignored(req, decision.reason, decision.refused);
+        break;
+      case 'edit':
+        await this.#edit(decision.ref, decision.text);
+        break;
+      case 'delete':
+        await this.#delete(decision.ref);
+        break;
+      case 'accept':
+        await this.#accept(req, decision);
+        break;
+    }
+    res.status(200).end();
+  }
+
+  #ignored(req: Request, reason: string, refused: boolean): void {
+    if (refused) {
+      this.#ctx.logger.warn({ reason, path: req.path }, 'slack request ignored');
+      this.#ctx.rejected('slack', reason);
+    } else if (reason === 'app_rate_limited') {
+      this.#ctx.logger.warn({ reason }, 'slack: event deliveries are being rate limited by Slack');
+    } else {
+      this.#ctx.logger.debug({ reason, path: req.path }, 'slack event ignored');
+    }
+  }
+
+  async #accept(req: Request, decision: Extract<SlackDecision, { kind: 'accept' }>): Promise<void> {
+    const { inbound, ref } = decision;
+    const kv = this.#ctx.store.kv;
+    const inThread = parseChannelRef(inbound.channelRef)?.threadTs !== undefined;
+    if (decision.followUpOnly && (await kv.get(threadKey(inbound.channelRef))) === null) {
+      this.#ignored(req, 'not_addressed', false);
+      return;
+    }
+    const name = await this.#userName(decision.team, decision.userId);
+    const result = await this.#ctx.ingest.accept({
+      ...inbound,
+      from: { ...inbound.from, ...(name ? { name } : {}) },
+    });
+    // Written after the accept and before the 200: if they fail, Slack retries and the dedupe key
+    // turns the retry into a no-op that writes them again.
+    if (ref) await kv.set(messageKey(ref), `${result.conversation.id} ${result.message.id}`, INDEX_TTL_S);
+    if (inThread) await kv.set(threadKey(inbound.channelRef), result.conversation.id, INDEX_TTL_S);
+    this.#ctx.logger.debug(
+      {
+        conversationId: result.conversation.id,
+        messageId: result.message.id,
+        duplicate: result.duplicate,
+        retryNum: req.get('x-slack-retry-num'),
+      },
+      'slack message accepted',
+    );
+  }
+
+  async #stored(ref: SlackMessageRef): Promise<Message | null> {
+    const entry = await this.#ctx.store.kv.get(messageKey(ref));
+    if (!entry) return null;
+    const [conversationId = '', messageId = ''] = entry.split(' ');
+    return this.#ctx.store.getMessage(conversationId, messageId);
+  }
+
+  /** message_changed: the stored copy follows the edit; an unchanged text (unfurls, retries) is a no-op. */
+  async #edit(ref: SlackMessageRef, text: string): Promise<void> {
+    const message = await this.#stored(ref);
+    if (!message || message.text === text) return;
+    const updated = await this.#ctx.store.updateMessage(message.conversationId, message.id, {
+      text,
+      entities: detectEntities(text),
+    });
+    if (!updated) return;
+    await this.#ctx.events.emit({
+      type: 'message.updated',
+      conversationId: updated.conversationId,
+      seq: updated.seq,
+      message: updated,
+      changes: ['text', 'entities'],
+    });
+  }
+
+  /** message_deleted: the stored copy goes too; a repeated delete finds nothing and does nothing. */
+  async #delete(ref: SlackMessageRef): Promise<void> {
+    const message = await this.#stored(ref);
+    if (message && (await this.#ctx.store.deleteMessage(message.conversationId, message.id))) {
+      await this.#ctx.events.emit({
+        type: 'message.deleted',
+        conversationId: message.conversationId,
+        seq: message.seq,
+        message,
+      });
+    }
+    await this.#ctx.store.kv.delete(messageKey(ref));
+  }
+
+  /** The person's display name via users.info, cached; a failed lookup never fails the request. */
+  async #userName(team: string, user: string): Promise<string | undefined> {
+    const kv = this.#ctx.store.kv;
+    const cached = await kv.get(nameKey(team, user));
+    if (cached !== null) return cached || undefined;
+    try {
+      const name = await this.#api.userName(user);
+      await kv.set(nameKey(team, user), name ?? '', NAME_TTL_S);
+      return name;
+    } catch (err) {
+      const e = err instanceof SlackCallError ? err : undefined;
+      this.#ctx.logger.warn(
+        { user, code: e?.slackError },
+        'slack: users.info failed; participant kept without a name',
+      );
+      if (e?.kind === 'permanent') await kv.set(nameKey(team, user), '', NAME_MISS_TTL_S);
+      return undefined;
+    }
+  }
+}
+
+type Parsed = { ok: true; value: unknown } | { ok: false; reason: string };
+
+function parseJson(text: string): Parsed {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false, reason: 'malformed_json' };
+  }
+}
+
+/** Interactivity posts `payload=<url-encoded JSON>` as a form (CHANNELS.md §2.6). */
+function parseInteractionForm(body: Buffer): Parsed {
+  const payload = new URLSearchParams(body.toString('utf8')).get('payload');
+  return payload === null ? { ok: false, reason: 'missing_payload' } : parseJson(payload);
+}
+
+export default defineAdapter<SlackConfig>({
+  name: 'slack',
+  settings: SLACK_SETTINGS,
+  configure,
+  create(ctx, config) {
+    return new SlackAdapter(ctx, config, createWebApi(config, ctx.logger));
+  },
+});
