@@ -1,0 +1,97 @@
+/**
+ * @module Pure checks for the email channel: the Mailgun route signature (HMAC of timestamp and token,
+ * with a freshness window and an injectable clock), which recipients the SMTP listener accepts, reply
+ * tokens in `+tag` addresses, and the API key check of the attachment download route.
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { AcceptRule } from './config.js';
+
+/**
+ * How far a Mailgun `timestamp` may be from now, either way. Mailgun signs every post afresh, so a
+ * genuine post is seconds old; 5 minutes allows clock skew (the same window Slack and Stripe use).
+ */
+export const MAILGUN_WINDOW_S = 300;
+
+export type MailgunCheck =
+  | { ok: true; token: string }
+  | { ok: false; reason: 'missing_signature' | 'bad_signature' | 'stale_timestamp' };
+
+/**
+ * Verifies the signature fields of a Mailgun route post: `signature` must be
+ * `hex(HMAC-SHA256(signingKey, timestamp + token))`, compared in constant time, and `timestamp` must
+ * be within {@link MAILGUN_WINDOW_S} of `nowS`. Replay protection (a token accepted once) needs
+ * storage and is done by the caller with the returned token.
+ * Source: https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks
+ */
+export function verifyMailgunSignature(
+  fields: { timestamp?: string | null; token?: string | null; signature?: string | null },
+  signingKey: string,
+  nowS: number = Math.floor(Date.now() / 1000),
+): MailgunCheck {
+  const { timestamp, token, signature } = fields;
+  if (!timestamp || !token || !signature || !/^\d{1,12}$/.test(timestamp) || token.length > 256) {
+    return { ok: false, reason: 'missing_signature' };
+  }
+  const expected = createHmac('sha256', signingKey)
+    .update(timestamp + token)
+    .digest();
+  const wellFormed = /^[0-9a-f]{64}$/i.test(signature);
+  // Always compare (even a malformed signature), so the time taken does not reveal which check failed.
+  const equal = timingSafeEqual(expected, wellFormed ? Buffer.from(signature, 'hex') : Buffer.alloc(32));
+  if (!wellFormed || !equal) return { ok: false, reason: 'bad_signature' };
+  if (Math.abs(nowS - Number(timestamp)) > MAILGUN_WINDOW_S) return { ok: false, reason: 'stale_timestamp' };
+  return { ok: true, token };
+}
+
+/** Splits an address into lower-cased local part and domain; null when it has no `@`. */
+function split(address: string): { local: string; domain: string } | null {
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) return null;
+  return { local: address.slice(0, at).toLowerCase(), domain: address.slice(at + 1).toLowerCase() };
+}
+
+/**
+ * True when `address` is one the gateway receives mail for: a configured mailbox or one of its
+ * `mailbox+tag` variants (RFC 5233 subaddressing), or any mailbox of a configured domain.
+ */
+export function isAcceptedRecipient(address: string, rules: readonly AcceptRule[]): boolean {
+  const parts = split(address);
+  if (!parts) return false;
+  const base = parts.local.split('+', 1)[0];
+  return rules.some((r) => r.domain === parts.domain && (r.kind === 'domain' || r.local === base));
+}
+
+/** Reply tokens are random lower-case base-32 strings; anything else in a `+tag` is not one. */
+const TOKEN_RE = /^[a-z2-7]{16}$/;
+
+/** The reply token carried in an accepted `mailbox+token@domain` address, if any. */
+export function replyTokenOf(address: string, rules: readonly AcceptRule[]): string | null {
+  if (!isAcceptedRecipient(address, rules)) return null;
+  const local = split(address)!.local;
+  const plus = local.indexOf('+');
+  if (plus < 0) return null;
+  const tag = local.slice(plus + 1);
+  return TOKEN_RE.test(tag) ? tag : null;
+}
+
+/** True when `token` has the shape of a reply token (cheap check before a storage lookup). */
+export function isReplyToken(token: string): boolean {
+  return TOKEN_RE.test(token);
+}
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/**
+ * True when the `Authorization` header carries one of `keys` as a bearer token. Both sides are hashed
+ * so every comparison is over 32 bytes, and every key is compared without an early exit.
+ */
+export function bearerMatches(header: string | undefined, keys: readonly string[]): boolean {
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
+  if (!m || keys.length === 0) return false;
+  const presented = sha256(m[1]!);
+  let ok = false;
+  for (const key of keys) ok = timingSafeEqual(presented, sha256(key)) || ok;
+  return ok;
+}
