@@ -1,0 +1,230 @@
+/**
+ * @module The Twilio channel (SPEC §2, §5): SMS and WhatsApp through Programmable Messaging.
+ *
+ *   1. `POST /webhooks/twilio` reads the raw body (size-limited), checks `X-Twilio-Signature` against
+ *      `PUBLIC_URL` + path and query, maps the message, and answers empty TwiML once it is accepted;
+ *   2. the bot's replies leave through the REST API from the number the customer wrote to;
+ *   3. `POST /webhooks/twilio/status` takes Twilio's status callbacks for those replies.
+ *
+ * Every refused request is answered with Twilio's convention (403 for a signature that does not verify,
+ * including a missing header: SPEC §5 answers every unauthenticated webhook alike, where twilio-node's
+ * `webhook()` would say 400), logged once at warn with its reason, counted, and nothing is stored.
+ */
+import express, { type Request, type RequestHandler, type Response } from 'express';
+import {
+  type ChannelAdapter,
+  type ChannelContext,
+  defineAdapter,
+  isGatewayError,
+} from '../../src/core/index.js';
+import { configure, SETTINGS, type TwilioConfig } from './config.js';
+import { type StatusUpdate, toInbound, toStatusUpdate } from './inbound.js';
+import { createMessagesClient, type MessagesClient, sendMessage } from './outbound.js';
+import { type Params, verifyTwilioRequest } from './verify.js';
+
+/** The empty answer to a message webhook (twilio-node `MessagingResponse().toString()`): no TwiML reply. */
+export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
+
+/** Webhook paths (SPEC §5); they are what users paste into the Twilio console. */
+export const MESSAGE_PATH = '/webhooks/twilio';
+export const STATUS_PATH = '/webhooks/twilio/status';
+
+/**
+ * Largest webhook body read. Twilio's message webhooks are a few kilobytes (a 1,600-character body plus
+ * about 20 fields); anything far larger is not from Twilio.
+ */
+const MAX_BODY_BYTES = 64 * 1024;
+
+/** Options for tests: a different REST client. */
+export interface TwilioAdapterOptions {
+  messages?: MessagesClient;
+}
+
+/** Builds the adapter; exported apart from the module so tests can inject a client. */
+export function createTwilioAdapter(
+  ctx: ChannelContext,
+  config: TwilioConfig,
+  opts: TwilioAdapterOptions = {},
+): ChannelAdapter {
+  const { logger } = ctx;
+  const messages =
+    opts.messages ?? createMessagesClient(config.accountSid, config.authToken, config.apiUrl, logger);
+  const limit = Math.min(ctx.config.BODY_LIMIT_BYTES, MAX_BODY_BYTES);
+  const readRaw = express.raw({ type: () => true, limit, inflate: false });
+
+  /** Answers a refused webhook, logs it once at warn with its reason and counts it; returns undefined. */
+  function reject(
+    req: Request,
+    res: Response,
+    status: number,
+    reason: string,
+    detail: string,
+    extra: Record<string, unknown> = {},
+  ): undefined {
+    logger.warn({ path: req.path, status, reason, detail, ...extra }, 'Twilio webhook refused');
+    ctx.rejected('twilio', reason);
+    res.status(status).type('text/plain').send(detail);
+    return undefined;
+  }
+
+  /** Reads, checks and verifies a webhook; answers the refusal itself and returns undefined when refused. */
+  async function accepted(req: Request, res: Response): Promise<Params | undefined> {
+    const refuse = (status: number, reason: string, detail: string, extra?: Record<string, unknown>) =>
+      reject(req, res, status, reason, detail, extra);
+    const kind = req.is('application/x-www-form-urlencoded')
+      ? 'form'
+      : req.is('application/json')
+        ? 'json'
+        : null;
+    if (!kind) {
+      return refuse(415, 'unsupported_content_type', 'Twilio webhooks are application/x-www-form-urlencoded');
+    }
+    let body: string;
+    try {
+      await new Promise<void>((resolve, reject) =>
+        readRaw(req, res, (err?: unknown) => (err ? reject(err) : resolve())),
+      );
+      body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    } catch (err) {
+      const type = (err as { type?: string }).type;
+      if (type === 'entity.too.large')
+        return refuse(413, 'body_too_large', `The body exceeds ${limit} bytes`);
+      if (type === 'encoding.unsupported')
+        return refuse(415, 'unsupported_encoding', 'Send the body uncompressed');
+      return refuse(400, 'unreadable_body', 'The request body could not be read');
+    }
+    const url = `${ctx.publicUrl}${req.originalUrl}`;
+    const verified = verifyTwilioRequest({
+      authToken: config.authToken,
+      signature: req.get('x-twilio-signature'),
+      url,
+      receivedUrls: receivedUrls(req),
+      body,
+      kind,
+    });
+    if (!verified.ok) {
+      const detail =
+        verified.reason === 'url_mismatch'
+          ? 'The signature is for the URL this request was sent to, not for PUBLIC_URL + path: set PUBLIC_URL to the URL configured in Twilio'
+          : 'The X-Twilio-Signature does not verify';
+      return refuse(403, verified.reason, detail, { url });
+    }
+    return verified.params;
+  }
+
+  /** 503 (with Retry-After) when the store or queue refused, so Twilio's retry policy may try again. */
+  function unavailable(res: Response, fields: Record<string, unknown>, err: unknown): void {
+    const status = isGatewayError(err) ? Math.max(err.status, 500) : 500;
+    const retryAfter = isGatewayError(err) ? err.extra.retryAfter : undefined;
+    // Back-pressure (queue full, shutting down) is expected under load; anything else is a fault.
+    if (status === 503)
+      logger.warn(
+        { ...fields, code: (err as { code?: string }).code, status },
+        'Twilio webhook not accepted',
+      );
+    else logger.error({ ...fields, err, status }, 'Twilio webhook could not be stored');
+    if (typeof retryAfter === 'number') res.set('retry-after', String(retryAfter));
+    res.status(status).type('text/plain').send('Try again later');
+  }
+
+  const onMessage: RequestHandler = async (req, res) => {
+    const params = await accepted(req, res);
+    if (!params) return;
+    const mapped = toInbound(params);
+    if (!mapped.ok) {
+      reject(req, res, 400, 'missing_fields', `Bad request: ${mapped.reason}`);
+      return;
+    }
+    const fields = { messageSid: mapped.value.dedupeKey };
+    try {
+      const result = await ctx.ingest.accept(mapped.value);
+      logger.debug(
+        { ...fields, conversationId: result.conversation.id, duplicate: result.duplicate },
+        'Twilio message accepted',
+      );
+    } catch (err) {
+      unavailable(res, fields, err);
+      return;
+    }
+    res.status(200).type('text/xml').send(EMPTY_TWIML);
+  };
+
+  const onStatus: RequestHandler = async (req, res) => {
+    const params = await accepted(req, res);
+    if (!params) return;
+    const mapped = toStatusUpdate(params);
+    if (!mapped.ok) {
+      reject(req, res, 400, 'missing_fields', `Bad request: ${mapped.reason}`);
+      return;
+    }
+    const update = mapped.value;
+    const fields = { messageSid: update.messageSid, twilioStatus: update.twilioStatus };
+    try {
+      await report(update, fields);
+    } catch (err) {
+      unavailable(res, fields, err);
+      return;
+    }
+    // Answered 204 even for an unknown SID (report() logs it): an error would only fill Twilio's debugger.
+    res.status(204).end();
+  };
+
+  async function report(update: StatusUpdate, fields: Record<string, unknown>): Promise<void> {
+    if (!update.status) return;
+    // The channel comes from From/To; a callback without them reads as sms, so whatsapp is tried next.
+    const channels = update.channel === 'sms' ? (['sms', 'whatsapp'] as const) : (['whatsapp'] as const);
+    for (const channel of channels) {
+      const result = await ctx.delivery.report(channel, update.messageSid, update.status, update.error);
+      if (result.found) {
+        logger.debug({ ...fields, status: update.status, changed: result.changed }, 'Twilio status recorded');
+        return;
+      }
+    }
+    logger.info(
+      { ...fields, status: update.status },
+      'Twilio status callback for a message this gateway does not know; ignored',
+    );
+  }
+
+  return {
+    name: 'twilio',
+    channels: ['sms', 'whatsapp'],
+    routes(router) {
+      router.post(MESSAGE_PATH, onMessage);
+      router.post(STATUS_PATH, onStatus);
+    },
+    send: (conversation, message) =>
+      sendMessage(
+        {
+          messages,
+          statusCallback: `${ctx.publicUrl}${STATUS_PATH}`,
+          remember: (sid) => ctx.delivery.remember(conversation.channel, sid, conversation.id, message.id),
+          logger,
+        },
+        conversation,
+        message,
+      ),
+    describe: () => [
+      `twilio: set "A message comes in" to HTTP POST ${ctx.publicUrl}${MESSAGE_PATH} on each number, Messaging Service or WhatsApp sender`,
+      `twilio: status callbacks come to ${ctx.publicUrl}${STATUS_PATH} (set on every message sent)`,
+    ],
+  };
+}
+
+/**
+ * The URLs a request may have been signed for if `PUBLIC_URL` is wrong: its Host (or a proxy's
+ * X-Forwarded-Host) with either scheme. Only used to explain a failure, never to accept one.
+ */
+function receivedUrls(req: Request): string[] {
+  const hosts = [req.get('x-forwarded-host')?.split(',')[0]?.trim(), req.get('host')].filter(
+    (h): h is string => !!h,
+  );
+  return hosts.flatMap((host) => [`https://${host}${req.originalUrl}`, `http://${host}${req.originalUrl}`]);
+}
+
+export default defineAdapter<TwilioConfig>({
+  name: 'twilio',
+  settings: SETTINGS,
+  configure,
+  create: (ctx, config) => createTwilioAdapter(ctx, config),
+});

@@ -1,0 +1,148 @@
+/**
+ * Twilio benchmarks (issue: Twilio channel): signed inbound webhooks ingested (signature check, mapping,
+ * dedupe + store + enqueue) vs a bare Express endpoint parsing the same form bodies, in the same run.
+ * Every request has a unique MessageSid and a fresh signature, made by the same generator for both sides
+ * so the load generator's own cost is the same. A second run keeps the engine on: the demo bot answers
+ * each message through the real twilio client to a local fake of the REST API.
+ */
+import twilio from 'twilio';
+import { ADAPTERS } from '../../adapters/index.js';
+import { loadConfig } from '../../config/load.js';
+import { createGateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/logger.js';
+import {
+  ACCOUNT_SID,
+  AUTH_TOKEN,
+  encodeForm,
+  FakeTwilioApi,
+  smsParams,
+} from '../../test/fakes/twilio-api.js';
+import { type BenchRow, countRow, load, ratioRow, startBare } from '../lib.js';
+
+const PUBLIC_URL = 'https://chat.example.com';
+const PATH = '/webhooks/twilio';
+const CONNECTIONS = 50;
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const CUSTOMERS = 100;
+
+/** Builds signed inbound SMS requests: unique MessageSid, one of CUSTOMERS senders, fresh signature. */
+function webhookRequests() {
+  let n = 0;
+  const url = `${PUBLIC_URL}${PATH}`;
+  return () => {
+    const i = n++;
+    const params = smsParams({
+      MessageSid: `SM${i.toString(16).padStart(32, '0')}`,
+      From: `+1415555${String(i % CUSTOMERS).padStart(4, '0')}`,
+      Body: `bench message ${i}`,
+    });
+    return {
+      body: encodeForm(params),
+      headers: { 'x-twilio-signature': twilio.getExpectedTwilioSignature(AUTH_TOKEN, url, params) },
+    };
+  };
+}
+
+async function gateway(apiUrl: string, startEngine: boolean, redisUrl: string | undefined, prefix: string) {
+  const config = loadConfig(
+    {
+      ...(redisUrl ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix } : {}),
+      PUBLIC_URL,
+      API_KEYS: 'bench-api-key-0123456789abcdef',
+      TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+      TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+      TWILIO_API_URL: apiUrl,
+      QUEUE_MAX_PENDING: '10000000',
+      LOG_LEVEL: 'silent',
+    },
+    ADAPTERS,
+  );
+  const gw = await createGateway(config, createLogger('silent'), { startEngine });
+  const url = await gw.start(0, '127.0.0.1');
+  return { gw, url };
+}
+
+/**
+ * Runs the scenario on Redis when `redisUrl` is given (as `npm run bench` does), else on the embedded
+ * backend.
+ */
+export async function run(redisUrl?: string): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const headers = { 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' };
+  const fake = await FakeTwilioApi.start();
+  try {
+    // The baseline runs before and after the gateway and is averaged, so drift in a shared machine's
+    // load between the runs biases the ratio less.
+    const bare = await startBare();
+    const bareRun = () =>
+      load({
+        url: `${bare.url}/bare`,
+        headers,
+        request: webhookRequests(),
+        connections: CONNECTIONS,
+        durationS: DURATION_S,
+      });
+    const bareBefore = await bareRun();
+
+    // Ingest only: the webhook's whole ack path, with the engine off so replies do not compete for CPU.
+    const ingest = await gateway(fake.url, false, redisUrl, 'bench-twilio-ingest');
+    const ingestLoad = await load({
+      url: `${ingest.url}${PATH}`,
+      headers,
+      request: webhookRequests(),
+      connections: CONNECTIONS,
+      durationS: DURATION_S,
+    });
+    await ingest.gw.stop();
+    const bareAfter = await bareRun();
+    await bare.close();
+    const bareLoad = { rps: (bareBefore.rps + bareAfter.rps) / 2 };
+    rows.push(
+      ratioRow(
+        'twilio: signed webhooks ingested vs bare Express',
+        'req/s',
+        ingestLoad.rps,
+        bareLoad.rps,
+        0.7,
+      ),
+    );
+    rows.push({ scenario: 'twilio: webhook ack latency p99', metric: 'ms', value: ingestLoad.p99 });
+    rows.push(countRow('twilio: ingest errors and non-2xx', 'count', ingestLoad.errors + ingestLoad.non2xx));
+
+    // With the demo bot answering each message through the twilio client to the fake REST API.
+    fake.reset();
+    const e2e = await gateway(fake.url, true, redisUrl, 'bench-twilio-e2e');
+    const e2eLoad = await load({
+      url: `${e2e.url}${PATH}`,
+      headers,
+      request: webhookRequests(),
+      connections: CONNECTIONS,
+      durationS: DURATION_S,
+    });
+    const deadline = performance.now() + 120_000;
+    while ((await e2e.gw.deps.store.pendingCount()) > 0 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const accepted = (await e2e.gw.deps.metrics.accepted.get()).values.reduce((sum, v) => sum + v.value, 0);
+    await e2e.gw.stop();
+    rows.push(
+      ratioRow(
+        'twilio: webhooks ingested with replies going out vs bare',
+        'req/s',
+        e2eLoad.rps,
+        bareLoad.rps,
+      ),
+    );
+    rows.push(countRow('twilio: e2e errors and non-2xx', 'count', e2eLoad.errors + e2eLoad.non2xx));
+    rows.push(
+      countRow(
+        'twilio: accepted messages not answered through the REST API',
+        'count',
+        accepted - fake.created().length,
+      ),
+    );
+  } finally {
+    await fake.close();
+  }
+  return rows;
+}
