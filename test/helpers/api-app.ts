@@ -5,7 +5,6 @@
  * reaches them.
  */
 import type { AddressInfo } from 'node:net';
-import { Writable } from 'node:stream';
 import { loadConfig } from '../../config/load.js';
 import { createApp } from '../../src/app.js';
 import type { DeliveryReporter, Ingest } from '../../src/core/channel.js';
@@ -16,28 +15,14 @@ import { createMetrics } from '../../src/metrics.js';
 import type { Engine } from '../../src/pipeline/engine.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { WebhookService } from '../../src/webhooks/service.js';
+import { LogCapture } from './logs.js';
 
 // Self-contained rather than reusing `gateway.ts`, which loads every adapter (seconds per test file).
 
 /** The one API key the app accepts. */
 export const API_KEY = 'test-api-key-0123456789abcdef';
 
-/** Captured log lines, raw and parsed. */
-export class LogCapture extends Writable {
-  readonly lines: Array<Record<string, unknown>> = [];
-  readonly raw: string[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line.trim()) continue;
-      this.raw.push(line);
-      this.lines.push(JSON.parse(line) as Record<string, unknown>);
-    }
-    cb();
-  }
-  text(): string {
-    return this.raw.join('\n');
-  }
-}
+export { LogCapture };
 
 export interface ApiApp {
   url: string;

@@ -3,36 +3,17 @@
  * process (`spawnGateway`, for cross-process, SIGKILL and SIGTERM tests).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { ADAPTERS } from '../../adapters/index.js';
 import { loadConfig } from '../../config/load.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
+import { LogCapture } from './logs.js';
 import { freePort } from './redis.js';
 
 export const API_KEY = 'test-api-key-0123456789abcdef';
 
-/** Log lines captured from a gateway, parsed as JSON. */
-export class LogCapture extends Writable {
-  readonly lines: Array<Record<string, unknown>> = [];
-  readonly raw: string[] = [];
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (!line.trim()) continue;
-      this.raw.push(line);
-      try {
-        this.lines.push(JSON.parse(line));
-      } catch {
-        this.lines.push({ msg: line });
-      }
-    }
-    cb();
-  }
-  text(): string {
-    return this.raw.join('\n');
-  }
-}
+export { LogCapture };
 
 export interface TestGateway {
   url: string;
