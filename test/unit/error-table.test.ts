@@ -1,9 +1,8 @@
 /**
  * The README's error table is the public list of error codes: it must name exactly the codes of the
- * registry, each with the registry's status. Reads README.md, or README.api.md until the API section
- * has been merged into it.
+ * registry, each with the registry's status.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ERRORS } from '../../src/core/errors.js';
@@ -12,13 +11,10 @@ const HEADING = '## Error codes';
 const ROW = /^\|\s*`?(GW_ERR_[A-Z0-9_]+)`?\s*\|\s*(\d{3})\s*\|/;
 
 function errorTableSource(): { file: string; text: string } {
-  for (const name of ['README.md', 'README.api.md']) {
-    const file = fileURLToPath(new URL(`../../${name}`, import.meta.url));
-    if (!existsSync(file)) continue;
-    const text = readFileSync(file, 'utf8');
-    if (text.split('\n').some((line) => line.trim() === HEADING)) return { file: name, text };
-  }
-  throw new Error(`no "${HEADING}" section in README.md or README.api.md`);
+  const text = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  if (!text.split('\n').some((line) => line.trim() === HEADING))
+    throw new Error(`no "${HEADING}" section in README.md`);
+  return { file: 'README.md', text };
 }
 
 /** Code → status from the rows of the table under the heading, up to the next heading of that level. */
