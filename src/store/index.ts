@@ -16,17 +16,12 @@ import { RedisStore } from './redis/store.js';
 export async function createStore(config: AppConfig, logger: Logger): Promise<Store> {
   const common = { maxPending: config.QUEUE_MAX_PENDING, retryAfterS: DEFAULTS.QUEUE_RETRY_AFTER_S, logger };
   if (config.REDIS_URL) {
-    const store = await RedisStore.connect(config.REDIS_URL, {
+    return RedisStore.connect(config.REDIS_URL, {
       ...common,
       keyPrefix: config.REDIS_KEY_PREFIX,
       partitions: config.QUEUE_PARTITIONS,
     });
-    logger.info({ backend: 'redis', keyPrefix: config.REDIS_KEY_PREFIX }, 'storage: Redis');
-    return store;
   }
-  logger.info(
-    { backend: 'embedded' },
-    'storage: embedded in-process backend (single instance, data kept in memory)',
-  );
+  // The gateway's start-up line names the backend; no second line here (SPEC §1: one log line).
   return new MemoryStore(common);
 }
