@@ -52,12 +52,19 @@ export interface Ingest {
   accept(inbound: InboundMessage): Promise<IngestResult>;
   /** Accepts into a conversation that is already known (the API channel, web chat's open conversation). */
   acceptInto(
-    conversation: Conversation,
+    conversation: Pick<Conversation, 'id'>,
     channel: ChannelName,
     dedupeKey: string,
     message: NewMessage,
-    skipQueue?: boolean,
+    options?: AcceptOptions,
   ): Promise<AcceptResult>;
+}
+
+export interface AcceptOptions {
+  /** Store the message without queueing it for the bot. */
+  skipQueue?: boolean;
+  /** The caller waits for the outcome (see `AcceptInput.notify`). */
+  notify?: boolean;
 }
 
 export interface DeliveryReporter {

@@ -32,9 +32,21 @@ export interface DomainEvent {
 
 export type EventListener = (event: DomainEvent) => void | Promise<void>;
 
+export type EmitInput = Omit<DomainEvent, 'at'> & { at?: string };
+
+/** A conversation's events held back for one caller; see {@link EventHub.hold}. */
+export interface EventHold {
+  /** Emits as the holder: not held back by this hold or any other. */
+  emit(event: EmitInput): Promise<void>;
+  /** Lets the events held back by this hold go (idempotent). */
+  release(): void;
+}
+
 export class EventHub {
   readonly #listeners = new Set<EventListener>();
   readonly #onError: (err: unknown, event: DomainEvent) => void;
+  /** Per conversation, the holds in force: each settles when released. */
+  readonly #holds = new Map<string, Set<Promise<void>>>();
 
   constructor(onError: (err: unknown, event: DomainEvent) => void) {
     this.#onError = onError;
@@ -45,8 +57,39 @@ export class EventHub {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Holds back, until released, the events other callers of this process emit for the conversation.
+   * Ingest holds it from before a message is accepted until its own events for it are out: the engine
+   * may take the message at once, and the replies it announces must follow the message they answer
+   * (webhook lanes deliver in emit order). An emit waits only for the holds in force when it is called,
+   * so a stream of new holds cannot keep it waiting.
+   */
+  hold(conversationId: string): EventHold {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const holds = this.#holds.get(conversationId) ?? new Set();
+    holds.add(released);
+    this.#holds.set(conversationId, holds);
+    return {
+      emit: (event) => this.#run(event),
+      release: () => {
+        release();
+        holds.delete(released);
+        if (holds.size === 0 && this.#holds.get(conversationId) === holds) this.#holds.delete(conversationId);
+      },
+    };
+  }
+
   /** Runs every listener; awaits async ones so a durable sink can finish before the caller answers. */
-  async emit(event: Omit<DomainEvent, 'at'> & { at?: string }): Promise<void> {
+  async emit(event: EmitInput): Promise<void> {
+    const holds = this.#holds.get(event.conversationId);
+    if (holds) await Promise.all([...holds]);
+    await this.#run(event);
+  }
+
+  async #run(event: EmitInput): Promise<void> {
     const full: DomainEvent = { ...event, at: event.at ?? new Date().toISOString() };
     for (const listener of this.#listeners) {
       try {

@@ -1,7 +1,22 @@
 /** @module Opaque, unique, time-sortable ids (ULID with a type prefix). */
+import { randomFillSync } from 'node:crypto';
 import { monotonicFactory } from 'ulid';
 
-const ulid = monotonicFactory();
+/** Random bytes fetched per system call; ulid's own PRNG makes one call per character. */
+const POOL_SIZE = 4096;
+const pool = new Uint8Array(POOL_SIZE);
+let used = POOL_SIZE;
+
+/** ulid's default PRNG (a CSPRNG byte / 256), served from a pool refilled in bulk. */
+function pooledPrng(): number {
+  if (used === POOL_SIZE) {
+    randomFillSync(pool);
+    used = 0;
+  }
+  return pool[used++]! / 256;
+}
+
+const ulid = monotonicFactory(pooledPrng);
 
 export type IdPrefix = 'conv' | 'msg' | 'sess' | 'part' | 'wh' | 'evt' | 'dlv' | 'att';
 

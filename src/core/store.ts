@@ -106,6 +106,12 @@ export interface AcceptInput {
   skipQueue?: boolean;
   /** Session idle expiry in seconds: an accept after this much silence starts a new session. */
   sessionIdleS: number;
+  /**
+   * Someone waits for this message's outcome (e.g. an API call answering with the bot's replies):
+   * the {@link Store.complete} that finishes it reports `notify`, so the worker announces it. A
+   * duplicate accept with `notify` marks the original message the same way while it is unfinished.
+   */
+  notify?: boolean;
 }
 
 export interface AcceptResult {
@@ -121,11 +127,36 @@ export interface AcceptResult {
 /** A lease on one conversation's head message. */
 export interface Claim {
   conversationId: string;
+  /** The conversation as it was when the lease was granted, read in the same atomic step. */
+  conversation: Conversation;
   message: Message;
   /** Fencing token: heartbeat/complete/release only succeed while this token owns the lease. */
   token: string;
   /** How many times this message has been claimed, this claim included (1 on first delivery). */
   deliveries: number;
+}
+
+/** The final processing state {@link Store.complete} records; the store stamps `at`. */
+export interface ProcessingOutcome {
+  state: 'done' | 'skipped' | 'error';
+  attempts: number;
+  error?: { code: string; message: string };
+}
+
+/** Asks {@link Store.complete} to go on with the conversation's next message under a new lease. */
+export interface ContinueWith {
+  /** The worker taking the next message (as for {@link Store.claim}). */
+  owner: string;
+  leaseMs: number;
+}
+
+export interface CompleteResult {
+  /** False when the lease was lost (expired and taken over, or the conversation deleted): nothing written. */
+  completed: boolean;
+  /** True when an accept asked to be told about this message ({@link AcceptInput.notify}). */
+  notify: boolean;
+  /** The next message, leased to the caller, when a continuation was asked for and one was queued. */
+  next: Claim | null;
 }
 
 export interface DeliveryUpdateResult {
@@ -209,8 +240,17 @@ export interface Store {
   claim(owner: string, max: number, leaseMs: number): Promise<Claim[]>;
   /** Extends the lease; false when the lease was lost (expired and taken over). */
   heartbeat(claim: Claim, leaseMs: number): Promise<boolean>;
-  /** Removes the head message from the queue and frees the conversation; false when the lease was lost. */
-  complete(claim: Claim): Promise<boolean>;
+  /**
+   * One atomic step, fenced by the claim's token (nothing is written once the lease was lost): records
+   * `outcome` as the message's `processing` (left as it is when omitted; `replyIds` stay those of
+   * {@link recordReplies}; the message's `updatedAt` tracks content edits and does not move), removes
+   * the message from the queue, and then either frees the conversation or, with `next` and more
+   * messages queued, keeps it: the next head message is leased to `next.owner` for `next.leaseMs` under a
+   * new token (the old one is fenced off) and returned as a claim, counted as a delivery and an attempt
+   * like any claim. Otherwise the conversation is claimable again at once if messages wait, or leaves
+   * the schedule if none do.
+   */
+  complete(claim: Claim, outcome?: ProcessingOutcome, next?: ContinueWith): Promise<CompleteResult>;
   /** Hands the head message back unprocessed (graceful shutdown); it is claimable again at once. */
   release(claim: Claim): Promise<void>;
   /**

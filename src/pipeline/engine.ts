@@ -1,8 +1,10 @@
 /**
  * @module The delivery engine (SPEC §4, §6). Claims conversations from the store's ordered queue, one
  * message per conversation at a time, runs the bot, records its replies exactly once and hands them to
- * the channel the conversation came from. Leases are kept alive by heartbeats; a lost lease aborts the
- * work without completing it, so the new owner's result is the only one that counts.
+ * the channel the conversation came from. Completing a message records its outcome and, while the
+ * conversation has more queued, leases the next one in the same store call, so a busy conversation is
+ * worked through without going back to the scheduler. Leases are kept alive by heartbeats; a lost lease
+ * aborts the work without completing it, so the new owner's result is the only one that counts.
  */
 
 import PQueue from 'p-queue';
@@ -22,7 +24,7 @@ import type {
   Processing,
   QuickReply,
 } from '../core/model.js';
-import type { Claim, NewMessage, Store } from '../core/store.js';
+import type { Claim, NewMessage, ProcessingOutcome, Store } from '../core/store.js';
 import type { Metrics } from '../metrics.js';
 import { sleep } from './backoff.js';
 import { type Bot, BotError, type BotResponse } from './bot/types.js';
@@ -34,6 +36,12 @@ const MAX_DELIVERIES = 5;
 const HISTORY_SIZE = 20;
 /** Longest idle wait between claim attempts; bounds how late an expired lease is noticed. */
 const MAX_IDLE_WAIT_MS = 1_000;
+/**
+ * Messages of one conversation a worker slot handles in a row (completing one leases the next) before
+ * handing the conversation back to the scheduler, so that when conversations outnumber worker slots a
+ * busy one cannot hold a slot while others wait.
+ */
+const MAX_CONSECUTIVE = 32;
 const PROCESSED_TOPIC = 'processed';
 
 class LeaseLostError extends Error {
@@ -67,7 +75,8 @@ export class Engine {
   readonly #deps: EngineDeps;
   readonly #log: Logger;
   readonly #queue: PQueue;
-  readonly #inFlight = new Map<string, { claim: Claim; abort: AbortController }>();
+  /** Worker slots in use: the claim each one currently holds (it moves on as it continues). */
+  readonly #inFlight = new Set<{ claim: Claim; abort: AbortController }>();
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #stopLoop = new AbortController();
   #loop: Promise<void> | null = null;
@@ -102,7 +111,7 @@ export class Engine {
     const idle = this.#queue.onIdle();
     const timedOut = await Promise.race([idle.then(() => false), sleep(timeoutMs).then(() => true)]);
     if (timedOut) {
-      const held = [...this.#inFlight.values()];
+      const held = [...this.#inFlight];
       this.#log.warn({ held: held.length }, 'shutdown timeout: handing back messages still in flight');
       for (const { abort } of held) abort.abort(new LeaseLostError());
       await idle;
@@ -111,7 +120,11 @@ export class Engine {
     await this.#unsubscribe?.();
   }
 
-  /** Resolves when `messageId` has been processed (in any process) or after `timeoutMs`; true if processed. */
+  /**
+   * Resolves when `messageId` has been processed (in any process) or after `timeoutMs`; true if
+   * processed. Completion is announced only for messages accepted with `notify` (see
+   * {@link AcceptInput.notify}), so the message must have been accepted that way.
+   */
   async waitForProcessed(conversationId: string, messageId: string, timeoutMs: number): Promise<boolean> {
     const key = `${conversationId} ${messageId}`;
     let resolve!: () => void;
@@ -200,20 +213,24 @@ export class Engine {
         continue;
       }
       for (const claim of claims) {
-        const abort = new AbortController();
-        this.#inFlight.set(claim.token, { claim, abort });
-        void this.#queue.add(() => this.#handle(claim, abort));
+        const slot = { claim, abort: new AbortController() };
+        this.#inFlight.add(slot);
+        void this.#queue.add(() => this.#handle(slot));
       }
     }
   }
 
-  async #handle(claim: Claim, abort: AbortController): Promise<void> {
+  /**
+   * Works one slot: the claimed message, then (up to {@link MAX_CONSECUTIVE} in a row, and not while
+   * stopping) the conversation's next ones, each leased by the completion of the one before.
+   */
+  async #handle(slot: { claim: Claim; abort: AbortController }): Promise<void> {
     const { store, config } = this.#deps;
-    const log = this.#log.child({ conversationId: claim.conversationId, messageId: claim.message.id });
+    const { abort } = slot;
     const heartbeat = setInterval(
       () => {
         store
-          .heartbeat(claim, config.LEASE_MS)
+          .heartbeat(slot.claim, config.LEASE_MS)
           .then((ok) => {
             if (!ok) abort.abort(new LeaseLostError());
           })
@@ -223,65 +240,92 @@ export class Engine {
       Math.max(50, Math.floor(config.LEASE_MS / 3)),
     );
     try {
-      await this.#process(claim, abort.signal, log);
-      if (abort.signal.aborted) return;
-      const completed = await store.complete(claim);
-      if (!completed) log.warn('lease lost before completion; the new owner finishes this message');
-      await store.bus
-        .publish(PROCESSED_TOPIC, `${claim.conversationId} ${claim.message.id}`)
-        .catch(() => undefined);
-    } catch (err) {
-      if (abort.signal.aborted) {
-        log.warn('lease lost or shutdown while processing; message left for redelivery');
-        return;
+      for (let handled = 1; ; handled++) {
+        const claim = slot.claim;
+        const log = this.#log.child({ conversationId: claim.conversationId, messageId: claim.message.id });
+        let outcome: ProcessingOutcome | null;
+        try {
+          outcome = await this.#process(claim, abort.signal, log);
+        } catch (err) {
+          if (abort.signal.aborted) {
+            log.warn('lease lost or shutdown while processing; message left for redelivery');
+            return;
+          }
+          log.error({ err }, 'processing failed; the message is redelivered after the lease');
+          this.#deps.metrics.processed.inc({ outcome: 'crashed' });
+          return;
+        }
+        if (outcome === null || abort.signal.aborted) {
+          log.warn('lease lost or shutdown while processing; message left for redelivery');
+          return;
+        }
+        const goOn = handled < MAX_CONSECUTIVE && !this.#stopLoop.signal.aborted;
+        const done = await store
+          .complete(claim, outcome, goOn ? { owner: this.owner, leaseMs: config.LEASE_MS } : undefined)
+          .catch((err: unknown) => {
+            log.error({ err }, 'completing failed; the message is redelivered after the lease');
+            return null;
+          });
+        if (!done) return;
+        if (!done.completed) {
+          log.warn('lease lost before completion; the new owner finishes this message');
+          return;
+        }
+        if (done.notify) {
+          await store.bus
+            .publish(PROCESSED_TOPIC, `${claim.conversationId} ${claim.message.id}`)
+            .catch(() => undefined);
+        }
+        if (!done.next) return;
+        slot.claim = done.next;
       }
-      log.error({ err }, 'processing failed; the message is redelivered after the lease');
-      this.#deps.metrics.processed.inc({ outcome: 'crashed' });
     } finally {
       clearInterval(heartbeat);
-      this.#inFlight.delete(claim.token);
+      this.#inFlight.delete(slot);
     }
   }
 
-  async #process(claim: Claim, signal: AbortSignal, log: Logger): Promise<void> {
+  /**
+   * Runs one claimed message to its outcome (bot, replies, sends), or null when the lease was lost or
+   * the engine is stopping and the message is left for redelivery.
+   */
+  async #process(claim: Claim, signal: AbortSignal, log: Logger): Promise<ProcessingOutcome | null> {
     const { store, events, metrics } = this.#deps;
     const message = claim.message;
-    let conversation = await store.getConversation(claim.conversationId);
-    if (!conversation) return;
+    let conversation = claim.conversation;
     const adapter = this.adapterFor(conversation.channel);
     const attempts = message.processing?.attempts ?? claim.deliveries;
 
     if (claim.deliveries > MAX_DELIVERIES && !message.processing?.replyIds) {
       log.error({ deliveries: claim.deliveries }, 'message set aside after repeated crashes');
-      await this.#setProcessing(conversation.id, message.id, {
+      metrics.processed.inc({ outcome: 'poison' });
+      return {
         state: 'error',
         attempts,
         error: { code: 'GW_POISON_MESSAGE', message: `Processing crashed ${claim.deliveries - 1} times` },
-      });
-      metrics.processed.inc({ outcome: 'poison' });
-      return;
+      };
     }
 
     let replies: Message[];
-    let outcome: Omit<Processing, 'at' | 'attempts'>;
+    let outcome: ProcessingOutcome;
     if (message.processing?.replyIds && message.processing.replyIds.length > 0) {
       // Redelivery after the replies were recorded: send what is still unsent, never ask the bot again.
       replies = await this.#loadReplies(conversation.id, message.processing.replyIds);
-      outcome = { state: message.processing.error ? 'error' : 'done', error: message.processing.error };
+      outcome = message.processing.error
+        ? { state: 'error', attempts, error: message.processing.error }
+        : { state: 'done', attempts };
     } else if (message.type !== 'user') {
-      await this.#setProcessing(conversation.id, message.id, { state: 'skipped', attempts });
-      return;
+      return { state: 'skipped', attempts };
     } else if (conversation.status === 'handoff') {
-      await this.#setProcessing(conversation.id, message.id, {
+      metrics.processed.inc({ outcome: 'handoff' });
+      return {
         state: 'skipped',
         attempts,
         error: {
           code: 'GW_HANDOFF',
           message: 'The conversation is handed off to a human; the bot was not called',
         },
-      });
-      metrics.processed.inc({ outcome: 'handoff' });
-      return;
+      };
     } else {
       if (conversation.status === 'closed') {
         // A customer writing into a closed conversation reopens it, as help desks do.
@@ -296,12 +340,17 @@ export class Engine {
       }
       adapter?.signal?.(conversation, { type: 'typing', on: true });
       const result = await this.#askBot(conversation, message, signal, log);
-      if (signal.aborted) return;
-      replies = await store.recordReplies(
-        conversation.id,
-        message.id,
-        result.replies.map((r) => replyMessage(message.id, r.text, r, result.fallback)),
-      );
+      if (signal.aborted) return null;
+      // No replies, nothing to record: a redelivery of this message asks the bot again, which is
+      // harmless since no customer-visible reply exists (and a store call per message cheaper).
+      replies =
+        result.replies.length === 0
+          ? []
+          : await store.recordReplies(
+              conversation.id,
+              message.id,
+              result.replies.map((r) => replyMessage(message.id, r.text, r, result.fallback)),
+            );
       for (const reply of replies) {
         await events.emit({
           type: 'message.created',
@@ -310,7 +359,9 @@ export class Engine {
           message: reply,
         });
       }
-      outcome = result.error ? { state: 'error', error: result.error } : { state: 'done' };
+      outcome = result.error
+        ? { state: 'error', attempts, error: result.error }
+        : { state: 'done', attempts };
       if (result.response?.sessionState) {
         await store.updateConversation(conversation.id, { sessionState: result.response.sessionState });
       }
@@ -331,18 +382,14 @@ export class Engine {
 
     try {
       for (const reply of replies) {
-        if (signal.aborted) return;
+        if (signal.aborted) return null;
         await this.#deliver(conversation, reply, adapter);
       }
     } finally {
       adapter?.signal?.(conversation, { type: 'typing', on: false });
     }
-    await this.#setProcessing(conversation.id, message.id, {
-      ...outcome,
-      attempts,
-      replyIds: replies.map((r) => r.id),
-    });
     metrics.processed.inc({ outcome: outcome.state });
+    return outcome;
   }
 
   async #askBot(
@@ -439,12 +486,6 @@ export class Engine {
   async #loadReplies(conversationId: string, ids: string[]): Promise<Message[]> {
     const loaded = await Promise.all(ids.map((id) => this.#deps.store.getMessage(conversationId, id)));
     return loaded.filter((m): m is Message => m !== null);
-  }
-
-  async #setProcessing(conversationId: string, messageId: string, p: Omit<Processing, 'at'>): Promise<void> {
-    await this.#deps.store.updateMessage(conversationId, messageId, {
-      processing: { ...p, at: new Date().toISOString() },
-    });
   }
 }
 

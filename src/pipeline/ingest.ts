@@ -4,7 +4,7 @@
  */
 
 import type { AppConfig } from '../../config/schema.js';
-import type { InboundMessage, Ingest, IngestResult } from '../core/channel.js';
+import type { AcceptOptions, InboundMessage, Ingest, IngestResult } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
@@ -64,57 +64,67 @@ export class IngestService implements Ingest {
         direction: 'inbound',
         name: content.name ?? inbound.from.name,
       },
-      inbound.skipBot === true,
+      { skipQueue: inbound.skipBot === true },
     );
     return { ...result, conversation: conv };
   }
 
-  /** Accepts a message into a known conversation (the API channel knows its conversation id). */
+  /**
+   * Accepts a message into a known conversation (the API channel knows its conversation id). The
+   * conversation's events are held (see `EventHub.hold`) until this message's own are out, so the
+   * engine, which may take the message at once, cannot announce replies to it first.
+   */
   async acceptInto(
-    conversation: Conversation,
+    conversation: Pick<Conversation, 'id'>,
     channel: ChannelName,
     dedupeKey: string,
     message: NewMessage,
-    skipQueue = false,
+    options: AcceptOptions = {},
   ): Promise<AcceptResult> {
     this.#assertOpen();
-    const result = await this.#store.accept({
-      conversationId: conversation.id,
-      dedupeKey: `${channel}:${dedupeKey}`,
-      dedupeTtlS: this.#config.DEDUPE_TTL_S,
-      sessionIdleS: this.#config.SESSION_IDLE_S,
-      skipQueue,
-      message: { ...message, entities: message.entities ?? detectEntities(message.text) },
-    });
-    if (result.duplicate) {
-      this.#metrics.duplicates.inc({ channel });
-      return result;
-    }
-    this.#metrics.accepted.inc({ channel });
-    const { message: stored } = result;
-    if (result.endedSessionId) {
-      await this.#events.emit({
-        type: 'session.ended',
+    const events = this.#events.hold(conversation.id);
+    try {
+      const result = await this.#store.accept({
         conversationId: conversation.id,
-        seq: stored.seq - 1,
-        sessionId: result.endedSessionId,
+        dedupeKey: `${channel}:${dedupeKey}`,
+        dedupeTtlS: this.#config.DEDUPE_TTL_S,
+        sessionIdleS: this.#config.SESSION_IDLE_S,
+        skipQueue: options.skipQueue === true,
+        notify: options.notify === true,
+        message: { ...message, entities: message.entities ?? detectEntities(message.text) },
       });
-    }
-    if (result.sessionStarted) {
-      await this.#events.emit({
-        type: 'session.started',
+      if (result.duplicate) {
+        this.#metrics.duplicates.inc({ channel });
+        return result;
+      }
+      this.#metrics.accepted.inc({ channel });
+      const { message: stored } = result;
+      if (result.endedSessionId) {
+        await events.emit({
+          type: 'session.ended',
+          conversationId: conversation.id,
+          seq: stored.seq - 1,
+          sessionId: result.endedSessionId,
+        });
+      }
+      if (result.sessionStarted) {
+        await events.emit({
+          type: 'session.started',
+          conversationId: conversation.id,
+          seq: stored.seq,
+          sessionId: stored.sessionId,
+        });
+      }
+      await events.emit({
+        type: 'message.created',
         conversationId: conversation.id,
         seq: stored.seq,
-        sessionId: stored.sessionId,
+        message: stored,
       });
+      return result;
+    } finally {
+      events.release();
     }
-    await this.#events.emit({
-      type: 'message.created',
-      conversationId: conversation.id,
-      seq: stored.seq,
-      message: stored,
-    });
-    return result;
   }
 
   #assertOpen(): void {

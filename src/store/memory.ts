@@ -16,6 +16,8 @@ import type {
   AcceptResult,
   Bus,
   Claim,
+  CompleteResult,
+  ContinueWith,
   ConversationPatch,
   ConversationQuery,
   DeliveryUpdateResult,
@@ -25,6 +27,7 @@ import type {
   NewConversation,
   NewMessage,
   Page,
+  ProcessingOutcome,
   Store,
 } from '../core/store.js';
 import {
@@ -34,6 +37,7 @@ import {
   conversationCursor,
   conversationMatches,
   draftMessage,
+  isUnfinished,
   type MessageDraft,
   messageCursor,
   messageMatches,
@@ -71,6 +75,8 @@ interface ConversationState {
   deliveries: Map<string, number>;
   replies: Map<string, string[]>;
   sent: Set<string>;
+  /** Unfinished messages someone waits for (AcceptInput.notify). */
+  notify: Set<string>;
   dedupe: Map<string, { messageId: string; expiresAt: number }>;
 }
 
@@ -313,6 +319,7 @@ export class MemoryStore implements Store {
     s.deliveries.delete(messageId);
     s.replies.delete(messageId);
     s.sent.delete(messageId);
+    s.notify.delete(messageId);
     return true;
   }
 
@@ -363,7 +370,10 @@ export class MemoryStore implements Store {
     const known = s.dedupe.get(input.dedupeKey);
     const original = known && known.expiresAt > now ? s.messages.get(known.messageId) : undefined;
     // A dedupe key whose message was deleted no longer counts.
-    if (original) return { message: this.#view(s, original), duplicate: true, sessionStarted: false };
+    if (original) {
+      if (input.notify && isUnfinished(original.processing)) s.notify.add(original.id);
+      return { message: this.#view(s, original), duplicate: true, sessionStarted: false };
+    }
     const queued = !input.skipQueue;
     if (queued && this.#pending >= this.#maxPending) throw new QueueFullError(this.#retryAfterS);
 
@@ -385,6 +395,7 @@ export class MemoryStore implements Store {
     s.dedupe.set(input.dedupeKey, { messageId: m!.id, expiresAt: now + input.dedupeTtlS * 1000 });
     if (queued) {
       s.queue.push(m!.id);
+      if (input.notify) s.notify.add(m!.id);
       this.#pending++;
       if (s.queue.length === 1) {
         s.readyAt = now;
@@ -402,7 +413,6 @@ export class MemoryStore implements Store {
 
   async claim(owner: string, max: number, leaseMs: number): Promise<Claim[]> {
     const now = Date.now();
-    const at = new Date(now).toISOString();
     const ready = [...this.#scheduled]
       .map((id) => this.#conversations.get(id)!)
       .filter((s) => s.readyAt <= now)
@@ -410,30 +420,8 @@ export class MemoryStore implements Store {
     const claims: Claim[] = [];
     for (const s of ready) {
       if (claims.length >= max) break;
-      while (s.queue.length > 0 && !s.messages.has(s.queue[0]!)) {
-        s.queue.shift();
-        this.#pending--;
-      }
-      const head = s.queue[0];
-      if (head === undefined) {
-        this.#scheduled.delete(s.conversation.id);
-        s.lease = null;
-        continue;
-      }
-      const token = `${owner}:${randomUUID()}`;
-      s.lease = token;
-      s.readyAt = now + leaseMs;
-      const deliveries = (s.deliveries.get(head) ?? 0) + 1;
-      s.deliveries.set(head, deliveries);
-      const m = s.messages.get(head)!;
-      const attempts = (m.processing?.attempts ?? 0) + 1;
-      this.#replace(s, { ...m, processing: { ...m.processing, state: 'processing', attempts, at } });
-      claims.push({
-        conversationId: s.conversation.id,
-        message: this.#view(s, s.messages.get(head)!),
-        token,
-        deliveries,
-      });
+      const claim = this.#lease(s, owner, leaseMs, now);
+      if (claim) claims.push(claim);
     }
     return claims;
   }
@@ -445,19 +433,29 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  async complete(claim: Claim): Promise<boolean> {
+  async complete(claim: Claim, outcome?: ProcessingOutcome, next?: ContinueWith): Promise<CompleteResult> {
     const s = this.#owned(claim);
-    if (!s) return false;
+    if (!s) return { completed: false, notify: false, next: null };
+    const now = Date.now();
+    const m = s.messages.get(claim.message.id);
+    if (m && outcome) {
+      this.#replace(s, {
+        ...m,
+        processing: { ...structuredClone(outcome), at: new Date(now).toISOString() },
+      });
+    }
+    const notify = s.notify.delete(claim.message.id);
     s.lease = null;
     if (s.queue[0] === claim.message.id) {
       s.queue.shift();
       this.#pending--;
     }
-    if (s.queue.length > 0) {
-      s.readyAt = Date.now();
+    const continued = next ? this.#lease(s, next.owner, next.leaseMs, now) : null;
+    if (!continued && s.queue.length > 0) {
+      s.readyAt = now;
       this.#ring();
-    } else this.#scheduled.delete(s.conversation.id);
-    return true;
+    }
+    return { completed: true, notify, next: continued };
   }
 
   async release(claim: Claim): Promise<void> {
@@ -525,6 +523,7 @@ export class MemoryStore implements Store {
       deliveries: new Map(),
       replies: new Map(),
       sent: new Set(),
+      notify: new Set(),
       dedupe: new Map(),
     });
     this.#order.splice(lowerBound(this.#order, id), 0, id);
@@ -564,6 +563,39 @@ export class MemoryStore implements Store {
     const replyIds = s.replies.get(m.id);
     if (out.processing && replyIds) out.processing.replyIds = [...replyIds];
     return out;
+  }
+
+  /**
+   * Leases the conversation's head message (dropping queue entries of deleted messages on the way), or
+   * takes the conversation off the schedule when its queue is empty.
+   */
+  #lease(s: ConversationState, owner: string, leaseMs: number, now: number): Claim | null {
+    while (s.queue.length > 0 && !s.messages.has(s.queue[0]!)) {
+      s.queue.shift();
+      this.#pending--;
+    }
+    const head = s.queue[0];
+    if (head === undefined) {
+      this.#scheduled.delete(s.conversation.id);
+      s.lease = null;
+      return null;
+    }
+    const token = `${owner}:${randomUUID()}`;
+    s.lease = token;
+    s.readyAt = now + leaseMs;
+    const deliveries = (s.deliveries.get(head) ?? 0) + 1;
+    s.deliveries.set(head, deliveries);
+    const m = s.messages.get(head)!;
+    const attempts = (m.processing?.attempts ?? 0) + 1;
+    const at = new Date(now).toISOString();
+    this.#replace(s, { ...m, processing: { ...m.processing, state: 'processing', attempts, at } });
+    return {
+      conversationId: s.conversation.id,
+      conversation: structuredClone(s.conversation),
+      message: this.#view(s, s.messages.get(head)!),
+      token,
+      deliveries,
+    };
   }
 
   #owned(claim: Claim): ConversationState | undefined {

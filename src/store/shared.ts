@@ -160,6 +160,11 @@ export function applyMessagePatch(m: Message, patch: MessagePatch, at: string): 
   });
 }
 
+/** True while a queued message waits for or is in processing. */
+export function isUnfinished(p: Processing | undefined): boolean {
+  return p?.state === 'queued' || p?.state === 'processing';
+}
+
 /** The message after a delivery step, or null when the step does not move the status forward. */
 export function applyDelivery(
   m: Message,

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GatewayError, QueueFullError } from '../../src/core/errors.js';
 import { isId } from '../../src/core/ids.js';
 import type { Conversation, Message } from '../../src/core/model.js';
-import type { AcceptInput, Claim, NewMessage, Page, Store } from '../../src/core/store.js';
+import type { AcceptInput, Claim, CompleteResult, NewMessage, Page, Store } from '../../src/core/store.js';
 
 export interface StoreHandle {
   store: Store;
@@ -83,6 +83,10 @@ async function allPages<T>(
 }
 
 const seqs = (messages: Message[]) => messages.map((m) => m.seq);
+
+/** What `complete` answers for a plain completion, and once the lease was lost. */
+const DONE: CompleteResult = { completed: true, notify: false, next: null };
+const LOST: CompleteResult = { completed: false, notify: false, next: null };
 
 export function storeContract(name: string, factory: StoreFactory): void {
   describe(`Store contract: ${name}`, () => {
@@ -755,12 +759,12 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.claim('w2', 10, 30_000)).toEqual([]);
 
         const claimA = claims.find((cl) => cl.conversationId === a.id)!;
-        expect(await store.complete(claimA)).toBe(true);
+        expect(await store.complete(claimA)).toEqual(DONE);
         expect(await store.pendingCount()).toBe(2);
         const next = await claimOne('w2');
         expect(next.message.id).toBe(a2.message.id);
         expect(next.message.seq).toBe(2);
-        expect(await store.complete(claimA)).toBe(false);
+        expect(await store.complete(claimA)).toEqual(LOST);
       });
 
       it('hands out a conversation strictly in seq order', async () => {
@@ -771,7 +775,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
           const cl = await claimOne();
           order.push(cl.message.seq);
           expect(await store.claim('w2', 5, 30_000)).toEqual([]);
-          expect(await store.complete(cl)).toBe(true);
+          expect(await store.complete(cl)).toEqual(DONE);
         }
         expect(order).toEqual([1, 2, 3, 4, 5]);
         expect(await store.claim('w1', 5, 30_000)).toEqual([]);
@@ -826,11 +830,11 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(again.message.processing).toMatchObject({ state: 'processing', attempts: 2 });
         expect(again.token).not.toBe(old.token);
         expect(await store.heartbeat(old, 30_000)).toBe(false);
-        expect(await store.complete(old)).toBe(false);
+        expect(await store.complete(old)).toEqual(LOST);
         await store.release(old);
         expect(await store.claim('w3', 1, 30_000)).toEqual([]);
         expect(await store.heartbeat(again, 30_000)).toBe(true);
-        expect(await store.complete(again)).toBe(true);
+        expect(await store.complete(again)).toEqual(DONE);
         expect(await store.pendingCount()).toBe(0);
       });
 
@@ -842,7 +846,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.heartbeat(cl, 1_000)).toBe(true);
         await sleep(300);
         expect(await store.claim('w2', 1, 30_000)).toEqual([]);
-        expect(await store.complete(cl)).toBe(true);
+        expect(await store.complete(cl)).toEqual(DONE);
       });
 
       it('makes a released message claimable at once', async () => {
@@ -851,7 +855,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const cl = await claimOne('w1');
         await store.release(cl);
         expect((await store.getMessage(c.id, message.id))!.processing!.state).toBe('queued');
-        expect(await store.complete(cl)).toBe(false);
+        expect(await store.complete(cl)).toEqual(LOST);
         const again = await claimOne('w2');
         expect(again.message.id).toBe(message.id);
         expect(again.deliveries).toBe(2);
@@ -868,11 +872,11 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.deleteConversation(a.id)).toBe(true);
         expect(await store.pendingCount()).toBe(1);
         const claimA = claims.find((cl) => cl.conversationId === a.id)!;
-        expect(await store.complete(claimA)).toBe(false);
+        expect(await store.complete(claimA)).toEqual(LOST);
         expect(await store.heartbeat(claimA, 1_000)).toBe(false);
         const claimB = claims.find((cl) => cl.conversationId === b.id)!;
         expect(claimB.message.id).toBe(b1.id);
-        expect(await store.complete(claimB)).toBe(true);
+        expect(await store.complete(claimB)).toEqual(DONE);
         expect(await store.claim('w1', 10, 30_000)).toEqual([]);
         expect(await store.pendingCount()).toBe(0);
       });
@@ -885,10 +889,10 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(await store.deleteMessage(c.id, ms[2]!.id)).toBe(true);
         const first = await claimOne();
         expect(first.message.id).toBe(ms[1]!.id);
-        expect(await store.complete(first)).toBe(true);
+        expect(await store.complete(first)).toEqual(DONE);
         const second = await claimOne();
         expect(second.message.id).toBe(ms[3]!.id);
-        expect(await store.complete(second)).toBe(true);
+        expect(await store.complete(second)).toEqual(DONE);
         expect(await store.claim('w1', 10, 30_000)).toEqual([]);
         expect(await store.pendingCount()).toBe(0);
       });
@@ -900,9 +904,177 @@ export function storeContract(name: string, factory: StoreFactory): void {
         const cl = await claimOne();
         expect(cl.message.id).toBe(m1.id);
         expect(await store.deleteMessage(c.id, m1.id)).toBe(true);
-        expect(await store.complete(cl)).toBe(true);
+        expect(await store.complete(cl)).toEqual(DONE);
         const next = await claimOne();
         expect(next.message.id).toBe(m2.id);
+      });
+
+      it('carries the conversation, as it is when leased, with each claim', async () => {
+        const c = await store.createConversation({ channel: 'api', meta: { plan: 'pro' } });
+        await store.accept(input(c.id, 'm1'));
+        await store.accept(input(c.id, 'm2'));
+        const first = await claimOne();
+        expect(first.conversation).toEqual(await store.getConversation(c.id));
+        expect(first.conversation).toMatchObject({ id: c.id, channel: 'api', meta: { plan: 'pro' } });
+        await store.updateConversation(c.id, { status: 'handoff', sessionState: { step: 2 } });
+        const { next } = await store.complete(
+          first,
+          { state: 'done', attempts: 1 },
+          { owner: 'w1', leaseMs: 30_000 },
+        );
+        expect(next!.conversation).toEqual(await store.getConversation(c.id));
+        expect(next!.conversation).toMatchObject({ status: 'handoff', sessionState: { step: 2 } });
+      });
+
+      it('records the outcome on completion, and only while the lease is held', async () => {
+        const c = await open();
+        const { message } = await store.accept(input(c.id, 'hi'));
+        const old = await claimOne('w1', 300);
+        await sleep(500);
+        const again = await claimOne('w2');
+        const error = { code: 'BOT_FAILED', message: 'boom' };
+        expect(await store.complete(old, { state: 'done', attempts: 1 })).toEqual(LOST);
+        expect((await store.getMessage(c.id, message.id))!.processing).toMatchObject({
+          state: 'processing',
+          attempts: 2,
+        });
+        expect(await store.complete(again, { state: 'error', attempts: 2, error })).toEqual(DONE);
+        const stored = (await store.getMessage(c.id, message.id))!;
+        expect(stored.processing).toEqual({ state: 'error', attempts: 2, error, at: expect.any(String) });
+        expect(stored.updatedAt).toBe(message.updatedAt);
+        expect(await store.pendingCount()).toBe(0);
+      });
+
+      it('continues with the next message in seq order under a new token, then frees the conversation', async () => {
+        const c = await open();
+        const ms: Message[] = [];
+        for (let i = 1; i <= 3; i++) ms.push((await store.accept(input(c.id, `m${i}`))).message);
+        const next = { owner: 'w1', leaseMs: 30_000 };
+        const first = await claimOne();
+        expect(first.message.id).toBe(ms[0]!.id);
+
+        const r1 = await store.complete(first, { state: 'done', attempts: 1 }, next);
+        expect(r1).toMatchObject({ completed: true, notify: false });
+        const second = r1.next!;
+        expect(second.conversationId).toBe(c.id);
+        expect(second.message.id).toBe(ms[1]!.id);
+        expect(second.deliveries).toBe(1);
+        expect(second.message.processing).toMatchObject({ state: 'processing', attempts: 1 });
+        expect(second.token).not.toBe(first.token);
+        expect((await store.getMessage(c.id, ms[0]!.id))!.processing).toMatchObject({
+          state: 'done',
+          attempts: 1,
+        });
+        expect((await store.getMessage(c.id, ms[1]!.id))!.processing).toMatchObject({
+          state: 'processing',
+          attempts: 1,
+        });
+        expect(await store.pendingCount()).toBe(2);
+        // The conversation stays leased, and the old token is fenced off.
+        expect(await store.claim('w2', 5, 30_000)).toEqual([]);
+        expect(await store.heartbeat(first, 30_000)).toBe(false);
+        expect(await store.complete(first, { state: 'done', attempts: 1 }, next)).toEqual(LOST);
+        await store.release(first);
+        expect(await store.claim('w2', 5, 30_000)).toEqual([]);
+        expect(await store.heartbeat(second, 30_000)).toBe(true);
+
+        const third = (await store.complete(second, { state: 'done', attempts: 1 }, next)).next!;
+        expect(third.message.id).toBe(ms[2]!.id);
+        expect(await store.pendingCount()).toBe(1);
+        expect(await store.complete(third, { state: 'done', attempts: 1 }, next)).toEqual(DONE);
+        expect(await store.pendingCount()).toBe(0);
+        expect(await store.claim('w2', 5, 30_000)).toEqual([]);
+
+        // Freed: the next message is claimable at once, by anyone.
+        const { message: m4 } = await store.accept(input(c.id, 'm4'));
+        expect((await claimOne('w2')).message.id).toBe(m4.id);
+      });
+
+      it('without a continuation, leaves the next message claimable at once', async () => {
+        const c = await open();
+        await store.accept(input(c.id, 'm1'));
+        const { message: m2 } = await store.accept(input(c.id, 'm2'));
+        expect(await store.complete(await claimOne(), { state: 'done', attempts: 1 })).toEqual(DONE);
+        const again = await claimOne('w2');
+        expect(again.message.id).toBe(m2.id);
+        expect(again.deliveries).toBe(1);
+      });
+
+      it('skips messages deleted while queued when continuing', async () => {
+        const c = await open();
+        const ms: Message[] = [];
+        for (let i = 1; i <= 3; i++) ms.push((await store.accept(input(c.id, `m${i}`))).message);
+        const first = await claimOne();
+        expect(await store.deleteMessage(c.id, ms[1]!.id)).toBe(true);
+        const { next } = await store.complete(
+          first,
+          { state: 'done', attempts: 1 },
+          { owner: 'w1', leaseMs: 30_000 },
+        );
+        expect(next!.message.id).toBe(ms[2]!.id);
+        expect(await store.pendingCount()).toBe(1);
+        expect(await store.complete(next!, { state: 'done', attempts: 1 })).toEqual(DONE);
+        expect(await store.pendingCount()).toBe(0);
+      });
+
+      it('redelivers a continued message after its lease expires, counting the delivery', async () => {
+        const c = await open();
+        await store.accept(input(c.id, 'm1'));
+        const { message: m2 } = await store.accept(input(c.id, 'm2'));
+        const first = await claimOne('w1');
+        const { next } = await store.complete(
+          first,
+          { state: 'done', attempts: 1 },
+          { owner: 'w1', leaseMs: 300 },
+        );
+        expect(next!.message.id).toBe(m2.id);
+        expect(await store.claim('w2', 1, 30_000)).toEqual([]);
+        await sleep(500);
+        const again = await claimOne('w2');
+        expect(again.message.id).toBe(m2.id);
+        expect(again.deliveries).toBe(2);
+        expect(again.message.processing).toMatchObject({ state: 'processing', attempts: 2 });
+        expect(await store.heartbeat(next!, 30_000)).toBe(false);
+        expect(await store.complete(next!, { state: 'done', attempts: 1 })).toEqual(LOST);
+        expect(await store.complete(again, { state: 'done', attempts: 2 })).toEqual(DONE);
+        expect((await store.getMessage(c.id, m2.id))!.processing).toMatchObject({
+          state: 'done',
+          attempts: 2,
+        });
+        expect(await store.pendingCount()).toBe(0);
+      });
+
+      it('reports notify for messages accepted with it, including through a duplicate', async () => {
+        const c = await open();
+        const plain = await store.accept(input(c.id, 'plain'));
+        const waited = await store.accept(input(c.id, 'waited', { notify: true }));
+        const later = await store.accept(input(c.id, 'later', { dedupeKey: 'later' }));
+        const next = { owner: 'w1', leaseMs: 30_000 };
+        const first = await claimOne();
+        expect(first.message.id).toBe(plain.message.id);
+        expect(first.message.processing).not.toHaveProperty('notify');
+        // A repeat that waits marks the original while it is unfinished.
+        expect(
+          (await store.accept(input(c.id, 'later', { dedupeKey: 'later', notify: true }))).duplicate,
+        ).toBe(true);
+        const r1 = await store.complete(first, { state: 'done', attempts: 1 }, next);
+        expect(r1.notify).toBe(false);
+        expect(r1.next!.message.id).toBe(waited.message.id);
+        const r2 = await store.complete(r1.next!, { state: 'done', attempts: 1 }, next);
+        expect(r2.notify).toBe(true);
+        expect(r2.next!.message.id).toBe(later.message.id);
+        expect(await store.complete(r2.next!, { state: 'done', attempts: 1 })).toEqual({
+          ...DONE,
+          notify: true,
+        });
+        // A repeat of a finished message marks nothing.
+        expect(
+          (await store.accept(input(c.id, 'later', { dedupeKey: 'later', notify: true }))).duplicate,
+        ).toBe(true);
+        const { message: last } = await store.accept(input(c.id, 'last'));
+        const cl = await claimOne();
+        expect(cl.message.id).toBe(last.id);
+        expect(await store.complete(cl, { state: 'done', attempts: 1 })).toEqual(DONE);
       });
 
       it('wakes a waiting worker when work arrives, and otherwise after the timeout', async () => {
@@ -967,7 +1139,7 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(note.message.seq).toBe(4);
 
         const cl = (await s.claim('w1', 1, 30_000))[0]!;
-        expect(await s.complete(cl)).toBe(true);
+        expect(await s.complete(cl)).toEqual(DONE);
         const retried = await s.accept(input(c.id, 'overflow', { dedupeKey: 'k3' }));
         expect(retried).toMatchObject({ duplicate: false, message: { seq: 5, text: 'overflow' } });
         expect(await s.pendingCount()).toBe(3);

@@ -90,6 +90,8 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
   let admin: Redis;
   /** Commands as clients sent them; commands run inside scripts are left out. */
   const seen: string[][] = [];
+  /** Commands run inside scripts, each with the index in `seen` of the script call that ran it. */
+  const inScripts: { call: number; args: string[] }[] = [];
 
   beforeAll(async () => {
     server = await RedisServer.start();
@@ -97,6 +99,7 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
     monitor = await client.monitor();
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       if (source !== 'lua') seen.push(args);
+      else inScripts.push({ call: seen.length - 1, args });
     });
     admin = new Redis(server.url);
     await admin.ping();
@@ -131,7 +134,7 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
       const accept0 = await mark('accept:begin');
       const first = await store.accept(message(c.id, 'm1'));
       const accept1 = await mark('accept:end');
-      await store.accept(message(c.id, 'm1'));
+      await store.accept(message(c.id, 'm1', { notify: true }));
       await store.accept(message(c.id, 'm2'));
       await expect(store.accept(message(c.id, 'm3'))).rejects.toThrow();
       const reply = await store.appendMessage(c.id, { type: 'bot', text: 'out', direction: 'outbound' });
@@ -142,7 +145,15 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
       const [claim] = await store.claim('w1', 5, 30_000);
       await store.heartbeat(claim!, 30_000);
       await store.recordReplies(c.id, claim!.message.id, [{ type: 'bot', text: 'r', direction: 'outbound' }]);
-      await store.complete(claim!);
+      // Completing with a continuation leases the next message inside the same script.
+      const { next } = await store.complete(
+        claim!,
+        { state: 'done', attempts: 1 },
+        { owner: 'w1', leaseMs: 30_000 },
+      );
+      expect(next).not.toBeNull();
+      await store.complete(next!);
+      await store.accept(message(c.id, 'm4'));
       const [again] = await store.claim('w1', 5, 30_000);
       await store.release(again!);
       await store.deleteMessage(c.id, reply!.id);
@@ -167,11 +178,22 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
         const script = scriptOf(args);
         expect(script, `unknown script ${args[1]?.slice(0, 40)}`).toBeDefined();
         const keys = args.slice(3, 3 + Number(args[2]));
-        if (script!.numberOfKeys !== null) expect(keys).toHaveLength(script!.numberOfKeys);
+        expect(keys).toHaveLength(script!.numberOfKeys);
         expect(sameSlot(keys), `${script!.name}: ${keys.join(' ')}`).toBe(true);
         called.add(script!.name);
       }
       expect([...called].sort()).toEqual(SCRIPTS.map((s) => s.name).sort());
+      // Keys a script builds itself (the claim script's conversation keys) are in its slot too; every
+      // command our scripts run takes its key first, except TIME.
+      let built = 0;
+      for (const { call, args } of inScripts) {
+        if (call <= start || call >= end || args[0]!.toLowerCase() === 'time') continue;
+        const script = seen[call]!;
+        const keys = script.slice(3, 3 + Number(script[2]));
+        expect(sameSlot([...keys, args[1]!]), `${scriptOf(script)?.name}: ${args.join(' ')}`).toBe(true);
+        if (!keys.includes(args[1]!)) built++;
+      }
+      expect(built).toBeGreaterThan(0);
       // Everything else the store sends takes a single key (or none).
       const singleKey = [
         'get',

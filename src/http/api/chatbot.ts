@@ -7,7 +7,7 @@ import { type Request, Router } from 'express';
 import { z } from 'zod';
 import { GatewayError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
-import type { Conversation, Message } from '../../core/model.js';
+import type { ChannelName, Conversation, Message } from '../../core/model.js';
 import type { GatewayDeps } from '../../deps.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
 
@@ -44,6 +44,48 @@ const sendBody = botReplySchema
 
 /** Default `wait` for `POST /v1/messages`: long enough for the demo bot and typical HTTP bots. */
 const DEFAULT_WAIT_S = 5;
+/** Conversations whose routing facts `POST /v1/messages` keeps in memory (a few hundred KB at most). */
+const FACTS_CACHE_SIZE = 10_000;
+
+/**
+ * What `POST /v1/messages` needs of a conversation besides its id. Both are fixed when it is created:
+ * the channel never changes, and no API call changes an API conversation's participants (adapters
+ * upsert participants of their own channels only). A deleted conversation is caught by the accept
+ * itself, which refuses a conversation that does not exist; ids are never reused.
+ */
+interface ConversationFacts {
+  channel: ChannelName;
+  userName: string | undefined;
+}
+
+/** A small least-recently-used map: a Map iterates in insertion order, so the first key is the oldest. */
+class LruCache<K, V> {
+  readonly #max: number;
+  readonly #entries = new Map<K, V>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get(key: K): V | undefined {
+    const value = this.#entries.get(key);
+    if (value !== undefined) {
+      this.#entries.delete(key);
+      this.#entries.set(key, value);
+    }
+    return value;
+  }
+
+  set(key: K, value: V): void {
+    this.#entries.delete(key);
+    this.#entries.set(key, value);
+    if (this.#entries.size > this.#max) this.#entries.delete(this.#entries.keys().next().value!);
+  }
+
+  delete(key: K): void {
+    this.#entries.delete(key);
+  }
+}
 
 function parse<T>(schema: z.ZodType<T>, req: Request): T {
   const result = schema.safeParse(req.body ?? {});
@@ -61,10 +103,25 @@ export function chatbotRoutes(deps: GatewayDeps): Router {
   const router = Router();
   const { store, engine, ingest, events } = deps;
 
+  const facts = new LruCache<string, ConversationFacts>(FACTS_CACHE_SIZE);
+  const notFound = (id: string) => new GatewayError('GW_ERR_NOT_FOUND', `Conversation ${id} not found`);
+
   const conversationOr404 = async (id: string): Promise<Conversation> => {
     const conversation = await store.getConversation(id);
-    if (!conversation) throw new GatewayError('GW_ERR_NOT_FOUND', `Conversation ${id} not found`);
+    if (!conversation) throw notFound(id);
     return conversation;
+  };
+
+  const factsOr404 = async (id: string): Promise<ConversationFacts> => {
+    const cached = facts.get(id);
+    if (cached) return cached;
+    const conversation = await conversationOr404(id);
+    const known = {
+      channel: conversation.channel,
+      userName: conversation.participants.find((p) => p.role === 'user')?.name,
+    };
+    facts.set(id, known);
+    return known;
   };
 
   router.post('/sessions', async (req, res) => {
@@ -99,41 +156,48 @@ export function chatbotRoutes(deps: GatewayDeps): Router {
 
   router.post('/messages', async (req, res) => {
     const body = parse(messageBody, req);
-    const conversation = await conversationOr404(body.conversationId);
-    if (conversation.channel !== 'api') {
+    const conversationId = body.conversationId;
+    const { channel, userName } = await factsOr404(conversationId);
+    if (channel !== 'api') {
       throw new GatewayError(
         'GW_ERR_CONFLICT',
-        `Conversation ${conversation.id} belongs to the ${conversation.channel} channel; use POST /v1/conversations/${conversation.id}/send`,
+        `Conversation ${conversationId} belongs to the ${channel} channel; use POST /v1/conversations/${conversationId}/send`,
       );
     }
-    const user = conversation.participants.find((p) => p.role === 'user');
-    const result = await ingest.acceptInto(
-      conversation,
-      'api',
-      body.clientMessageId ? `client:${body.clientMessageId}` : `gen:${newId('msg')}`,
-      {
-        type: 'user',
-        direction: 'inbound',
-        text: body.text,
-        meta: body.meta,
-        clientMessageId: body.clientMessageId,
-        ...(user?.name ? { name: user.name } : {}),
-      },
-    );
-    const { message } = result;
     const waitMs = (body.wait ?? DEFAULT_WAIT_S) * 1000;
-    const processed = waitMs > 0 && (await engine.waitForProcessed(conversation.id, message.id, waitMs));
+    const result = await ingest
+      .acceptInto(
+        { id: conversationId },
+        'api',
+        body.clientMessageId ? `client:${body.clientMessageId}` : `gen:${newId('msg')}`,
+        {
+          type: 'user',
+          direction: 'inbound',
+          text: body.text,
+          meta: body.meta,
+          clientMessageId: body.clientMessageId,
+          ...(userName ? { name: userName } : {}),
+        },
+        { notify: waitMs > 0 },
+      )
+      .catch((err: unknown) => {
+        if (!(err instanceof GatewayError && err.code === 'GW_ERR_NOT_FOUND')) throw err;
+        facts.delete(conversationId);
+        throw notFound(conversationId);
+      });
+    const { message } = result;
+    const processed = waitMs > 0 && (await engine.waitForProcessed(conversationId, message.id, waitMs));
     if (!processed) {
       res.status(202).json({
         status: 'queued',
         duplicate: result.duplicate,
-        message: { id: message.id, conversationId: conversation.id, seq: message.seq },
+        message: { id: message.id, conversationId, seq: message.seq },
       });
       return;
     }
-    const final = (await store.getMessage(conversation.id, message.id)) ?? message;
+    const final = (await store.getMessage(conversationId, message.id)) ?? message;
     const replies = await Promise.all(
-      (final.processing?.replyIds ?? []).map((id) => store.getMessage(conversation.id, id)),
+      (final.processing?.replyIds ?? []).map((id) => store.getMessage(conversationId, id)),
     );
     res.status(200).json({
       duplicate: result.duplicate,

@@ -3,13 +3,15 @@
  * that partition's queue structures share the hash tag `{<prefix>:p<N>}`, so each atomic script touches
  * a single Cluster slot (SPEC §4.7). Cross-partition keys (the conversation index, channelRef mappings,
  * kv, the doorbell, bus channels, the layout marker) have no tag and are only ever written by
- * single-key commands.
+ * single-key commands. The claim script builds conversation keys from {@link KeyLayout.tag} itself
+ * (which conversations are ready is only known inside it); they share its partition's slot all the same.
  *
  * ```
  * <p>:{<p>:pN}:conv:<id>        hash   doc, updatedAt, sessionId, sessionStartedAt, sessionState,
  *                                       lastMessageAt, lastMessageMs, seq (the seq counter)
  * <p>:{<p>:pN}:msgs:<id>        hash   <msgId> body JSON; <msgId>:p processing JSON; <msgId>:r reply
- *                                       ids JSON; <msgId>:d delivery (claim) count; <msgId>:s send claim
+ *                                       ids JSON; <msgId>:d delivery (claim) count; <msgId>:s send claim;
+ *                                       <msgId>:w someone waits for the outcome (until completed)
  * <p>:{<p>:pN}:seqidx:<id>      zset   msgId scored by seq
  * <p>:{<p>:pN}:q:<id>           list   pending message ids in seq order; the head is the one leased
  * <p>:{<p>:pN}:dd:<id>:<key>    string dedupe key -> message id, with TTL

@@ -1,13 +1,13 @@
 /**
- * @module The Lua scripts of the Redis store. Each lives in `lua/<name>-<numkeys>.lua` (`n`: the key
- * count varies per call) with a header documenting KEYS, ARGV and the reply; they are read once at
- * import and registered with ioredis `defineCommand`, which runs them by EVALSHA and falls back to EVAL
- * after a server restart emptied the script cache.
+ * @module The Lua scripts of the Redis store. Each lives in `lua/<name>-<numkeys>.lua` with a header
+ * documenting KEYS, ARGV and the reply; they are read once at import and registered with ioredis
+ * `defineCommand`, which runs them by EVALSHA and falls back to EVAL after a server restart emptied
+ * the script cache.
  */
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 
-/** Script names with their key count (`null`: given per call). */
+/** Script names with their key count. */
 export const SCRIPT_KEYS = {
   create: 1,
   accept: 7,
@@ -16,14 +16,13 @@ export const SCRIPT_KEYS = {
   claimsend: 2,
   delmsg: 2,
   delconv: 7,
-  ready: 1,
-  claim: null,
+  claim: 3,
   heartbeat: 2,
-  complete: 4,
+  complete: 6,
   release: 4,
   ring: 1,
   cad: 1,
-} as const satisfies Record<string, number | null>;
+} as const satisfies Record<string, number>;
 
 export type ScriptName = keyof typeof SCRIPT_KEYS;
 
@@ -31,13 +30,13 @@ export interface ScriptSource {
   name: ScriptName;
   /** The file name under `lua/`. */
   file: string;
-  numberOfKeys: number | null;
+  numberOfKeys: number;
   lua: string;
 }
 
 function load(name: ScriptName): ScriptSource {
   const numberOfKeys = SCRIPT_KEYS[name];
-  const file = `${name}-${numberOfKeys ?? 'n'}.lua`;
+  const file = `${name}-${numberOfKeys}.lua`;
   const lua = readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
   return { name, file, numberOfKeys, lua };
 }
@@ -58,14 +57,11 @@ export function defineScripts(
   redis: Redis | Cluster,
 ): (name: ScriptName, keys: readonly string[], args: readonly ScriptArg[]) => Promise<unknown> {
   for (const s of SCRIPTS) {
-    redis.defineCommand(commandName(s.name), {
-      lua: s.lua,
-      ...(s.numberOfKeys === null ? {} : { numberOfKeys: s.numberOfKeys }),
-    });
+    redis.defineCommand(commandName(s.name), { lua: s.lua, numberOfKeys: s.numberOfKeys });
   }
   const commands = redis as unknown as Record<string, ScriptRunner>;
   return (name, keys, args) => {
     const run = commands[commandName(name)]!.bind(redis);
-    return SCRIPT_KEYS[name] === null ? run(keys.length, ...keys, ...args) : run(...keys, ...args);
+    return run(...keys, ...args);
   };
 }

@@ -15,6 +15,8 @@ import type {
   AcceptResult,
   Bus,
   Claim,
+  CompleteResult,
+  ContinueWith,
   ConversationPatch,
   ConversationQuery,
   DeliveryUpdateResult,
@@ -24,6 +26,7 @@ import type {
   NewConversation,
   NewMessage,
   Page,
+  ProcessingOutcome,
   Store,
 } from '../../core/store.js';
 import {
@@ -61,11 +64,6 @@ const BELL_CAP = 128;
 const PING_TIMEOUT_MS = 1_000;
 /** Read-modify-write retries before a hot record is reported as a conflict. */
 const CAS_ATTEMPTS = 16;
-/**
- * Extra claim candidates per partition, so a claim that loses a race for a conversation to another
- * process moves on to the next ready one instead of coming back short.
- */
-const CLAIM_SLACK = 8;
 /** Records read per round trip while a filtered list skips non-matching ones. */
 const SCAN_BATCH = 100;
 const DEFAULT_TIMEOUTS: ClientTimeouts = { commandTimeoutMs: 5_000, connectTimeoutMs: 10_000 };
@@ -98,6 +96,16 @@ type AcceptReply =
   | ['dup', string, string | null, string | null]
   | ['ok', number, string, string, number];
 type AppendReply = ['missing'] | ['dup', string] | ['ok', string, ...number[]];
+/**
+ * One claim as claim-3 and complete-6 return it: conversation id, token, deliveries, message body,
+ * processing JSON, reply ids JSON (null when none), and the conversation hash fields {@link CONV_FIELDS}.
+ */
+type ClaimTuple = [string, string, number, string, string, string | null, (string | null)[]];
+type ClaimReply = [number, ...ClaimTuple[]];
+type CompleteReply = [0] | [1 | 2, number, null] | [3, number, ClaimTuple];
+
+/** The conversation hash fields the scripts read for a claim, in the order they return them. */
+const CONV_FIELDS = ['doc', 'sessionId', 'sessionStartedAt', 'sessionState', 'updatedAt', 'lastMessageAt'];
 
 /** Maps connection trouble to StoreUnavailableError; everything else (bugs, GatewayErrors) passes. */
 async function guard<T>(op: () => Promise<T>): Promise<T> {
@@ -151,6 +159,27 @@ function toConversation(h: Record<string, string>): Conversation | null {
     updatedAt: h.updatedAt!,
     lastMessageAt: h.lastMessageAt ?? null,
   };
+}
+
+function toClaim([conversationId, token, deliveries, body, processing, replyIds, fields]: ClaimTuple): Claim {
+  const h: Record<string, string> = {};
+  for (const [i, f] of CONV_FIELDS.entries()) if (fields[i] != null) h[f] = fields[i];
+  const conversation = toConversation(h);
+  // The scripts only lease the queue of an existing conversation: deleting one removes its queue too.
+  if (!conversation) throw new Error(`Conversation ${conversationId} has a queue but no record`);
+  return {
+    conversationId,
+    conversation,
+    token,
+    deliveries,
+    message: assembleMessage(body, processing, replyIds),
+  };
+}
+
+/** `total` split as evenly as possible over `parts`, earlier parts taking the remainder. */
+function evenShares(total: number, parts: readonly number[]): Map<number, number> {
+  const base = Math.floor(total / parts.length);
+  return new Map(parts.map((p, i) => [p, base + (i < total % parts.length ? 1 : 0)]));
 }
 
 /**
@@ -548,6 +577,7 @@ export class RedisStore implements Store {
           newId('sess'),
           input.skipQueue ? '1' : '0',
           this.#pendingLimit,
+          input.notify ? '1' : '0',
         ],
       )) as AcceptReply;
       switch (reply[0]) {
@@ -577,39 +607,53 @@ export class RedisStore implements Store {
   }
 
   /**
-   * Two steps: `ready` lists each partition's claimable conversations (one small script per
-   * partition, sent together), then one `claim` script per partition leases up to its share of `max`.
-   * Shares go round-robin from a rotating first partition, so no partition starves.
+   * One `claim` script per partition asked, each leasing its share on its own (claimable conversations
+   * are found inside the script). Up to three rounds, each sent as one batch:
+   * 1. the next `min(partitions, max)` partitions in rotation share `max`, so a worker with one free
+   *    slot asks one partition, and successive calls visit every partition in turn (none starves);
+   * 2. if that came back short, the partitions not asked yet are asked to count their claimable
+   *    conversations (a share of 0);
+   * 3. what is still missing is shared among the partitions known to have claimable ones left.
+   * Never more than `max` leases; an empty answer means nothing was claimable, and the caller waits for
+   * the doorbell rather than asking again.
    */
   claim(owner: string, max: number, leaseMs: number): Promise<Claim[]> {
     return guard(async () => {
       if (max < 1) return [];
       const n = this.#keys.partitions;
       const first = this.#nextPartition;
-      this.#nextPartition = (first + 1) % n;
-      const partitions = Array.from({ length: n }, (_, i) => (first + i) % n);
-      const ready = (await Promise.all(
-        partitions.map((p) => this.#run('ready', [this.#keys.sched(p)], [max + CLAIM_SLACK])),
-      )) as string[][];
-      const shares = partitions.map(() => 0);
-      for (let left = max, round = 0; left > 0; round++) {
-        let gave = false;
-        for (let i = 0; i < n && left > 0; i++) {
-          if (ready[i]!.length > round) {
-            shares[i]!++;
-            left--;
+      const order = Array.from({ length: n }, (_, i) => (first + i) % n);
+      const asked = Math.min(n, max);
+      this.#nextPartition = (first + asked) % n;
+      const at = new Date().toISOString();
+      const claims: Claim[] = [];
+      const left = new Map<number, number>();
+      const round = async (shares: Map<number, number>) => {
+        const replies = await Promise.all(
+          [...shares].map(([p, share]) => this.#claimIn(p, share, owner, leaseMs, at)),
+        );
+        for (const [i, p] of [...shares.keys()].entries()) {
+          const [claimable, ...tuples] = replies[i]!;
+          left.set(p, claimable);
+          for (const t of tuples) claims.push(toClaim(t));
+        }
+      };
+      await round(evenShares(max, order.slice(0, asked)));
+      if (claims.length < max && asked < n) await round(new Map(order.slice(asked).map((p) => [p, 0])));
+      const shares = new Map<number, number>();
+      for (let missing = max - claims.length, gave = true; missing > 0 && gave; ) {
+        gave = false;
+        for (const p of order) {
+          const share = shares.get(p) ?? 0;
+          if (missing > 0 && (left.get(p) ?? 0) > share) {
+            shares.set(p, share + 1);
+            missing--;
             gave = true;
           }
         }
-        if (!gave) break;
       }
-      const at = new Date().toISOString();
-      const claims = await Promise.all(
-        partitions.map((p, i) =>
-          shares[i]! > 0 ? this.#claimIn(p, ready[i]!, shares[i]!, owner, leaseMs, at) : [],
-        ),
-      );
-      return claims.flat();
+      if (shares.size > 0) await round(shares);
+      return claims;
     });
   }
 
@@ -622,16 +666,31 @@ export class RedisStore implements Store {
     });
   }
 
-  complete(claim: Claim): Promise<boolean> {
+  complete(claim: Claim, outcome?: ProcessingOutcome, next?: ContinueWith): Promise<CompleteResult> {
     return guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
-      const done = await this.#run(
+      const at = new Date().toISOString();
+      const processing: Processing | undefined = outcome && { ...outcome, at };
+      const reply = (await this.#run(
         'complete',
-        [k.sched, k.lease, k.pending, k.queue],
-        [claim.conversationId, claim.token, claim.message.id],
-      );
-      if (done === 2) this.#ring();
-      return done !== 0;
+        [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv],
+        [
+          claim.conversationId,
+          claim.token,
+          claim.message.id,
+          processing ? JSON.stringify(processing) : '',
+          next ? `${next.owner}:${randomUUID()}` : '',
+          next?.leaseMs ?? 0,
+          at,
+        ],
+      )) as CompleteReply;
+      if (reply[0] === 0) return { completed: false, notify: false, next: null };
+      if (reply[0] === 2) this.#ring();
+      return {
+        completed: true,
+        notify: reply[1] === 1,
+        next: reply[0] === 3 ? toClaim(reply[2]) : null,
+      };
     });
   }
 
@@ -752,36 +811,19 @@ export class RedisStore implements Store {
     return (await this.#run('cas', [key], [checks.length / 2, ...checks, ...sets])) === 1;
   }
 
-  async #claimIn(
+  /** Runs the claim script on one partition: `share` leases at most (0 only counts). */
+  #claimIn(
     partition: number,
-    candidates: string[],
     share: number,
     owner: string,
     leaseMs: number,
     at: string,
-  ): Promise<Claim[]> {
-    const keys = [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)];
-    const args: ScriptArg[] = [leaseMs, share, at];
-    for (const id of candidates) {
-      const k = this.#keys.conversation(id);
-      keys.push(k.queue, k.msgs);
-      args.push(id, `${owner}:${randomUUID()}`);
-    }
-    const flat = (await this.#run('claim', keys, args)) as (string | number | null)[];
-    const claims: Claim[] = [];
-    for (let i = 0; i < flat.length; i += 6) {
-      claims.push({
-        conversationId: flat[i] as string,
-        token: flat[i + 1] as string,
-        deliveries: flat[i + 2] as number,
-        message: assembleMessage(
-          flat[i + 3] as string,
-          flat[i + 4] as string,
-          (flat[i + 5] as string | null) ?? null,
-        ),
-      });
-    }
-    return claims;
+  ): Promise<ClaimReply> {
+    return this.#run(
+      'claim',
+      [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)],
+      [leaseMs, share, at, this.#keys.tag(partition), `${owner}:${randomUUID()}`],
+    ) as Promise<ClaimReply>;
   }
 
   /** Rings the doorbell; best effort, since a missed ring only delays work until a wait times out. */

@@ -14,9 +14,12 @@
 -- ARGV[8]  now ISO                   ARGV[9]  id for a new session, used when the session rolls
 -- ARGV[10] '1' to store without queueing
 -- ARGV[11] pending limit of this partition
+-- ARGV[12] '1' when someone waits for the outcome: the message gets a <id>:w marker, which complete-6
+--          reports and removes
 -- Returns  {'missing'} when the conversation does not exist;
 --          {'full'} when the partition is at its pending limit (nothing written);
---          {'dup', body, processing|false, replyIds|false} for a known dedupe key (nothing written);
+--          {'dup', body, processing|false, replyIds|false} for a known dedupe key (nothing written,
+--          except the :w marker on the original while it is unfinished);
 --          {'ok', seq, sessionId, endedSessionId|'', ready} where ready = 1 when the conversation
 --          just became claimable (the caller rings the doorbell).
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -27,6 +30,12 @@ if original then
   local m = redis.call('HMGET', KEYS[2], original, original .. ':p', original .. ':r')
   -- A dedupe key whose message was deleted no longer counts.
   if m[1] then
+    if ARGV[12] == '1' and m[2] then
+      local state = cjson.decode(m[2]).state
+      if state == 'queued' or state == 'processing' then
+        redis.call('HSET', KEYS[2], original .. ':w', '1')
+      end
+    end
     return {'dup', m[1], m[2], m[3]}
   end
 end
@@ -51,6 +60,9 @@ redis.call('SET', KEYS[7], id, 'EX', ARGV[5])
 local ready = 0
 if queued then
   redis.call('HSET', KEYS[2], id .. ':p', ARGV[4])
+  if ARGV[12] == '1' then
+    redis.call('HSET', KEYS[2], id .. ':w', '1')
+  end
   redis.call('INCR', KEYS[6])
   if redis.call('RPUSH', KEYS[4], id) == 1 then
     local t = redis.call('TIME')
