@@ -4,7 +4,7 @@
  */
 
 /** Retry timing shared with the bot client, for adapters that retry provider calls. */
-export { fullJitter, parseRetryAfter, sleep } from '../pipeline/backoff.js';
+export { fullJitter, parseRetryAfter, sleep } from './backoff.js';
 export * from './channel.js';
 /** Personal-data detection, for adapters that change a stored message's text (provider edits). */
 export { detectEntities } from './entities.js';

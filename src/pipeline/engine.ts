@@ -10,6 +10,7 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
+import { sleep } from '../core/backoff.js';
 import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
@@ -26,7 +27,6 @@ import type {
 } from '../core/model.js';
 import type { Claim, NewMessage, ProcessingOutcome, Store } from '../core/store.js';
 import type { Metrics } from '../metrics.js';
-import { sleep } from './backoff.js';
 import { type Bot, BotError, type BotResponse } from './bot/types.js';
 import type { DeliveryService } from './delivery.js';
 
@@ -186,9 +186,15 @@ export class Engine {
     while (!stop.aborted) {
       const free = config.WORKER_CONCURRENCY - this.#inFlight.size;
       if (free <= 0) {
+        // Wait for a slot; remove both listeners afterwards so a long run does not pile them up.
         await new Promise<void>((resolve) => {
-          this.#queue.once('next', () => resolve());
-          stop.addEventListener('abort', () => resolve(), { once: true });
+          const done = () => {
+            this.#queue.off('next', done);
+            stop.removeEventListener('abort', done);
+            resolve();
+          };
+          this.#queue.once('next', done);
+          stop.addEventListener('abort', done, { once: true });
         });
         continue;
       }

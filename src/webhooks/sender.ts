@@ -6,7 +6,7 @@
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { parseRetryAfter } from '../pipeline/backoff.js';
+import { parseRetryAfter } from '../core/backoff.js';
 import { pinnedLookup, type Resolver, TargetRefusedError, vetTarget } from './ssrf.js';
 
 export type AttemptOutcome =

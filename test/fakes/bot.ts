@@ -2,7 +2,7 @@
  * A recording HTTP bot on loopback. It verifies every request with the `standardwebhooks` package (an
  * implementation independent of ours) and answers according to a mode the test sets.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { readBody } from '../helpers/http.js';

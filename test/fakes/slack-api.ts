@@ -4,7 +4,7 @@
  * "from Slack" made with Slack's documented v0 scheme at run time.
  */
 import { createHmac } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readBody } from '../helpers/http.js';
 

@@ -3,13 +3,14 @@
  * `POST /v1/messages` runs the pipeline for one user message (optionally waiting for the replies), and
  * `POST /v1/conversations/:id/send` sends through whatever channel a conversation came from.
  */
-import { type Request, Router } from 'express';
+import { Router } from 'express';
 import { z } from 'zod';
 import { GatewayError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import type { ChannelName, Conversation, Message } from '../../core/model.js';
 import type { GatewayDeps } from '../../deps.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
+import { parseInput } from './schemas.js';
 
 const meta = z.record(z.string(), z.unknown());
 
@@ -87,18 +88,6 @@ class LruCache<K, V> {
   }
 }
 
-function parse<T>(schema: z.ZodType<T>, req: Request): T {
-  const result = schema.safeParse(req.body ?? {});
-  if (result.success) return result.data;
-  const errors = result.error.issues.map((i) => ({
-    field: i.path.join('.') || '(body)',
-    message: i.message,
-  }));
-  throw new GatewayError('GW_ERR_VALIDATION', errors.map((e) => `${e.field}: ${e.message}`).join('; '), {
-    errors,
-  });
-}
-
 export function chatbotRoutes(deps: GatewayDeps): Router {
   const router = Router();
   const { store, engine, ingest, events } = deps;
@@ -125,7 +114,7 @@ export function chatbotRoutes(deps: GatewayDeps): Router {
   };
 
   router.post('/sessions', async (req, res) => {
-    const body = parse(sessionBody, req);
+    const body = parseInput(sessionBody, req.body ?? {});
     if (deps.lifecycle.draining) throw new GatewayError('GW_ERR_SHUTTING_DOWN', undefined, { retryAfter: 1 });
     const conversation = await store.createConversation({
       channel: 'api',
@@ -155,7 +144,7 @@ export function chatbotRoutes(deps: GatewayDeps): Router {
   });
 
   router.post('/messages', async (req, res) => {
-    const body = parse(messageBody, req);
+    const body = parseInput(messageBody, req.body ?? {});
     const conversationId = body.conversationId;
     const { channel, userName } = await factsOr404(conversationId);
     if (channel !== 'api') {
@@ -207,7 +196,7 @@ export function chatbotRoutes(deps: GatewayDeps): Router {
   });
 
   router.post('/conversations/:id/send', async (req, res) => {
-    const body = parse(sendBody, req);
+    const body = parseInput(sendBody, req.body ?? {});
     const conversation = await conversationOr404(req.params.id);
     const message = await engine.sendOutbound(conversation, body);
     res.status(201).json(message);

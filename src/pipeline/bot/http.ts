@@ -4,7 +4,7 @@
  * backoff; consecutive failed messages open a circuit breaker so a dead bot costs nothing per message.
  */
 import { Webhook } from 'standardwebhooks';
-import { fullJitter, parseRetryAfter, sleep } from '../backoff.js';
+import { fullJitter, parseRetryAfter, sleep } from '../../core/backoff.js';
 import { CircuitBreaker } from '../breaker.js';
 import { type Bot, BotError, type BotRequest, type BotResponse, botResponseSchema } from './types.js';
 
