@@ -13,6 +13,7 @@ import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
+import { apiKeyAuth } from './http/auth.js';
 import { createMetrics } from './metrics.js';
 import { DemoBot } from './pipeline/bot/demo.js';
 import { HttpBot } from './pipeline/bot/http.js';
@@ -77,6 +78,7 @@ export async function createGateway(
     delivery,
     events,
     publicUrl: config.PUBLIC_URL,
+    requireApiKey: apiKeyAuth(config.apiKeys),
     rejected(channel, reason) {
       metrics.rejected.inc({ channel, reason });
     },

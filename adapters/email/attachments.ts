@@ -6,7 +6,6 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { type Attachment, GatewayError, type KeyValue } from '../../src/core/index.js';
-import { bearerMatches } from './verify.js';
 
 /** How long attachment content is kept; the message keeps its name, type and size after that. */
 export const ATTACHMENT_TTL_S = 30 * 86_400;
@@ -64,17 +63,12 @@ export class AttachmentStore {
 }
 
 /**
- * `GET /v1/attachments/:id`: the attachment's bytes for an `Authorization: Bearer <API key>` request;
- * 401 without a valid key, 404 for an unknown or expired id. Served as a download (`attachment`
+ * `GET /v1/attachments/:id`, mounted behind the API key check: the attachment's bytes; 404 for an unknown or expired id. Served as a download (`attachment`
  * disposition, `nosniff`) so a browser never renders received HTML or SVG in the gateway's origin.
  */
-export function attachmentRoute(store: AttachmentStore, apiKeys: readonly string[]): RequestHandler {
+export function attachmentRoute(store: AttachmentStore): RequestHandler {
   return async function attachmentDownload(req, res, next) {
     try {
-      if (!bearerMatches(req.get('authorization'), apiKeys)) {
-        res.setHeader('WWW-Authenticate', 'Bearer realm="switchboard"');
-        throw new GatewayError('GW_ERR_UNAUTHORIZED', 'Send the API key as `Authorization: Bearer <key>`');
-      }
       const id = String(req.params.id ?? '');
       const found = await store.get(id);
       if (!found) throw new GatewayError('GW_ERR_NOT_FOUND', `Attachment ${id.slice(0, 64)} not found`);

@@ -45,7 +45,7 @@ export default defineAdapter<EmailConfig>({
             mailgunRoute({ ctx, config, signingKey: config.mailgunSigningKey, receiver }),
           );
         }
-        router.get('/v1/attachments/:id', attachmentRoute(attachments, ctx.config.apiKeys));
+        router.get('/v1/attachments/:id', ctx.requireApiKey, attachmentRoute(attachments));
       },
       start: () => listener.start(),
       // The transport is not closed here: the engine may still send answers for messages in flight

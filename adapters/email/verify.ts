@@ -82,16 +82,3 @@ export function isReplyToken(token: string): boolean {
 function sha256(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
 }
-
-/**
- * True when the `Authorization` header carries one of `keys` as a bearer token. Both sides are hashed
- * so every comparison is over 32 bytes, and every key is compared without an early exit.
- */
-export function bearerMatches(header: string | undefined, keys: readonly string[]): boolean {
-  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
-  if (!m || keys.length === 0) return false;
-  const presented = sha256(m[1]!);
-  let ok = false;
-  for (const key of keys) ok = timingSafeEqual(presented, sha256(key)) || ok;
-  return ok;
-}

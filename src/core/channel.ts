@@ -12,7 +12,7 @@
  *   6. provider status callbacks go through `ctx.delivery.report()` (monotonic).
  */
 import type { Server } from 'node:http';
-import type { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
 import type { EventHub } from './events.js';
@@ -94,6 +94,11 @@ export interface ChannelContext {
   readonly events: EventHub;
   /** `PUBLIC_URL` without a trailing slash. */
   readonly publicUrl: string;
+  /**
+   * The `/v1` API key check (`Authorization: Bearer <key>`, constant time, never logged), for adapter
+   * routes that serve API clients rather than providers (e.g. attachment downloads).
+   */
+  readonly requireApiKey: RequestHandler;
   /** Counts a refused provider request (bad signature, stale timestamp ...) for `/metrics`. */
   rejected(channel: string, reason: string): void;
 }

@@ -2,12 +2,7 @@ import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { AcceptRule } from '../../adapters/email/config.js';
-import {
-  bearerMatches,
-  isAcceptedRecipient,
-  replyTokenOf,
-  verifyMailgunSignature,
-} from '../../adapters/email/verify.js';
+import { isAcceptedRecipient, replyTokenOf, verifyMailgunSignature } from '../../adapters/email/verify.js';
 
 const fixture = JSON.parse(
   readFileSync(new URL('../fixtures/mailgun-route-forward-parsed.json', import.meta.url), 'utf8'),
@@ -86,16 +81,5 @@ describe('recipients and reply tokens', () => {
     expect(replyTokenOf('support+abcdefghijklmnop@elsewhere.example', rules)).toBeNull();
     expect(replyTokenOf('support+t_8f2c@help.example.com', rules)).toBeNull();
     expect(replyTokenOf('support@help.example.com', rules)).toBeNull();
-  });
-});
-
-describe('attachment route API key check', () => {
-  it('matches any configured key and nothing else', () => {
-    const keys = ['key-one-0123456789abcdef', 'key-two-0123456789abcdef'];
-    expect(bearerMatches('Bearer key-two-0123456789abcdef', keys)).toBe(true);
-    expect(bearerMatches('bearer key-one-0123456789abcdef', keys)).toBe(true);
-    expect(bearerMatches('Bearer key-three-0123456789abc', keys)).toBe(false);
-    expect(bearerMatches('key-one-0123456789abcdef', keys)).toBe(false);
-    expect(bearerMatches(undefined, keys)).toBe(false);
   });
 });
