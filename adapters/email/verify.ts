@@ -3,7 +3,7 @@
  * with a freshness window and an injectable clock), which recipients the SMTP listener accepts, reply
  * tokens in `+tag` addresses, and the API key check of the attachment download route.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { AcceptRule } from './config.js';
 
 /**
@@ -77,8 +77,4 @@ export function replyTokenOf(address: string, rules: readonly AcceptRule[]): str
 /** True when `token` has the shape of a reply token (cheap check before a storage lookup). */
 export function isReplyToken(token: string): boolean {
   return TOKEN_RE.test(token);
-}
-
-function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
 }
