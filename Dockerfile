@@ -8,8 +8,9 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY adapters ./adapters
 COPY config ./config
+# Compile, then copy the non-TypeScript assets the compiled code reads next to itself
+# (Lua scripts; the web-chat widget and demo page).
 RUN npm run build \
- # Non-TypeScript assets the compiled code reads next to itself (Lua scripts, widget, page).
  && (cd src && find . -name '*.lua' -exec cp --parents {} ../dist/src/ \;) \
  && (cd adapters && find . \( -name '*.js' -path '*/widget/*' -o -name '*.html' -o -name '*.css' \) -exec cp --parents {} ../dist/adapters/ \;)
 
