@@ -1,6 +1,8 @@
 /**
- * `npx tsx bench/commands.ts [messages]`: Redis commands per message. Accepts the messages through
- * `POST /v1/messages` (engine off), then drains them with a no-op bot, and prints per phase the
+ * `npx tsx bench/commands.ts [messages] [noop|reply]`: Redis commands per message. Accepts the messages
+ * through `POST /v1/messages` (engine off), then drains them with a no-op bot (`noop`, the default) or
+ * a demo-style bot answering each with one reply sent through the API channel (`reply`), and prints per
+ * phase the
  * commands the gateway sent (round trips; scripts by name, seen with MONITOR) and the total Redis
  * executed (INFO commandstats, which counts the commands run inside scripts too).
  */
@@ -19,7 +21,15 @@ const MESSAGES = Number(process.argv[2] ?? 1_000);
 const CONVERSATIONS = 100;
 const CONNECTIONS = 50;
 
-const noop: Bot = { kind: 'demo', reply: async (): Promise<BotResponse> => ({ replies: [] }) };
+const MODE = process.argv[3] ?? 'noop';
+if (MODE !== 'noop' && MODE !== 'reply') throw new Error(`unknown mode ${MODE}: noop or reply`);
+
+const bot: Bot = {
+  kind: 'demo',
+  reply: async ({ message }): Promise<BotResponse> => ({
+    replies: MODE === 'reply' ? [{ text: `You said: ${message.text}` }] : [],
+  }),
+};
 
 const scriptByDigest = new Map(SCRIPTS.map((s) => [createHash('sha1').update(s.lua).digest('hex'), s.name]));
 const IGNORED = new Set(['info', 'config', 'monitor']);
@@ -76,7 +86,7 @@ async function main(): Promise<void> {
     },
     ADAPTERS,
   );
-  const gw = await createGateway(config, createLogger('silent'), { bot: noop, startEngine: false });
+  const gw = await createGateway(config, createLogger('silent'), { bot, startEngine: false });
   try {
     const url = await gw.start(0, '127.0.0.1');
     const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
@@ -110,10 +120,15 @@ async function main(): Promise<void> {
     // Polls the metrics, not Redis, so the counts are the engine's own.
     const processed = async () =>
       (await gw.deps.metrics.processed.get()).values.reduce((sum, v) => sum + v.value, 0);
-    await phase(admin, monitor, 'drain (no-op bot)', async () => {
-      await gw.deps.engine.start();
-      while ((await processed()) < MESSAGES) await new Promise((r) => setTimeout(r, 20));
-    });
+    await phase(
+      admin,
+      monitor,
+      `drain (${MODE === 'reply' ? 'one reply per message' : 'no-op bot'})`,
+      async () => {
+        await gw.deps.engine.start();
+        while ((await processed()) < MESSAGES) await new Promise((r) => setTimeout(r, 20));
+      },
+    );
   } finally {
     await gw.stop();
     monitor.disconnect();

@@ -156,9 +156,32 @@ function detectPhones(text: string): Entity[] {
   return spans;
 }
 
+/**
+ * A detector with what any text it can find something in must hold: an email has an `@`; an IBAN is
+ * at least 15 characters with its 2 check digits; a card has 13 digits and a phone number 7.
+ */
+interface Format {
+  detect: Detector;
+  possible(text: string, digits: number): boolean;
+}
+
 // The order is the precedence when spans overlap: checksummed formats win over phone shapes, and an
 // email address keeps the digits of its local part.
-const DETECTORS: readonly Detector[] = [detectEmails, detectIbans, detectCards, detectPhones];
+const FORMATS: readonly Format[] = [
+  { detect: detectEmails, possible: (text) => text.includes('@') },
+  { detect: detectIbans, possible: (text, digits) => digits >= 2 && text.length >= 15 },
+  { detect: detectCards, possible: (_, digits) => digits >= 13 },
+  { detect: detectPhones, possible: (_, digits) => digits >= 7 },
+];
+
+function countDigits(text: string): number {
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 48 && code <= 57) digits++;
+  }
+  return digits;
+}
 
 /**
  * Finds emails, phone numbers, payment cards and IBANs in `text`.
@@ -169,7 +192,10 @@ const DETECTORS: readonly Detector[] = [detectEmails, detectIbans, detectCards, 
  */
 export function detectEntities(text: string): Entity[] {
   let taken: Entity[] = [];
-  for (const detect of DETECTORS) {
+  const digits = countDigits(text);
+  for (const { detect, possible } of FORMATS) {
+    // Most texts hold no personal data at all: a format they cannot hold is not scanned for.
+    if (!possible(text, digits)) continue;
     // Both lists are sorted and free of overlaps, so one merge pass keeps this linear in the number of
     // spans even for a body full of addresses.
     const merged: Entity[] = [];

@@ -159,6 +159,20 @@ export interface CompleteResult {
   next: Claim | null;
 }
 
+export interface DeliveryUpdateOptions {
+  /**
+   * The provider's id for the message, stored in the same step (a send's result) whether or not the
+   * status moves.
+   */
+  externalId?: string;
+  /**
+   * The caller's copy of the message (e.g. the reply it just recorded): the store may apply the step
+   * to it without reading the message first. Only a shortcut: when the stored message differs, the
+   * step is applied to the stored one as without it.
+   */
+  known?: Message;
+}
+
 export interface DeliveryUpdateResult {
   message: Message;
   /** False when the update was not a forward step (late or repeated callback) and nothing changed. */
@@ -213,6 +227,7 @@ export interface Store {
     messageId: string,
     status: DeliveryStatus,
     error?: { code?: string; message: string },
+    options?: DeliveryUpdateOptions,
   ): Promise<DeliveryUpdateResult | null>;
   /**
    * Records the bot replies to `messageId` exactly once. The first caller appends `replies` (with

@@ -5,8 +5,8 @@
 
 import type { DeliveryReporter } from '../core/channel.js';
 import type { EventHub } from '../core/events.js';
-import type { ChannelName, DeliveryStatus } from '../core/model.js';
-import type { Store } from '../core/store.js';
+import type { ChannelName, DeliveryStatus, Message } from '../core/model.js';
+import type { DeliveryUpdateOptions, Store } from '../core/store.js';
 
 /** Provider ids are remembered this long; status callbacks come within hours, read receipts within days. */
 const EXTERNAL_ID_TTL_S = 30 * 86_400;
@@ -41,14 +41,18 @@ export class DeliveryService implements DeliveryReporter {
     return this.apply(conversationId, messageId, status, error);
   }
 
-  /** Applies a status to a known message and emits `message.delivery` when it moved. */
+  /**
+   * Applies a status to a known message and emits `message.delivery` when it moved; `message` is the
+   * message as stored afterwards.
+   */
   async apply(
     conversationId: string,
     messageId: string,
     status: DeliveryStatus,
     error?: { code?: string; message: string },
-  ): Promise<{ found: boolean; changed: boolean }> {
-    const result = await this.#store.updateDelivery(conversationId, messageId, status, error);
+    options?: DeliveryUpdateOptions,
+  ): Promise<{ found: boolean; changed: boolean; message?: Message }> {
+    const result = await this.#store.updateDelivery(conversationId, messageId, status, error, options);
     if (!result) return { found: false, changed: false };
     if (result.changed) {
       await this.#events.emit({
@@ -58,7 +62,7 @@ export class DeliveryService implements DeliveryReporter {
         message: result.message,
       });
     }
-    return { found: true, changed: result.changed };
+    return { found: true, changed: result.changed, message: result.message };
   }
 }
 

@@ -173,8 +173,7 @@ export class Engine {
       seq: stored.seq,
       message: stored,
     });
-    await this.#deliver(conversation, stored, adapter);
-    return (await this.#deps.store.getMessage(conversation.id, stored.id)) ?? stored;
+    return this.#deliver(conversation, stored, adapter);
   }
 
   // --- the worker loop ---------------------------------------------------------------------------
@@ -444,48 +443,54 @@ export class Engine {
     }
   }
 
-  /** Hands one stored outbound message to its channel, at most once, and records the outcome. */
+  /**
+   * Hands one stored outbound message to its channel, at most once, and records the outcome (with the
+   * provider's id, in the same store step). Returns the message as stored afterwards.
+   */
   async #deliver(
     conversation: Conversation,
     message: Message,
     adapter: ChannelAdapter | undefined,
-  ): Promise<void> {
+  ): Promise<Message> {
     const { store, delivery, metrics } = this.#deps;
-    if (message.delivery?.status !== 'pending') return;
+    if (message.delivery?.status !== 'pending') return message;
+    // The message as the caller has it spares the store reading it back before each step.
+    const known = { known: message };
+    const fail = async (error: { code: string; message: string }) =>
+      (await delivery.apply(conversation.id, message.id, 'failed', error, known)).message ?? message;
     if (!adapter) {
-      await delivery.apply(conversation.id, message.id, 'failed', {
+      return fail({
         code: 'GW_CHANNEL_UNAVAILABLE',
         message: `The ${conversation.channel} channel is not enabled on this gateway`,
       });
-      return;
     }
     if (!(await store.claimSend(conversation.id, message.id))) {
       // Another attempt claimed this send and died before recording its outcome: never send twice.
-      await delivery.apply(conversation.id, message.id, 'failed', {
+      return fail({
         code: 'GW_SEND_INTERRUPTED',
         message: 'A previous attempt to send this message was interrupted; its outcome is unknown',
       });
-      return;
     }
     try {
       const result = await adapter.send(conversation, message);
       if (result.externalId) {
-        await store.updateMessage(conversation.id, message.id, { externalId: result.externalId });
         await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);
       }
-      await delivery.apply(conversation.id, message.id, result.status);
+      const applied = await delivery.apply(conversation.id, message.id, result.status, undefined, {
+        externalId: result.externalId || undefined,
+        known: message,
+      });
       metrics.sent.inc({ channel: conversation.channel, outcome: 'sent' });
+      return applied.message ?? message;
     } catch (err) {
       const code = err instanceof PermanentSendError ? err.code : undefined;
       this.#log.warn(
         { conversationId: conversation.id, messageId: message.id, code, reason: (err as Error).message },
         'send failed',
       );
-      await delivery.apply(conversation.id, message.id, 'failed', {
-        code: code ?? 'GW_SEND_FAILED',
-        message: (err as Error).message,
-      });
+      const failed = await fail({ code: code ?? 'GW_SEND_FAILED', message: (err as Error).message });
       metrics.sent.inc({ channel: conversation.channel, outcome: 'failed' });
+      return failed;
     }
   }
 

@@ -20,6 +20,7 @@ import type {
   ContinueWith,
   ConversationPatch,
   ConversationQuery,
+  DeliveryUpdateOptions,
   DeliveryUpdateResult,
   KeyValue,
   MessagePatch,
@@ -32,7 +33,7 @@ import type {
 } from '../core/store.js';
 import {
   applyConversationPatch,
-  applyDelivery,
+  applyDeliveryUpdate,
   applyMessagePatch,
   conversationCursor,
   conversationMatches,
@@ -328,13 +329,20 @@ export class MemoryStore implements Store {
     messageId: string,
     status: DeliveryStatus,
     error?: { code?: string; message: string },
+    options?: DeliveryUpdateOptions,
   ): Promise<DeliveryUpdateResult | null> {
     const s = this.#conversations.get(conversationId);
     const m = s?.messages.get(messageId);
     if (!s || !m) return null;
-    const next = applyDelivery(m, status, error && structuredClone(error), new Date().toISOString());
-    if (!next) return { message: this.#view(s, m), changed: false };
-    return { message: this.#view(s, this.#replace(s, next)), changed: true };
+    const step = applyDeliveryUpdate(
+      m,
+      status,
+      error && structuredClone(error),
+      options?.externalId,
+      new Date().toISOString(),
+    );
+    if (!step) return { message: this.#view(s, m), changed: false };
+    return { message: this.#view(s, this.#replace(s, step.message)), changed: step.changed };
   }
 
   async recordReplies(conversationId: string, messageId: string, replies: NewMessage[]): Promise<Message[]> {

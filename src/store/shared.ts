@@ -177,6 +177,24 @@ export function applyDelivery(
   return { ...m, delivery, updatedAt: at };
 }
 
+/**
+ * A delivery step with the provider's id stored along: the message to write and whether its status
+ * moved, or null when neither the status nor the id changes.
+ */
+export function applyDeliveryUpdate(
+  m: Message,
+  status: DeliveryStatus,
+  error: { code?: string; message: string } | undefined,
+  externalId: string | undefined,
+  at: string,
+): { message: Message; changed: boolean } | null {
+  const stepped = applyDelivery(m, status, error, at);
+  if (externalId === undefined || externalId === m.externalId) {
+    return stepped && { message: stepped, changed: true };
+  }
+  return { message: { ...(stepped ?? m), externalId, updatedAt: at }, changed: stepped !== null };
+}
+
 /** Top-level meta values compared as strings (non-strings by their JSON form); a missing key fails. */
 export function metaMatches(meta: Meta, filter: Record<string, string> | undefined): boolean {
   if (!filter) return true;

@@ -573,6 +573,55 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect((await store.getMessage(c.id, m!.id))!.delivery!.status).toBe('read');
       });
 
+      it('stores the provider id with the delivery step, whether or not the status moves', async () => {
+        const c = await open();
+        const m = await store.appendMessage(
+          c.id,
+          bot('out', { delivery: { status: 'pending', at: new Date().toISOString() } }),
+        );
+        const sent = await store.updateDelivery(c.id, m!.id, 'sent', undefined, { externalId: 'SM1' });
+        expect(sent).toMatchObject({
+          changed: true,
+          message: { externalId: 'SM1', delivery: { status: 'sent' } },
+        });
+        expect(await store.getMessage(c.id, m!.id)).toEqual(sent!.message);
+        const again = await store.updateDelivery(c.id, m!.id, 'sent', undefined, { externalId: 'SM2' });
+        expect(again).toMatchObject({
+          changed: false,
+          message: { externalId: 'SM2', delivery: { status: 'sent' } },
+        });
+        expect(await store.getMessage(c.id, m!.id)).toEqual(again!.message);
+        const same = await store.updateDelivery(c.id, m!.id, 'sent', undefined, { externalId: 'SM2' });
+        expect(same).toEqual({ changed: false, message: again!.message });
+      });
+
+      it("applies a delivery step to the caller's copy, and a stale copy never wins", async () => {
+        const c = await open();
+        const inbound = await store.appendMessage(c.id, user('hi'));
+        const [reply] = await store.recordReplies(c.id, inbound!.id, [
+          bot('out', { delivery: { status: 'pending', at: new Date().toISOString() } }),
+        ]);
+        const sent = await store.updateDelivery(c.id, reply!.id, 'sent', undefined, { known: reply });
+        expect(sent).toMatchObject({ changed: true, message: { delivery: { status: 'sent' } } });
+        expect(await store.getMessage(c.id, reply!.id)).toEqual(sent!.message);
+
+        // The copy still says pending: the steps apply to the stored message instead.
+        const stale = await store.updateDelivery(c.id, reply!.id, 'sent', undefined, { known: reply });
+        expect(stale).toMatchObject({ changed: false, message: { delivery: { status: 'sent' } } });
+        await store.updateMessage(c.id, reply!.id, { meta: { edited: true } });
+        const read = await store.updateDelivery(c.id, reply!.id, 'read', undefined, { known: reply });
+        expect(read).toMatchObject({
+          changed: true,
+          message: { meta: { edited: true }, delivery: { status: 'read' } },
+        });
+        expect(await store.getMessage(c.id, reply!.id)).toEqual(read!.message);
+        const late = await store.updateDelivery(c.id, reply!.id, 'delivered', undefined, {
+          known: sent!.message,
+        });
+        expect(late).toMatchObject({ changed: false, message: { delivery: { status: 'read' } } });
+        expect((await store.getMessage(c.id, reply!.id))!.delivery!.status).toBe('read');
+      });
+
       it('records replies exactly once, even under concurrency', async () => {
         const c = await open();
         const { message: inbound } = await store.accept(input(c.id, 'question'));

@@ -144,7 +144,13 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
       await store.claimSend(c.id, reply!.id);
       const [claim] = await store.claim('w1', 5, 30_000);
       await store.heartbeat(claim!, 30_000);
-      await store.recordReplies(c.id, claim!.message.id, [{ type: 'bot', text: 'r', direction: 'outbound' }]);
+      const [recorded] = await store.recordReplies(c.id, claim!.message.id, [
+        { type: 'bot', text: 'r', direction: 'outbound' },
+      ]);
+      await store.updateDelivery(c.id, recorded!.id, 'sent', undefined, {
+        externalId: 'x1',
+        known: recorded,
+      });
       // Completing with a continuation leases the next message inside the same script.
       const { next } = await store.complete(
         claim!,

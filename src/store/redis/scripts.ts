@@ -60,8 +60,7 @@ export function defineScripts(
     redis.defineCommand(commandName(s.name), { lua: s.lua, numberOfKeys: s.numberOfKeys });
   }
   const commands = redis as unknown as Record<string, ScriptRunner>;
-  return (name, keys, args) => {
-    const run = commands[commandName(name)]!.bind(redis);
-    return run(...keys, ...args);
-  };
+  // Bound once here rather than on every call: scripts run on every request's hot path.
+  const runners = new Map(SCRIPTS.map((s) => [s.name, commands[commandName(s.name)]!.bind(redis)]));
+  return (name, keys, args) => runners.get(name)!(...keys, ...args);
 }

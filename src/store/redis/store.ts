@@ -19,6 +19,7 @@ import type {
   ContinueWith,
   ConversationPatch,
   ConversationQuery,
+  DeliveryUpdateOptions,
   DeliveryUpdateResult,
   KeyValue,
   MessagePatch,
@@ -31,7 +32,7 @@ import type {
 } from '../../core/store.js';
 import {
   applyConversationPatch,
-  applyDelivery,
+  applyDeliveryUpdate,
   applyMessagePatch,
   type ConversationDoc,
   conversationCursor,
@@ -393,7 +394,7 @@ export class RedisStore implements Store {
       const draft = draftMessage(conversationId, input, at);
       const reply = await this.#append(conversationId, '', [draft], at);
       if (reply[0] !== 'ok') return null;
-      return { ...draft, seq: reply[2]!, sessionId: reply[1] };
+      return { seq: reply[2]!, sessionId: reply[1], ...draft };
     });
   }
 
@@ -497,10 +498,28 @@ export class RedisStore implements Store {
     messageId: string,
     status: DeliveryStatus,
     error?: { code?: string; message: string },
+    options?: DeliveryUpdateOptions,
   ): Promise<DeliveryUpdateResult | null> {
     return guard(async () => {
       if (!isMessageId(messageId)) return null;
       const k = this.#keys.conversation(conversationId);
+      const externalId = options?.externalId;
+      const known = options?.known;
+      // The caller's copy saves the read when the stored body is still exactly its body. Only for
+      // messages without processing, whose stored form is the body alone (outbound messages).
+      if (known?.id === messageId && known.processing === undefined) {
+        const step = applyDeliveryUpdate(known, status, error, externalId, new Date().toISOString());
+        if (
+          step &&
+          (await this.#cas(
+            k.msgs,
+            [messageId, splitMessage(known).body],
+            [messageId, splitMessage(step.message).body],
+          ))
+        ) {
+          return step;
+        }
+      }
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         const [body, processing, replyIds] = await this.#redis.hmget(
           k.msgs,
@@ -510,10 +529,10 @@ export class RedisStore implements Store {
         );
         if (!body) return null;
         const current = assembleMessage(body, processing ?? null, replyIds ?? null);
-        const next = applyDelivery(current, status, error, new Date().toISOString());
-        if (!next) return { message: current, changed: false };
-        if (await this.#cas(k.msgs, [messageId, body], [messageId, splitMessage(next).body])) {
-          return { message: next, changed: true };
+        const step = applyDeliveryUpdate(current, status, error, externalId, new Date().toISOString());
+        if (!step) return { message: current, changed: false };
+        if (await this.#cas(k.msgs, [messageId, body], [messageId, splitMessage(step.message).body])) {
+          return step;
         }
       }
       throw conflict();
@@ -533,7 +552,8 @@ export class RedisStore implements Store {
         return this.#readMessages(this.#keys.conversation(conversationId), JSON.parse(reply[1]) as string[]);
       }
       const [, sessionId, ...seqs] = reply;
-      return drafts.map((d, i) => ({ ...d, seq: seqs[i]!, sessionId }));
+      // Keys in the stored order (seq and sessionId first), so a reply's body is its stored body.
+      return drafts.map((d, i) => ({ seq: seqs[i]!, sessionId, ...d }));
     });
   }
 
