@@ -15,14 +15,13 @@ import { createMetrics } from '../../src/metrics.js';
 import type { Engine } from '../../src/pipeline/engine.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { WebhookService } from '../../src/webhooks/service.js';
+import { API_KEY, apiFetch } from './http.js';
 import { LogCapture } from './logs.js';
 
 // Self-contained rather than reusing `gateway.ts`, which loads every adapter (seconds per test file).
 
 /** The one API key the app accepts. */
-export const API_KEY = 'test-api-key-0123456789abcdef';
-
-export { LogCapture };
+export { API_KEY, LogCapture };
 
 export interface ApiApp {
   url: string;
@@ -85,18 +84,7 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     store,
     events: recorded,
     logs,
-    api(path, init = {}) {
-      const { json, headers, ...rest } = init;
-      return fetch(`${url}${path}`, {
-        ...rest,
-        headers: {
-          authorization: `Bearer ${API_KEY}`,
-          ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
-          ...(headers as Record<string, string> | undefined),
-        },
-        ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
-      });
-    },
+    api: (path, init = {}) => apiFetch(url, path, init),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

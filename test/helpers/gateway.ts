@@ -8,12 +8,11 @@ import { ADAPTERS } from '../../adapters/index.js';
 import { loadConfig } from '../../config/load.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
+import { API_KEY, apiFetch } from './http.js';
 import { LogCapture } from './logs.js';
 import { freePort } from './redis.js';
 
-export const API_KEY = 'test-api-key-0123456789abcdef';
-
-export { LogCapture };
+export { API_KEY, apiFetch, LogCapture };
 
 export interface TestGateway {
   url: string;
@@ -44,23 +43,6 @@ export async function startGateway(
     api: (path, init = {}) => apiFetch(url, path, init),
     stop: () => gateway.stop(),
   };
-}
-
-export function apiFetch(
-  base: string,
-  path: string,
-  init: RequestInit & { json?: unknown } = {},
-): Promise<Response> {
-  const { json, headers, ...rest } = init;
-  return fetch(`${base}${path}`, {
-    ...rest,
-    headers: {
-      authorization: `Bearer ${API_KEY}`,
-      ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(headers as Record<string, string> | undefined),
-    },
-    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
-  });
 }
 
 export interface SpawnedGateway {

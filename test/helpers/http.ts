@@ -10,3 +10,24 @@ export function readBody(req: IncomingMessage): Promise<string> {
     req.on('error', reject);
   });
 }
+
+/** The API key every test gateway accepts. */
+export const API_KEY = 'test-api-key-0123456789abcdef';
+
+/** fetch against a gateway's API with the test key; `json` becomes the JSON body. */
+export function apiFetch(
+  base: string,
+  path: string,
+  init: RequestInit & { json?: unknown } = {},
+): Promise<Response> {
+  const { json, headers, ...rest } = init;
+  return fetch(`${base}${path}`, {
+    ...rest,
+    headers: {
+      authorization: `Bearer ${API_KEY}`,
+      ...(json !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(headers as Record<string, string> | undefined),
+    },
+    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+  });
+}
