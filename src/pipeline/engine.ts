@@ -20,6 +20,7 @@ import type {
   Attachment,
   ChannelName,
   Conversation,
+  ConversationStatus,
   Message,
   Meta,
   Processing,
@@ -334,14 +335,7 @@ export class Engine {
     } else {
       if (conversation.status === 'closed') {
         // A customer writing into a closed conversation reopens it, as help desks do.
-        conversation = (await store.updateConversation(conversation.id, { status: 'open' })) ?? conversation;
-        await events.emit({
-          type: 'conversation.updated',
-          conversationId: conversation.id,
-          seq: message.seq,
-          conversation,
-          changes: ['status'],
-        });
+        conversation = await this.#setStatus(conversation, 'open', message.seq);
       }
       adapter?.signal?.(conversation, { type: 'typing', on: true });
       const result = await this.#askBot(conversation, message, signal, log);
@@ -371,17 +365,7 @@ export class Engine {
         await store.updateConversation(conversation.id, { sessionState: result.response.sessionState });
       }
       if (result.response?.handoff) {
-        const updated = await store.updateConversation(conversation.id, { status: 'handoff' });
-        if (updated) {
-          conversation = updated;
-          await events.emit({
-            type: 'conversation.updated',
-            conversationId: conversation.id,
-            seq: message.seq,
-            conversation,
-            changes: ['status'],
-          });
-        }
+        conversation = await this.#setStatus(conversation, 'handoff', message.seq);
       }
     }
 
@@ -492,6 +476,24 @@ export class Engine {
       metrics.sent.inc({ channel: conversation.channel, outcome: 'failed' });
       return failed;
     }
+  }
+
+  /** Moves the conversation to `status` and announces it; the conversation as it now is. */
+  async #setStatus(
+    conversation: Conversation,
+    status: ConversationStatus,
+    seq: number,
+  ): Promise<Conversation> {
+    const updated = await this.#deps.store.updateConversation(conversation.id, { status });
+    if (!updated) return conversation;
+    await this.#deps.events.emit({
+      type: 'conversation.updated',
+      conversationId: updated.id,
+      seq,
+      conversation: updated,
+      changes: ['status'],
+    });
+    return updated;
   }
 
   async #loadReplies(conversationId: string, ids: string[]): Promise<Message[]> {

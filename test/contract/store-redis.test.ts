@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
-import type { AcceptInput } from '../../src/core/store.js';
 import { RedisStore } from '../../src/store/redis/store.js';
 import { freePort, hasRedisServer, RedisServer, redisAvailable } from '../helpers/redis.js';
+import { acceptInput } from '../helpers/store.js';
 import { DEFAULT_MAX_PENDING, storeContract } from './store.contract.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -26,16 +26,6 @@ async function dropPrefix(url: string, prefix: string): Promise<void> {
   } finally {
     admin.disconnect();
   }
-}
-
-function message(conversationId: string, dedupeKey: string): AcceptInput {
-  return {
-    conversationId,
-    dedupeKey,
-    dedupeTtlS: 60,
-    sessionIdleS: 3_600,
-    message: { type: 'user', text: dedupeKey, direction: 'inbound' },
-  };
 }
 
 describe.skipIf(!redisAvailable())('RedisStore', () => {
@@ -118,11 +108,11 @@ describe.skipIf(!hasRedisServer())('RedisStore while Redis goes away', () => {
     });
     try {
       const c = await store.createConversation({ channel: 'api' });
-      expect((await store.accept(message(c.id, 'before'))).message.seq).toBe(1);
+      expect((await store.accept(acceptInput(c.id, 'before'))).message.seq).toBe(1);
 
       await server.stop();
       let t0 = Date.now();
-      await expect(store.accept(message(c.id, 'during'))).rejects.toBeInstanceOf(StoreUnavailableError);
+      await expect(store.accept(acceptInput(c.id, 'during'))).rejects.toBeInstanceOf(StoreUnavailableError);
       await expect(store.getConversation(c.id)).rejects.toBeInstanceOf(StoreUnavailableError);
       await expect(store.claim('w1', 10, 30_000)).rejects.toBeInstanceOf(StoreUnavailableError);
       expect(Date.now() - t0).toBeLessThan(3_000);
@@ -139,7 +129,7 @@ describe.skipIf(!hasRedisServer())('RedisStore while Redis goes away', () => {
       let after: Awaited<ReturnType<RedisStore['accept']>> | undefined;
       while (!after) {
         try {
-          after = await store.accept(message(c.id, 'after'));
+          after = await store.accept(acceptInput(c.id, 'after'));
         } catch (err) {
           expect(err).toBeInstanceOf(StoreUnavailableError);
           if (Date.now() > deadline) throw err;

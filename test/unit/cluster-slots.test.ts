@@ -13,27 +13,16 @@ import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AcceptInput } from '../../src/core/store.js';
 import { KeyLayout } from '../../src/store/redis/keys.js';
 import { SCRIPTS, type ScriptName, type ScriptSource } from '../../src/store/redis/scripts.js';
 import { RedisStore } from '../../src/store/redis/store.js';
 import { DEFAULT_MAX_PENDING, storeContract } from '../contract/store.contract.js';
 import { freePort, hasRedisServer, RedisServer } from '../helpers/redis.js';
+import { acceptInput } from '../helpers/store.js';
 
 /** True when all keys hash to one slot (what Cluster demands of one script call). */
 function sameSlot(keys: readonly string[]): boolean {
   return calculateSlot.generateMulti([...keys]) !== -1;
-}
-
-function message(conversationId: string, dedupeKey: string, extra: Partial<AcceptInput> = {}): AcceptInput {
-  return {
-    conversationId,
-    dedupeKey,
-    dedupeTtlS: 60,
-    sessionIdleS: 3_600,
-    message: { type: 'user', text: dedupeKey, direction: 'inbound' },
-    ...extra,
-  };
 }
 
 describe('key layout', () => {
@@ -132,11 +121,11 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
     try {
       const { conversation: c } = await store.resolveConversation({ channel: 'sms', channelRef: '+1:+2' });
       const accept0 = await mark('accept:begin');
-      const first = await store.accept(message(c.id, 'm1'));
+      const first = await store.accept(acceptInput(c.id, 'm1'));
       const accept1 = await mark('accept:end');
-      await store.accept(message(c.id, 'm1', { notify: true }));
-      await store.accept(message(c.id, 'm2'));
-      await expect(store.accept(message(c.id, 'm3'))).rejects.toThrow();
+      await store.accept(acceptInput(c.id, 'm1', { notify: true }));
+      await store.accept(acceptInput(c.id, 'm2'));
+      await expect(store.accept(acceptInput(c.id, 'm3'))).rejects.toThrow();
       const reply = await store.appendMessage(c.id, { type: 'bot', text: 'out', direction: 'outbound' });
       await store.updateMessage(c.id, first.message.id, { meta: { a: 1 } });
       await store.updateDelivery(c.id, reply!.id, 'sent');
@@ -159,7 +148,7 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
       );
       expect(next).not.toBeNull();
       await store.complete(next!);
-      await store.accept(message(c.id, 'm4'));
+      await store.accept(acceptInput(c.id, 'm4'));
       const [again] = await store.claim('w1', 5, 30_000);
       await store.release(again!);
       await store.deleteMessage(c.id, reply!.id);

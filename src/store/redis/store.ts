@@ -456,29 +456,15 @@ export class RedisStore implements Store {
       if (!isMessageId(messageId)) return null;
       const k = this.#keys.conversation(conversationId);
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-        const [body, processing, replyIds] = await this.#redis.hmget(
-          k.msgs,
-          messageId,
-          `${messageId}:p`,
-          `${messageId}:r`,
-        );
-        if (!body) return null;
-        const next = splitMessage(
-          applyMessagePatch(
-            assembleMessage(body, processing ?? null, replyIds ?? null),
-            patch,
-            new Date().toISOString(),
-          ),
-        );
+        const stored = await this.#readStored(k, messageId);
+        if (!stored) return null;
+        const { body, processing, replyIds } = stored;
+        const next = splitMessage(applyMessagePatch(stored.message, patch, new Date().toISOString()));
         const sets = [messageId, next.body];
         // processing is written only when patched, so a concurrent claim's update is not undone.
         if (patch.processing && next.processing) sets.push(`${messageId}:p`, next.processing);
         if (await this.#cas(k.msgs, [messageId, body], sets)) {
-          return assembleMessage(
-            next.body,
-            patch.processing ? next.processing : (processing ?? null),
-            replyIds ?? null,
-          );
+          return assembleMessage(next.body, patch.processing ? next.processing : processing, replyIds);
         }
       }
       throw conflict();
@@ -521,14 +507,9 @@ export class RedisStore implements Store {
         }
       }
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-        const [body, processing, replyIds] = await this.#redis.hmget(
-          k.msgs,
-          messageId,
-          `${messageId}:p`,
-          `${messageId}:r`,
-        );
-        if (!body) return null;
-        const current = assembleMessage(body, processing ?? null, replyIds ?? null);
+        const stored = await this.#readStored(k, messageId);
+        if (!stored) return null;
+        const { body, message: current } = stored;
         const step = applyDeliveryUpdate(current, status, error, externalId, new Date().toISOString());
         if (!step) return { message: current, changed: false };
         if (await this.#cas(k.msgs, [messageId, body], [messageId, splitMessage(step.message).body])) {
@@ -799,6 +780,24 @@ export class RedisStore implements Store {
       [JSON.stringify(pickConversationDoc(c)), c.createdAt, c.sessionId],
     );
     return created === 1;
+  }
+
+  /**
+   * One message as stored: its raw fields (the body is the guard of a compare-and-set) and the
+   * assembled message.
+   */
+  async #readStored(
+    k: ConversationKeys,
+    messageId: string,
+  ): Promise<{ body: string; processing: string | null; replyIds: string | null; message: Message } | null> {
+    const [body, processing = null, replyIds = null] = await this.#redis.hmget(
+      k.msgs,
+      messageId,
+      `${messageId}:p`,
+      `${messageId}:r`,
+    );
+    if (!body) return null;
+    return { body, processing, replyIds, message: assembleMessage(body, processing, replyIds) };
   }
 
   async #readMessages(k: ConversationKeys, ids: readonly string[]): Promise<Message[]> {
