@@ -219,3 +219,37 @@ describe('Chatbot API', () => {
     expect(await messages(conv)).toEqual([]);
   });
 });
+
+describe('graceful shutdown', () => {
+  it('refuses new work while draining, finishes the message in flight, and stores nothing refused', async () => {
+    const draining = await startGateway({ BOT_URL: bot.url, BOT_SECRET, SHUTDOWN_TIMEOUT_MS: '10000' });
+    const conv = await newConversation(draining);
+    bot.script.push({ kind: 'echo', delayMs: 500 });
+    const inFlight = await send(conv, 'in flight', { wait: 0 }, draining);
+    expect(inFlight.status).toBe(202);
+    await eventually(() => bot.callsFor(inFlight.body.message.id).length === 1);
+
+    const stopped = draining.stop();
+    const { ingest, store, lifecycle } = draining.gateway.deps;
+    expect(lifecycle.draining).toBe(true);
+    const refused = await ingest
+      .acceptInto({ id: conv }, 'api', 'client:late', {
+        type: 'user',
+        direction: 'inbound',
+        text: 'too late',
+      })
+      .then(
+        () => null,
+        (err: unknown) => err,
+      );
+    expect(refused).toMatchObject({ code: 'GW_ERR_SHUTTING_DOWN', status: 503 });
+    await stopped;
+
+    const stored = (await store.listMessages(conv, { take: 10, order: 'asc' })).items;
+    expect(stored.map((m) => [m.type, m.text])).toEqual([
+      ['user', 'in flight'],
+      ['bot', 're: in flight'],
+    ]);
+    expect(stored[0]?.processing?.state).toBe('done');
+  });
+});
