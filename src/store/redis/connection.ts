@@ -92,6 +92,7 @@ function failFast(t: ClientTimeouts): RedisOptions {
     commandTimeout: t.commandTimeoutMs,
     connectTimeout: t.connectTimeoutMs,
     retryStrategy: retryDelay,
+    enableAutoPipelining: true,
   };
 }
 
@@ -128,7 +129,9 @@ export function createRedisClient(url: string, t: ClientTimeouts): RedisClient {
  */
 export function duplicateClient(client: RedisClient, purpose: 'blocking' | 'subscriber'): RedisClient {
   const perNode: RedisOptions =
-    purpose === 'blocking' ? { commandTimeout: undefined, blockingTimeout: 1_000 } : {};
+    purpose === 'blocking'
+      ? { commandTimeout: undefined, blockingTimeout: 1_000, enableAutoPipelining: false }
+      : { enableAutoPipelining: false };
   if (client.isCluster) {
     const cluster = client as Cluster;
     return cluster.duplicate([], {
