@@ -15,8 +15,12 @@ import { requestId } from './http/request-id.js';
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETags: responses are API results that clients do not revalidate, and hashing every body costs.
+  app.set('etag', false);
   app.set('trust proxy', false);
   app.use(requestId(deps.logger));
+  // The API first: it is where the traffic is, and no other route lives under /v1.
+  app.use('/v1', apiRouter(deps));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -40,7 +44,6 @@ export function createApp(deps: GatewayDeps): Express {
   for (const adapter of deps.adapters) adapter.routes?.(webhooks);
   app.use(webhooks);
 
-  app.use('/v1', apiRouter(deps));
   app.use(pageRoutes(deps));
   app.use(notFound());
   app.use(errorHandler(deps.logger));

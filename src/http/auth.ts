@@ -2,14 +2,15 @@
  * @module API key authentication for `/v1` (`Authorization: Bearer <key>`). Keys are compared in
  * constant time and never logged; a refusal is a 401 problem with `WWW-Authenticate: Bearer`.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { GatewayError } from '../core/errors.js';
 
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
 function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+  // The one-shot hash: no Hash object per request.
+  return hash('sha256', value, 'buffer');
 }
 
 /**
