@@ -92,7 +92,6 @@ function failFast(t: ClientTimeouts): RedisOptions {
     commandTimeout: t.commandTimeoutMs,
     connectTimeout: t.connectTimeoutMs,
     retryStrategy: retryDelay,
-    enableAutoPipelining: true,
   };
 }
 
@@ -123,15 +122,26 @@ export function createRedisClient(url: string, t: ClientTimeouts): RedisClient {
 }
 
 /**
- * A second connection for one job: blocking pops (no command timeout: the pop's own timeout applies,
- * plus ioredis's blocking grace on a dead socket) or pub/sub. Both queue commands issued before the
- * connection is ready instead of failing them.
+ * A second connection for one job:
+ * - `blocking`: blocking pops (no command timeout: the pop's own timeout applies, plus ioredis's
+ *   blocking grace on a dead socket);
+ * - `subscriber`: pub/sub;
+ * - `pipelined`: many small independent commands from concurrent requests (accepts), auto-pipelined:
+ *   those issued in one event-loop turn go out in one write. It keeps the main connection's fail-fast
+ *   options. Only for callers that do not wait on each other: ioredis sends the next batch only when
+ *   the one before has been answered, which would make a chain of dependent commands wait twice.
+ * Blocking and subscriber connections queue commands issued before the connection is ready.
  */
-export function duplicateClient(client: RedisClient, purpose: 'blocking' | 'subscriber'): RedisClient {
+export function duplicateClient(
+  client: RedisClient,
+  purpose: 'blocking' | 'subscriber' | 'pipelined',
+): RedisClient {
+  if (purpose === 'pipelined') {
+    if (client.isCluster) return (client as Cluster).duplicate([], { enableAutoPipelining: true });
+    return (client as Redis).duplicate({ enableAutoPipelining: true });
+  }
   const perNode: RedisOptions =
-    purpose === 'blocking'
-      ? { commandTimeout: undefined, blockingTimeout: 1_000, enableAutoPipelining: false }
-      : { enableAutoPipelining: false };
+    purpose === 'blocking' ? { commandTimeout: undefined, blockingTimeout: 1_000 } : {};
   if (client.isCluster) {
     const cluster = client as Cluster;
     return cluster.duplicate([], {

@@ -51,11 +51,15 @@ export function commandName(name: ScriptName): string {
 
 export type ScriptArg = string | number;
 export type ScriptRunner = (...args: ScriptArg[]) => Promise<unknown>;
+/** Runs one script by name with its keys and arguments. */
+export type ScriptRun = (
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly ScriptArg[],
+) => Promise<unknown>;
 
 /** Registers every script on a connection and returns a runner per script taking `(keys, args)`. */
-export function defineScripts(
-  redis: Redis | Cluster,
-): (name: ScriptName, keys: readonly string[], args: readonly ScriptArg[]) => Promise<unknown> {
+export function defineScripts(redis: Redis | Cluster): ScriptRun {
   for (const s of SCRIPTS) {
     redis.defineCommand(commandName(s.name), { lua: s.lua, numberOfKeys: s.numberOfKeys });
   }

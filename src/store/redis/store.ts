@@ -58,7 +58,7 @@ import {
   waitReady,
 } from './connection.js';
 import { type ConversationKeys, KeyLayout } from './keys.js';
-import { defineScripts, type ScriptArg, type ScriptName } from './scripts.js';
+import { defineScripts, type ScriptRun } from './scripts.js';
 
 /** Doorbell rings kept while no worker listens: enough to wake every process, small enough to ignore. */
 const BELL_CAP = 128;
@@ -203,7 +203,10 @@ export class RedisStore implements Store {
 
   readonly #redis: RedisClient;
   readonly #keys: KeyLayout;
-  readonly #run: (name: ScriptName, keys: readonly string[], args: readonly ScriptArg[]) => Promise<unknown>;
+  readonly #run: ScriptRun;
+  /** Accepts only, on a connection of their own: see {@link RedisStore.accept}. */
+  readonly #acceptor: RedisClient;
+  readonly #runAccept: ScriptRun;
   readonly #pendingLimit: number;
   readonly #retryAfterS: number;
   readonly #logger: Logger | undefined;
@@ -220,6 +223,9 @@ export class RedisStore implements Store {
     this.#redis = options.redis;
     this.#keys = new KeyLayout(options.keyPrefix, options.partitions);
     this.#run = defineScripts(options.redis);
+    this.#acceptor = duplicateClient(options.redis, 'pipelined');
+    this.#runAccept = defineScripts(this.#acceptor);
+    watchConnection(this.#acceptor, 'accept', options.logger);
     this.#pendingLimit = Math.ceil(options.maxPending / options.partitions);
     this.#retryAfterS = options.retryAfterS;
     this.#logger = options.logger;
@@ -242,7 +248,9 @@ export class RedisStore implements Store {
     const redis = createRedisClient(url, timeouts);
     const store = new RedisStore({ ...storeOptions, redis });
     try {
-      await waitReady(redis, timeouts.connectTimeoutMs).catch((err: unknown) => {
+      await Promise.all(
+        [redis, store.#acceptor].map((client) => waitReady(client, timeouts.connectTimeoutMs)),
+      ).catch((err: unknown) => {
         throw new StoreUnavailableError(err);
       });
       await store.verifyLayout();
@@ -548,6 +556,12 @@ export class RedisStore implements Store {
 
   // --- ingest and the queue ----------------------------------------------------------------------
 
+  /**
+   * One `accept` script. Accepts come from concurrent requests and do not wait on each other, so they
+   * run on an auto-pipelined connection of their own: the accepts of one event-loop turn go out in one
+   * write, which is most of the ingest path's cost under load. The queue's chains of dependent calls
+   * (claim, complete, heartbeat) stay on the main connection, where batching would delay each link.
+   */
   accept(input: AcceptInput): Promise<AcceptResult> {
     return guard(async () => {
       const now = Date.now();
@@ -555,7 +569,7 @@ export class RedisStore implements Store {
       const k = this.#keys.conversation(input.conversationId);
       const draft = draftMessage(input.conversationId, { ...input.message, direction: 'inbound' }, at);
       const processing: Processing = { state: 'queued', attempts: 0, at };
-      const reply = (await this.#run(
+      const reply = (await this.#runAccept(
         'accept',
         [
           k.conv,
@@ -760,6 +774,7 @@ export class RedisStore implements Store {
     for (const done of [...this.#waiters.keys()]) done();
     this.#blocker?.disconnect();
     this.#redisBus.close();
+    await this.#acceptor.quit().catch(() => this.#acceptor.disconnect());
     await this.#redis.quit().catch(() => this.#redis.disconnect());
   }
 
