@@ -6,6 +6,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import express from 'express';
+import * as hdr from 'hdr-histogram-js';
+import { Pool } from 'undici';
 
 export interface BenchRow {
   scenario: string;
@@ -20,6 +22,8 @@ export interface BenchRow {
   target?: string;
   /** Whether the target was met; undefined when the row has no target. */
   ok?: boolean;
+  /** The lowest and highest ratio over the rounds, when the figure is the median of several. */
+  spread?: [number, number];
 }
 
 export interface LoadResult {
@@ -87,6 +91,124 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
     non2xx: result.non2xx,
     total: result.requests.total,
   };
+}
+
+/** Rounds of a paired comparison: `BENCH_ROUNDS` (default 3). */
+export const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+
+interface Round<B, T> {
+  subject: T;
+  baseline: B;
+  ratio: number;
+}
+
+export interface Paired<B extends { rps: number }, T extends { rps: number }> {
+  /** The round whose ratio is the median; its own figures, so value / baseline = ratio. */
+  median: Round<B, T>;
+  spread: [number, number];
+  rounds: Round<B, T>[];
+}
+
+/**
+ * Runs baseline and subject alternately, `rounds` times, and keeps the round with the median ratio.
+ * A shared machine's speed drifts over seconds; pairing each subject run with a baseline run next to
+ * it, and taking the median, keeps one unlucky run from deciding the figure in either direction.
+ */
+export async function paired<B extends { rps: number }, T extends { rps: number }>(
+  baseline: () => Promise<B>,
+  subject: () => Promise<T>,
+  rounds = ROUNDS,
+): Promise<Paired<B, T>> {
+  const results: Round<B, T>[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const b = await baseline();
+    const s = await subject();
+    results.push({ subject: s, baseline: b, ratio: b.rps > 0 ? s.rps / b.rps : 0 });
+  }
+  const sorted = [...results].sort((x, y) => x.ratio - y.ratio);
+  return {
+    median: sorted[Math.floor((sorted.length - 1) / 2)]!,
+    spread: [sorted[0]!.ratio, sorted[sorted.length - 1]!.ratio],
+    rounds: results,
+  };
+}
+
+/** A ratio row from a paired comparison: the median round's figures, with the spread of all rounds. */
+export function pairedRow(
+  scenario: string,
+  metric: string,
+  result: Paired<{ rps: number }, { rps: number }>,
+  minRatio?: number,
+): BenchRow {
+  const row = ratioRow(scenario, metric, result.median.subject.rps, result.median.baseline.rps, minRatio);
+  return result.rounds.length > 1 ? { ...row, spread: result.spread } : row;
+}
+
+/**
+ * An open-loop load at a fixed rate over `connections` keep-alive connections: request i is due at
+ * start + i / rate whether or not earlier ones were answered, and its latency counts from when it was
+ * due, so time spent queued behind a slow response is not hidden (no coordinated omission).
+ * autocannon's own rate limit sends each second's quota in a burst at the top of the second, which
+ * measures the burst rather than the server, hence this. The first second warms up connections and
+ * code paths and is not recorded.
+ */
+export async function paced(opts: Omit<LoadOptions, 'method'> & { rate: number }): Promise<LoadResult> {
+  const target = new URL(opts.url);
+  const pool = new Pool(target.origin, { connections: opts.connections, pipelining: 1 });
+  // Microseconds, up to a minute, three significant digits.
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000 });
+  const warmup = Math.round(opts.rate);
+  const total = warmup + Math.round(opts.rate * opts.durationS);
+  const interval = 1000 / opts.rate;
+  let errors = 0;
+  let non2xx = 0;
+  let done = 0;
+  const pending = new Set<Promise<void>>();
+  const fire = (due: number, recorded: boolean) => {
+    const built = opts.request();
+    const sent = pool
+      .request({
+        path: built.path ?? `${target.pathname}${target.search}`,
+        method: 'POST',
+        headers: { ...opts.headers, ...built.headers },
+        body: built.body,
+      })
+      .then(async (res) => {
+        await res.body.dump();
+        if (res.statusCode < 200 || res.statusCode > 299) non2xx += 1;
+        if (!recorded) return;
+        histogram.recordValue(Math.max(1, Math.round((performance.now() - due) * 1000)));
+        done += 1;
+      })
+      .catch(() => {
+        errors += 1;
+      })
+      .finally(() => pending.delete(sent));
+    pending.add(sent);
+  };
+  const start = performance.now();
+  let i = 0;
+  while (i < total) {
+    const now = performance.now();
+    while (i < total && start + i * interval <= now) {
+      fire(start + i * interval, i >= warmup);
+      i += 1;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - start) / 1000 - warmup / opts.rate;
+  await pool.close();
+  const result = {
+    rps: done / elapsed,
+    p50: histogram.getValueAtPercentile(50) / 1000,
+    p99: histogram.getValueAtPercentile(99) / 1000,
+    errors,
+    non2xx,
+    total: done,
+  };
+  histogram.destroy();
+  return result;
 }
 
 export function ratioRow(

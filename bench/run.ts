@@ -45,13 +45,14 @@ async function main(): Promise<void> {
     await redis?.dispose();
   }
   const table = [
-    ['scenario', 'metric', 'value', 'baseline', 'ratio', 'target', 'ok'],
+    ['scenario', 'metric', 'value', 'baseline', 'ratio', 'rounds', 'target', 'ok'],
     ...rows.map((r) => [
       r.scenario,
       r.metric,
       fmt(r.value),
       fmt(r.baseline),
       r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x`,
+      r.spread ? `${r.spread[0].toFixed(2)}-${r.spread[1].toFixed(2)}x` : '',
       r.target ?? '',
       r.ok === undefined ? '' : r.ok ? 'yes' : 'NO',
     ]),

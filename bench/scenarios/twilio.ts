@@ -17,7 +17,7 @@ import {
   FakeTwilioApi,
   smsParams,
 } from '../../test/fakes/twilio-api.js';
-import { type BenchRow, countRow, load, ratioRow, startBare } from '../lib.js';
+import { type BenchRow, countRow, load, paired, pairedRow, ratioRow, startBare } from '../lib.js';
 
 const PUBLIC_URL = 'https://chat.example.com';
 const PATH = '/webhooks/twilio';
@@ -71,43 +71,42 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
   const headers = { 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' };
   const fake = await FakeTwilioApi.start();
   try {
-    // The baseline runs before and after the gateway and is averaged, so drift in a shared machine's
-    // load between the runs biases the ratio less.
     const bare = await startBare();
+    const bareRequests = webhookRequests();
     const bareRun = () =>
       load({
         url: `${bare.url}/bare`,
         headers,
-        request: webhookRequests(),
+        request: bareRequests,
         connections: CONNECTIONS,
         durationS: DURATION_S,
       });
-    const bareBefore = await bareRun();
 
     // Ingest only: the webhook's whole ack path, with the engine off so replies do not compete for CPU.
+    // One request generator for every round, so no MessageSid repeats.
     const ingest = await gateway(fake.url, false, redisUrl, 'bench-twilio-ingest');
-    const ingestLoad = await load({
-      url: `${ingest.url}${PATH}`,
-      headers,
-      request: webhookRequests(),
-      connections: CONNECTIONS,
-      durationS: DURATION_S,
-    });
+    const ingestRequests = webhookRequests();
+    const ingested = await paired(bareRun, () =>
+      load({
+        url: `${ingest.url}${PATH}`,
+        headers,
+        request: ingestRequests,
+        connections: CONNECTIONS,
+        durationS: DURATION_S,
+      }),
+    );
     await ingest.gw.stop();
-    const bareAfter = await bareRun();
-    await bare.close();
-    const bareLoad = { rps: (bareBefore.rps + bareAfter.rps) / 2 };
+    const ingestLoad = ingested.median.subject;
+    const bareLoad = ingested.median.baseline;
+    rows.push(pairedRow('twilio: signed webhooks ingested vs bare Express', 'req/s', ingested, 0.7));
+    rows.push({ scenario: 'twilio: webhook ack latency p99', metric: 'ms', value: ingestLoad.p99 });
     rows.push(
-      ratioRow(
-        'twilio: signed webhooks ingested vs bare Express',
-        'req/s',
-        ingestLoad.rps,
-        bareLoad.rps,
-        0.7,
+      countRow(
+        'twilio: ingest errors and non-2xx',
+        'count',
+        ingested.rounds.reduce((sum, r) => sum + r.subject.errors + r.subject.non2xx, 0),
       ),
     );
-    rows.push({ scenario: 'twilio: webhook ack latency p99', metric: 'ms', value: ingestLoad.p99 });
-    rows.push(countRow('twilio: ingest errors and non-2xx', 'count', ingestLoad.errors + ingestLoad.non2xx));
 
     // With the demo bot answering each message through the twilio client to the fake REST API.
     fake.reset();
@@ -125,6 +124,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
     }
     const accepted = (await e2e.gw.deps.metrics.accepted.get()).values.reduce((sum, v) => sum + v.value, 0);
     await e2e.gw.stop();
+    await bare.close();
     rows.push(
       ratioRow(
         'twilio: webhooks ingested with replies going out vs bare',
