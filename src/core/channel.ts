@@ -134,8 +134,13 @@ export interface ChannelAdapter {
   start?(server: Server): Promise<void>;
   /** Stops taking work (SIGTERM); resolves when listeners are closed. */
   stop?(): Promise<void>;
-  /** Sends one outbound message. Retries transient failures itself; throws PermanentSendError when done trying. */
-  send(conversation: Conversation, message: Message): Promise<SendResult>;
+  /**
+   * Sends one outbound message. Retries transient failures itself; throws PermanentSendError when done
+   * trying. Omitted by a channel with no transport of its own (the API channel: the app reads replies
+   * through the API): storing a reply is delivering it, so the engine records such replies as `sent`
+   * in the same store step that completes the message they answer.
+   */
+  send?(conversation: Conversation, message: Message): Promise<SendResult>;
   signal?(conversation: Conversation, signal: ChannelSignal): void;
   /** Lines for the start-up log: the URLs to paste into the provider's console. */
   describe(): string[];

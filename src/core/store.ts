@@ -157,6 +157,12 @@ export interface CompleteResult {
   notify: boolean;
   /** The next message, leased to the caller, when a continuation was asked for and one was queued. */
   next: Claim | null;
+  /**
+   * With replies given, once completed: the replies to the message as stored, and whether this call
+   * recorded them (false when replies to it had been recorded before and these were dropped).
+   */
+  replies?: Message[];
+  repliesRecorded?: boolean;
 }
 
 export interface DeliveryUpdateOptions {
@@ -264,8 +270,17 @@ export interface Store {
    * new token (the old one is fenced off) and returned as a claim, counted as a delivery and an attempt
    * like any claim. Otherwise the conversation is claimable again at once if messages wait, or leaves
    * the schedule if none do.
+   *
+   * With `replies`, the same step first records them as {@link recordReplies} would (exactly once per
+   * message): for channels where storing a reply is delivering it, so reply and completion are one
+   * write and a crash leaves either both or neither.
    */
-  complete(claim: Claim, outcome?: ProcessingOutcome, next?: ContinueWith): Promise<CompleteResult>;
+  complete(
+    claim: Claim,
+    outcome?: ProcessingOutcome,
+    next?: ContinueWith,
+    replies?: NewMessage[],
+  ): Promise<CompleteResult>;
   /** Hands the head message back unprocessed (graceful shutdown); it is claimable again at once. */
   release(claim: Claim): Promise<void>;
   /**

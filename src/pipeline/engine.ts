@@ -45,6 +45,13 @@ const MAX_IDLE_WAIT_MS = 1_000;
 const MAX_CONSECUTIVE = 32;
 const PROCESSED_TOPIC = 'processed';
 
+/** What processing a message came to: its outcome, and replies the completion is to record. */
+interface Processed {
+  outcome: ProcessingOutcome;
+  /** For a channel where storing is delivering: the replies, recorded in the completing store step. */
+  record?: NewMessage[];
+}
+
 class LeaseLostError extends Error {
   constructor() {
     super('lease lost');
@@ -165,9 +172,11 @@ export class Engine {
       attachments: input.attachments,
       quickReplies: input.quickReplies,
       entities: detectEntities(input.text),
-      delivery: { status: 'pending', at: new Date().toISOString() },
+      // A channel without a transport has delivered the message once it is stored.
+      delivery: { status: adapter.send ? 'pending' : 'sent', at: new Date().toISOString() },
     });
     if (!stored) throw new GatewayError('GW_ERR_NOT_FOUND', `Conversation ${conversation.id} not found`);
+    if (!adapter.send) this.#deps.metrics.sent.inc({ channel: conversation.channel, outcome: 'sent' });
     await this.#deps.events.emit({
       type: 'message.created',
       conversationId: conversation.id,
@@ -249,9 +258,9 @@ export class Engine {
       for (let handled = 1; ; handled++) {
         const claim = slot.claim;
         const log = this.#log.child({ conversationId: claim.conversationId, messageId: claim.message.id });
-        let outcome: ProcessingOutcome | null;
+        let processed: Processed | null;
         try {
-          outcome = await this.#process(claim, abort.signal, log);
+          processed = await this.#process(claim, abort.signal, log);
         } catch (err) {
           if (abort.signal.aborted) {
             log.warn('lease lost or shutdown while processing; message left for redelivery');
@@ -261,13 +270,18 @@ export class Engine {
           this.#deps.metrics.processed.inc({ outcome: 'crashed' });
           return;
         }
-        if (outcome === null || abort.signal.aborted) {
+        if (processed === null || abort.signal.aborted) {
           log.warn('lease lost or shutdown while processing; message left for redelivery');
           return;
         }
         const goOn = handled < MAX_CONSECUTIVE && !this.#stopLoop.signal.aborted;
         const done = await store
-          .complete(claim, outcome, goOn ? { owner: this.owner, leaseMs: config.LEASE_MS } : undefined)
+          .complete(
+            claim,
+            processed.outcome,
+            goOn ? { owner: this.owner, leaseMs: config.LEASE_MS } : undefined,
+            processed.record,
+          )
           .catch((err: unknown) => {
             log.error({ err }, 'completing failed; the message is redelivered after the lease');
             return null;
@@ -277,6 +291,7 @@ export class Engine {
           log.warn('lease lost before completion; the new owner finishes this message');
           return;
         }
+        if (done.repliesRecorded) await this.#announce(claim.conversationId, done.replies ?? []);
         if (done.notify) {
           await store.bus
             .publish(PROCESSED_TOPIC, `${claim.conversationId} ${claim.message.id}`)
@@ -295,8 +310,8 @@ export class Engine {
    * Runs one claimed message to its outcome (bot, replies, sends), or null when the lease was lost or
    * the engine is stopping and the message is left for redelivery.
    */
-  async #process(claim: Claim, signal: AbortSignal, log: Logger): Promise<ProcessingOutcome | null> {
-    const { store, events, metrics } = this.#deps;
+  async #process(claim: Claim, signal: AbortSignal, log: Logger): Promise<Processed | null> {
+    const { store, metrics } = this.#deps;
     const message = claim.message;
     let conversation = claim.conversation;
     const adapter = this.adapterFor(conversation.channel);
@@ -306,9 +321,11 @@ export class Engine {
       log.error({ deliveries: claim.deliveries }, 'message set aside after repeated crashes');
       metrics.processed.inc({ outcome: 'poison' });
       return {
-        state: 'error',
-        attempts,
-        error: { code: 'GW_POISON_MESSAGE', message: `Processing crashed ${claim.deliveries - 1} times` },
+        outcome: {
+          state: 'error',
+          attempts,
+          error: { code: 'GW_POISON_MESSAGE', message: `Processing crashed ${claim.deliveries - 1} times` },
+        },
       };
     }
 
@@ -321,15 +338,17 @@ export class Engine {
         ? { state: 'error', attempts, error: message.processing.error }
         : { state: 'done', attempts };
     } else if (message.type !== 'user') {
-      return { state: 'skipped', attempts };
+      return { outcome: { state: 'skipped', attempts } };
     } else if (conversation.status === 'handoff') {
       metrics.processed.inc({ outcome: 'handoff' });
       return {
-        state: 'skipped',
-        attempts,
-        error: {
-          code: 'GW_HANDOFF',
-          message: 'The conversation is handed off to a human; the bot was not called',
+        outcome: {
+          state: 'skipped',
+          attempts,
+          error: {
+            code: 'GW_HANDOFF',
+            message: 'The conversation is handed off to a human; the bot was not called',
+          },
         },
       };
     } else {
@@ -340,24 +359,6 @@ export class Engine {
       adapter?.signal?.(conversation, { type: 'typing', on: true });
       const result = await this.#askBot(conversation, message, signal, log);
       if (signal.aborted) return null;
-      // No replies, nothing to record: a redelivery of this message asks the bot again, which is
-      // harmless since no customer-visible reply exists (and a store call per message cheaper).
-      replies =
-        result.replies.length === 0
-          ? []
-          : await store.recordReplies(
-              conversation.id,
-              message.id,
-              result.replies.map((r) => replyMessage(message.id, r.text, r, result.fallback)),
-            );
-      for (const reply of replies) {
-        await events.emit({
-          type: 'message.created',
-          conversationId: conversation.id,
-          seq: reply.seq,
-          message: reply,
-        });
-      }
       outcome = result.error
         ? { state: 'error', attempts, error: result.error }
         : { state: 'done', attempts };
@@ -367,6 +368,21 @@ export class Engine {
       if (result.response?.handoff) {
         conversation = await this.#setStatus(conversation, 'handoff', message.seq);
       }
+      const drafts = result.replies.map((r) =>
+        replyMessage(message.id, r.text, r, result.fallback, adapter?.send ? 'pending' : 'sent'),
+      );
+      if (adapter && !adapter.send) {
+        // Storing is delivering on this channel: the replies are recorded by the completion itself.
+        adapter.signal?.(conversation, { type: 'typing', on: false });
+        if (drafts.length > 0)
+          metrics.sent.inc({ channel: conversation.channel, outcome: 'sent' }, drafts.length);
+        metrics.processed.inc({ outcome: outcome.state });
+        return { outcome, record: drafts };
+      }
+      // No replies, nothing to record: a redelivery of this message asks the bot again, which is
+      // harmless since no customer-visible reply exists (and a store call per message cheaper).
+      replies = drafts.length === 0 ? [] : await store.recordReplies(conversation.id, message.id, drafts);
+      await this.#announce(conversation.id, replies);
     }
 
     try {
@@ -378,7 +394,19 @@ export class Engine {
       adapter?.signal?.(conversation, { type: 'typing', on: false });
     }
     metrics.processed.inc({ outcome: outcome.state });
-    return outcome;
+    return { outcome };
+  }
+
+  /** Announces replies just recorded, in order. */
+  async #announce(conversationId: string, replies: readonly Message[]): Promise<void> {
+    for (const reply of replies) {
+      await this.#deps.events.emit({
+        type: 'message.created',
+        conversationId,
+        seq: reply.seq,
+        message: reply,
+      });
+    }
   }
 
   async #askBot(
@@ -448,6 +476,10 @@ export class Engine {
         message: `The ${conversation.channel} channel is not enabled on this gateway`,
       });
     }
+    if (!adapter.send) {
+      // A channel without a transport: stored is delivered.
+      return (await delivery.apply(conversation.id, message.id, 'sent', undefined, known)).message ?? message;
+    }
     if (!(await store.claimSend(conversation.id, message.id))) {
       // Another attempt claimed this send and died before recording its outcome: never send twice.
       return fail({
@@ -511,6 +543,7 @@ function replyMessage(
   text: string,
   r: { attachments?: Attachment[]; quickReplies?: QuickReply[]; meta?: Meta },
   fallback: boolean,
+  status: 'pending' | 'sent',
 ): NewMessage {
   return {
     type: 'bot',
@@ -521,6 +554,6 @@ function replyMessage(
     quickReplies: r.quickReplies,
     meta: fallback ? { ...r.meta, fallback: true } : r.meta,
     entities: detectEntities(text),
-    delivery: { status: 'pending', at: new Date().toISOString() },
+    delivery: { status, at: new Date().toISOString() },
   };
 }

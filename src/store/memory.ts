@@ -347,19 +347,7 @@ export class MemoryStore implements Store {
 
   async recordReplies(conversationId: string, messageId: string, replies: NewMessage[]): Promise<Message[]> {
     const s = this.#conversations.get(conversationId);
-    if (!s) return [];
-    const prior = s.replies.get(messageId);
-    if (prior) return prior.flatMap((id) => (s.messages.has(id) ? [this.#view(s, s.messages.get(id)!)] : []));
-    const at = new Date().toISOString();
-    const drafts = replies.map((r) =>
-      draftMessage(conversationId, { ...structuredClone(r), replyTo: r.replyTo ?? messageId }, at),
-    );
-    const stored = this.#insert(s, drafts, at);
-    s.replies.set(
-      messageId,
-      stored.map((m) => m.id),
-    );
-    return stored.map((m) => this.#view(s, m));
+    return s ? this.#recordReplies(s, messageId, replies).replies : [];
   }
 
   async claimSend(conversationId: string, messageId: string): Promise<boolean> {
@@ -441,10 +429,16 @@ export class MemoryStore implements Store {
     return true;
   }
 
-  async complete(claim: Claim, outcome?: ProcessingOutcome, next?: ContinueWith): Promise<CompleteResult> {
+  async complete(
+    claim: Claim,
+    outcome?: ProcessingOutcome,
+    next?: ContinueWith,
+    replies?: NewMessage[],
+  ): Promise<CompleteResult> {
     const s = this.#owned(claim);
     if (!s) return { completed: false, notify: false, next: null };
     const now = Date.now();
+    const recorded = replies && this.#recordReplies(s, claim.message.id, replies);
     const m = s.messages.get(claim.message.id);
     if (m && outcome) {
       this.#replace(s, {
@@ -463,7 +457,33 @@ export class MemoryStore implements Store {
       s.readyAt = now;
       this.#ring();
     }
-    return { completed: true, notify, next: continued };
+    const result: CompleteResult = { completed: true, notify, next: continued };
+    return recorded ? { ...result, replies: recorded.replies, repliesRecorded: recorded.recorded } : result;
+  }
+
+  /** Records the replies to `messageId` unless some were recorded before (then those are returned). */
+  #recordReplies(
+    s: ConversationState,
+    messageId: string,
+    replies: NewMessage[],
+  ): { replies: Message[]; recorded: boolean } {
+    const prior = s.replies.get(messageId);
+    if (prior) {
+      return {
+        replies: prior.flatMap((id) => (s.messages.has(id) ? [this.#view(s, s.messages.get(id)!)] : [])),
+        recorded: false,
+      };
+    }
+    const at = new Date().toISOString();
+    const drafts = replies.map((r) =>
+      draftMessage(s.conversation.id, { ...structuredClone(r), replyTo: r.replyTo ?? messageId }, at),
+    );
+    const stored = this.#insert(s, drafts, at);
+    s.replies.set(
+      messageId,
+      stored.map((m) => m.id),
+    );
+    return { replies: stored.map((m) => this.#view(s, m)), recorded: true };
   }
 
   async release(claim: Claim): Promise<void> {

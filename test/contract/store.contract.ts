@@ -1039,6 +1039,62 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect((await claimOne('w2')).message.id).toBe(m4.id);
       });
 
+      it('records replies in the completing step, once, and not at all once the lease is lost', async () => {
+        const c = await open();
+        const { message: m1 } = await store.accept(input(c.id, 'm1'));
+        const { message: m2 } = await store.accept(input(c.id, 'm2'));
+        const sent = { status: 'sent' as const, at: new Date().toISOString() };
+        const next = { owner: 'w1', leaseMs: 30_000 };
+        const first = await claimOne();
+
+        // A lost lease writes nothing, replies included.
+        await store.release(first);
+        const again = await claimOne('w2');
+        const lost = await store.complete(first, { state: 'done', attempts: 1 }, next, [bot('stale')]);
+        expect(lost).toEqual(LOST);
+        expect((await store.listMessages(c.id, { take: 50, order: 'asc' })).items).toHaveLength(2);
+
+        const done = await store.complete(again, { state: 'done', attempts: 2 }, next, [
+          bot('a', { delivery: sent }),
+          bot('b', { delivery: sent }),
+        ]);
+        expect(done).toMatchObject({ completed: true, notify: false, repliesRecorded: true });
+        expect(done.next!.message.id).toBe(m2.id);
+        const replies = done.replies!;
+        // The replies take the seqs after both accepted messages, in order.
+        expect(replies.map((m) => [m.text, m.seq, m.replyTo, m.delivery?.status])).toEqual([
+          ['a', 3, m1.id, 'sent'],
+          ['b', 4, m1.id, 'sent'],
+        ]);
+        expect(replies.every((m) => m.sessionId === c.sessionId && m.direction === 'outbound')).toBe(true);
+        for (const reply of replies) expect(await store.getMessage(c.id, reply.id)).toEqual(reply);
+        const answered = (await store.getMessage(c.id, m1.id))!;
+        expect(answered.processing).toMatchObject({
+          state: 'done',
+          attempts: 2,
+          replyIds: replies.map((m) => m.id),
+        });
+        expect((await store.getConversation(c.id))!.lastMessageAt).toBe(replies[1]!.createdAt);
+        expect(await store.pendingCount()).toBe(1);
+
+        // Replies recorded before (another path, an earlier attempt) are kept, and reported as such.
+        const [early] = await store.recordReplies(c.id, m2.id, [bot('early')]);
+        const late = await store.complete(done.next!, { state: 'done', attempts: 1 }, undefined, [
+          bot('late'),
+        ]);
+        expect(late).toMatchObject({ completed: true, repliesRecorded: false, replies: [early] });
+        expect((await store.listMessages(c.id, { take: 50, order: 'asc' })).items.map((m) => m.text)).toEqual(
+          ['m1', 'm2', 'a', 'b', 'early'],
+        );
+        expect(await store.pendingCount()).toBe(0);
+
+        // No replies given, nothing reported; an empty list records that the bot had nothing to say.
+        const { message: m3 } = await store.accept(input(c.id, 'm3'));
+        const quiet = await store.complete(await claimOne(), { state: 'done', attempts: 1 }, undefined, []);
+        expect(quiet).toEqual({ ...DONE, replies: [], repliesRecorded: true });
+        expect((await store.getMessage(c.id, m3.id))!.processing!.replyIds).toEqual([]);
+      });
+
       it('without a continuation, leaves the next message claimable at once', async () => {
         const c = await open();
         await store.accept(input(c.id, 'm1'));

@@ -9,6 +9,7 @@ import { EVENT_TYPES } from '../../src/core/events.js';
 import type { Message } from '../../src/core/model.js';
 import { eventually } from '../helpers/eventually.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { ChatClient, ORIGIN, WEBCHAT_SECRET } from '../helpers/webchat-client.js';
 import { type ReceivedDelivery, WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 type Json = Record<string, unknown>;
@@ -72,7 +73,12 @@ const of = (list: ReceivedDelivery[], conversationId: string) =>
 
 beforeAll(async () => {
   gw = await startGateway(
-    { WEBHOOKS_ALLOW_PRIVATE: 'true', SESSION_IDLE_S: '1' },
+    {
+      WEBHOOKS_ALLOW_PRIVATE: 'true',
+      SESSION_IDLE_S: '1',
+      WEBCHAT_JWT_SECRET: WEBCHAT_SECRET,
+      WEBCHAT_ALLOWED_ORIGINS: ORIGIN,
+    },
     {
       webhooks: {
         timeoutMs: TIMEOUT_MS,
@@ -103,6 +109,8 @@ describe('events', () => {
       await gw.api('/v1/messages', { method: 'POST', json: { conversationId: conv, text: 'hello' } })
     ).json()) as { message: Message; replies: Message[] };
     expect(first.replies.map((m) => m.text)).toEqual(['You said: hello']);
+    // The API channel has no transport: its replies are delivered by being stored.
+    expect(first.replies[0]!.delivery?.status).toBe('sent');
     await gw.api(`/v1/conversations/${conv}/messages/${first.message.id}`, {
       method: 'PATCH',
       json: { meta: { tagged: true } },
@@ -114,9 +122,26 @@ describe('events', () => {
     await gw.api(`/v1/conversations/${conv}/messages/${first.message.id}`, { method: 'DELETE' });
     await gw.api(`/v1/conversations/${conv}`, { method: 'DELETE' });
 
+    // A channel with a transport reports the hand-over as a delivery status change.
+    const visitor = await ChatClient.ready(gw.url);
+    const ack = await visitor.say('hi there');
+    await visitor.botSays('You said: hi there');
+    await visitor.end();
+    const chat = await eventually(async () => {
+      const found = r.received.find(
+        (d) => d.event.type === 'message.delivery' && d.event.conversationId !== conv,
+      );
+      expect(found).toBeDefined();
+      return found!;
+    });
+    expect(chat.event.data.message).toMatchObject({ replyTo: ack.id });
+    expect(['sent', 'delivered']).toContain(chat.event.data.message?.delivery?.status);
+
     await r.waitFor((list) => list.some((d) => d.event.type === 'conversation.deleted'));
     const got = of(r.received, conv);
-    expect(new Set(got.map((d) => d.event.type))).toEqual(new Set(EVENT_TYPES));
+    expect(new Set(got.map((d) => d.event.type))).toEqual(
+      new Set(EVENT_TYPES.filter((t) => t !== 'message.delivery')),
+    );
     expect(r.unverified).toEqual([]);
     for (const d of got) {
       expect(d.verifiedWith).toEqual([0]);
@@ -136,9 +161,6 @@ describe('events', () => {
       message: { id: first.message.id, meta: { tagged: true } },
       changes: ['meta'],
     });
-    expect(
-      got.find((d) => d.event.type === 'message.delivery')?.event.data.message?.delivery?.status,
-    ).toBeDefined();
     const ended = got.find((d) => d.event.type === 'session.ended')!;
     const started = got.filter((d) => d.event.type === 'session.started');
     expect(started).toHaveLength(2);
@@ -151,6 +173,8 @@ describe('events', () => {
       true,
     );
     expect(got.map((d) => d.event.type).slice(-1)).toEqual(['conversation.deleted']);
+    expect(new Set(r.received.map((d) => d.event.type))).toEqual(new Set(EVENT_TYPES));
+    for (const d of r.received) expect(d.verifiedWith).toEqual([0]);
   });
 });
 

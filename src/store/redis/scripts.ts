@@ -18,7 +18,7 @@ export const SCRIPT_KEYS = {
   delconv: 7,
   claim: 3,
   heartbeat: 2,
-  complete: 6,
+  complete: 7,
   release: 4,
   ring: 1,
   cad: 1,

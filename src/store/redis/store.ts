@@ -98,12 +98,14 @@ type AcceptReply =
   | ['ok', number, string, string, number];
 type AppendReply = ['missing'] | ['dup', string] | ['ok', string, ...number[]];
 /**
- * One claim as claim-3 and complete-6 return it: conversation id, token, deliveries, message body,
+ * One claim as claim-3 and complete-7 return it: conversation id, token, deliveries, message body,
  * processing JSON, reply ids JSON (null when none), and the conversation hash fields {@link CONV_FIELDS}.
  */
 type ClaimTuple = [string, string, number, string, string, string | null, (string | null)[]];
 type ClaimReply = [number, ...ClaimTuple[]];
-type CompleteReply = [0] | [1 | 2, number, null] | [3, number, ClaimTuple];
+/** complete-7's account of the replies it was given: recorded now, recorded before, or none given. */
+type RepliesReply = ['ok', string, ...number[]] | ['dup', string] | null;
+type CompleteReply = [0] | [1 | 2, number, null, RepliesReply] | [3, number, ClaimTuple, RepliesReply];
 
 /** The conversation hash fields the scripts read for a claim, in the order they return them. */
 const CONV_FIELDS = ['doc', 'sessionId', 'sessionStartedAt', 'sessionState', 'updatedAt', 'lastMessageAt'];
@@ -681,14 +683,23 @@ export class RedisStore implements Store {
     });
   }
 
-  complete(claim: Claim, outcome?: ProcessingOutcome, next?: ContinueWith): Promise<CompleteResult> {
+  complete(
+    claim: Claim,
+    outcome?: ProcessingOutcome,
+    next?: ContinueWith,
+    replies?: NewMessage[],
+  ): Promise<CompleteResult> {
     return guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
-      const at = new Date().toISOString();
+      const now = Date.now();
+      const at = new Date(now).toISOString();
       const processing: Processing | undefined = outcome && { ...outcome, at };
+      const drafts = replies?.map((r) =>
+        draftMessage(claim.conversationId, { ...r, replyTo: r.replyTo ?? claim.message.id }, at),
+      );
       const reply = (await this.#run(
         'complete',
-        [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv],
+        [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx],
         [
           claim.conversationId,
           claim.token,
@@ -697,14 +708,30 @@ export class RedisStore implements Store {
           next ? `${next.owner}:${randomUUID()}` : '',
           next?.leaseMs ?? 0,
           at,
+          drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
+          now,
+          ...(drafts ?? []).map((d) => JSON.stringify(d)),
         ],
       )) as CompleteReply;
       if (reply[0] === 0) return { completed: false, notify: false, next: null };
       if (reply[0] === 2) this.#ring();
-      return {
+      const result: CompleteResult = {
         completed: true,
         notify: reply[1] === 1,
         next: reply[0] === 3 ? toClaim(reply[2]) : null,
+      };
+      const recorded = reply[3];
+      if (!drafts || !recorded) return result;
+      if (recorded[0] === 'dup') {
+        const ids = JSON.parse(recorded[1]) as string[];
+        return { ...result, replies: await this.#readMessages(k, ids), repliesRecorded: false };
+      }
+      const [, sessionId, ...seqs] = recorded;
+      // Keys in the stored order (seq and sessionId first), so a reply's body is its stored body.
+      return {
+        ...result,
+        replies: drafts.map((d, i) => ({ seq: seqs[i]!, sessionId, ...d })),
+        repliesRecorded: true,
       };
     });
   }

@@ -1,17 +1,25 @@
--- complete-6: finishes the leased head message, only while the token still owns the lease (fencing):
--- records its final processing state, pops it and takes it off the pending count. Then, when asked to
+-- complete-7: finishes the leased head message, only while the token still owns the lease (fencing):
+-- records its final processing state and, when given, its bot replies (exactly once, as append-3 with
+-- a guard does), pops it and takes it off the pending count. Then, when asked to
 -- continue and more messages wait, leases the next head message under a new token (like claim-3);
 -- otherwise frees the conversation, which stays scheduled (claimable at once) if messages wait.
 -- KEYS[1]  partition schedule zset   KEYS[2]  partition lease hash
 -- KEYS[3]  partition pending counter KEYS[4]  conversation queue list
 -- KEYS[5]  messages hash             KEYS[6]  conversation hash
+-- KEYS[7]  seq index zset
 -- ARGV[1]  conversation id           ARGV[2]  token
 -- ARGV[3]  id of the claimed message
 -- ARGV[4]  processing JSON to record, without reply ids ('' leaves processing as it is)
 -- ARGV[5]  token for the next message ('' frees the conversation instead)
 -- ARGV[6]  lease of the next message (ms)
--- ARGV[7]  now ISO (processing.at of the next message)
--- Returns  {0} when the lease was lost (nothing written); otherwise {code, notify, next} where code is
+-- ARGV[7]  now ISO (processing.at of the next message, lastMessageAt when replies are recorded)
+-- ARGV[8]  JSON array of the reply ids ('' records no replies)
+-- ARGV[9]  now (ms)
+-- ARGV[10..] reply JSON objects without seq and sessionId, one per id
+-- Returns  {0} when the lease was lost (nothing written); otherwise {code, notify, next, replies} where
+--          replies is false when none were given, {'ok', sessionId, seq1, ...} when they were recorded
+--          now, and {'dup', replyIdsJSON} when replies to this message were recorded before (nothing
+--          appended); code is
 --          1 when the conversation was freed with an empty queue, 2 when it was freed with messages
 --          waiting (the caller rings the doorbell), 3 when the next message was leased; notify is 1
 --          when an accept asked to be told about the message; next is, for code 3, the claim as a
@@ -21,6 +29,29 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
   return {0}
 end
 local id = ARGV[3]
+local replies = false
+if ARGV[8] ~= '' then
+  local prior = redis.call('HGET', KEYS[5], id .. ':r')
+  if prior then
+    replies = {'dup', prior}
+  else
+    local sid = redis.call('HGET', KEYS[6], 'sessionId')
+    local splice = ',"sessionId":' .. cjson.encode(sid) .. ','
+    local ids = cjson.decode(ARGV[8])
+    replies = {'ok', sid}
+    for i = 10, #ARGV do
+      local seq = redis.call('HINCRBY', KEYS[6], 'seq', 1)
+      local rid = ids[i - 9]
+      redis.call('HSET', KEYS[5], rid, '{"seq":' .. seq .. splice .. string.sub(ARGV[i], 2))
+      redis.call('ZADD', KEYS[7], seq, rid)
+      replies[#replies + 1] = seq
+    end
+    redis.call('HSET', KEYS[5], id .. ':r', ARGV[8])
+    if #ARGV >= 10 then
+      redis.call('HSET', KEYS[6], 'lastMessageAt', ARGV[7], 'lastMessageMs', ARGV[9], 'updatedAt', ARGV[7])
+    end
+  end
+end
 if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[5], id) == 1 then
   redis.call('HSET', KEYS[5], id .. ':p', ARGV[4])
 end
@@ -52,13 +83,13 @@ if ARGV[5] ~= '' then
     local m = redis.call('HMGET', KEYS[5], head, head .. ':r')
     local c = redis.call('HMGET', KEYS[6],
       'doc', 'sessionId', 'sessionStartedAt', 'sessionState', 'updatedAt', 'lastMessageAt')
-    return {3, notify, {ARGV[1], ARGV[5], deliveries, m[1], p, m[2], c}}
+    return {3, notify, {ARGV[1], ARGV[5], deliveries, m[1], p, m[2], c}, replies}
   end
 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 if redis.call('LLEN', KEYS[4]) > 0 then
   redis.call('ZADD', KEYS[1], now, ARGV[1])
-  return {2, notify, false}
+  return {2, notify, false, replies}
 end
 redis.call('ZREM', KEYS[1], ARGV[1])
-return {1, notify, false}
+return {1, notify, false, replies}
