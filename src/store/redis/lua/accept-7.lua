@@ -14,7 +14,7 @@
 -- ARGV[8]  now ISO                   ARGV[9]  id for a new session, used when the session rolls
 -- ARGV[10] '1' to store without queueing
 -- ARGV[11] pending limit of this partition
--- ARGV[12] '1' when someone waits for the outcome: the message gets a <id>:w marker, which complete-6
+-- ARGV[12] '1' when someone waits for the outcome: the message gets a <id>:w marker, which complete-7
 --          reports and removes
 -- Returns  {'missing'} when the conversation does not exist;
 --          {'full'} when the partition is at its pending limit (nothing written);
