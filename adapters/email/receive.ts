@@ -105,7 +105,7 @@ export class MailReceiver {
     }
     return {
       duplicate: result.duplicate,
-      conversationId: result.conversation.id,
+      conversationId: result.message.conversationId,
       messageId: result.message.id,
       ...(mail.automated ? { automated: mail.automated } : {}),
     };

@@ -222,11 +222,12 @@ class SlackAdapter implements ChannelAdapter {
     });
     // Written after the accept and before the 200: if they fail, Slack retries and the dedupe key
     // turns the retry into a no-op that writes them again.
-    if (ref) await kv.set(messageKey(ref), `${result.conversation.id} ${result.message.id}`, INDEX_TTL_S);
-    if (inThread) await kv.set(threadKey(inbound.channelRef), result.conversation.id, INDEX_TTL_S);
+    if (ref)
+      await kv.set(messageKey(ref), `${result.message.conversationId} ${result.message.id}`, INDEX_TTL_S);
+    if (inThread) await kv.set(threadKey(inbound.channelRef), result.message.conversationId, INDEX_TTL_S);
     this.#ctx.logger.debug(
       {
-        conversationId: result.conversation.id,
+        conversationId: result.message.conversationId,
         messageId: result.message.id,
         duplicate: result.duplicate,
         retryNum: req.get('x-slack-retry-num'),

@@ -139,7 +139,7 @@ export function createTwilioAdapter(
     try {
       const result = await ctx.ingest.accept(mapped.value);
       logger.debug(
-        { ...fields, conversationId: result.conversation.id, duplicate: result.duplicate },
+        { ...fields, conversationId: result.message.conversationId, duplicate: result.duplicate },
         'Twilio message accepted',
       );
     } catch (err) {

@@ -43,9 +43,8 @@ export interface InboundMessage {
   skipBot?: boolean;
 }
 
-export interface IngestResult extends AcceptResult {
-  conversation: Conversation;
-}
+/** What an adapter learns from an accept: the message as stored (its `conversationId` included). */
+export type IngestResult = AcceptResult;
 
 export interface Ingest {
   /** @throws QueueFullError, StoreUnavailableError, ShuttingDown (all map to 503). */

@@ -13,8 +13,23 @@ import type { AcceptResult, NewMessage, Store } from '../core/store.js';
 import type { Lifecycle } from '../deps.js';
 import type { Metrics } from '../metrics.js';
 
+/** Channel refs whose conversation this process remembers (about 2 MB at most). */
+const REF_CACHE_SIZE = 10_000;
+
+interface KnownRef {
+  conversationId: string;
+  /** Participant ids the conversation is known to have (so the upsert can be skipped). */
+  participants: Set<string>;
+}
+
 export class IngestService implements Ingest {
   readonly #store: Store;
+  /**
+   * Channel ref to conversation, most recently used last. A conversation's ref never points elsewhere
+   * while the conversation exists, so the only stale entry is one whose conversation was deleted (by
+   * any process): the accept then fails with not found, and the entry is dropped and resolved again.
+   */
+  readonly #refs = new Map<string, KnownRef>();
   readonly #config: AppConfig;
   readonly #events: EventHub;
   readonly #metrics: Metrics;
@@ -36,6 +51,19 @@ export class IngestService implements Ingest {
 
   async accept(inbound: InboundMessage): Promise<IngestResult> {
     this.#assertOpen();
+    const key = `${inbound.channel}\n${inbound.channelRef}`;
+    const known = this.#refs.get(key);
+    if (known?.participants.has(inbound.from.id)) {
+      // Most messages come from a customer already in a known conversation: one store call.
+      this.#refs.delete(key);
+      this.#refs.set(key, known);
+      try {
+        return await this.#acceptInbound(known.conversationId, inbound);
+      } catch (err) {
+        if (!(err instanceof GatewayError && err.code === 'GW_ERR_NOT_FOUND')) throw err;
+        this.#refs.delete(key);
+      }
+    }
     const { conversation, created } = await this.#store.resolveConversation({
       channel: inbound.channel,
       channelRef: inbound.channelRef,
@@ -53,9 +81,14 @@ export class IngestService implements Ingest {
     } else if (!hasParticipant(conv, inbound.from)) {
       conv = (await this.#store.updateConversation(conv.id, { participants: [inbound.from] })) ?? conv;
     }
+    this.#remember(key, conv);
+    return this.#acceptInbound(conv.id, inbound);
+  }
+
+  #acceptInbound(conversationId: string, inbound: InboundMessage): Promise<AcceptResult> {
     const { type = 'user', ...content } = inbound.message;
-    const result = await this.acceptInto(
-      conv,
+    return this.acceptInto(
+      { id: conversationId },
       inbound.channel,
       inbound.dedupeKey,
       {
@@ -66,7 +99,15 @@ export class IngestService implements Ingest {
       },
       { skipQueue: inbound.skipBot === true },
     );
-    return { ...result, conversation: conv };
+  }
+
+  #remember(key: string, conversation: Conversation): void {
+    this.#refs.delete(key);
+    this.#refs.set(key, {
+      conversationId: conversation.id,
+      participants: new Set(conversation.participants.map((p) => p.id)),
+    });
+    if (this.#refs.size > REF_CACHE_SIZE) this.#refs.delete(this.#refs.keys().next().value!);
   }
 
   /**

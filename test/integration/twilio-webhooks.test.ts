@@ -153,6 +153,23 @@ describe('Twilio round trips', () => {
     ]);
   });
 
+  it('a customer writing after their conversation was deleted starts a new one', async () => {
+    const from = '+14155550104';
+    expect((await post('/webhooks/twilio', smsParams({ From: from, Body: 'before' }))).status).toBe(200);
+    await replyTo('before');
+    const ref = `+15005550006|${from}`;
+    const old = (await conversationByRef('sms', ref))!;
+    expect((await gw.api(`/v1/conversations/${old.id}`, { method: 'DELETE' })).status).toBe(200);
+
+    // This process has seen the number: the next message must not go to the deleted conversation.
+    expect((await post('/webhooks/twilio', smsParams({ From: from, Body: 'after' }))).status).toBe(200);
+    await replyTo('after');
+    const fresh = (await conversationByRef('sms', ref))!;
+    expect(fresh.id).not.toBe(old.id);
+    expect((await messagesOf(fresh.id)).map((m) => m.text)).toEqual(['after', 'You said: after']);
+    expect((await gw.api(`/v1/conversations/${old.id}`)).status).toBe(404);
+  });
+
   it('accepts the bodySHA256 JSON variant', async () => {
     const body = JSON.stringify({
       MessageSid: newSid(),
