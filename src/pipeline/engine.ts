@@ -8,7 +8,7 @@
  */
 
 import PQueue from 'p-queue';
-import type { Logger } from 'pino';
+import type { LogFn, Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
 import { sleep } from '../core/backoff.js';
 import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
@@ -44,6 +44,24 @@ const MAX_IDLE_WAIT_MS = 1_000;
  */
 const MAX_CONSECUTIVE = 32;
 const PROCESSED_TOPIC = 'processed';
+
+/** The logging a message's processing does. */
+type MessageLog = Pick<Logger, 'info' | 'warn' | 'error'>;
+
+/**
+ * A child logger built on first use. Building one (bindings serialized, redaction set up) costs more
+ * than the rest of a no-op message's processing, and most messages log nothing.
+ */
+function lazyChild(base: Logger, bindings: Record<string, string>): MessageLog {
+  let child: Logger | undefined;
+  const level =
+    (name: keyof MessageLog): LogFn =>
+    (...args: unknown[]) => {
+      child ??= base.child(bindings);
+      (child[name] as (...a: unknown[]) => void)(...args);
+    };
+  return { info: level('info'), warn: level('warn'), error: level('error') };
+}
 
 /** What processing a message came to: its outcome, and replies the completion is to record. */
 interface Processed {
@@ -257,7 +275,7 @@ export class Engine {
     try {
       for (let handled = 1; ; handled++) {
         const claim = slot.claim;
-        const log = this.#log.child({ conversationId: claim.conversationId, messageId: claim.message.id });
+        const log = lazyChild(this.#log, { conversationId: claim.conversationId, messageId: claim.message.id });
         let processed: Processed | null;
         try {
           processed = await this.#process(claim, abort.signal, log);
@@ -310,7 +328,7 @@ export class Engine {
    * Runs one claimed message to its outcome (bot, replies, sends), or null when the lease was lost or
    * the engine is stopping and the message is left for redelivery.
    */
-  async #process(claim: Claim, signal: AbortSignal, log: Logger): Promise<Processed | null> {
+  async #process(claim: Claim, signal: AbortSignal, log: MessageLog): Promise<Processed | null> {
     const { store, metrics } = this.#deps;
     const message = claim.message;
     let conversation = claim.conversation;
@@ -413,7 +431,7 @@ export class Engine {
     conversation: Conversation,
     message: Message,
     signal: AbortSignal,
-    log: Logger,
+    log: MessageLog,
   ): Promise<{
     replies: BotResponse['replies'];
     response?: BotResponse;
