@@ -8,11 +8,10 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY adapters ./adapters
 COPY config ./config
+COPY scripts/copy-assets.mjs ./scripts/
 # Compile, then copy the non-TypeScript assets the compiled code reads next to itself
 # (Lua scripts; the web-chat widget and demo page).
-RUN npm run build \
- && (cd src && find . -name '*.lua' -exec cp --parents {} ../dist/src/ \;) \
- && (cd adapters && find . \( -name '*.js' -path '*/widget/*' -o -name '*.html' -o -name '*.css' \) -exec cp --parents {} ../dist/adapters/ \;)
+RUN npm run build
 
 # Runtime stage: production dependencies only, non-root.
 FROM node:20-slim
