@@ -22,7 +22,7 @@ export interface BenchRow {
   target?: string;
   /** Whether the target was met; undefined when the row has no target. */
   ok?: boolean;
-  /** The lowest and highest ratio over the rounds, when the figure is the median of several. */
+  /** The lowest and highest figure over the rounds (ratios, or values for latency rows), when the row is the median of several. */
   spread?: [number, number];
 }
 
@@ -93,8 +93,8 @@ export async function load(opts: LoadOptions): Promise<LoadResult> {
   };
 }
 
-/** Rounds of a paired comparison: `BENCH_ROUNDS` (default 3). */
-export const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+/** Rounds of a paired comparison: `BENCH_ROUNDS` (default 5). */
+export const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
 
 interface Round<B, T> {
   subject: T;

@@ -27,7 +27,11 @@ function fmt(n: number | undefined, digits = 2): string {
 async function main(): Promise<void> {
   const only = process.argv[2];
   const external = process.env.BENCH_REDIS_URL;
-  const redis = external ? null : await RedisServer.start();
+  const fsync = process.env.BENCH_REDIS_FSYNC === 'always' ? 'always' : 'everysec';
+  const redis = external ? null : await RedisServer.start({ fsync });
+  process.stderr.write(
+    external ? `Redis: ${external}\n` : `Redis: private redis-server, append-only file, fsync ${fsync}\n`,
+  );
   const redisUrl = external ?? redis!.url;
   const scenarios: Scenario[] = [{ name: 'engine', run: engine.run }];
   for (const name of ['twilio', 'slack']) {
@@ -52,7 +56,7 @@ async function main(): Promise<void> {
       fmt(r.value),
       fmt(r.baseline),
       r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x`,
-      r.spread ? `${r.spread[0].toFixed(2)}-${r.spread[1].toFixed(2)}x` : '',
+      r.spread ? `${fmt(r.spread[0])}-${fmt(r.spread[1])}${r.metric === 'ms' ? ' ms' : 'x'}` : '',
       r.target ?? '',
       r.ok === undefined ? '' : r.ok ? 'yes' : 'NO',
     ]),
