@@ -275,7 +275,10 @@ export class Engine {
     try {
       for (let handled = 1; ; handled++) {
         const claim = slot.claim;
-        const log = lazyChild(this.#log, { conversationId: claim.conversationId, messageId: claim.message.id });
+        const log = lazyChild(this.#log, {
+          conversationId: claim.conversationId,
+          messageId: claim.message.id,
+        });
         let processed: Processed | null;
         try {
           processed = await this.#process(claim, abort.signal, log);
@@ -380,17 +383,16 @@ export class Engine {
       outcome = result.error
         ? { state: 'error', attempts, error: result.error }
         : { state: 'done', attempts };
-      if (result.response?.sessionState) {
-        await store.updateConversation(conversation.id, { sessionState: result.response.sessionState });
-      }
-      if (result.response?.handoff) {
-        conversation = await this.#setStatus(conversation, 'handoff', message.seq);
-      }
+      const storing = adapter !== undefined && !adapter.send;
       const drafts = result.replies.map((r) =>
-        replyMessage(message.id, r.text, r, result.fallback, adapter?.send ? 'pending' : 'sent'),
+        replyMessage(message.id, r.text, r, result.fallback, storing ? 'sent' : 'pending'),
       );
-      if (adapter && !adapter.send) {
+      const { sessionState, handoff } = result.response ?? {};
+      if (storing && !sessionState && !handoff) {
         // Storing is delivering on this channel: the replies are recorded by the completion itself.
+        // Not when the conversation changes too: the replies are recorded before that change, as
+        // below, so a crash in between cannot leave a handed-off conversation without its reply,
+        // and the completion's lease on the next message reads the conversation as changed.
         adapter.signal?.(conversation, { type: 'typing', on: false });
         if (drafts.length > 0)
           metrics.sent.inc({ channel: conversation.channel, outcome: 'sent' }, drafts.length);
@@ -401,6 +403,8 @@ export class Engine {
       // harmless since no customer-visible reply exists (and a store call per message cheaper).
       replies = drafts.length === 0 ? [] : await store.recordReplies(conversation.id, message.id, drafts);
       await this.#announce(conversation.id, replies);
+      if (sessionState) await store.updateConversation(conversation.id, { sessionState });
+      if (handoff) conversation = await this.#setStatus(conversation, 'handoff', message.seq);
     }
 
     try {

@@ -26,7 +26,7 @@ export type BotMode =
   | { kind: 'garbage' }
   | { kind: 'wrong-shape' }
   | { kind: 'huge' }
-  | { kind: 'handoff' };
+  | { kind: 'handoff'; delayMs?: number };
 
 export class FakeBot {
   readonly calls: BotCall[] = [];
@@ -99,6 +99,7 @@ export class FakeBot {
           res.end(JSON.stringify({ replies: [{ text: 'x'.repeat(9_000) }], padding: 'y'.repeat(400_000) }));
           return;
         case 'handoff':
+          if (mode.delayMs) await new Promise((resolve) => setTimeout(resolve, mode.delayMs));
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ replies: [{ text: 'A human will take over.' }], handoff: true }));
           return;

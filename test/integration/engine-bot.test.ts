@@ -170,6 +170,25 @@ describe('handoff', () => {
     const after = await send(conv, 'thanks');
     expect(after.body.replies?.map((r) => r.text)).toEqual(['re: thanks']);
   });
+
+  it('a message queued behind the one that asked for handoff is not passed to the bot', async () => {
+    const conv = await newConversation();
+    bot.script.push({ kind: 'handoff', delayMs: 150 });
+    const callsBefore = bot.calls.length;
+    const first = await send(conv, 'I want a human', { wait: 0 });
+    expect(first.status).toBe(202);
+    // Queued while the bot is still answering the first: the engine takes it right after.
+    const second = await send(conv, 'hello?', { wait: 5 });
+    expect(second.status).toBe(200);
+    expect(second.body.message.processing?.state).toBe('skipped');
+    expect(second.body.replies).toEqual([]);
+    expect(bot.calls.slice(callsBefore).map((c) => c.text)).toEqual(['I want a human']);
+    expect((await messages(conv)).map((m) => [m.type, m.text])).toEqual([
+      ['user', 'I want a human'],
+      ['user', 'hello?'],
+      ['bot', 'A human will take over.'],
+    ]);
+  });
 });
 
 describe('Chatbot API', () => {
