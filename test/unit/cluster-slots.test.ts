@@ -63,12 +63,15 @@ describe('key layout', () => {
 
 const byDigest = new Map(SCRIPTS.map((s) => [createHash('sha1').update(s.lua).digest('hex'), s]));
 
-/** The script a captured EVALSHA or EVAL runs (an EVAL's body starts with its file's header line). */
+/**
+ * The script a captured EVALSHA or EVAL runs. An EVAL's body holds its file's header line
+ * (`-- <name>-<keys>: ...`), after the shared Lua put in front of some scripts.
+ */
 function scriptOf(args: string[]): ScriptSource | undefined {
   const command = args[0]!.toLowerCase();
   if (command === 'evalsha') return byDigest.get(args[1]!);
   if (command === 'eval')
-    return SCRIPTS.find((s) => args[1]!.startsWith(`-- ${s.file.replace(/\.lua$/, '')}:`));
+    return SCRIPTS.find((s) => args[1]!.includes(`-- ${s.file.replace(/\.lua$/, '')}:`));
   return undefined;
 }
 

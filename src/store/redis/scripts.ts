@@ -34,11 +34,20 @@ export interface ScriptSource {
   lua: string;
 }
 
+function read(path: string): string {
+  return readFileSync(new URL(`./lua/${path}`, import.meta.url), 'utf8');
+}
+
+/** Lua shared by several scripts (Redis runs each script alone: they cannot call one another). */
+const LIBS = ['lib/messages.lua'];
+
+/** A script's source, with the shared files it names in a `-- uses <file>` line put in front. */
 function load(name: ScriptName): ScriptSource {
   const numberOfKeys = SCRIPT_KEYS[name];
   const file = `${name}-${numberOfKeys}.lua`;
-  const lua = readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
-  return { name, file, numberOfKeys, lua };
+  const own = read(file);
+  const libs = LIBS.filter((lib) => own.includes(`\n-- uses ${lib}\n`)).map(read);
+  return { name, file, numberOfKeys, lua: [...libs, own].join('\n') };
 }
 
 /** Every script, loaded from disk. */

@@ -22,6 +22,7 @@
 --          except the :w marker on the original while it is unfinished);
 --          {'ok', seq, sessionId, endedSessionId|'', ready} where ready = 1 when the conversation
 --          just became claimable (the caller rings the doorbell).
+-- uses lib/messages.lua
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
 end
@@ -50,12 +51,9 @@ if last and tonumber(ARGV[7]) - tonumber(last) > tonumber(ARGV[6]) then
   redis.call('HSET', KEYS[1], 'sessionId', ARGV[9], 'sessionStartedAt', ARGV[8], 'sessionState', '{}')
 end
 local sid = redis.call('HGET', KEYS[1], 'sessionId')
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local id = ARGV[2]
-redis.call('HSET', KEYS[2], id,
-  '{"seq":' .. seq .. ',"sessionId":' .. cjson.encode(sid) .. ',' .. string.sub(ARGV[3], 2))
-redis.call('ZADD', KEYS[3], seq, id)
-redis.call('HSET', KEYS[1], 'lastMessageAt', ARGV[8], 'lastMessageMs', ARGV[7], 'updatedAt', ARGV[8])
+local seq = store_message(KEYS[1], KEYS[2], KEYS[3], id, sid, ARGV[3])
+touch(KEYS[1], ARGV[8], ARGV[7])
 redis.call('SET', KEYS[7], id, 'EX', ARGV[5])
 local ready = 0
 if queued then

@@ -10,31 +10,8 @@
 -- Returns  {'missing'} when the conversation does not exist;
 --          {'dup', replyIdsJSON} when the guard's replies were recorded before (nothing written);
 --          {'ok', sessionId, seq1, seq2, ...}.
+-- uses lib/messages.lua
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return {'missing'}
 end
-local guard = ARGV[1]
-if guard ~= '' then
-  local prior = redis.call('HGET', KEYS[2], guard .. ':r')
-  if prior then
-    return {'dup', prior}
-  end
-end
-local sid = redis.call('HGET', KEYS[1], 'sessionId')
-local splice = ',"sessionId":' .. cjson.encode(sid) .. ','
-local ids = cjson.decode(ARGV[2])
-local out = {'ok', sid}
-for i = 5, #ARGV do
-  local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-  local id = ids[i - 4]
-  redis.call('HSET', KEYS[2], id, '{"seq":' .. seq .. splice .. string.sub(ARGV[i], 2))
-  redis.call('ZADD', KEYS[3], seq, id)
-  out[#out + 1] = seq
-end
-if guard ~= '' then
-  redis.call('HSET', KEYS[2], guard .. ':r', ARGV[2])
-end
-if #ARGV >= 5 then
-  redis.call('HSET', KEYS[1], 'lastMessageAt', ARGV[4], 'lastMessageMs', ARGV[3], 'updatedAt', ARGV[4])
-end
-return out
+return append_messages(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], 5, ARGV[4], ARGV[3])

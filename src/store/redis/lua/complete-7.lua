@@ -25,32 +25,14 @@
 --          when an accept asked to be told about the message; next is, for code 3, the claim as a
 --          claim-3 tuple {conversation id, token, deliveries, body, processing, reply ids|false,
 --          conversation fields}, and false otherwise.
+-- uses lib/messages.lua
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
   return {0}
 end
 local id = ARGV[3]
 local replies = false
 if ARGV[8] ~= '' then
-  local prior = redis.call('HGET', KEYS[5], id .. ':r')
-  if prior then
-    replies = {'dup', prior}
-  else
-    local sid = redis.call('HGET', KEYS[6], 'sessionId')
-    local splice = ',"sessionId":' .. cjson.encode(sid) .. ','
-    local ids = cjson.decode(ARGV[8])
-    replies = {'ok', sid}
-    for i = 10, #ARGV do
-      local seq = redis.call('HINCRBY', KEYS[6], 'seq', 1)
-      local rid = ids[i - 9]
-      redis.call('HSET', KEYS[5], rid, '{"seq":' .. seq .. splice .. string.sub(ARGV[i], 2))
-      redis.call('ZADD', KEYS[7], seq, rid)
-      replies[#replies + 1] = seq
-    end
-    redis.call('HSET', KEYS[5], id .. ':r', ARGV[8])
-    if #ARGV >= 10 then
-      redis.call('HSET', KEYS[6], 'lastMessageAt', ARGV[7], 'lastMessageMs', ARGV[9], 'updatedAt', ARGV[7])
-    end
-  end
+  replies = append_messages(KEYS[6], KEYS[5], KEYS[7], id, ARGV[8], 10, ARGV[7], ARGV[9])
 end
 if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[5], id) == 1 then
   redis.call('HSET', KEYS[5], id .. ':p', ARGV[4])
