@@ -30,19 +30,11 @@ const CACHE_TTL_MS = 10_000;
 /** Dead letters replayed per storage round trip. */
 const REPLAY_BATCH = 200;
 
-/** A subscription as the API shows it: never the secrets. */
-export interface EndpointView {
-  id: string;
-  url: string;
-  events: EventType[];
-  description: string | null;
-  enabled: boolean;
-  disabledReason: 'gone' | null;
-  /** Until when the secret replaced by the last rotation still signs; `null` when none does. */
-  previousSecretExpiresAt: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
+/**
+ * A subscription as the API shows it: never the secrets, and `previousSecretExpiresAt` only while the
+ * replaced secret still signs (`null` after).
+ */
+export type EndpointView = Omit<EndpointRecord, 'secret' | 'previousSecret'>;
 
 /** A delivery as the API shows it: everything but the body. */
 export interface DeliveryView extends Omit<DeliveryData, 'body' | 'endpointId' | 'lane'>, DeliveryState {
