@@ -222,13 +222,15 @@ class SlackAdapter implements ChannelAdapter {
     });
     // Written after the accept and before the 200: if they fail, Slack retries and the dedupe key
     // turns the retry into a no-op that writes them again.
-    if (ref)
-      await kv.set(messageKey(ref), `${result.message.conversationId} ${result.message.id}`, INDEX_TTL_S);
-    if (inThread) await kv.set(threadKey(inbound.channelRef), result.message.conversationId, INDEX_TTL_S);
+    const { conversationId, id } = result.message;
+    await Promise.all([
+      ref && kv.set(messageKey(ref), `${conversationId} ${id}`, INDEX_TTL_S),
+      inThread && kv.set(threadKey(inbound.channelRef), conversationId, INDEX_TTL_S),
+    ]);
     this.#ctx.logger.debug(
       {
-        conversationId: result.message.conversationId,
-        messageId: result.message.id,
+        conversationId,
+        messageId: id,
         duplicate: result.duplicate,
         retryNum: req.get('x-slack-retry-num'),
       },
