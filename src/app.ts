@@ -10,7 +10,7 @@ import type { GatewayDeps } from './deps.js';
 import { apiRouter } from './http/api/index.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { pageRoutes } from './http/pages.js';
-import { requestId } from './http/request-id.js';
+import { defineRequestLogger, requestId } from './http/request-id.js';
 
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
@@ -18,6 +18,7 @@ export function createApp(deps: GatewayDeps): Express {
   // No ETags: responses are API results that clients do not revalidate, and hashing every body costs.
   app.set('etag', false);
   app.set('trust proxy', false);
+  defineRequestLogger(app.request, deps.logger);
   app.use(requestId(deps.logger));
   // The API first: it is where the traffic is, and no other route lives under /v1.
   app.use('/v1', apiRouter(deps));

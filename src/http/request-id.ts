@@ -3,7 +3,7 @@
  * only when it is short and safe to log), a child logger bound to it, and one log line when it ends.
  */
 import { randomUUID } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 
 /** The header read from callers and always set on responses. */
@@ -20,8 +20,27 @@ export function pathOf(url: string): string {
 }
 
 /**
- * Assigns `req.id` and `req.log`, sets `X-Request-Id` on the response and logs one line per request
- * (method, path without query, status, duration, id). Headers and bodies are never logged.
+ * Gives every request of `app` a `req.log`: a child logger bound to the request's id, made on first
+ * use. Most requests log nothing but their access line, which needs no child of its own; a pino child
+ * serializes (and redacts) its bindings when made, so making one per request was a cost on every call.
+ * The getter sits on the app's request prototype, as Express's own `req.query` does; a request that
+ * never passed {@link requestId} gets the app's logger itself.
+ */
+export function defineRequestLogger(requestPrototype: Request, logger: Logger): void {
+  Object.defineProperty(requestPrototype, 'log', {
+    configurable: true,
+    get(this: Request): Logger {
+      if (this.id === undefined) return logger;
+      const log = logger.child({ reqId: this.id });
+      Object.defineProperty(this, 'log', { value: log, configurable: true, writable: true });
+      return log;
+    },
+  });
+}
+
+/**
+ * Assigns `req.id`, sets `X-Request-Id` on the response and logs one line per request (method, path
+ * without query, status, duration, id). Headers and bodies are never logged.
  */
 export function requestId(logger: Logger): RequestHandler {
   return function requestIdMiddleware(req, res, next) {
@@ -29,12 +48,12 @@ export function requestId(logger: Logger): RequestHandler {
     const id = inbound !== undefined && SAFE_ID.test(inbound) ? inbound : randomUUID();
     const started = process.hrtime.bigint();
     req.id = id;
-    req.log = logger.child({ reqId: id });
     res.setHeader(REQUEST_ID_HEADER, id);
     // `close` also fires for aborted requests, which `finish` would miss; `once` keeps it to one line.
     res.once('close', () => {
-      req.log.info(
+      logger.info(
         {
+          reqId: id,
           method: req.method,
           path: pathOf(req.originalUrl),
           status: res.statusCode,

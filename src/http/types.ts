@@ -6,7 +6,7 @@ declare global {
     interface Request {
       /** The request id (inbound `X-Request-Id` when safe, else generated); echoed in the response. */
       id: string;
-      /** A child logger bound to this request's id. */
+      /** A child logger bound to this request's id, made on first use (see `defineRequestLogger`). */
       log: Logger;
     }
   }
