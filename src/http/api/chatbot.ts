@@ -88,8 +88,7 @@ class LruCache<K, V> {
   }
 }
 
-export function chatbotRoutes(deps: GatewayDeps): Router {
-  const router = Router();
+export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Router {
   const { store, engine, ingest, events } = deps;
 
   const facts = new LruCache<string, ConversationFacts>(FACTS_CACHE_SIZE);

@@ -75,8 +75,7 @@ function drained(res: Response): Promise<void> {
 }
 
 /** Mounts the `/conversations` routes of the `/v1` API. */
-export function conversationRoutes(deps: GatewayDeps): Router {
-  const router = Router();
+export function conversationRoutes(deps: GatewayDeps, router: Router = Router()): Router {
   const { store, events } = deps;
 
   // Ids have a fixed shape; anything else cannot exist, so it is a 404 without a storage round trip.

@@ -45,8 +45,10 @@ export function apiRouter(deps: GatewayDeps): Router {
   router.use(apiKeyAuth(deps.config.apiKeys));
   router.use(requireJsonBody());
   router.use(express.json({ limit: deps.config.BODY_LIMIT_BYTES, type: 'application/json', strict: true }));
-  router.use(chatbotRoutes(deps));
-  router.use(conversationRoutes(deps));
+  // Added to this router rather than mounted as routers of their own: every nested router is one more
+  // dispatch (and its allocations) on every request.
+  chatbotRoutes(deps, router);
+  conversationRoutes(deps, router);
   router.use('/webhooks', webhooksRouter(deps));
   return router;
 }
