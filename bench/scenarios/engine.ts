@@ -10,13 +10,15 @@ import { loadConfig } from '../../config/load.js';
 import { createGateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import type { Bot, BotRequest, BotResponse } from '../../src/pipeline/bot/types.js';
-import { type BenchRow, countRow, load, paced, paired, pairedRow, ratioRow, startBare } from '../lib.js';
+import { type BenchRow, countRow, load, paced, paired, pairedRow, startBare } from '../lib.js';
 
 const KEY = 'bench-api-key-0123456789abcdef';
 const CONNECTIONS = 50;
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONCURRENCY = 32;
 const CONVERSATIONS = 100;
+/** Messages queued for each paired drain round. */
+const DRAIN_MESSAGES = Number(process.env.BENCH_DRAIN_MESSAGES ?? 50_000);
 
 /** A bot that answers nothing and records what it saw, to count duplicates and order violations. */
 class RecordingBot implements Bot {
@@ -207,30 +209,53 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
     .reduce((sum, r) => sum + r.errors + r.non2xx, 0);
   rows.push(countRow('ingest errors and non-2xx', 'count', ingestFailures));
 
-  // Queue drain: the messages just accepted, processed by a no-op bot, vs BullMQ with a no-op worker
-  // draining as many jobs.
-  const drainStart = performance.now();
+  // Everything the ingest rounds accepted, drained by a no-op bot: correctness counts over ~100k
+  // messages that came in through the API.
   await ingest.gw.deps.engine.start();
   await waitUntil(async () => (await ingest.gw.deps.store.pendingCount()) === 0, 300_000);
   const drained = ingestBot.seen.size;
-  const drainRate = drained / ((performance.now() - drainStart) / 1000);
   // Counted by the gateway, after the drain: a pending count read before the last in-flight accepts
   // landed would undercount (and made this row negative).
   const ingestAccepted = sumOf(await ingest.gw.deps.metrics.accepted.get());
   await ingest.gw.stop();
-  const bullRate = await bullmqDrain(redisUrl, 'bench-bull', drained);
+
+  // Drain speed in paired rounds: the same number of queued messages (no-op bot) and BullMQ jobs
+  // (no-op worker), each side on a fresh queue, run next to each other.
+  let drainRound = 0;
+  const drainRounds = await paired(
+    async () => ({ rps: await bullmqDrain(redisUrl, `bench-bull-${drainRound}`, DRAIN_MESSAGES) }),
+    () => engineDrain(redisUrl, `bench-drain-${drainRound++}`, DRAIN_MESSAGES),
+  );
+  const drainBots = drainRounds.rounds.map((r) => r.subject);
   rows.push(
-    ratioRow(
-      `queue drain (${drained} msgs, no-op bot) vs BullMQ no-op worker`,
+    pairedRow(
+      `queue drain (${DRAIN_MESSAGES} msgs over ${CONVERSATIONS} conversations, no-op bot) vs BullMQ no-op worker`,
       'msg/s',
-      drainRate,
-      bullRate,
+      drainRounds,
       1.0,
     ),
   );
-  rows.push(countRow('drain: duplicates seen by the bot', 'count', ingestBot.duplicates));
-  rows.push(countRow('drain: order violations', 'count', ingestBot.orderViolations));
-  rows.push(countRow('drain: lost (accepted, never processed)', 'count', ingestAccepted - drained));
+  rows.push(
+    countRow(
+      `drain: duplicates seen by the bot (${drained} ingested + ${drainBots.length} x ${DRAIN_MESSAGES})`,
+      'count',
+      ingestBot.duplicates + sum(drainBots, (r) => r.bot.duplicates),
+    ),
+  );
+  rows.push(
+    countRow(
+      'drain: order violations',
+      'count',
+      ingestBot.orderViolations + sum(drainBots, (r) => r.bot.orderViolations),
+    ),
+  );
+  rows.push(
+    countRow(
+      'drain: lost (accepted, never processed)',
+      'count',
+      ingestAccepted - drained + sum(drainBots, (r) => r.lost),
+    ),
+  );
 
   // End to end: ingest, bot, reply stored; the rate of fully processed messages, one request each.
   // Each round on a gateway of its own, drained before the next round starts.
@@ -287,6 +312,34 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
 
 function sum<T>(items: T[], of: (item: T) => number): number {
   return items.reduce((total, item) => total + of(item), 0);
+}
+
+/**
+ * Queues `messages` over {@link CONVERSATIONS} conversations with the engine off (straight through the
+ * ingest service: this measures the drain, not HTTP), then starts the engine and times the drain.
+ */
+async function engineDrain(redisUrl: string, prefix: string, messages: number) {
+  const bot = new RecordingBot();
+  const { gw, url } = await gateway(redisUrl, prefix, bot, false);
+  const conversations = await sessions(url, CONVERSATIONS);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 200 }, async () => {
+      for (let i = next++; i < messages; i = next++) {
+        await gw.deps.ingest.acceptInto({ id: conversations[i % CONVERSATIONS]! }, 'api', `client:d-${i}`, {
+          type: 'user',
+          direction: 'inbound',
+          text: `message ${i}`,
+        });
+      }
+    }),
+  );
+  const start = performance.now();
+  await gw.deps.engine.start();
+  await waitUntil(async () => (await gw.deps.store.pendingCount()) === 0, 300_000);
+  const rate = bot.seen.size / ((performance.now() - start) / 1000);
+  await gw.stop();
+  return { rps: rate, bot, lost: messages - bot.seen.size };
 }
 
 /** Runs the full flow under load and waits until every accepted message has been answered. */
