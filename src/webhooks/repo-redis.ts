@@ -14,10 +14,10 @@
  * ```
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import type { Page } from '../core/store.js';
 import { createRedisClient, type RedisClient, waitReady } from '../store/redis/connection.js';
+import { defineScripts, loadScripts, type ScriptRun } from '../store/redis/scripts.js';
 import {
   type DeliveryClaim,
   type DeliveryData,
@@ -32,12 +32,8 @@ import {
   type WebhookRepo,
 } from './repo.js';
 
-const SCRIPTS = {
-  enqueue: { file: 'enqueue-4.lua', keys: 4 },
-  claim: { file: 'claim-2.lua', keys: 2 },
-  finish: { file: 'finish-5.lua', keys: 5 },
-} as const;
-type ScriptName = keyof typeof SCRIPTS;
+/** The repository's scripts (`lua/<name>-<numkeys>.lua`), loaded by the store's loader. */
+const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), { enqueue: 4, claim: 2, finish: 5 });
 
 /** Ids are deleted in batches of this size, so one call never blocks Redis for long. */
 const BATCH = 500;
@@ -63,24 +59,20 @@ class EndpointKeys {
   }
 }
 
-type Runner = (...args: Array<string | number>) => Promise<unknown>;
-
 export class RedisWebhookRepo implements WebhookRepo {
   readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #prefix: string;
   readonly #endpointsKey: string;
   readonly #now: () => number;
+  readonly #run: ScriptRun<'enqueue' | 'claim' | 'finish'>;
 
   private constructor(redis: RedisClient, prefix: string, now: () => number) {
     this.#redis = redis;
     this.#prefix = prefix;
     this.#endpointsKey = `${prefix}:wh:endpoints`;
     this.#now = now;
-    for (const [name, { file, keys }] of Object.entries(SCRIPTS)) {
-      const lua = readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
-      redis.defineCommand(`switchboard_wh_${name}`, { lua, numberOfKeys: keys });
-    }
+    this.#run = defineScripts(redis, SCRIPTS, 'switchboard_wh');
   }
 
   /** Connects to `url` and waits until Redis answers (at most `readyTimeoutMs`). */
@@ -99,11 +91,6 @@ export class RedisWebhookRepo implements WebhookRepo {
       throw err;
     }
     return new RedisWebhookRepo(redis, prefix, opts.now ?? Date.now);
-  }
-
-  #run(name: ScriptName, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    const command = (this.#redis as unknown as Record<string, Runner>)[`switchboard_wh_${name}`]!;
-    return command.call(this.#redis, ...keys, ...args);
   }
 
   #keys(endpointId: string): EndpointKeys {

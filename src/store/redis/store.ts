@@ -58,7 +58,7 @@ import {
   waitReady,
 } from './connection.js';
 import { type ConversationKeys, KeyLayout } from './keys.js';
-import { defineScripts, type ScriptRun } from './scripts.js';
+import { defineScripts, SCRIPTS, type ScriptRun } from './scripts.js';
 
 /** Doorbell rings kept while no worker listens: enough to wake every process, small enough to ignore. */
 const BELL_CAP = 128;
@@ -224,9 +224,9 @@ export class RedisStore implements Store {
   constructor(options: RedisStoreOptions) {
     this.#redis = options.redis;
     this.#keys = new KeyLayout(options.keyPrefix, options.partitions);
-    this.#run = defineScripts(options.redis);
+    this.#run = defineScripts(options.redis, SCRIPTS, 'switchboard');
     this.#acceptor = duplicateClient(options.redis, 'pipelined');
-    this.#runAccept = defineScripts(this.#acceptor);
+    this.#runAccept = defineScripts(this.#acceptor, SCRIPTS, 'switchboard');
     watchConnection(this.#acceptor, 'accept', options.logger);
     this.#pendingLimit = Math.ceil(options.maxPending / options.partitions);
     this.#retryAfterS = options.retryAfterS;
