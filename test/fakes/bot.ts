@@ -20,7 +20,7 @@ export interface BotCall {
 }
 
 export type BotMode =
-  | { kind: 'echo'; delayMs?: number | (() => number) }
+  | { kind: 'echo'; delayMs?: number | ((call: BotCall) => number) }
   | { kind: 'status'; status: number; retryAfter?: string }
   | { kind: 'hang' }
   | { kind: 'garbage' }
@@ -57,7 +57,7 @@ export class FakeBot {
         res.writeHead(401).end();
         return;
       }
-      this.calls.push({
+      const call: BotCall = {
         webhookId: String(req.headers['webhook-id']),
         conversationId: payload.message.conversationId,
         messageId: payload.message.id,
@@ -65,11 +65,12 @@ export class FakeBot {
         text: payload.message.text,
         historySize: payload.history.length,
         at: Date.now(),
-      });
+      };
+      this.calls.push(call);
       const mode = this.script.shift() ?? this.mode;
       switch (mode.kind) {
         case 'echo': {
-          const delay = typeof mode.delayMs === 'function' ? mode.delayMs() : (mode.delayMs ?? 0);
+          const delay = typeof mode.delayMs === 'function' ? mode.delayMs(call) : (mode.delayMs ?? 0);
           if (delay > 0) await new Promise((r) => setTimeout(r, delay));
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(JSON.stringify({ replies: [{ text: `re: ${payload.message.text}` }] }));

@@ -214,6 +214,36 @@ describe('Chatbot API', () => {
     await eventually(async () => (await messages(conv)).some((m) => m.replyTo === id));
   });
 
+  it('acks without waiting for the bot, and a slow conversation does not hold up another (SPEC §4.3, §4.5)', async () => {
+    // A gateway whose bot timeout leaves room for a slow but healthy bot.
+    const g = await startGateway({ BOT_URL: bot.url, BOT_SECRET, BOT_TIMEOUT_MS: '5000' });
+    try {
+      const slow = await newConversation(g);
+      const fast = await newConversation(g);
+      bot.mode = { kind: 'echo', delayMs: (call) => (call.conversationId === slow ? 400 : 0) };
+      // Three messages queue in the slow conversation: 1.2 s of bot time, one at a time.
+      for (const text of ['s1', 's2', 's3']) {
+        const queued = await send(slow, text, { wait: 0 }, g);
+        expect(queued.status).toBe(202);
+        expect(queued.body.status).toBe('queued');
+      }
+      await eventually(() => bot.calls.some((c) => c.conversationId === slow));
+      const answered = await send(fast, 'f1', { wait: 5 }, g);
+      expect(answered.status).toBe(200);
+      expect(answered.body.replies?.map((r) => r.text)).toEqual(['re: f1']);
+      // Answered while the slow conversation still had work waiting.
+      expect((await messages(slow, g)).filter((m) => m.type === 'bot').length).toBeLessThan(3);
+      await eventually(async () => (await messages(slow, g)).filter((m) => m.type === 'bot').length === 3);
+      expect((await messages(slow, g)).filter((m) => m.type === 'bot').map((m) => m.text)).toEqual([
+        're: s1',
+        're: s2',
+        're: s3',
+      ]);
+    } finally {
+      await g.stop();
+    }
+  });
+
   it('refuses bad requests with problem+json and stores nothing', async () => {
     const conv = await newConversation();
     const missingText = await gw.api('/v1/messages', { method: 'POST', json: { conversationId: conv } });
