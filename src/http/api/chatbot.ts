@@ -7,9 +7,10 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { GatewayError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
-import type { ChannelName, Conversation, Message } from '../../core/model.js';
+import type { ChannelName, Message } from '../../core/model.js';
 import type { GatewayDeps } from '../../deps.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
+import { conversationOr404, createConversation, notFound } from './lookup.js';
 import { parseInput } from './schemas.js';
 
 const meta = z.record(z.string(), z.unknown());
@@ -92,18 +93,11 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
   const { store, engine, ingest, events } = deps;
 
   const facts = new LruCache<string, ConversationFacts>(FACTS_CACHE_SIZE);
-  const notFound = (id: string) => new GatewayError('GW_ERR_NOT_FOUND', `Conversation ${id} not found`);
-
-  const conversationOr404 = async (id: string): Promise<Conversation> => {
-    const conversation = await store.getConversation(id);
-    if (!conversation) throw notFound(id);
-    return conversation;
-  };
 
   const factsOr404 = async (id: string): Promise<ConversationFacts> => {
     const cached = facts.get(id);
     if (cached) return cached;
-    const conversation = await conversationOr404(id);
+    const conversation = await conversationOr404(store, id);
     const known = {
       channel: conversation.channel,
       userName: conversation.participants.find((p) => p.role === 'user')?.name,
@@ -115,7 +109,7 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
   router.post('/sessions', async (req, res) => {
     const body = parseInput(sessionBody, req.body ?? {});
     if (deps.lifecycle.draining) throw new GatewayError('GW_ERR_SHUTTING_DOWN', undefined, { retryAfter: 1 });
-    const conversation = await store.createConversation({
+    const conversation = await createConversation(deps, {
       channel: 'api',
       participants: [
         {
@@ -126,12 +120,6 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
         },
       ],
       meta: body.meta,
-    });
-    await events.emit({
-      type: 'conversation.created',
-      conversationId: conversation.id,
-      seq: 0,
-      conversation,
     });
     await events.emit({
       type: 'session.started',
@@ -171,7 +159,7 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
       .catch((err: unknown) => {
         if (!(err instanceof GatewayError && err.code === 'GW_ERR_NOT_FOUND')) throw err;
         facts.delete(conversationId);
-        throw notFound(conversationId);
+        throw notFound('Conversation', conversationId);
       });
     const { message } = result;
     const processed = waitMs > 0 && (await engine.waitForProcessed(conversationId, message.id, waitMs));
@@ -196,7 +184,7 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
 
   router.post('/conversations/:id/send', async (req, res) => {
     const body = parseInput(sendBody, req.body ?? {});
-    const conversation = await conversationOr404(req.params.id);
+    const conversation = await conversationOr404(store, req.params.id);
     const message = await engine.sendOutbound(conversation, body);
     res.status(201).json(message);
   });

@@ -7,12 +7,10 @@
 import { type Response, Router } from 'express';
 import { z } from 'zod';
 import { detectEntities } from '../../core/entities.js';
-import { GatewayError } from '../../core/errors.js';
 import { isId, newId } from '../../core/ids.js';
 import {
   CHANNELS,
   CONVERSATION_STATUSES,
-  type Conversation,
   type Direction,
   MESSAGE_TYPES,
   type Message,
@@ -20,6 +18,7 @@ import {
 } from '../../core/model.js';
 import type { MessagePatch, Store } from '../../core/store.js';
 import type { GatewayDeps } from '../../deps.js';
+import { conversationOr404, createConversation, notFound } from './lookup.js';
 import { listQuerySchema, MAX_TAKE, parseListQuery } from './query.js';
 import {
   createConversationSchema,
@@ -43,10 +42,6 @@ const conversationListQuery = listQuerySchema({
   status: z.enum(CONVERSATION_STATUSES).optional(),
 });
 const messageListQuery = listQuerySchema({ type: z.enum(MESSAGE_TYPES).optional() });
-
-function notFound(kind: 'Conversation' | 'Message', id: string): GatewayError {
-  return new GatewayError('GW_ERR_NOT_FOUND', `${kind} ${id} not found`);
-}
 
 /** The seq of the newest message, which conversation events carry (0 when there is none). */
 async function lastSeq(store: Store, conversationId: string): Promise<number> {
@@ -78,12 +73,6 @@ function drained(res: Response): Promise<void> {
 export function conversationRoutes(deps: GatewayDeps, router: Router = Router()): Router {
   const { store, events } = deps;
 
-  // Ids have a fixed shape; anything else cannot exist, so it is a 404 without a storage round trip.
-  const conversationOr404 = async (id: string): Promise<Conversation> => {
-    const conversation = isId(id, 'conv') ? await store.getConversation(id) : null;
-    if (!conversation) throw notFound('Conversation', id);
-    return conversation;
-  };
   const messageOr404 = async (conversationId: string, id: string): Promise<Message> => {
     const message =
       isId(conversationId, 'conv') && isId(id, 'msg') ? await store.getMessage(conversationId, id) : null;
@@ -93,16 +82,10 @@ export function conversationRoutes(deps: GatewayDeps, router: Router = Router())
 
   router.post('/conversations', async (req, res) => {
     const body = parseInput(createConversationSchema, req.body ?? {});
-    const conversation = await store.createConversation({
+    const conversation = await createConversation(deps, {
       channel: body.channel,
       participants: body.participants?.map((p) => ({ ...p, id: p.id ?? newId('part') })),
       meta: body.meta,
-    });
-    await events.emit({
-      type: 'conversation.created',
-      conversationId: conversation.id,
-      seq: 0,
-      conversation,
     });
     res.status(201).location(`/v1/conversations/${conversation.id}`).json(conversation);
   });
@@ -113,7 +96,7 @@ export function conversationRoutes(deps: GatewayDeps, router: Router = Router())
   });
 
   router.get('/conversations/:id', async (req, res) => {
-    res.json(await conversationOr404(req.params.id));
+    res.json(await conversationOr404(store, req.params.id));
   });
 
   router.patch('/conversations/:id', async (req, res) => {
@@ -132,7 +115,7 @@ export function conversationRoutes(deps: GatewayDeps, router: Router = Router())
   });
 
   router.delete('/conversations/:id', async (req, res) => {
-    const conversation = await conversationOr404(req.params.id);
+    const conversation = await conversationOr404(store, req.params.id);
     const seq = await lastSeq(store, conversation.id);
     if (!(await store.deleteConversation(conversation.id))) throw notFound('Conversation', conversation.id);
     await events.emit({ type: 'conversation.deleted', conversationId: conversation.id, seq, conversation });
@@ -141,13 +124,13 @@ export function conversationRoutes(deps: GatewayDeps, router: Router = Router())
 
   router.get('/conversations/:id/messages', async (req, res) => {
     const query = parseListQuery(messageListQuery, req.query);
-    const conversation = await conversationOr404(req.params.id);
+    const conversation = await conversationOr404(store, req.params.id);
     res.json(await store.listMessages(conversation.id, query));
   });
 
   router.post('/conversations/:id/messages', async (req, res) => {
     const body = parseInput(createMessageSchema, req.body ?? {});
-    const conversation = await conversationOr404(req.params.id);
+    const conversation = await conversationOr404(store, req.params.id);
     const message = await store.appendMessage(conversation.id, {
       ...body,
       direction: DIRECTION_OF[body.type],
@@ -200,7 +183,7 @@ export function conversationRoutes(deps: GatewayDeps, router: Router = Router())
 
   router.get('/conversations/:id/export', async (req, res) => {
     const { format } = parseInput(exportQuerySchema, req.query);
-    const conversation = await conversationOr404(req.params.id);
+    const conversation = await conversationOr404(store, req.params.id);
     const page = (cursor?: string) =>
       store.listMessages(conversation.id, { take: MAX_TAKE, order: 'asc', cursor });
     const jsonl = format === 'jsonl';

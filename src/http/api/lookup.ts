@@ -1,0 +1,30 @@
+/**
+ * @module What the `/v1` route files share: the 404 for a missing conversation or message, looking a
+ * conversation up by id, and creating one together with its `conversation.created` event.
+ */
+import { GatewayError } from '../../core/errors.js';
+import { isId } from '../../core/ids.js';
+import type { Conversation } from '../../core/model.js';
+import type { NewConversation } from '../../core/store.js';
+import type { GatewayDeps } from '../../deps.js';
+
+export function notFound(kind: 'Conversation' | 'Message', id: string): GatewayError {
+  return new GatewayError('GW_ERR_NOT_FOUND', `${kind} ${id} not found`);
+}
+
+/** The conversation `id`, or a 404. Ids have a fixed shape: any other is a 404 without a storage round trip. */
+export async function conversationOr404(store: GatewayDeps['store'], id: string): Promise<Conversation> {
+  const conversation = isId(id, 'conv') ? await store.getConversation(id) : null;
+  if (!conversation) throw notFound('Conversation', id);
+  return conversation;
+}
+
+/** Creates a conversation and announces it. */
+export async function createConversation(
+  { store, events }: Pick<GatewayDeps, 'store' | 'events'>,
+  input: NewConversation,
+): Promise<Conversation> {
+  const conversation = await store.createConversation(input);
+  await events.emit({ type: 'conversation.created', conversationId: conversation.id, seq: 0, conversation });
+  return conversation;
+}
