@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 
 /** Script names with their key count. */
-export const SCRIPT_KEYS = {
+const SCRIPT_KEYS = {
   create: 1,
   accept: 7,
   append: 3,
@@ -56,7 +56,7 @@ export function loadScripts<N extends string>(dir: URL, keys: Record<N, number>)
 /** The store's scripts, loaded from disk. */
 export const SCRIPTS: readonly ScriptSource[] = loadScripts(new URL('./lua/', import.meta.url), SCRIPT_KEYS);
 
-export type ScriptArg = string | number;
+type ScriptArg = string | number;
 type ScriptRunner = (...args: ScriptArg[]) => Promise<unknown>;
 /** Runs one script by name with its keys and arguments. */
 export type ScriptRun<N extends string = ScriptName> = (
