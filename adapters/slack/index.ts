@@ -14,6 +14,7 @@ import {
   type Conversation,
   defineAdapter,
   detectEntities,
+  extend,
   isGatewayError,
   type Message,
   type SendResult,
@@ -216,10 +217,9 @@ class SlackAdapter implements ChannelAdapter {
       return;
     }
     const name = await this.#userName(decision.team, decision.userId);
-    const result = await this.#ctx.ingest.accept({
-      ...inbound,
-      from: { ...inbound.from, ...(name ? { name } : {}) },
-    });
+    const result = await this.#ctx.ingest.accept(
+      name ? extend(inbound, { from: extend(inbound.from, { name }) }) : inbound,
+    );
     // Written after the accept and before the 200: if they fail, Slack retries and the dedupe key
     // turns the retry into a no-op that writes them again.
     const { conversationId, id } = result.message;

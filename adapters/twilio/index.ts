@@ -139,7 +139,7 @@ export function createTwilioAdapter(
     try {
       const result = await ctx.ingest.accept(mapped.value);
       logger.debug(
-        { ...fields, conversationId: result.message.conversationId, duplicate: result.duplicate },
+        { conversationId: result.message.conversationId, duplicate: result.duplicate, ...fields },
         'Twilio message accepted',
       );
     } catch (err) {
@@ -176,7 +176,7 @@ export function createTwilioAdapter(
     for (const channel of channels) {
       const result = await ctx.delivery.report(channel, update.messageSid, update.status, update.error);
       if (result.found) {
-        logger.debug({ ...fields, status: update.status, changed: result.changed }, 'Twilio status recorded');
+        logger.debug({ status: update.status, changed: result.changed, ...fields }, 'Twilio status recorded');
         return;
       }
     }

@@ -2,6 +2,7 @@
  * @module Domain events. The core emits one event after each successful change; sinks (metrics,
  * outbound webhooks to CRMs) subscribe. Emitting never throws into the caller.
  */
+import { extend } from './extend.js';
 import type { Conversation, Message } from './model.js';
 
 export const EVENT_TYPES = [
@@ -90,7 +91,7 @@ export class EventHub {
   }
 
   async #run(event: EmitInput): Promise<void> {
-    const full: DomainEvent = { ...event, at: event.at ?? new Date().toISOString() };
+    const full: DomainEvent = extend(event, { at: event.at ?? new Date().toISOString() });
     for (const listener of this.#listeners) {
       try {
         await listener(full);

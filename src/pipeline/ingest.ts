@@ -8,6 +8,7 @@ import type { AcceptOptions, InboundMessage, Ingest, IngestResult } from '../cor
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
+import { extend } from '../core/extend.js';
 import type { ChannelName, Conversation, Participant } from '../core/model.js';
 import type { AcceptResult, NewMessage, Store } from '../core/store.js';
 import type { Lifecycle } from '../deps.js';
@@ -86,17 +87,16 @@ export class IngestService implements Ingest {
   }
 
   #acceptInbound(conversationId: string, inbound: InboundMessage): Promise<AcceptResult> {
-    const { type = 'user', ...content } = inbound.message;
+    const { message } = inbound;
     return this.acceptInto(
       { id: conversationId },
       inbound.channel,
       inbound.dedupeKey,
-      {
-        ...content,
-        type,
-        direction: 'inbound',
-        name: content.name ?? inbound.from.name,
-      },
+      extend(message, {
+        type: message.type ?? 'user',
+        direction: 'inbound' as const,
+        name: message.name ?? inbound.from.name,
+      }),
       { skipQueue: inbound.skipBot === true },
     );
   }
@@ -132,7 +132,7 @@ export class IngestService implements Ingest {
         sessionIdleS: this.#config.SESSION_IDLE_S,
         skipQueue: options.skipQueue === true,
         notify: options.notify === true,
-        message: { ...message, entities: message.entities ?? detectEntities(message.text) },
+        message: extend(message, { entities: message.entities ?? detectEntities(message.text) }),
       });
       if (result.duplicate) {
         this.#metrics.duplicates.inc({ channel });

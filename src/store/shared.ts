@@ -3,6 +3,7 @@
  * embedded and Redis stores cannot drift apart on semantics the contract suite checks.
  */
 import { GatewayError } from '../core/errors.js';
+import { extend } from '../core/extend.js';
 import { newId } from '../core/ids.js';
 import {
   type Conversation,
@@ -130,14 +131,13 @@ function upsertParticipants(list: Participant[], patch: Participant[] | undefine
 }
 
 export function applyConversationPatch(c: Conversation, patch: ConversationPatch, at: string): Conversation {
-  return {
-    ...c,
+  return extend(c, {
     status: patch.status ?? c.status,
     meta: mergeMeta(c.meta, patch.meta),
     participants: upsertParticipants(c.participants, patch.participants),
     sessionState: patch.sessionState ?? c.sessionState,
     updatedAt: at,
-  };
+  });
 }
 
 /**
@@ -151,20 +151,21 @@ export function withoutReplyIds(p: Processing): Processing {
 
 /** The patched message; its `processing` carries no reply ids (see {@link withoutReplyIds}). */
 export function applyMessagePatch(m: Message, patch: MessagePatch, at: string): Message {
-  return compact({
-    ...m,
-    text: patch.text ?? m.text,
-    name: patch.name ?? m.name,
-    description: patch.description ?? m.description,
-    meta: mergeMeta(m.meta, patch.meta),
-    entities: patch.entities ?? m.entities,
-    attachments: patch.attachments ?? m.attachments,
-    externalId: patch.externalId ?? m.externalId,
-    processing: patch.processing
-      ? withoutReplyIds(patch.processing)
-      : m.processing && withoutReplyIds(m.processing),
-    updatedAt: at,
-  });
+  return compact(
+    extend(m, {
+      text: patch.text ?? m.text,
+      name: patch.name ?? m.name,
+      description: patch.description ?? m.description,
+      meta: mergeMeta(m.meta, patch.meta),
+      entities: patch.entities ?? m.entities,
+      attachments: patch.attachments ?? m.attachments,
+      externalId: patch.externalId ?? m.externalId,
+      processing: patch.processing
+        ? withoutReplyIds(patch.processing)
+        : m.processing && withoutReplyIds(m.processing),
+      updatedAt: at,
+    }),
+  );
 }
 
 /** True while a queued message waits for or is in processing. */
@@ -181,7 +182,7 @@ export function applyDelivery(
 ): Message | null {
   if (m.delivery && !isDeliveryAdvance(m.delivery.status, status)) return null;
   const delivery: Delivery = { status, at, ...(status === 'failed' && error ? { error } : {}) };
-  return { ...m, delivery, updatedAt: at };
+  return extend(m, { delivery, updatedAt: at });
 }
 
 /**
@@ -199,7 +200,7 @@ export function applyDeliveryUpdate(
   if (externalId === undefined || externalId === m.externalId) {
     return stepped && { message: stepped, changed: true };
   }
-  return { message: { ...(stepped ?? m), externalId, updatedAt: at }, changed: stepped !== null };
+  return { message: extend(stepped ?? m, { externalId, updatedAt: at }), changed: stepped !== null };
 }
 
 /** Top-level meta values compared as strings (non-strings by their JSON form); a missing key fails. */

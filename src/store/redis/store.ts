@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { GatewayError, QueueFullError, StoreUnavailableError } from '../../core/errors.js';
+import { extend } from '../../core/extend.js';
 import { newId } from '../../core/ids.js';
 import type { Conversation, DeliveryStatus, Message, Processing } from '../../core/model.js';
 import type {
@@ -153,15 +154,13 @@ function splitMessage(m: Message): { body: string; processing: string | null } {
 
 function toConversation(h: Record<string, string>): Conversation | null {
   if (h.doc === undefined) return null;
-  const doc = JSON.parse(h.doc) as ConversationDoc;
-  return {
-    ...doc,
+  return extend(JSON.parse(h.doc) as ConversationDoc, {
     sessionId: h.sessionId!,
     sessionStartedAt: h.sessionStartedAt!,
     sessionState: JSON.parse(h.sessionState ?? '{}') as Conversation['sessionState'],
     updatedAt: h.updatedAt!,
     lastMessageAt: h.lastMessageAt ?? null,
-  };
+  });
 }
 
 function toClaim([conversationId, token, deliveries, body, processing, replyIds, fields]: ClaimTuple): Claim {
@@ -535,7 +534,7 @@ export class RedisStore implements Store {
       if (!isMessageId(messageId)) return [];
       const at = new Date().toISOString();
       const drafts = replies.map((r) =>
-        draftMessage(conversationId, { ...r, replyTo: r.replyTo ?? messageId }, at),
+        draftMessage(conversationId, extend(r, { replyTo: r.replyTo ?? messageId }), at),
       );
       const reply = await this.#append(conversationId, messageId, drafts, at);
       if (reply[0] === 'missing') return [];
@@ -569,7 +568,11 @@ export class RedisStore implements Store {
       const now = Date.now();
       const at = new Date(now).toISOString();
       const k = this.#keys.conversation(input.conversationId);
-      const draft = draftMessage(input.conversationId, { ...input.message, direction: 'inbound' }, at);
+      const draft = draftMessage(
+        input.conversationId,
+        extend(input.message, { direction: 'inbound' as const }),
+        at,
+      );
       const processing: Processing = { state: 'queued', attempts: 0, at };
       const reply = (await this.#runAccept(
         'accept',
@@ -611,7 +614,10 @@ export class RedisStore implements Store {
         case 'ok': {
           const [, seq, sessionId, ended, ready] = reply;
           if (ready === 1) this.#ring();
-          const message: Message = { ...draft, seq, sessionId, ...(input.skipQueue ? {} : { processing }) };
+          const message: Message = extend(
+            draft,
+            input.skipQueue ? { seq, sessionId } : { seq, sessionId, processing },
+          );
           return {
             message,
             duplicate: false,
@@ -693,9 +699,9 @@ export class RedisStore implements Store {
       const k = this.#keys.conversation(claim.conversationId);
       const now = Date.now();
       const at = new Date(now).toISOString();
-      const processing: Processing | undefined = outcome && { ...outcome, at };
+      const processing: Processing | undefined = outcome && extend(outcome, { at });
       const drafts = replies?.map((r) =>
-        draftMessage(claim.conversationId, { ...r, replyTo: r.replyTo ?? claim.message.id }, at),
+        draftMessage(claim.conversationId, extend(r, { replyTo: r.replyTo ?? claim.message.id }), at),
       );
       const reply = (await this.#run(
         'complete',
