@@ -2,7 +2,7 @@
  * Benchmark helpers. Every figure is reported as a ratio against a baseline measured in the same run,
  * because absolute numbers on shared machines mean little.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import express from 'express';
@@ -36,7 +36,7 @@ export interface LoadResult {
 }
 
 /** A bare Express 5 endpoint that parses the same kind of body: the baseline for ingest figures. */
-export async function startBare(): Promise<{ url: string; close(): Promise<void> }> {
+export async function startBare(): Promise<{ url: string; server: Server; close(): Promise<void> }> {
   const app = express();
   app.use(express.json({ limit: '1mb' }));
   app.use(express.urlencoded({ extended: false, limit: '1mb' }));
@@ -49,6 +49,7 @@ export async function startBare(): Promise<{ url: string; close(): Promise<void>
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    server,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }
@@ -209,6 +210,37 @@ export async function paced(opts: Omit<LoadOptions, 'method'> & { rate: number }
   };
   histogram.destroy();
   return result;
+}
+
+/**
+ * Runs `work` while timing, inside the server, every request `server` handles: from the request
+ * event to the response's last byte handed to the socket. Set beside the latency the client saw, it
+ * tells the server's own share from the time spent in the load generator, the event loop's queue and
+ * the machine.
+ */
+export async function withServerTiming<T>(
+  server: Server,
+  work: () => Promise<T>,
+): Promise<{ result: T; serverP50: number; serverP99: number }> {
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000 });
+  const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
+    const start = performance.now();
+    res.once('finish', () => {
+      histogram.recordValue(Math.max(1, Math.round((performance.now() - start) * 1000)));
+    });
+  };
+  server.prependListener('request', onRequest);
+  try {
+    const result = await work();
+    return {
+      result,
+      serverP50: histogram.getValueAtPercentile(50) / 1000,
+      serverP99: histogram.getValueAtPercentile(99) / 1000,
+    };
+  } finally {
+    server.off('request', onRequest);
+    histogram.destroy();
+  }
 }
 
 export function ratioRow(
