@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import autocannon from 'autocannon';
 import express from 'express';
 import * as hdr from 'hdr-histogram-js';
@@ -241,6 +242,35 @@ export async function withServerTiming<T>(
     server.off('request', onRequest);
     histogram.destroy();
   }
+}
+
+/** An open-loop load of API message bodies, described in data so it can cross to a worker thread. */
+export interface MessageLoad {
+  url: string;
+  headers: Record<string, string>;
+  conversations: string[];
+  /** Prefix of each body's `clientMessageId`; unique per run, so no message repeats. */
+  idPrefix: string;
+  rate: number;
+  connections: number;
+  durationS: number;
+}
+
+/**
+ * {@link paced} with the load generator on a worker thread. In the servers' own event loop its timers
+ * would wait behind the server's work and the server's replies behind its bursts of requests, a
+ * coupling no real caller has, which inflates the tail of a server that waits on I/O far more than
+ * that of one that answers at once.
+ */
+export function pacedOffThread(spec: MessageLoad): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./paced-worker.js', import.meta.url), { workerData: spec });
+    worker.once('message', (result: LoadResult) => resolve(result));
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`the load worker exited with code ${code}`));
+    });
+  });
 }
 
 export function ratioRow(

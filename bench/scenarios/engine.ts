@@ -16,7 +16,7 @@ import {
   countRow,
   type LoadResult,
   load,
-  paced,
+  pacedOffThread,
   paired,
   pairedRow,
   startBare,
@@ -154,29 +154,43 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
 
   // Baseline: a bare Express 5 endpoint parsing the same JSON body, run next to each gateway run.
   const bare = await startBare();
-  const bareRequests = messageRequests(Array.from({ length: CONVERSATIONS }, (_, i) => `conv_${i}`));
+  const bareConversations = Array.from({ length: CONVERSATIONS }, (_, i) => `conv_${i}`);
   const bareTarget = {
     url: `${bare.url}/bare`,
     headers: { 'content-type': 'application/json' },
-    request: bareRequests,
+    request: messageRequests(bareConversations),
     connections: CONNECTIONS,
     durationS: DURATION_S,
   };
-  const bareRun = (rate?: number) => (rate ? paced({ ...bareTarget, rate }) : load(bareTarget));
+  // Latency rounds: each run's bodies get ids of their own, so no message repeats.
+  let pacedRuns = 0;
+  const pacedRun = (target: typeof bareTarget, conversations: string[], rate: number) =>
+    pacedOffThread({
+      url: target.url,
+      headers: target.headers,
+      conversations,
+      idPrefix: `paced-${pacedRuns++}-`,
+      rate,
+      connections: CONNECTIONS,
+      durationS: DURATION_S,
+    });
+  const bareRun = (rate?: number) =>
+    rate ? pacedRun(bareTarget, bareConversations, rate) : load(bareTarget);
 
   // Ingest only: accept (dedupe + store + enqueue in Redis) with the engine off. One request generator
   // for every round, so no message id repeats.
   const ingestBot = new RecordingBot();
   const ingest = await gateway(redisUrl, 'bench-ingest', ingestBot, false);
-  const ingestRequests = messageRequests(await sessions(ingest.url, CONVERSATIONS));
+  const ingestConversations = await sessions(ingest.url, CONVERSATIONS);
   const ingestTarget = {
     url: `${ingest.url}/v1/messages`,
     headers,
-    request: ingestRequests,
+    request: messageRequests(ingestConversations),
     connections: CONNECTIONS,
     durationS: DURATION_S,
   };
-  const ingestRun = (rate?: number) => (rate ? paced({ ...ingestTarget, rate }) : load(ingestTarget));
+  const ingestRun = (rate?: number) =>
+    rate ? pacedRun(ingestTarget, ingestConversations, rate) : load(ingestTarget);
   const ingested = await paired(
     () => bareRun(),
     () => ingestRun(),
