@@ -9,6 +9,7 @@ import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
 import { extend } from '../core/extend.js';
+import { LruCache } from '../core/lru.js';
 import type { ChannelName, Conversation, Participant } from '../core/model.js';
 import type { AcceptResult, NewMessage, Store } from '../core/store.js';
 import type { Lifecycle } from '../deps.js';
@@ -30,7 +31,7 @@ export class IngestService implements Ingest {
    * while the conversation exists, so the only stale entry is one whose conversation was deleted (by
    * any process): the accept then fails with not found, and the entry is dropped and resolved again.
    */
-  readonly #refs = new Map<string, KnownRef>();
+  readonly #refs = new LruCache<string, KnownRef>(REF_CACHE_SIZE);
   readonly #config: AppConfig;
   readonly #events: EventHub;
   readonly #metrics: Metrics;
@@ -56,8 +57,6 @@ export class IngestService implements Ingest {
     const known = this.#refs.get(key);
     if (known?.participants.has(inbound.from.id)) {
       // Most messages come from a customer already in a known conversation: one store call.
-      this.#refs.delete(key);
-      this.#refs.set(key, known);
       try {
         return await this.#acceptInbound(known.conversationId, inbound);
       } catch (err) {
@@ -82,7 +81,10 @@ export class IngestService implements Ingest {
     } else if (!hasParticipant(conv, inbound.from)) {
       conv = (await this.#store.updateConversation(conv.id, { participants: [inbound.from] })) ?? conv;
     }
-    this.#remember(key, conv);
+    this.#refs.set(key, {
+      conversationId: conv.id,
+      participants: new Set(conv.participants.map((p) => p.id)),
+    });
     return this.#acceptInbound(conv.id, inbound);
   }
 
@@ -99,15 +101,6 @@ export class IngestService implements Ingest {
       }),
       { skipQueue: inbound.skipBot === true },
     );
-  }
-
-  #remember(key: string, conversation: Conversation): void {
-    this.#refs.delete(key);
-    this.#refs.set(key, {
-      conversationId: conversation.id,
-      participants: new Set(conversation.participants.map((p) => p.id)),
-    });
-    if (this.#refs.size > REF_CACHE_SIZE) this.#refs.delete(this.#refs.keys().next().value!);
   }
 
   /**

@@ -7,6 +7,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { GatewayError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
+import { LruCache } from '../../core/lru.js';
 import type { ChannelName, Message } from '../../core/model.js';
 import type { GatewayDeps } from '../../deps.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
@@ -58,35 +59,6 @@ const FACTS_CACHE_SIZE = 10_000;
 interface ConversationFacts {
   channel: ChannelName;
   userName: string | undefined;
-}
-
-/** A small least-recently-used map: a Map iterates in insertion order, so the first key is the oldest. */
-class LruCache<K, V> {
-  readonly #max: number;
-  readonly #entries = new Map<K, V>();
-
-  constructor(max: number) {
-    this.#max = max;
-  }
-
-  get(key: K): V | undefined {
-    const value = this.#entries.get(key);
-    if (value !== undefined) {
-      this.#entries.delete(key);
-      this.#entries.set(key, value);
-    }
-    return value;
-  }
-
-  set(key: K, value: V): void {
-    this.#entries.delete(key);
-    this.#entries.set(key, value);
-    if (this.#entries.size > this.#max) this.#entries.delete(this.#entries.keys().next().value!);
-  }
-
-  delete(key: K): void {
-    this.#entries.delete(key);
-  }
 }
 
 export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Router {
