@@ -244,6 +244,19 @@ export async function withServerTiming<T>(
   }
 }
 
+/**
+ * The body of the `i`-th `POST /v1/messages` of a load: the conversations in turn, and a
+ * `clientMessageId` of `idPrefix` and `i`, so a load repeats no message unless it means to.
+ */
+export function messageBody(conversations: readonly string[], idPrefix: string, i: number): string {
+  return JSON.stringify({
+    conversationId: conversations[i % conversations.length],
+    text: `message ${i}`,
+    clientMessageId: `${idPrefix}${i}`,
+    wait: 0,
+  });
+}
+
 /** An open-loop load of API message bodies, described in data so it can cross to a worker thread. */
 export interface MessageLoad {
   url: string;

@@ -1,9 +1,9 @@
 /**
- * The open-loop load of {@link pacedOffThread}, on its own thread: API message bodies over the given
- * conversations, each with a `clientMessageId` made unique by the spec's prefix.
+ * The open-loop load of {@link pacedOffThread}, on its own thread: the API message bodies of
+ * {@link messageBody}.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { type MessageLoad, paced } from './lib.js';
+import { type MessageLoad, messageBody, paced } from './lib.js';
 
 const spec = workerData as MessageLoad;
 let n = 0;
@@ -13,16 +13,6 @@ const result = await paced({
   connections: spec.connections,
   durationS: spec.durationS,
   rate: spec.rate,
-  request: () => {
-    const i = n++;
-    return {
-      body: JSON.stringify({
-        conversationId: spec.conversations[i % spec.conversations.length],
-        text: `message ${i}`,
-        clientMessageId: `${spec.idPrefix}${i}`,
-        wait: 0,
-      }),
-    };
-  },
+  request: () => ({ body: messageBody(spec.conversations, spec.idPrefix, n++) }),
 });
 parentPort!.postMessage(result);

@@ -16,6 +16,7 @@ import {
   countRow,
   type LoadResult,
   load,
+  messageBody,
   pacedOffThread,
   paired,
   pairedRow,
@@ -91,13 +92,7 @@ function messageRequests(conversations: string[], duplicate = false) {
       pending = null;
       return { body };
     }
-    const i = n++;
-    const body = JSON.stringify({
-      conversationId: conversations[i % conversations.length],
-      text: `message ${i}`,
-      clientMessageId: `m-${i}`,
-      wait: 0,
-    });
+    const body = messageBody(conversations, 'm-', n++);
     if (duplicate) pending = body;
     return { body };
   };
