@@ -146,6 +146,16 @@ export function pairedRow(
   return result.rounds.length > 1 ? { ...row, spread: result.spread } : row;
 }
 
+/** A latency histogram: milliseconds in and out, kept in microseconds up to a minute (three digits). */
+function latencies() {
+  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000 });
+  return {
+    record: (ms: number) => histogram.recordValue(Math.max(1, Math.round(ms * 1000))),
+    percentile: (p: number) => histogram.getValueAtPercentile(p) / 1000,
+    destroy: () => histogram.destroy(),
+  };
+}
+
 /**
  * An open-loop load at a fixed rate over `connections` keep-alive connections: request i is due at
  * start + i / rate whether or not earlier ones were answered, and its latency counts from when it was
@@ -157,8 +167,7 @@ export function pairedRow(
 export async function paced(opts: Omit<LoadOptions, 'method'> & { rate: number }): Promise<LoadResult> {
   const target = new URL(opts.url);
   const pool = new Pool(target.origin, { connections: opts.connections, pipelining: 1 });
-  // Microseconds, up to a minute, three significant digits.
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000 });
+  const histogram = latencies();
   const warmup = Math.round(opts.rate);
   const total = warmup + Math.round(opts.rate * opts.durationS);
   const interval = 1000 / opts.rate;
@@ -179,7 +188,7 @@ export async function paced(opts: Omit<LoadOptions, 'method'> & { rate: number }
         await res.body.dump();
         if (res.statusCode < 200 || res.statusCode > 299) non2xx += 1;
         if (!recorded) return;
-        histogram.recordValue(Math.max(1, Math.round((performance.now() - due) * 1000)));
+        histogram.record(performance.now() - due);
         done += 1;
       })
       .catch(() => {
@@ -203,8 +212,8 @@ export async function paced(opts: Omit<LoadOptions, 'method'> & { rate: number }
   await pool.close();
   const result = {
     rps: done / elapsed,
-    p50: histogram.getValueAtPercentile(50) / 1000,
-    p99: histogram.getValueAtPercentile(99) / 1000,
+    p50: histogram.percentile(50),
+    p99: histogram.percentile(99),
     errors,
     non2xx,
     total: done,
@@ -223,11 +232,11 @@ export async function withServerTiming<T>(
   server: Server,
   work: () => Promise<T>,
 ): Promise<{ result: T; serverP50: number; serverP99: number }> {
-  const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000 });
+  const histogram = latencies();
   const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
     const start = performance.now();
     res.once('finish', () => {
-      histogram.recordValue(Math.max(1, Math.round((performance.now() - start) * 1000)));
+      histogram.record(performance.now() - start);
     });
   };
   server.prependListener('request', onRequest);
@@ -235,8 +244,8 @@ export async function withServerTiming<T>(
     const result = await work();
     return {
       result,
-      serverP50: histogram.getValueAtPercentile(50) / 1000,
-      serverP99: histogram.getValueAtPercentile(99) / 1000,
+      serverP50: histogram.percentile(50),
+      serverP99: histogram.percentile(99),
     };
   } finally {
     server.off('request', onRequest);
