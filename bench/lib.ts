@@ -156,6 +156,11 @@ function latencies() {
   };
 }
 
+/** Requests {@link paced} sends before it records: its first second. */
+export function pacedWarmup(rate: number): number {
+  return Math.round(rate);
+}
+
 /**
  * An open-loop load at a fixed rate over `connections` keep-alive connections: request i is due at
  * start + i / rate whether or not earlier ones were answered, and its latency counts from when it was
@@ -168,7 +173,7 @@ export async function paced(opts: Omit<LoadOptions, 'method'> & { rate: number }
   const target = new URL(opts.url);
   const pool = new Pool(target.origin, { connections: opts.connections, pipelining: 1 });
   const histogram = latencies();
-  const warmup = Math.round(opts.rate);
+  const warmup = pacedWarmup(opts.rate);
   const total = warmup + Math.round(opts.rate * opts.durationS);
   const interval = 1000 / opts.rate;
   let errors = 0;
@@ -226,14 +231,18 @@ export async function paced(opts: Omit<LoadOptions, 'method'> & { rate: number }
  * Runs `work` while timing, inside the server, every request `server` handles: from the request
  * event to the response's last byte handed to the socket. Set beside the latency the client saw, it
  * tells the server's own share from the time spent in the load generator, the event loop's queue and
- * the machine.
+ * the machine. The first `skip` requests are not timed: {@link paced} does not record its warm-up
+ * second either ({@link pacedWarmup}), and both figures must cover the same requests.
  */
 export async function withServerTiming<T>(
   server: Server,
   work: () => Promise<T>,
+  skip = 0,
 ): Promise<{ result: T; serverP50: number; serverP99: number }> {
   const histogram = latencies();
+  let seen = 0;
   const onRequest = (_req: IncomingMessage, res: ServerResponse) => {
+    if (seen++ < skip) return;
     const start = performance.now();
     res.once('finish', () => {
       histogram.record(performance.now() - start);

@@ -18,6 +18,7 @@ import {
   load,
   messageBody,
   pacedOffThread,
+  pacedWarmup,
   paired,
   pairedRow,
   startBare,
@@ -210,7 +211,7 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
   const offered = Math.round(saturated.baseline.rps / 2);
   // Each side also timed inside its server, to tell the server's share of the latency from the rest.
   const timedRun = async (server: Server, run: () => Promise<LoadResult>) => {
-    const { result, serverP99 } = await withServerTiming(server, run);
+    const { result, serverP99 } = await withServerTiming(server, run, pacedWarmup(offered));
     return { ...result, serverP99 };
   };
   const atRate = await paired(
