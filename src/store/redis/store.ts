@@ -59,7 +59,8 @@ import {
   waitReady,
 } from './connection.js';
 import { type ConversationKeys, KeyLayout } from './keys.js';
-import { defineScripts, SCRIPTS, type ScriptRun } from './scripts.js';
+import { ReplicaRequirement, type WaitPolicy } from './replication.js';
+import { defineScripts, SCRIPTS, type ScriptName, type ScriptRun } from './scripts.js';
 
 /** Doorbell rings kept while no worker listens: enough to wake every process, small enough to ignore. */
 const BELL_CAP = 128;
@@ -69,6 +70,7 @@ const CAS_ATTEMPTS = 16;
 /** Records read per round trip while a filtered list skips non-matching ones. */
 const SCAN_BATCH = 100;
 const DEFAULT_TIMEOUTS: ClientTimeouts = { commandTimeoutMs: 5_000, connectTimeoutMs: 10_000 };
+const DEFAULT_WAIT: WaitPolicy = { replicas: 'auto', timeoutMs: 500 };
 
 export interface RedisStoreOptions {
   /**
@@ -87,6 +89,11 @@ export interface RedisStoreOptions {
   maxPending: number;
   /** The Retry-After the QueueFullError carries. */
   retryAfterS: number;
+  /**
+   * Replica confirmations (`WAIT`) the writes the gateway acts on need: accepts, claims, completions,
+   * replies and send markers (docs/replication.md). Default: `auto`, 500 ms.
+   */
+  wait?: WaitPolicy;
   logger?: Logger;
 }
 
@@ -208,6 +215,8 @@ export class RedisStore implements Store {
   /** Accepts only, on a connection of their own: see {@link RedisStore.accept}. */
   readonly #acceptor: RedisClient;
   readonly #runAccept: ScriptRun;
+  readonly #mainWait: ReplicaRequirement;
+  readonly #acceptWait: ReplicaRequirement;
   readonly #pendingLimit: number;
   readonly #retryAfterS: number;
   readonly #logger: Logger | undefined;
@@ -227,6 +236,10 @@ export class RedisStore implements Store {
     this.#acceptor = duplicateClient(options.redis, 'pipelined');
     this.#runAccept = defineScripts(this.#acceptor, SCRIPTS, 'switchboard');
     watchConnection(this.#acceptor, 'accept', options.logger);
+    // Per connection: on Sentinel each one finds the master on its own, and during a failover two
+    // connections can be on different servers.
+    this.#mainWait = new ReplicaRequirement(options.redis, options.wait ?? DEFAULT_WAIT, options.logger);
+    this.#acceptWait = new ReplicaRequirement(this.#acceptor, options.wait ?? DEFAULT_WAIT, options.logger);
     this.#pendingLimit = Math.ceil(options.maxPending / options.partitions);
     this.#retryAfterS = options.retryAfterS;
     this.#logger = options.logger;
@@ -255,6 +268,7 @@ export class RedisStore implements Store {
         throw new StoreUnavailableError(err);
       });
       await store.verifyLayout();
+      await Promise.all([store.#mainWait.refresh(), store.#acceptWait.refresh()]);
       return store;
     } catch (err) {
       await store.close();
@@ -551,7 +565,10 @@ export class RedisStore implements Store {
     return guard(async () => {
       if (!isMessageId(messageId)) return false;
       const k = this.#keys.conversation(conversationId);
-      return (await this.#run('claimsend', [k.conv, k.msgs], [messageId])) === 1;
+      const claimed = await this.#durable(this.#redis, this.#mainWait, this.#run, 'claimsend', [k.conv, k.msgs], [
+        messageId,
+      ]);
+      return claimed === 1;
     });
   }
 
@@ -574,7 +591,10 @@ export class RedisStore implements Store {
         at,
       );
       const processing: Processing = { state: 'queued', attempts: 0, at };
-      const reply = (await this.#runAccept(
+      const reply = (await this.#durable(
+        this.#acceptor,
+        this.#acceptWait,
+        this.#runAccept,
         'accept',
         [
           k.conv,
@@ -703,7 +723,11 @@ export class RedisStore implements Store {
       const drafts = replies?.map((r) =>
         draftMessage(claim.conversationId, extend(r, { replyTo: r.replyTo ?? claim.message.id }), at),
       );
-      const reply = (await this.#run(
+      // Replicated before the replies are sent or the next message goes to the bot: see #durable.
+      const reply = (await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
         'complete',
         [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx],
         [
@@ -804,6 +828,8 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#mainWait.close();
+    this.#acceptWait.close();
     for (const done of [...this.#waiters.keys()]) done();
     this.#blocker?.disconnect();
     this.#redisBus.close();
@@ -861,7 +887,10 @@ export class RedisStore implements Store {
 
   #append(conversationId: string, guardId: string, drafts: MessageDraft[], at: string): Promise<AppendReply> {
     const k = this.#keys.conversation(conversationId);
-    return this.#run(
+    return this.#durable(
+      this.#redis,
+      this.#mainWait,
+      this.#run,
       'append',
       [k.conv, k.msgs, k.seqidx],
       [
@@ -872,6 +901,42 @@ export class RedisStore implements Store {
         ...drafts.map((d) => JSON.stringify(d)),
       ],
     ) as Promise<AppendReply>;
+  }
+
+  /**
+   * Runs a script whose effect the gateway acts on (acknowledges, hands to the bot, sends), then `WAIT`s
+   * in the same pipeline, so on the same connection and node, until the replicas it needs have it: a
+   * write the new master lacks after a failover would be a lost message, a seq given twice or a reply
+   * sent twice. Too few confirmations in time: StoreUnavailableError (503 + Retry-After for an accept);
+   * the write may still survive, and dedupe, leases and reply guards make the retry safe.
+   */
+  async #durable(
+    client: RedisClient,
+    wait: ReplicaRequirement,
+    run: ScriptRun,
+    name: ScriptName,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
+    const needed = wait.required(keys[0]!);
+    if (needed === 0) return run(name, keys, args);
+    const pipeline = client.pipeline() as unknown as Record<string, (...a: unknown[]) => unknown> & {
+      wait(n: number, t: number): unknown;
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    pipeline[`switchboard_${name}`]!(...keys, ...args);
+    pipeline.wait(needed, wait.timeoutMs);
+    const replies = await pipeline.exec();
+    const [script, confirmed] = replies ?? [];
+    if (!script || !confirmed) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
+    if (script[0]) throw script[0];
+    if (confirmed[0]) throw confirmed[0];
+    if (Number(confirmed[1]) < needed) {
+      throw new StoreUnavailableError(
+        new Error(`${confirmed[1]} of ${needed} Redis replicas confirmed the write within ${wait.timeoutMs} ms`),
+      );
+    }
+    return script[1];
   }
 
   async #cas(key: string, checks: string[], sets: string[]): Promise<boolean> {
@@ -886,7 +951,10 @@ export class RedisStore implements Store {
     leaseMs: number,
     at: string,
   ): Promise<ClaimReply> {
-    return this.#run(
+    return this.#durable(
+      this.#redis,
+      this.#mainWait,
+      this.#run,
       'claim',
       [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)],
       [leaseMs, share, at, this.#keys.tag(partition), `${owner}:${randomUUID()}`],
