@@ -71,6 +71,24 @@ const CAS_ATTEMPTS = 16;
 const SCAN_BATCH = 100;
 const DEFAULT_TIMEOUTS: ClientTimeouts = { commandTimeoutMs: 5_000, connectTimeoutMs: 10_000 };
 const DEFAULT_WAIT: WaitPolicy = { replicas: 'auto', timeoutMs: 500 };
+/**
+ * How long an idempotent step the bot's answer depends on (a completion, recording replies) is retried
+ * while Redis cannot serve: a failover takes a few seconds, and giving up means asking the bot again.
+ */
+const RETRY_BUDGET_MS = 10_000;
+
+/** Retries `op` while it fails with StoreUnavailableError, backing off, for at most `budgetMs`. */
+async function retrying<T>(op: () => Promise<T>, budgetMs = RETRY_BUDGET_MS): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await guard(op);
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError) || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt)));
+    }
+  }
+}
 
 export interface RedisStoreOptions {
   /**
@@ -550,7 +568,8 @@ export class RedisStore implements Store {
       const drafts = replies.map((r) =>
         draftMessage(conversationId, extend(r, { replyTo: r.replyTo ?? messageId }), at),
       );
-      const reply = await this.#append(conversationId, messageId, drafts, at);
+      // Retried through a failover: the reply guard records them once however often this runs.
+      const reply = await retrying(() => this.#append(conversationId, messageId, drafts, at));
       if (reply[0] === 'missing') return [];
       if (reply[0] === 'dup') {
         return this.#readMessages(this.#keys.conversation(conversationId), JSON.parse(reply[1]) as string[]);
@@ -565,9 +584,14 @@ export class RedisStore implements Store {
     return guard(async () => {
       if (!isMessageId(messageId)) return false;
       const k = this.#keys.conversation(conversationId);
-      const claimed = await this.#durable(this.#redis, this.#mainWait, this.#run, 'claimsend', [k.conv, k.msgs], [
-        messageId,
-      ]);
+      const claimed = await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
+        'claimsend',
+        [k.conv, k.msgs],
+        [messageId],
+      );
       return claimed === 1;
     });
   }
@@ -724,24 +748,28 @@ export class RedisStore implements Store {
         draftMessage(claim.conversationId, extend(r, { replyTo: r.replyTo ?? claim.message.id }), at),
       );
       // Replicated before the replies are sent or the next message goes to the bot: see #durable.
-      const reply = (await this.#durable(
-        this.#redis,
-        this.#mainWait,
-        this.#run,
-        'complete',
-        [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx],
-        [
-          claim.conversationId,
-          claim.token,
-          claim.message.id,
-          processing ? JSON.stringify(processing) : '',
-          next ? `${next.owner}:${randomUUID()}` : '',
-          next?.leaseMs ?? 0,
-          at,
-          drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
-          now,
-          ...(drafts ?? []).map((d) => JSON.stringify(d)),
-        ],
+      // Retried through a failover: the claim was replicated, so the new master still has this lease,
+      // and the token fences the retry off once the first try did land or another owner took over.
+      const reply = (await retrying(() =>
+        this.#durable(
+          this.#redis,
+          this.#mainWait,
+          this.#run,
+          'complete',
+          [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx],
+          [
+            claim.conversationId,
+            claim.token,
+            claim.message.id,
+            processing ? JSON.stringify(processing) : '',
+            next ? `${next.owner}:${randomUUID()}` : '',
+            next?.leaseMs ?? 0,
+            at,
+            drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
+            now,
+            ...(drafts ?? []).map((d) => JSON.stringify(d)),
+          ],
+        ),
       )) as CompleteReply;
       if (reply[0] === 0) return { completed: false, notify: false, next: null };
       if (reply[0] === 2) this.#ring();
@@ -933,7 +961,9 @@ export class RedisStore implements Store {
     if (confirmed[0]) throw confirmed[0];
     if (Number(confirmed[1]) < needed) {
       throw new StoreUnavailableError(
-        new Error(`${confirmed[1]} of ${needed} Redis replicas confirmed the write within ${wait.timeoutMs} ms`),
+        new Error(
+          `${confirmed[1]} of ${needed} Redis replicas confirmed the write within ${wait.timeoutMs} ms`,
+        ),
       );
     }
     return script[1];
