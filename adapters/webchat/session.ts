@@ -13,7 +13,6 @@ import {
   type EventHub,
   type Ingest,
   isGatewayError,
-  type Message,
   type Store,
 } from '../../src/core/index.js';
 import type { Hub, LocalSocket } from './hub.js';
@@ -300,10 +299,8 @@ export class Session implements LocalSocket {
   async #message(frame: MessageFrame): Promise<void> {
     const conversation = this.#conversation!;
     const { ingest } = this.#deps;
-    // Typing goes out before the accept: a reply computed in another process is published after the
-    // accept returns, so the indicator can never arrive after the reply and stick.
-    const botWillAnswer = conversation.status !== 'handoff';
-    if (botWillAnswer) await this.#publish({ type: 'typing', on: true });
+    // The bot's typing indicator is the engine's (through the adapter's `signal`, on and off around the
+    // bot call, published in order with the reply); sending one here too showed it twice per message.
     let accepted: Awaited<ReturnType<Ingest['acceptInto']>>;
     try {
       accepted = await ingest.acceptInto(
@@ -313,7 +310,6 @@ export class Session implements LocalSocket {
         toNewMessage(frame, this.#visitor!),
       );
     } catch (err) {
-      if (botWillAnswer) await this.#publish({ type: 'typing', on: false });
       if (isGatewayError(err) && err.status === 503) {
         this.#log.warn({ code: err.code }, 'web-chat message not accepted; the widget retries');
         const retryAfter = typeof err.extra.retryAfter === 'number' ? err.extra.retryAfter : 1;
@@ -343,10 +339,7 @@ export class Session implements LocalSocket {
       seq: message.seq,
       ...(duplicate ? { duplicate: true as const } : {}),
     });
-    if (duplicate) {
-      if (botWillAnswer && !isPending(message)) await this.#publish({ type: 'typing', on: false });
-      return;
-    }
+    if (duplicate) return;
     // Also to the sender's other tabs (and the sender, which merges it by id).
     await this.#publish({ type: 'message', message: toWireMessage(message) });
   }
@@ -450,9 +443,4 @@ function rawText(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8');
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
-}
-
-function isPending(message: Message): boolean {
-  const state = message.processing?.state;
-  return state === 'queued' || state === 'processing';
 }

@@ -237,6 +237,19 @@ describe('frames', () => {
     );
   });
 
+  it('sends exactly one typing on and one typing off per message answered by the bot', async () => {
+    const tab = await connect(nextVisitor());
+    for (const text of ['first', 'second']) {
+      await tab.say(text);
+      const reply = await tab.botSays(`You said: ${text}`);
+      await tab.next('typing', (f) => f.on === false, tab.frames.indexOf(reply));
+    }
+    // The bus keeps order: a stray indicator of the first message would have arrived before the second
+    // message's reply.
+    const typing = tab.find((f) => f.type === 'typing').map((f) => f.on);
+    expect(typing).toEqual([true, false, true, false]);
+  });
+
   it('dedupes a resent clientMessageId: the same ack with duplicate:true, no second message or reply', async () => {
     const tab = await connect(nextVisitor());
     const first = await tab.say('only once', 'cm-dup');
