@@ -7,8 +7,11 @@
  * Ranges follow the IANA special-purpose registries (RFC 6890 and its updates): loopback, RFC 1918
  * private space, RFC 6598 shared (CGNAT) space, link-local (where cloud metadata services live),
  * unique-local IPv6 (RFC 4193), documentation, benchmarking, multicast and reserved space. IPv6 forms
- * that embed an IPv4 address (mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4 `2002::/16`) are
- * judged by the IPv4 address inside.
+ * that embed an IPv4 address (mapped `::ffff:a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d`, NAT64
+ * `64:ff9b::/96`, 6to4 `2002::/16`) are judged by the IPv4 address inside. The local-use NAT64 prefix
+ * `64:ff9b:1::/48` (RFC 8215) is private outright: it leads to a translator of the local network, and
+ * where the IPv4 address sits in it depends on a prefix length chosen by that network. IPv4-compatible
+ * `::a.b.c.d` (deprecated) and Teredo `2001::/32` are reserved space, refused always.
  */
 import { promises as dns } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
@@ -79,7 +82,13 @@ const V6: ReadonlyArray<readonly [AddressClass, readonly Range[]]> = [
   ['metadata', [['fd00:ec2::254', 128]]],
   ['unspecified', [['::', 128]]],
   ['loopback', [['::1', 128]]],
-  ['private', [['fc00::', 7]]],
+  [
+    'private',
+    [
+      ['fc00::', 7],
+      ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215)
+    ],
+  ],
   ['link-local', [['fe80::', 10]]],
   ['multicast', [['ff00::', 8]]],
   [
@@ -126,13 +135,17 @@ function ipv6Groups(address: string): number[] | null {
   return [...left, ...Array<string>(fill).fill('0'), ...right].map((g) => Number.parseInt(g, 16));
 }
 
-/** The IPv4 address an IPv6 address carries (mapped, NAT64 well-known prefix, 6to4), if any. */
+/**
+ * The IPv4 address an IPv6 address carries (mapped, IPv4-translated, NAT64 well-known prefix, 6to4), if
+ * any.
+ */
 export function embeddedIpv4(address: string): string | null {
   const g = ipv6Groups(address);
   if (!g) return null;
   const quad = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
   const zero = (from: number, to: number) => g.slice(from, to).every((x) => x === 0);
   if (zero(0, 5) && g[5] === 0xffff) return quad(g[6]!, g[7]!); // ::ffff:0:0/96 (RFC 4291 §2.5.5.2)
+  if (zero(0, 4) && g[4] === 0xffff && g[5] === 0) return quad(g[6]!, g[7]!); // ::ffff:0:0:0/96 (RFC 2765)
   if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return quad(g[6]!, g[7]!); // 64:ff9b::/96 (RFC 6052)
   if (g[0] === 0x2002) return quad(g[1]!, g[2]!); // 2002::/16 (RFC 3056)
   return null;

@@ -46,16 +46,37 @@ describe('classifyAddress', () => {
     ['::ffff:a9fe:a9fe', 'metadata'],
     ['64:ff9b::10.0.0.1', 'private'],
     ['2002:c0a8:0101::1', 'private'],
+    ['2002:7f00:1::1', 'loopback'],
+    ['64:ff9b::7f00:1', 'loopback'],
+    ['64:ff9b::a9fe:a9fe', 'metadata'],
+    // IPv4-translated (RFC 2765), in both spellings.
+    ['::ffff:0:10.0.0.1', 'private'],
+    ['::ffff:0:7f00:1', 'loopback'],
+    ['0:0:0:0:ffff:0:a9fe:a9fe', 'metadata'],
+    // Local-use NAT64 (RFC 8215): private whatever the address inside.
+    ['64:ff9b:1::a00:1', 'private'],
+    ['64:ff9b:1:a00:1::', 'private'],
+    ['64:ff9b:1::808:808', 'private'],
+    // IPv4-compatible (deprecated) and Teredo: reserved, refused even with WEBHOOKS_ALLOW_PRIVATE.
+    ['::10.0.0.1', 'reserved'],
+    ['::127.0.0.1', 'reserved'],
+    ['2001:0:4136:e378:8000:63bf:3fff:fdd2', 'reserved'],
   ])('%s is %s', (address, expected) => {
     expect(classifyAddress(address)).toBe(expected);
   });
 
-  it.each(['93.184.216.34', '8.8.8.8', '172.32.0.1', '100.128.0.1', '2606:4700::1111', '::ffff:8.8.8.8'])(
-    '%s is public',
-    (address) => {
-      expect(classifyAddress(address)).toBeNull();
-    },
-  );
+  it.each([
+    '93.184.216.34',
+    '8.8.8.8',
+    '172.32.0.1',
+    '100.128.0.1',
+    '2606:4700::1111',
+    '::ffff:8.8.8.8',
+    '::ffff:0:8.8.8.8',
+    '64:ff9b::8.8.8.8',
+  ])('%s is public', (address) => {
+    expect(classifyAddress(address)).toBeNull();
+  });
 
   it('refuses to classify a non-address', () => {
     expect(() => classifyAddress('localhost')).toThrow(TypeError);
@@ -64,6 +85,8 @@ describe('classifyAddress', () => {
   it('extracts embedded IPv4 addresses', () => {
     expect(embeddedIpv4('::ffff:10.0.0.1')).toBe('10.0.0.1');
     expect(embeddedIpv4('2002:0a00:0001::')).toBe('10.0.0.1');
+    expect(embeddedIpv4('::ffff:0:10.0.0.1')).toBe('10.0.0.1');
+    expect(embeddedIpv4('64:ff9b::c0a8:1')).toBe('192.168.0.1');
     expect(embeddedIpv4('2606:4700::1111')).toBeNull();
     expect(embeddedIpv4('1.2.3.4')).toBeNull();
   });
