@@ -156,7 +156,11 @@ export class SentinelRig {
     await until(
       async () => {
         for (const s of this.sentinels) {
-          const [, port] = (await s.command('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SentinelRig.NAME)) as string[];
+          const [, port] = (await s.command(
+            'SENTINEL',
+            'GET-MASTER-ADDR-BY-NAME',
+            SentinelRig.NAME,
+          )) as string[];
           if (Number(port) === before) return false;
         }
         return true;
