@@ -57,6 +57,8 @@ export interface AppConfig extends Omit<CoreConfig, 'API_KEYS' | 'PUBLIC_URL'> {
   apiKeys: readonly string[];
   /** True when `apiKeys` was generated at start (it is printed once). */
   apiKeyGenerated: boolean;
+  /** Where the generated key is kept across restarts (development only); null when it is for this run. */
+  apiKeyFile: string | null;
   /** Settings of each enabled channel adapter, by adapter name. */
   channels: Readonly<Record<string, unknown>>;
 }
