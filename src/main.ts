@@ -1,23 +1,68 @@
 /** @module Process entry point: load config once, start the gateway, shut down gracefully on SIGTERM/SIGINT. */
 import { ADAPTERS } from '../adapters/index.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { ConfigError, DEV_API_KEY_FILE, loadConfig, loadEnvFile } from '../config/load.js';
+import { StoreUnavailableError } from './core/errors.js';
 import { createGateway } from './gateway.js';
 import { createLogger } from './logger.js';
 
+/** Exit codes of a failed start (sysexits.h), so supervisors and scripts can tell them apart. */
+const EXIT = { config: 78, unavailable: 69, noPermission: 77 } as const;
+
+/** Ends the start with one line for people on stderr, no stack trace. */
+function refuse(code: number, line: string): never {
+  process.stderr.write(`Switchboard cannot start: ${line}\n`);
+  process.exit(code);
+}
+
+/** A listen error said plainly: which port, which setting, what to do. Undefined for other errors. */
+function listenProblem(err: unknown, config: { PORT: number }): [number, string] | undefined {
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  if (e?.syscall !== 'listen' || (e.code !== 'EADDRINUSE' && e.code !== 'EACCES')) return undefined;
+  const port = e.port ?? config.PORT;
+  const named = Object.entries(process.env)
+    .filter(([k, v]) => /PORT$/.test(k) && v?.trim() === String(port))
+    .map(([k]) => k);
+  const setting = named.length > 0 ? named.join(' or ') : port === config.PORT ? 'PORT' : 'a port setting';
+  const where = `port ${port}${e.address ? ` on ${e.address}` : ''} (${setting})`;
+  if (e.code === 'EADDRINUSE')
+    return [
+      EXIT.unavailable,
+      `${where} is already in use; stop the other process or set ${setting} to a free port.`,
+    ];
+  return [EXIT.noPermission, `${where} needs privileges this process does not have; use a port above 1023.`];
+}
+
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
+  let envFile = false;
   try {
-    config = loadConfig(process.env, ADAPTERS);
+    envFile = loadEnvFile('.env');
+    config = loadConfig(process.env, ADAPTERS, { devKeyFile: DEV_API_KEY_FILE });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
-      process.exit(78); // EX_CONFIG
+      process.exit(EXIT.config);
     }
+    if ((err as NodeJS.ErrnoException)?.code)
+      refuse(EXIT.config, `cannot read .env: ${(err as Error).message}`);
     throw err;
   }
   const logger = createLogger(config.LOG_LEVEL);
-  const gateway = await createGateway(config, logger);
-  await gateway.start();
+  if (envFile) logger.info('settings read from .env (variables set in the environment win over it)');
+  let gateway: Awaited<ReturnType<typeof createGateway>>;
+  try {
+    gateway = await createGateway(config, logger);
+    await gateway.start();
+  } catch (err) {
+    const listen = listenProblem(err, config);
+    if (listen) refuse(...listen);
+    if (err instanceof StoreUnavailableError) {
+      const cause =
+        err.cause instanceof Error ? `: ${err.cause.message.replace(/\/\/[^@/\s]*@/g, '//***@')}` : '';
+      refuse(EXIT.unavailable, `Redis (REDIS_URL) cannot be reached${cause}.`);
+    }
+    throw err;
+  }
   let signals = 0;
   const onSignal = (signal: string) => {
     signals += 1;
