@@ -12,6 +12,10 @@ import { errorHandler, notFound } from './http/errors.js';
 import { pageRoutes } from './http/pages.js';
 import { defineRequestLogger, requestId } from './http/request-id.js';
 
+/** What the start-up log and `/readyz` say on the embedded backend. */
+export const EMBEDDED_WARNING =
+  'embedded backend: in-process, single instance, data kept in memory and lost on restart; set REDIS_URL for production';
+
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -34,6 +38,7 @@ export function createApp(deps: GatewayDeps): Express {
       backend: deps.store.kind,
       store: redis ? 'ok' : 'unreachable',
       draining: deps.lifecycle.draining,
+      ...(deps.store.kind === 'embedded' ? { warning: EMBEDDED_WARNING } : {}),
     });
   });
   app.get('/metrics', async (_req, res) => {

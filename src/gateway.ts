@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { ADAPTERS } from '../adapters/index.js';
 import { DEFAULTS } from '../config/defaults.js';
 import type { AppConfig } from '../config/schema.js';
-import { createApp } from './app.js';
+import { createApp, EMBEDDED_WARNING } from './app.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
@@ -133,20 +133,26 @@ export async function createGateway(
       const address = server.address() as AddressInfo;
       const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       const url = `http://${shownHost === '0.0.0.0' ? 'localhost' : shownHost}:${address.port}`;
-      logger.info(
+      const embedded = store.kind === 'embedded';
+      // One line either way (SPEC §1); at warn on the embedded backend, so nobody runs it unawares.
+      logger[embedded ? 'warn' : 'info'](
         {
           url,
           publicUrl: config.PUBLIC_URL,
           backend: store.kind,
           bot: bot.kind,
           channels: adapters.map((a) => a.name),
+          ...(embedded ? { warning: EMBEDDED_WARNING } : {}),
         },
-        `gateway listening on ${url} (${store.kind === 'embedded' ? 'embedded backend: in-process, single instance, data kept in memory' : 'Redis backend'}; ${bot.kind === 'demo' ? 'demo bot' : `HTTP bot at ${config.BOT_URL}`})`,
+        `gateway listening on ${url} (${embedded ? `${EMBEDDED_WARNING}` : 'Redis backend'}; ${bot.kind === 'demo' ? 'demo bot' : `HTTP bot at ${config.BOT_URL}`})`,
       );
       for (const adapter of adapters) for (const line of adapter.describe()) logger.info(line);
       if (config.apiKeyGenerated) {
         // Printed once, deliberately outside the structured log so log shipping never carries it.
-        process.stdout.write(`\nNo API_KEYS set; generated API key for this run: ${config.apiKeys[0]}\n\n`);
+        const kept = config.apiKeyFile
+          ? `kept in ${config.apiKeyFile} and reused on restart (development only; set API_KEYS in production)`
+          : 'for this run only';
+        process.stdout.write(`\nNo API_KEYS set; generated API key, ${kept}: ${config.apiKeys[0]}\n\n`);
       }
       return url;
     },
