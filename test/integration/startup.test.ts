@@ -175,4 +175,31 @@ describe('a failed start, said for people', () => {
       await new Promise((resolve) => blocker.close(resolve));
     }
   }, 30_000);
+
+  it("names the SMTP listener's setting when its port is the one in use (exit 69)", async () => {
+    const port = await freePort();
+    const smtpPort = await freePort();
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(smtpPort, '127.0.0.1', resolve));
+    try {
+      const r = run(
+        {
+          PORT: String(port),
+          API_KEYS: 'a-configured-key-0123',
+          EMAIL_FROM: 'support@example.com',
+          SMTP_URL: 'smtp://127.0.0.1:9',
+          EMAIL_SMTP_PORT: String(smtpPort),
+          EMAIL_SMTP_HOST: '127.0.0.1',
+        },
+        dir,
+      );
+      runs.push(r);
+      expect(await r.exited).toBe(69);
+      expect(r.stderr.join('').trim()).toBe(
+        `Switchboard cannot start: port ${smtpPort} on 127.0.0.1 (EMAIL_SMTP_PORT) is already in use; stop the other process or set EMAIL_SMTP_PORT to a free port.`,
+      );
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+  }, 30_000);
 });

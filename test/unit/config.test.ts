@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, loadEnvFile } from '../../config/load.js';
 import { coreSchema } from '../../config/schema.js';
 
 const envExample = readFileSync(new URL('../../config/env.example', import.meta.url), 'utf8');
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 const documented = new Set(
   [...envExample.matchAll(/^#?\s*([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]).filter((n): n is string => !!n),
 );
@@ -16,6 +17,28 @@ describe('configuration', () => {
     const known = new Set([...Object.keys(coreSchema.shape), ...ADAPTERS.flatMap((a) => a.settings)]);
     expect([...known].filter((k) => !documented.has(k)).sort()).toEqual([]);
     expect([...documented].filter((k) => !known.has(k)).sort()).toEqual([]);
+  });
+
+  it("lists every setting in README's settings tables (core and every adapter), and nothing unknown", () => {
+    // The "## Settings" section, up to the next second-level heading: its tables' first column.
+    const section = readme.split(/^## /m).find((part) => part.startsWith('Settings\n'));
+    expect(section, 'README has a "## Settings" section').toBeDefined();
+    const inTables = new Set(
+      (section ?? '')
+        .split('\n')
+        .filter((line) => /^\|\s*`/.test(line))
+        .flatMap((line) =>
+          [...(line.split('|')[1] ?? '').matchAll(/`([A-Z][A-Z0-9_]+)`/g)].map((m) => m[1]!),
+        ),
+    );
+    const known = new Set([...Object.keys(coreSchema.shape), ...ADAPTERS.flatMap((a) => a.settings)]);
+    expect([...known].filter((k) => !inTables.has(k)).sort(), 'settings missing from README').toEqual([]);
+    // NODE_ENV is read as well (production never keeps a generated key) but is no schema setting.
+    const extra = new Set(['NODE_ENV']);
+    expect(
+      [...inTables].filter((k) => !known.has(k) && !extra.has(k)).sort(),
+      'README lists settings the code does not read',
+    ).toEqual([]);
   });
 
   it('starts with no settings at all, on the embedded backend with a generated API key', () => {
