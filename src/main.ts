@@ -37,14 +37,16 @@ async function main(): Promise<void> {
   let envFile = false;
   try {
     envFile = loadEnvFile('.env');
+  } catch (err) {
+    refuse(EXIT.config, `cannot read .env: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  try {
     config = loadConfig(process.env, ADAPTERS, { devKeyFile: DEV_API_KEY_FILE });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       process.exit(EXIT.config);
     }
-    if ((err as NodeJS.ErrnoException)?.code)
-      refuse(EXIT.config, `cannot read .env: ${(err as Error).message}`);
     throw err;
   }
   const logger = createLogger(config.LOG_LEVEL);
