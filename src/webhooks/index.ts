@@ -1,5 +1,5 @@
 /**
- * @module Outbound webhooks to CRMs and ticketing systems (README: "Outbound webhooks"): signed with the
+ * @module Outbound webhooks to CRMs and ticketing systems (docs/webhooks.md): signed with the
  * Standard Webhooks scheme, queued per endpoint and conversation, retried for about a day, then
  * dead-lettered and replayable. The gateway builds one {@link WebhookService} with
  * {@link createWebhooks}, registers `service.onEvent` on the event hub, and starts/stops it.
