@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message } from '../../src/core/index.js';
+import { FakeDns } from '../fakes/dns.js';
 import { type SinkMessage, SmtpSink } from '../fakes/smtp-sink.js';
 import { eventually } from '../helpers/eventually.js';
 import { API_KEY, startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -23,14 +24,24 @@ let seq = 0;
 beforeAll(async () => {
   sink = await SmtpSink.start();
   const port = await freePort();
-  gw = await startGateway({
-    EMAIL_FROM: `Example Support <${SUPPORT}>`,
-    SMTP_URL: sink.url,
-    EMAIL_SMTP_PORT: String(port),
-    EMAIL_SMTP_HOST: '127.0.0.1',
-    EMAIL_MAX_BYTES: String(MAX_BYTES),
-  });
-  client = nodemailer.createTransport({ host: '127.0.0.1', port, ignoreTLS: true });
+  // The customers' domain lets this test's client (loopback) send for it: SPF passes, aligned.
+  const dns = new FakeDns()
+    .spf('example.org', 'v=spf1 ip4:127.0.0.1 -all')
+    .spf('mail.example.org', 'v=spf1 ip4:127.0.0.1 -all')
+    .dmarc('example.org');
+  gw = await startGateway(
+    {
+      EMAIL_FROM: `Example Support <${SUPPORT}>`,
+      SMTP_URL: sink.url,
+      EMAIL_SMTP_PORT: String(port),
+      EMAIL_SMTP_HOST: '127.0.0.1',
+      EMAIL_MAX_BYTES: String(MAX_BYTES),
+      EMAIL_BOUNCE_SECRET: 'test-bounce-secret-0123456789abcdef',
+    },
+    {},
+    { email: { resolver: dns.resolver } },
+  );
+  client = nodemailer.createTransport({ host: '127.0.0.1', port, ignoreTLS: true, name: 'mail.example.org' });
 });
 
 afterAll(async () => {
@@ -146,7 +157,8 @@ describe('email over SMTP', () => {
     });
     const b3 = await answerTo(c3);
     expect(b3.header('subject')).toBe('Re: Order 1042');
-    expect(b3.header('references')).toBe(c3);
+    // The whole chain, root first (RFC 5322 §3.6.4), though c3 itself carried no References.
+    expect(b3.header('references')).toBe(`${c1} ${b1Id} ${c2} ${b2Id} ${c3}`);
     expect(b3.header('auto-submitted')).toBe('auto-replied');
 
     const first = await stored(c1);
@@ -235,7 +247,8 @@ describe('email over SMTP', () => {
     const customer = 'traveller@example.org';
     const c1 = mid('ooo');
     await client.sendMail({ from: customer, to: SUPPORT, subject: 'Trip', text: 'Question', messageId: c1 });
-    const ours = (await answerTo(c1)).header('message-id')!;
+    const answer = await answerTo(c1);
+    const ours = answer.header('message-id')!;
     const before = sink.messages.length;
 
     const ooo = fixture('email-constructed-auto-reply-rfc3834.eml')
@@ -254,7 +267,9 @@ describe('email over SMTP', () => {
       .replace('<bot-20260105T090007Z-1043@help.example.com>', ours)
       .replace('<dsn-0001@mx.example.net>', mid('dsn'))
       .replace(/\r?\n/g, '\r\n');
-    await client.sendMail({ envelope: { from: '', to: SUPPORT }, raw: dsn });
+    // The DSN comes back to the answer's own bounce (VERP) address, its envelope sender.
+    expect(answer.envelope.mailFrom).toMatch(/^bounces\+msg_[0-9a-z]{26}-[a-z2-7]{16}@help\.example\.com$/);
+    await client.sendMail({ envelope: { from: '', to: answer.envelope.mailFrom }, raw: dsn });
     const bounced = await eventually(async () => {
       const m = (await stored(ours)).message;
       return m.delivery?.status === 'failed' ? m : null;
