@@ -1,8 +1,9 @@
 /**
  * @module Email settings (SPEC §2). The channel is enabled when `EMAIL_FROM` and `SMTP_URL` are set
  * (answers need an outbound path) together with at least one inbound path: the built-in SMTP listener
- * (`EMAIL_SMTP_PORT`) or the Mailgun route webhook (`MAILGUN_SIGNING_KEY`). Any email setting without
- * that complete set is an error that stops the start (fail closed).
+ * (`EMAIL_SMTP_PORT`) or the Mailgun route webhook (`MAILGUN_SIGNING_KEY`), and `EMAIL_BOUNCE_SECRET`
+ * (the key of the VERP bounce addresses). Any email setting without that complete set is an error
+ * that stops the start (fail closed). docs/email-authentication.md describes the sender checks.
  */
 import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
@@ -58,8 +59,9 @@ export interface EmailConfig {
   /** HMAC key of the bounce (VERP) addresses of our answers; never logged. */
   bounceSecret: string;
   /**
-   * The authserv-id of the upstream MTA whose `Authentication-Results` are trusted instead of checking
-   * SPF/DKIM/DMARC here; null: the SMTP listener checks itself.
+   * The authserv-id of the upstream MTA whose `Authentication-Results` the SMTP listener trusts instead
+   * of checking SPF/DKIM/DMARC itself (the top-most such header only); null: the listener checks itself.
+   * Not used by the Mailgun route, which is judged by Mailgun's own results.
    */
   trustedAuthservId: string | null;
   /** DNS lookups of the sender checks. @default the system resolver (tests give their own records) */
@@ -176,7 +178,12 @@ export function configure(env: Env): AdapterConfigResult<EmailConfig> {
       'EMAIL_SMTP_PORT or MAILGUN_SIGNING_KEY: set at least one inbound path (SMTP listener or Mailgun route)',
     );
   }
-  for (const name of ['EMAIL_SMTP_HOST', 'EMAIL_TLS_KEY', 'EMAIL_TLS_CERT'] as const) {
+  for (const name of [
+    'EMAIL_SMTP_HOST',
+    'EMAIL_TLS_KEY',
+    'EMAIL_TLS_CERT',
+    'EMAIL_TRUSTED_AUTHSERV_ID',
+  ] as const) {
     if (env[name] && !env.EMAIL_SMTP_PORT)
       errors.push(`${name}: only used by the SMTP listener; set EMAIL_SMTP_PORT too`);
   }
@@ -197,9 +204,10 @@ export function configure(env: Env): AdapterConfigResult<EmailConfig> {
   }
   if (from?.local.includes('+'))
     errors.push('EMAIL_FROM: must not contain "+" (the reply token is added after a "+")');
+  // Fail closed: without the secret no bounce could be told from a forged one.
   if (!env.EMAIL_BOUNCE_SECRET) {
     errors.push(
-      'EMAIL_BOUNCE_SECRET: required (signs the bounce address of every answer), e.g. the output of `openssl rand -hex 32`',
+      'EMAIL_BOUNCE_SECRET: required with the email channel (signs the bounce address of every answer), e.g. the output of `openssl rand -hex 32`',
     );
   }
   const accept = env.EMAIL_ACCEPT ? parseAccept(env.EMAIL_ACCEPT) : null;
