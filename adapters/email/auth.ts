@@ -11,7 +11,8 @@
  *   `Authentication-Results` header (RFC 8601) with exactly that authserv-id; all others are ignored,
  *   as any sender can write them;
  * - `mailgun`: Mailgun's own checks in the headers it adds (`X-Mailgun-Spf`, `X-Mailgun-Dkim-Check-Result`),
- *   taken from the top-most occurrence (Mailgun prepends its headers).
+ *   read only from the block Mailgun prepended (above the first `Received`).
+ * Only the `dns` source can be `temporary` (a DNS failure here, worth a retry by the sender).
  */
 import { authenticate, type DNSResolver } from 'mailauth';
 import { getAlignment } from 'mailauth/lib/tools.js';
@@ -66,11 +67,18 @@ function decide(
   dkimAligned: boolean,
   spfAligned: boolean,
 ): AuthVerdict {
-  if (base.dmarc === 'fail') return { ...base, verdict: 'fail', reason: 'dmarc_fail' };
-  if (dkimAligned) return { ...base, verdict: 'pass', aligned: 'dkim' };
-  if (spfAligned) return { ...base, verdict: 'pass', aligned: 'spf' };
+  const dmarcFailed = base.dmarc === 'fail';
+  if (!dmarcFailed && dkimAligned) return { ...base, verdict: 'pass', aligned: 'dkim' };
+  if (!dmarcFailed && spfAligned) return { ...base, verdict: 'pass', aligned: 'spf' };
+  // A lookup that could not complete may be why nothing passed (DMARC fails for want of an aligned
+  // pass too): the sender is asked to retry rather than the mail being judged on half the checks.
   const temporary = [base.spf, base.dkim, base.dmarc].includes('temperror');
-  return { ...base, verdict: 'fail', reason: 'not_aligned', ...(temporary ? { temporary: true } : {}) };
+  return {
+    ...base,
+    verdict: 'fail',
+    reason: dmarcFailed ? 'dmarc_fail' : 'not_aligned',
+    ...(temporary ? { temporary: true } : {}),
+  };
 }
 
 export interface SmtpAuthInput {
@@ -225,26 +233,39 @@ export function verdictFromAuthResults(
     const d = mailFrom ? domainOf(mailFrom) : r.props['smtp.helo'];
     return r.result === 'pass' && isAligned(fromDomain, d);
   });
-  return decide(base, dkimAligned, spfAligned);
+  const verdict = decide(base, dkimAligned, spfAligned);
+  // The upstream's header is fixed: a retry would carry the same results, so it is never temporary.
+  delete verdict.temporary;
+  return verdict;
 }
 
 /**
- * The verdict from Mailgun's checks: `X-Mailgun-Spf` is for the envelope sender Mailgun saw (`sender`),
- * `X-Mailgun-Dkim-Check-Result` says a signature verified without naming it, so it counts as aligned
- * only when every `DKIM-Signature` of the mail is for the `From:` domain.
+ * Mailgun's verdict headers: only the block Mailgun itself prepended counts, the headers above the
+ * first `Received` (Mailgun adds its `Received` and puts its `X-Mailgun-*` results on top of it). A
+ * header of that name further down came with the mail, so anyone could have written it; one that
+ * appears twice in Mailgun's block is no verdict at all.
+ */
+function mailgunHeader(headers: ReadonlyArray<readonly [string, string]>, name: string): string | null {
+  const firstReceived = headers.findIndex(([k]) => k === 'received');
+  const block = firstReceived === -1 ? [] : headers.slice(0, firstReceived);
+  const values = block.filter(([k]) => k === name).map(([, v]) => v.trim().toLowerCase());
+  return values.length === 1 ? values[0]! : null;
+}
+
+/**
+ * The verdict from Mailgun's checks (the route post's `message-headers`, or the headers of `body-mime`):
+ * `X-Mailgun-Spf` is for the envelope sender Mailgun saw (`sender`); `X-Mailgun-Dkim-Check-Result`
+ * says a signature verified without naming it, so it counts as aligned only when every
+ * `DKIM-Signature` of the mail is for the `From:` domain. Mailgun reports no DMARC result: the aligned
+ * pass that DMARC asks for is checked here.
  */
 export function verdictFromMailgun(
   headers: ReadonlyArray<readonly [string, string]>,
   sender: string | null | undefined,
   fromField?: string,
 ): AuthVerdict {
-  const first = (name: string) =>
-    headers
-      .find(([k]) => k === name)?.[1]
-      ?.trim()
-      .toLowerCase();
-  const spf = first('x-mailgun-spf') ?? 'none';
-  const dkim = first('x-mailgun-dkim-check-result') ?? 'none';
+  const spf = mailgunHeader(headers, 'x-mailgun-spf') ?? 'none';
+  const dkim = mailgunHeader(headers, 'x-mailgun-dkim-check-result') ?? 'none';
   const results = { via: 'mailgun' as const, spf, dkim, dmarc: 'none' };
   const from = singleFrom(headers, fromField);
   if (!from) return { ...results, verdict: 'fail', reason: 'from_header' };
@@ -255,5 +276,8 @@ export function verdictFromMailgun(
     .map(([, v]) => /(?:^|;)\s*d\s*=\s*([^;\s]+)/i.exec(v)?.[1]);
   const dkimAligned = dkim === 'pass' && signers.length > 0 && signers.every((d) => isAligned(fromDomain, d));
   const spfAligned = spf === 'pass' && Boolean(sender) && isAligned(fromDomain, domainOf(sender!));
-  return decide(base, dkimAligned, spfAligned);
+  const verdict = decide(base, dkimAligned, spfAligned);
+  // Mailgun accepted the mail already: asking it to retry cannot change the results it recorded.
+  delete verdict.temporary;
+  return verdict;
 }

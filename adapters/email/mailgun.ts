@@ -13,15 +13,16 @@
  * - 406 for a post that can never succeed: not a form, over `EMAIL_MAX_BYTES`, no valid `From`;
  * - 503 when the store cannot accept it now (Mailgun retries).
  *
- * Sender authentication uses Mailgun's own results (`X-Mailgun-Spf`, `X-Mailgun-Dkim-Check-Result`),
- * or the trusted `Authentication-Results` when `EMAIL_TRUSTED_AUTHSERV_ID` is set (auth.ts); mail that
- * fails is stored flagged and not answered, still with 200 (a retry would fail the same way).
+ * Sender authentication uses Mailgun's own results (`X-Mailgun-Spf`, `X-Mailgun-Dkim-Check-Result` in
+ * the header block Mailgun prepended, auth.ts); `EMAIL_TRUSTED_AUTHSERV_ID` is for the SMTP listener
+ * only. Mail that fails is stored flagged and not answered, still with 200 (a retry would fail the
+ * same way).
  */
 import { createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { simpleParser } from 'mailparser';
 import type { ChannelContext } from '../../src/core/index.js';
-import { verdictFromAuthResults, verdictFromMailgun } from './auth.js';
+import { verdictFromMailgun } from './auth.js';
 import type { EmailConfig } from './config.js';
 import {
   fromParsedMail,
@@ -217,9 +218,7 @@ export function mailgunRoute(deps: MailgunRouteDeps): RequestHandler {
         : await fromMailgunFields(form.fields, form.files);
       // Mailgun checked the sender when it received the mail; its results ride in the headers it adds.
       const fromField = mime ? undefined : form.fields.get('from');
-      const auth = config.trustedAuthservId
-        ? verdictFromAuthResults(input.headers, config.trustedAuthservId, fromField)
-        : verdictFromMailgun(input.headers, input.envelope.mailFrom, fromField);
+      const auth = verdictFromMailgun(input.headers, input.envelope.mailFrom, fromField);
       const outcome = await receiver.receive(input, auth);
       res.status(200).json({ status: outcome.duplicate ? 'duplicate' : 'accepted', id: outcome.messageId });
     } catch (err) {
