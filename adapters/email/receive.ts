@@ -7,8 +7,9 @@
  * sender is the thread's customer (or the mail is automated, which is never answered): otherwise anyone
  * who learnt a `Message-ID` or a reply token could write into someone else's conversation and have the
  * bot's answer mailed to that customer. Mail that failed authentication gets a conversation of its own
- * (`meta.email.unauthenticated: true`, channel ref `unauth:…`), its message `meta.auth.verdict: 'fail'`,
- * and is never queued for the bot. A delivery report changes our message's status only when it came
+ * (channel ref `unauth:…`, `meta.flagged: "unauthenticated_sender"` so agents can list them with
+ * `GET /v1/conversations?meta[flagged]=unauthenticated_sender`, and `meta.email.unauthenticated: true`),
+ * its message `meta.auth.verdict: 'fail'` with the results, and is never queued for the bot. A delivery report changes our message's status only when it came
  * to that message's bounce (VERP) address, whose HMAC token is checked here (verify.ts).
  */
 import type { ChannelContext, IngestResult } from '../../src/core/index.js';
@@ -18,6 +19,9 @@ import type { EmailConfig } from './config.js';
 import { type MailInput, MailRejected, normalizeMail } from './inbound.js';
 import type { ThreadIndex, ThreadRef } from './threading.js';
 import { bouncedMessageId, isAcceptedRecipient, isBounceAddress } from './verify.js';
+
+/** The `meta.flagged` value of a conversation (and message) whose sender failed authentication. */
+export const FLAG_UNAUTHENTICATED = 'unauthenticated_sender';
 
 export interface ReceiveOutcome {
   duplicate: boolean;
@@ -113,6 +117,7 @@ export class MailReceiver {
         );
       }
     }
+    const flagged = failed && !ours;
     const automated = mail.automated ?? (ours ? 'bounce-address' : undefined);
     const skipBot = Boolean(automated) || failed;
     const scope = `${thread.ref}\n${dedupeKey}`;
@@ -134,21 +139,26 @@ export class MailReceiver {
         type: automated ? 'activity' : 'user',
         text: mail.visibleText,
         ...(automated ? { description: `Automated mail (${automated}); not answered` } : {}),
-        meta: { email: mail.meta, auth: verdict },
+        meta: { email: mail.meta, auth: verdict, ...(flagged ? { flagged: FLAG_UNAUTHENTICATED } : {}) },
         ...(mail.messageId ? { externalId: mail.messageId } : {}),
         attachments,
       },
       conversationMeta: {
+        ...(flagged ? { flagged: FLAG_UNAUTHENTICATED } : {}),
         email: {
           subject: mail.subject,
           address: thread.addr,
-          ...(failed && !ours ? { unauthenticated: true } : {}),
+          ...(flagged ? { unauthenticated: true } : {}),
         },
       },
       ...(skipBot ? { skipBot: true } : {}),
     });
 
-    if (!result.duplicate && mail.messageId && !(failed && !ours))
+    // Unauthenticated mail is indexed nowhere, and no inbound mail may claim one of our own ids (a
+    // sender could otherwise point a reply, or a bounce, of our answer into its own conversation).
+    const id = mail.messageId ?? '';
+    const ownId = /^<msg_[^@]*@/i.test(id) && id.toLowerCase().endsWith(`@${this.#config.from.domain}>`);
+    if (!result.duplicate && mail.messageId && !flagged && !ownId)
       await this.#threads.remember(mail.messageId, thread);
     if (mail.bounce?.failed) {
       if (ours) {
