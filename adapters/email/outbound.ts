@@ -228,7 +228,8 @@ export class EmailSender {
   async #threadChain(conversation: Conversation, parent: Message, meta: EmailMeta): Promise<string[]> {
     const { store } = this.#deps;
     const [first, latest] = await Promise.all([
-      store.listMessages(conversation.id, { take: 1, order: 'asc' }),
+      // The root is the first mail, though an activity (a participant change, say) may come first.
+      store.listMessages(conversation.id, { take: 5, order: 'asc' }),
       store.listMessages(conversation.id, { take: 100, order: 'desc' }),
     ]);
     const idOf = (m: Message): string | undefined => {

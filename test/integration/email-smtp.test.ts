@@ -222,6 +222,32 @@ describe('email over SMTP', () => {
     expect((await stored(c4)).conversationId).not.toBe(first.conversationId);
   });
 
+  it('keeps the root and the newest ids (20 in all) in References of a long thread joined by its reply token', async () => {
+    const customer = 'chatty@example.org';
+    const c1 = mid('long');
+    await client.sendMail({ from: customer, to: SUPPORT, subject: 'Long', text: 'round 0', messageId: c1 });
+    const b1 = await answerTo(c1);
+    const replyTo = b1.parsed.replyTo?.value[0]?.address ?? '';
+    const chain = [c1, b1.header('message-id')!];
+    const capped = (ids: string[]) => (ids.length > 20 ? [ids[0]!, ...ids.slice(-19)] : ids);
+    for (let round = 1; round <= 11; round++) {
+      // A client that keeps no References: only the reply token ties the mail to its thread.
+      const c = mid('long');
+      await client.sendMail({
+        from: customer,
+        to: replyTo,
+        subject: 'Re: Long',
+        text: `round ${round}`,
+        messageId: c,
+      });
+      const b = await answerTo(c);
+      expect(b.header('references')).toBe(capped([...chain, c]).join(' '));
+      chain.push(c, b.header('message-id')!);
+    }
+    expect(chain.length).toBeGreaterThan(20);
+    expect((await stored(chain.at(-2)!)).conversationId).toBe((await stored(c1)).conversationId);
+  });
+
   it('answers HTML-only mail with its readable text', async () => {
     const id = mid('html');
     await client.sendMail({
