@@ -221,6 +221,10 @@ describe('Mailgun inbound route', () => {
     const big = fields({ 'body-plain': 'x'.repeat(MAX_BYTES + 1) });
     expect((await post(new URLSearchParams(big.fields))).status).toBe(406);
     expect(refusals('too_large')).toBe(1);
+    // A bounce address of ours whose token does not verify: nothing to deliver it to.
+    const forged = fields({ recipient: `bounces+msg_${'0'.repeat(26)}-${'a'.repeat(16)}@help.example.com` });
+    expect((await post(new URLSearchParams(forged.fields))).status).toBe(406);
+    expect(refusals('bad_bounce_token')).toBe(1);
   });
 
   it("answers 503 while it cannot accept, and takes Mailgun's retry of the same post", async () => {

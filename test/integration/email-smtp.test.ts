@@ -658,8 +658,9 @@ describe('bounces', () => {
     for (const to of [altered, madeUp, 'bounces@help.example.com']) {
       const err = await client
         .sendMail({ envelope: { from: '', to }, raw: dsn(mid('dsn-forged')) })
-        .catch((e: { responseCode?: number }) => e);
+        .catch((e: { responseCode?: number; response?: string }) => e);
       expect(err).toMatchObject({ responseCode: 550 });
+      expect((err as { response: string }).response).toMatch(/^550 5\.1\.1 /);
     }
     expect(gw.logs.lines.filter((l) => l.reason === 'bad_bounce_token')).toHaveLength(3);
 
