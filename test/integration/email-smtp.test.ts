@@ -568,6 +568,42 @@ describe('sender authentication over SMTP', () => {
     }
   });
 
+  it("does not let an authenticated sender take over one of our Message-IDs to divert a customer's replies", async () => {
+    const customer = 'loyal@example.org';
+    const c1 = mid('loyal');
+    await client.sendMail({
+      from: customer,
+      to: SUPPORT,
+      subject: 'Plan',
+      text: 'Which plan?',
+      messageId: c1,
+    });
+    const ours = (await answerTo(c1)).header('message-id')!;
+    const thread = (await stored(c1)).conversationId;
+    // evil.test's own mail passes (SPF aligned), but claims our answer's Message-ID as its own.
+    await client.sendMail({
+      envelope: { from: 'x@evil.test', to: SUPPORT },
+      from: 'x@evil.test',
+      to: SUPPORT,
+      subject: 'Plan',
+      text: 'Hijack',
+      messageId: ours,
+    });
+    await eventually(() => answersTo(ours).length === 1);
+    const c2 = mid('loyal-again');
+    await client.sendMail({
+      from: customer,
+      to: SUPPORT,
+      subject: 'Re: Plan',
+      text: 'The big one',
+      messageId: c2,
+      inReplyTo: ours,
+      references: [c1, ours],
+    });
+    await answerTo(c2);
+    expect((await stored(c2)).conversationId).toBe(thread);
+  });
+
   it('answers mail whose DKIM signature verifies for the From domain without SPF; altered on the way, it is flagged', async () => {
     const raw = (id: string, text: string) =>
       [
