@@ -185,10 +185,11 @@ export class SmtpListener {
       const input = fromParsedMail(parsed, { mailFrom, rcptTo: envelope.rcptTo.map((r) => r.address) });
       const auth = await this.#authenticate(raw, input.headers, session, mailFrom ?? null);
       if (auth.verdict === 'fail' && auth.temporary) {
-        this.#deps.logger.warn(
-          { remote: session.remoteAddress, auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc } },
-          'email: sender checks could not complete (DNS); answered 451 so the sender retries',
-        );
+        // Logged and counted like every refusal; the sender keeps the mail and retries.
+        this.#refuse('sender_check_temporary', {
+          remote: session.remoteAddress,
+          auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc },
+        });
         throw smtpError(451, 'Temporary failure checking the sender, please try again later');
       }
       const outcome = await this.#deps.receiver.receive(input, auth);

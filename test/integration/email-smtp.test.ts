@@ -659,6 +659,9 @@ describe('sender authentication over SMTP', () => {
     dns.failing.delete('flaky.example');
     expect(err).toMatchObject({ responseCode: 451 });
     expect((err as { response: string }).response).toMatch(/^451 4\.3\.0 /);
+    expect(gw.logs.lines.filter((l) => l.reason === 'sender_check_temporary' && l.level === 40)).toHaveLength(
+      1,
+    );
     await client.sendMail(mail);
     await answerTo(id);
     expect(answersTo(id)).toHaveLength(1);
