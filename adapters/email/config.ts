@@ -1,12 +1,14 @@
 /**
  * @module Email settings (SPEC §2). The channel is enabled when `EMAIL_FROM` and `SMTP_URL` are set
  * (answers need an outbound path) together with at least one inbound path: the built-in SMTP listener
- * (`EMAIL_SMTP_PORT`) or the Mailgun route webhook (`MAILGUN_SIGNING_KEY`). Any email setting without
- * that complete set is an error that stops the start (fail closed).
+ * (`EMAIL_SMTP_PORT`) or the Mailgun route webhook (`MAILGUN_SIGNING_KEY`), and `EMAIL_BOUNCE_SECRET`
+ * (the key of the VERP bounce addresses). Any email setting without that complete set is an error
+ * that stops the start (fail closed). docs/email-authentication.md describes the sender checks.
  */
 import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
 import type { AdapterConfigResult, Env } from '../../src/core/index.js';
+import type { DnsResolver } from './auth.js';
 
 /** The settings this adapter reads. */
 export const SETTINGS = [
@@ -19,6 +21,8 @@ export const SETTINGS = [
   'EMAIL_TLS_KEY',
   'EMAIL_TLS_CERT',
   'MAILGUN_SIGNING_KEY',
+  'EMAIL_BOUNCE_SECRET',
+  'EMAIL_TRUSTED_AUTHSERV_ID',
 ] as const;
 
 /** @default 10 MiB: the common provider limit for a whole message (Gmail allows 25 MB, many MXs 10 MB). */
@@ -52,6 +56,16 @@ export interface EmailConfig {
   maxBytes: number;
   /** Mailgun "HTTP webhook signing key", when the Mailgun route is enabled. */
   mailgunSigningKey: string | null;
+  /** HMAC key of the bounce (VERP) addresses of our answers; never logged. */
+  bounceSecret: string;
+  /**
+   * The authserv-id of the upstream MTA whose `Authentication-Results` the SMTP listener trusts instead
+   * of checking SPF/DKIM/DMARC itself (the top-most such header only); null: the listener checks itself.
+   * Not used by the Mailgun route, which is judged by Mailgun's own results.
+   */
+  trustedAuthservId: string | null;
+  /** DNS lookups of the sender checks. @default the system resolver (tests give their own records) */
+  resolver?: DnsResolver;
 }
 
 const ADDRESS_RE =
@@ -130,6 +144,15 @@ const schema = z.object({
     .string()
     .regex(/^\S{16,256}$/, 'must be 16 to 256 characters without spaces')
     .optional(),
+  // Signs every bounce address; as long as a signing key, so it cannot be guessed.
+  EMAIL_BOUNCE_SECRET: z
+    .string()
+    .regex(/^\S{32,256}$/, 'must be 32 to 256 characters without spaces')
+    .optional(),
+  EMAIL_TRUSTED_AUTHSERV_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/, 'must be a host name such as mx.example.com')
+    .optional(),
 });
 
 function readable(path: string): boolean {
@@ -155,7 +178,12 @@ export function configure(env: Env): AdapterConfigResult<EmailConfig> {
       'EMAIL_SMTP_PORT or MAILGUN_SIGNING_KEY: set at least one inbound path (SMTP listener or Mailgun route)',
     );
   }
-  for (const name of ['EMAIL_SMTP_HOST', 'EMAIL_TLS_KEY', 'EMAIL_TLS_CERT'] as const) {
+  for (const name of [
+    'EMAIL_SMTP_HOST',
+    'EMAIL_TLS_KEY',
+    'EMAIL_TLS_CERT',
+    'EMAIL_TRUSTED_AUTHSERV_ID',
+  ] as const) {
     if (env[name] && !env.EMAIL_SMTP_PORT)
       errors.push(`${name}: only used by the SMTP listener; set EMAIL_SMTP_PORT too`);
   }
@@ -176,6 +204,12 @@ export function configure(env: Env): AdapterConfigResult<EmailConfig> {
   }
   if (from?.local.includes('+'))
     errors.push('EMAIL_FROM: must not contain "+" (the reply token is added after a "+")');
+  // Fail closed: without the secret no bounce could be told from a forged one.
+  if (!env.EMAIL_BOUNCE_SECRET) {
+    errors.push(
+      'EMAIL_BOUNCE_SECRET: required with the email channel (signs the bounce address of every answer), e.g. the output of `openssl rand -hex 32`',
+    );
+  }
   const accept = env.EMAIL_ACCEPT ? parseAccept(env.EMAIL_ACCEPT) : null;
   if (accept) errors.push(...accept.errors);
   const parsed = schema.safeParse(env);
@@ -183,6 +217,7 @@ export function configure(env: Env): AdapterConfigResult<EmailConfig> {
   if (errors.length > 0 || !parsed.success || !from) return { enabled: false, errors };
 
   const d = parsed.data;
+  if (!d.EMAIL_BOUNCE_SECRET) return { enabled: false, errors };
   return {
     enabled: true,
     config: {
@@ -201,6 +236,8 @@ export function configure(env: Env): AdapterConfigResult<EmailConfig> {
       accept: accept?.rules ?? [{ kind: 'address', local: from.local, domain: from.domain }],
       maxBytes: d.EMAIL_MAX_BYTES,
       mailgunSigningKey: d.MAILGUN_SIGNING_KEY ?? null,
+      bounceSecret: d.EMAIL_BOUNCE_SECRET,
+      trustedAuthservId: d.EMAIL_TRUSTED_AUTHSERV_ID?.toLowerCase() ?? null,
     },
   };
 }

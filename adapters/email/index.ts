@@ -27,6 +27,7 @@ export default defineAdapter<EmailConfig>({
       store: ctx.store,
       threads,
       transport,
+      bounceSecret: config.bounceSecret,
       isOwnAddress: (a) => receiver.isOwnAddress(a),
     });
     const listener = new SmtpListener({
@@ -60,6 +61,11 @@ export default defineAdapter<EmailConfig>({
             `email: SMTP listener on ${config.listener.host}:${port} (${config.listener.tls ? 'STARTTLS' : 'no STARTTLS'}); point your MX at it`,
           );
         }
+        lines.push(
+          config.trustedAuthservId
+            ? `email: sender authentication from the Authentication-Results of ${config.trustedAuthservId} only`
+            : 'email: sender authentication by SPF/DKIM/DMARC (DNS); unauthenticated mail is flagged, never answered',
+        );
         if (config.mailgunSigningKey) {
           lines.push(`email: Mailgun route forward("${ctx.publicUrl}/webhooks/email/mailgun")`);
         }

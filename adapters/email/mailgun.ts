@@ -12,11 +12,17 @@
  *   harmless for a forgery and lets genuine mail through once a rotated signing key is configured;
  * - 406 for a post that can never succeed: not a form, over `EMAIL_MAX_BYTES`, no valid `From`;
  * - 503 when the store cannot accept it now (Mailgun retries).
+ *
+ * Sender authentication uses Mailgun's own results (`X-Mailgun-Spf`, `X-Mailgun-Dkim-Check-Result` in
+ * the header block Mailgun prepended, auth.ts); `EMAIL_TRUSTED_AUTHSERV_ID` is for the SMTP listener
+ * only. Mail that fails is stored flagged and not answered, still with 200 (a retry would fail the
+ * same way).
  */
 import { createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { simpleParser } from 'mailparser';
 import type { ChannelContext } from '../../src/core/index.js';
+import { verdictFromMailgun } from './auth.js';
 import type { EmailConfig } from './config.js';
 import {
   fromParsedMail,
@@ -210,7 +216,10 @@ export function mailgunRoute(deps: MailgunRouteDeps): RequestHandler {
             envelopeOf(form.fields),
           )
         : await fromMailgunFields(form.fields, form.files);
-      const outcome = await receiver.receive(input);
+      // Mailgun checked the sender when it received the mail; its results ride in the headers it adds.
+      const fromField = mime ? undefined : form.fields.get('from');
+      const auth = verdictFromMailgun(input.headers, input.envelope.mailFrom, fromField);
+      const outcome = await receiver.receive(input, auth);
       res.status(200).json({ status: outcome.duplicate ? 'duplicate' : 'accepted', id: outcome.messageId });
     } catch (err) {
       if (err instanceof MailRejected) return refuse(res, 406, err.reason);

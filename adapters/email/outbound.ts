@@ -6,6 +6,8 @@
  * §5). Every header value is stripped of CR/LF where it is assigned (no header injection).
  * Transient SMTP failures (4xx, connection errors) are retried with backoff; a 5xx ends the message
  * `failed` with the server's reply.
+ * The SMTP envelope sender is the message's own VERP address (`bounces+<id>-<hmac>@domain`), so a
+ * delivery report can be tied to the one message it is about (receive.ts).
  */
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
@@ -19,6 +21,7 @@ import {
 import { type MailAddress, parseAddress } from './config.js';
 import { messageIds, oneLine } from './inbound.js';
 import type { ThreadIndex } from './threading.js';
+import { bounceAddress } from './verify.js';
 
 /** What the sender needs from nodemailer: one call (a `Transporter`, or a test double). */
 export interface MailTransport {
@@ -90,6 +93,8 @@ export interface BuildMailInput {
   subject: string;
   text: string;
   attachments?: ReadonlyArray<{ url: string; name?: string }>;
+  /** The SMTP envelope sender (our VERP bounce address for this message). */
+  bounceAddress?: string;
 }
 
 /** The nodemailer message for one answer (pure). */
@@ -122,6 +127,9 @@ export function buildMail(input: BuildMailInput): Mail.Options {
     messageId: oneLine(input.messageId),
     ...(parent?.messageId ? { inReplyTo: oneLine(parent.messageId) } : {}),
     ...(references.length > 0 ? { references } : {}),
+    ...(input.bounceAddress
+      ? { envelope: { from: oneLine(input.bounceAddress), to: [oneLine(input.to.address)] } }
+      : {}),
     headers: { 'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All' },
     text,
     html: `<div>${escapeHtml(text).replace(/\r?\n/g, '<br>\n')}</div>`,
@@ -175,6 +183,8 @@ export interface EmailSenderDeps {
   store: Store;
   threads: ThreadIndex;
   transport: MailTransport;
+  /** HMAC key of the VERP bounce addresses. */
+  bounceSecret: string;
   isOwnAddress(address: string): boolean;
   retryDelaysMs?: readonly number[];
 }
@@ -210,6 +220,35 @@ export class EmailSender {
     return recent.items.find((m) => m.direction === 'inbound' && emailMeta(m)) ?? null;
   }
 
+  /**
+   * The thread's ids before `parent`, oldest first (the root, then the newest ones up to
+   * {@link MAX_REFERENCES}), for a parent that carried no `References` of its own: a mail that joined
+   * by the reply token still gets the whole chain, so clients keep the thread together.
+   */
+  async #threadChain(conversation: Conversation, parent: Message, meta: EmailMeta): Promise<string[]> {
+    const { store } = this.#deps;
+    const [first, latest] = await Promise.all([
+      // The root is the first mail, though an activity (a participant change, say) may come first.
+      store.listMessages(conversation.id, { take: 5, order: 'asc' }),
+      store.listMessages(conversation.id, { take: 100, order: 'desc' }),
+    ]);
+    const idOf = (m: Message): string | undefined => {
+      if (m.seq >= parent.seq) return undefined;
+      if (m.direction === 'inbound' && m.type === 'user') return emailMeta(m)?.messageId ?? undefined;
+      if (m.direction === 'outbound' && m.externalId?.startsWith('<')) return m.externalId;
+      return undefined;
+    };
+    const seen = new Map<number, string>();
+    for (const m of [...first.items, ...latest.items]) {
+      const id = idOf(m);
+      if (id) seen.set(m.seq, id);
+    }
+    const chain = [...seen.entries()].sort((a, b) => a[0] - b[0]).map(([, id]) => id);
+    const inReplyTo = messageIds(meta.inReplyTo)[0];
+    if (inReplyTo && !chain.includes(inReplyTo)) chain.push(inReplyTo);
+    return chain;
+  }
+
   async send(conversation: Conversation, message: Message): Promise<SendResult> {
     const { from, threads } = this.#deps;
     const parent = await this.#parentOf(conversation, message);
@@ -239,13 +278,17 @@ export class EmailSender {
         ? {
             ...(meta.messageId ? { messageId: meta.messageId } : {}),
             ...(meta.inReplyTo ? { inReplyTo: meta.inReplyTo } : {}),
-            references: meta.references ?? [],
+            references:
+              meta.references && meta.references.length > 0
+                ? meta.references
+                : await this.#threadChain(conversation, parent!, meta),
             subject: meta.subject ?? '',
           }
         : null,
       subject: meta?.subject ?? convMeta.subject ?? '',
       text: message.text,
       attachments: message.attachments,
+      bounceAddress: bounceAddress(message.id, this.#deps.bounceSecret, from.domain),
     });
     await sendWithRetry(this.#deps.transport, mail, this.#deps.retryDelaysMs);
     return { externalId: messageId, status: 'sent' };

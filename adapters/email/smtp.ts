@@ -9,17 +9,21 @@
  * - `451 4.3.0` when the message cannot be accepted right now (store down, queue full, shutting
  *   down): the sending MTA keeps it and retries;
  * - `250` only after the message is stored and queued.
+ * - `550 5.1.1` at `RCPT TO` also for a bounce address whose token does not verify;
+ * - `451 4.3.0` when the sender checks could not complete (a DNS failure) and did not pass.
  * No AUTH is offered: an MX receives from anyone (CHANNELS.md §3.4); STARTTLS only with a certificate.
+ * Every message is sender-checked (auth.ts) before it is handed to the receiver.
  */
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { simpleParser } from 'mailparser';
 import type { Logger } from 'pino';
 import { SMTPServer, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { type AuthVerdict, authenticateSmtp, verdictFromAuthResults } from './auth.js';
 import type { EmailConfig } from './config.js';
 import { fromParsedMail, MailRejected } from './inbound.js';
 import type { MailReceiver } from './receive.js';
-import { isAcceptedRecipient } from './verify.js';
+import { bouncedMessageId, isAcceptedRecipient, isBounceAddress } from './verify.js';
 
 /** An smtp-server error with the reply code it should send. */
 function smtpError(code: number, message: string): Error & { responseCode: number } {
@@ -97,7 +101,18 @@ export class SmtpListener {
   }
 
   #onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    if (isAcceptedRecipient(address, this.#deps.config.accept)) {
+    const { config } = this.#deps;
+    if (isBounceAddress(address, config.from.domain)) {
+      // Bounces come back to the VERP address of one answer; a made-up or altered token is refused.
+      if (bouncedMessageId(address, config.bounceSecret, config.from.domain)) {
+        cb();
+        return;
+      }
+      this.#refuse('bad_bounce_token', { remote: session.remoteAddress });
+      cb(smtpError(550, 'No such mailbox here'));
+      return;
+    }
+    if (isAcceptedRecipient(address, config.accept)) {
       cb();
       return;
     }
@@ -137,6 +152,27 @@ export class SmtpListener {
     });
   }
 
+  /**
+   * The sender check: the trusted upstream's `Authentication-Results` when `EMAIL_TRUSTED_AUTHSERV_ID`
+   * is set, else SPF/DKIM/DMARC here with the client's address, HELO and MAIL FROM.
+   */
+  async #authenticate(
+    raw: Buffer,
+    headers: ReadonlyArray<readonly [string, string]>,
+    session: SMTPServerSession,
+    mailFrom: string | null,
+  ): Promise<AuthVerdict> {
+    const { config } = this.#deps;
+    if (config.trustedAuthservId) return verdictFromAuthResults(headers, config.trustedAuthservId);
+    return authenticateSmtp(raw, {
+      ip: session.remoteAddress,
+      helo: session.hostNameAppearsAs ?? '',
+      mailFrom,
+      mta: config.from.domain,
+      ...(config.resolver ? { resolver: config.resolver } : {}),
+    });
+  }
+
   async #handle(raw: Buffer, session: SMTPServerSession): Promise<string> {
     const envelope = session.envelope;
     const mailFrom = envelope.mailFrom === false ? undefined : envelope.mailFrom.address || null;
@@ -146,11 +182,20 @@ export class SmtpListener {
           throw new MailRejected('malformed_mime', `The message could not be parsed: ${err.message}`);
         },
       );
-      const outcome = await this.#deps.receiver.receive(
-        fromParsedMail(parsed, { mailFrom, rcptTo: envelope.rcptTo.map((r) => r.address) }),
-      );
+      const input = fromParsedMail(parsed, { mailFrom, rcptTo: envelope.rcptTo.map((r) => r.address) });
+      const auth = await this.#authenticate(raw, input.headers, session, mailFrom ?? null);
+      if (auth.verdict === 'fail' && auth.temporary) {
+        // Logged and counted like every refusal; the sender keeps the mail and retries.
+        this.#refuse('sender_check_temporary', {
+          remote: session.remoteAddress,
+          auth: { spf: auth.spf, dkim: auth.dkim, dmarc: auth.dmarc },
+        });
+        throw smtpError(451, 'Temporary failure checking the sender, please try again later');
+      }
+      const outcome = await this.#deps.receiver.receive(input, auth);
       return outcome.duplicate ? 'OK: already received' : `OK: queued as ${outcome.messageId}`;
     } catch (err) {
+      if ((err as { responseCode?: number }).responseCode === 451) throw err;
       if (err instanceof MailRejected) {
         this.#refuse(err.reason, { remote: session.remoteAddress });
         throw smtpError(554, err.message);

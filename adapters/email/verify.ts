@@ -78,3 +78,47 @@ export function replyTokenOf(address: string, rules: readonly AcceptRule[]): str
 export function isReplyToken(token: string): boolean {
   return TOKEN_RE.test(token);
 }
+
+/** The local part of the bounce (VERP) address: `bounces+<token>@<EMAIL_FROM's domain>`. */
+export const BOUNCE_LOCAL = 'bounces';
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+/** `msg_<ULID>` lower-cased, `-`, then 16 base-32 characters (80 bits) of HMAC. */
+const BOUNCE_TOKEN_RE = /^(msg_[0-9a-z]{26})-([a-z2-7]{16})$/;
+
+function bounceMac(messageId: string, secret: string): string {
+  const mac = createHmac('sha256', secret).update(`email-bounce\n${messageId}`).digest();
+  let out = '';
+  for (let i = 0; i < 16; i++) out += BASE32[mac[i]! & 31];
+  return out;
+}
+
+/**
+ * The VERP envelope sender of our message `messageId` (`msg_…`): a DSN comes back to it (RFC 3464 §2,
+ * RFC 5321 §4.5.5), and the HMAC proves the address was made here for that message, without a lookup.
+ * Lower case only, as some MTAs fold the case of local parts.
+ */
+export function bounceAddress(messageId: string, secret: string, domain: string): string {
+  const id = messageId.toLowerCase();
+  return `${BOUNCE_LOCAL}+${id}-${bounceMac(messageId, secret)}@${domain}`;
+}
+
+/** True for `bounces@domain` and its `+tag` variants (valid token or not). */
+export function isBounceAddress(address: string, domain: string): boolean {
+  const parts = split(address);
+  return parts !== null && parts.domain === domain && parts.local.split('+', 1)[0] === BOUNCE_LOCAL;
+}
+
+/**
+ * The message id (`msg_…`) a bounce address was made for, or null when it is not a bounce address of
+ * `domain` or its token does not verify (compared in constant time).
+ */
+export function bouncedMessageId(address: string, secret: string, domain: string): string | null {
+  if (!isBounceAddress(address, domain)) return null;
+  const local = split(address)!.local;
+  const m = BOUNCE_TOKEN_RE.exec(local.slice(BOUNCE_LOCAL.length + 1));
+  if (!m) return null;
+  // ULIDs are upper case; the address carries them lower-cased.
+  const messageId = `msg_${m[1]!.slice(4).toUpperCase()}`;
+  const equal = timingSafeEqual(Buffer.from(bounceMac(messageId, secret)), Buffer.from(m[2]!));
+  return equal ? messageId : null;
+}

@@ -26,12 +26,19 @@ export interface TestGateway {
 export async function startGateway(
   env: Record<string, string | undefined> = {},
   opts: GatewayOptions = {},
+  /** Non-setting dependencies for a channel's config (e.g. the email channel's DNS `resolver`). */
+  channelDeps: Record<string, Record<string, unknown>> = {},
 ): Promise<TestGateway> {
   const port = await freePort();
-  const config = loadConfig(
+  const loaded = loadConfig(
     { API_KEYS: API_KEY, LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', ...env },
     ADAPTERS,
   );
+  const channels = { ...loaded.channels };
+  for (const [name, deps] of Object.entries(channelDeps)) {
+    if (channels[name]) channels[name] = { ...(channels[name] as object), ...deps };
+  }
+  const config = { ...loaded, channels };
   const logs = new LogCapture();
   const logger = createLogger(config.LOG_LEVEL, logs);
   const gateway = await createGateway(config, logger, opts);

@@ -5,7 +5,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Message } from '../../src/core/index.js';
+import type { Conversation, Message } from '../../src/core/index.js';
 import { SmtpSink } from '../fakes/smtp-sink.js';
 import { eventually } from '../helpers/eventually.js';
 import { API_KEY, startGateway, type TestGateway } from '../helpers/gateway.js';
@@ -29,6 +29,7 @@ beforeAll(async () => {
     SMTP_URL: sink.url,
     MAILGUN_SIGNING_KEY: KEY,
     EMAIL_MAX_BYTES: String(MAX_BYTES),
+    EMAIL_BOUNCE_SECRET: 'test-bounce-secret-0123456789abcdef',
   });
 });
 
@@ -50,17 +51,44 @@ function signed(timestamp = Math.floor(Date.now() / 1000), key = KEY): Record<st
   };
 }
 
-/** The fixture's fields with a fresh Message-ID (and no thread), plus overrides. */
-function fields(overrides: Record<string, string> = {}): {
+/** Mailgun's results as it prepends them, on top of its own `Received` (then the mail's own headers). */
+interface Checks {
+  spf?: string;
+  dkim?: string;
+  /** Headers that came with the mail, below Mailgun's `Received`. */
+  mail?: Array<[string, string]>;
+}
+
+function mailgunHeaders(
+  messageId: string,
+  { spf = 'Pass', dkim = 'Pass', mail = [] }: Checks,
+  extra: Array<[string, string]> = [],
+): Array<[string, string]> {
+  return [
+    ...(dkim ? [['X-Mailgun-Dkim-Check-Result', dkim] as [string, string]] : []),
+    ...(spf ? [['X-Mailgun-Spf', spf] as [string, string]] : []),
+    ['X-Mailgun-Incoming', 'Yes'],
+    ['Received', 'from mail.example.org (mail.example.org [192.0.2.10]) by mxa.mailgun.org with ESMTP'],
+    ...mail,
+    ['Dkim-Signature', 'v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.org; s=sel1; h=from:subject; b=x'],
+    ['Message-Id', messageId],
+    ['Subject', 'Your order status'],
+    ...extra,
+  ];
+}
+
+/** The fixture's fields with a fresh Message-ID (and no thread), Mailgun's checks, plus overrides. */
+function fields(
+  overrides: Record<string, string> = {},
+  checks: Checks = {},
+  extra: Array<[string, string]> = [],
+): {
   fields: Record<string, string>;
   messageId: string;
 } {
   seq += 1;
   const messageId = `<mg-${seq}-${Date.now()}@mail.example.org>`;
-  const headers = [
-    ['Message-Id', messageId],
-    ['Subject', 'Your order status'],
-  ];
+  const headers = mailgunHeaders(messageId, checks, extra);
   return {
     messageId,
     fields: { ...fixture.form_fields, 'message-headers': JSON.stringify(headers), ...signed(), ...overrides },
@@ -89,6 +117,10 @@ async function emailMessageCount(): Promise<number> {
 }
 
 async function storedInbound(messageId: string): Promise<Message> {
+  return (await storedWhere(messageId)).message;
+}
+
+async function storedWhere(messageId: string): Promise<{ conversationId: string; message: Message }> {
   return eventually(async () => {
     const convs = (await (await gw.api('/v1/conversations?channel=email&take=200')).json()) as {
       items: Array<{ id: string }>;
@@ -98,7 +130,7 @@ async function storedInbound(messageId: string): Promise<Message> {
         items: Message[];
       };
       const found = msgs.items.find((m) => m.externalId === messageId);
-      if (found) return found;
+      if (found) return { conversationId: c.id, message: found };
     }
     return null;
   }, 10_000);
@@ -167,7 +199,7 @@ describe('Mailgun inbound route', () => {
   it('parses the raw MIME of a route ending in "mime" (body-mime)', async () => {
     seq += 1;
     const messageId = `<mime-${seq}-${Date.now()}@mail.example.org>`;
-    const mime = `From: Raw Sender <raw@example.org>\r\nTo: support@help.example.com\r\nSubject: Raw\r\nMessage-ID: ${messageId}\r\n\r\nFrom the raw route\r\n`;
+    const mime = `X-Mailgun-Spf: Pass\r\nReceived: from mail.example.org by mxa.mailgun.org with ESMTP\r\nFrom: Raw Sender <raw@example.org>\r\nTo: support@help.example.com\r\nSubject: Raw\r\nMessage-ID: ${messageId}\r\n\r\nFrom the raw route\r\n`;
     const res = await post(
       new URLSearchParams({
         recipient: 'support@help.example.com',
@@ -189,6 +221,10 @@ describe('Mailgun inbound route', () => {
     const big = fields({ 'body-plain': 'x'.repeat(MAX_BYTES + 1) });
     expect((await post(new URLSearchParams(big.fields))).status).toBe(406);
     expect(refusals('too_large')).toBe(1);
+    // A bounce address of ours whose token does not verify: nothing to deliver it to.
+    const forged = fields({ recipient: `bounces+msg_${'0'.repeat(26)}-${'a'.repeat(16)}@help.example.com` });
+    expect((await post(new URLSearchParams(forged.fields))).status).toBe(406);
+    expect(refusals('bad_bounce_token')).toBe(1);
   });
 
   it("answers 503 while it cannot accept, and takes Mailgun's retry of the same post", async () => {
@@ -199,5 +235,58 @@ describe('Mailgun inbound route', () => {
     expect(first.status).toBe(503);
     expect((await post(new URLSearchParams(f))).status).toBe(200);
     await sink.waitFor((m) => m.header('in-reply-to') === messageId, 10_000);
+  });
+
+  it("judges the sender by Mailgun's own results: failing mail joins no thread, is not answered, and is flagged", async () => {
+    const genuine = fields();
+    expect((await post(new URLSearchParams(genuine.fields))).status).toBe(200);
+    const answer = await sink.waitFor((m) => m.header('in-reply-to') === genuine.messageId, 10_000);
+    const ours = answer.header('message-id')!;
+    const thread = (await storedWhere(genuine.messageId)).conversationId;
+    expect((await storedInbound(genuine.messageId)).meta.auth).toMatchObject({
+      verdict: 'pass',
+      via: 'mailgun',
+      aligned: 'dkim',
+    });
+
+    const inThread: Array<[string, string]> = [
+      ['In-Reply-To', ours],
+      ['References', `${genuine.messageId} ${ours}`],
+    ];
+    // SPF and DKIM both fail at Mailgun.
+    const failing = fields({}, { spf: 'Fail', dkim: 'Fail' }, inThread);
+    // SPF fails; the "pass" below Mailgun's Received came with the mail, anyone can write it.
+    const written = fields(
+      {},
+      { spf: 'SoftFail', dkim: '', mail: [['X-Mailgun-Dkim-Check-Result', 'Pass']] },
+      inThread,
+    );
+    // Mailgun's checks pass, but for another domain than the From one (not aligned).
+    const unaligned = fields({ sender: 'bounce@mailer.evil.test' }, { spf: 'Pass', dkim: 'Pass' }, [
+      ...inThread,
+      ['Dkim-Signature', 'v=1; a=rsa-sha256; d=evil.test; s=s1; h=from; b=x'],
+    ]);
+    const flagged: string[] = [];
+    for (const f of [failing, written, unaligned]) {
+      const res = await post(new URLSearchParams(f.fields));
+      expect(res.status).toBe(200);
+      const { conversationId, message } = await storedWhere(f.messageId);
+      expect(conversationId).not.toBe(thread);
+      expect(message.meta.auth).toMatchObject({ verdict: 'fail', via: 'mailgun' });
+      const conv = (await (await gw.api(`/v1/conversations/${conversationId}`)).json()) as Conversation;
+      expect(conv.channelRef).toMatch(/^unauth:/);
+      expect(conv.meta.flagged).toBe('unauthenticated_sender');
+      flagged.push(conversationId);
+    }
+    expect(new Set(flagged).size).toBe(3);
+
+    // Barrier: a genuine reply in the thread is answered, and none of the failing ones is.
+    const reply = fields({}, {}, inThread);
+    expect((await post(new URLSearchParams(reply.fields))).status).toBe(200);
+    await sink.waitFor((m) => m.header('in-reply-to') === reply.messageId, 10_000);
+    expect((await storedWhere(reply.messageId)).conversationId).toBe(thread);
+    for (const f of [failing, written, unaligned]) {
+      expect(sink.messages.filter((m) => m.header('in-reply-to') === f.messageId)).toHaveLength(0);
+    }
   });
 });

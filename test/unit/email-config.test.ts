@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { configure, parseAccept, parseFrom, redactUrl } from '../../adapters/email/config.js';
 
+const SECRET = 'test-bounce-secret-0123456789abcdef';
 const base = {
   EMAIL_FROM: 'Example Support <support@help.example.com>',
   SMTP_URL: 'smtp://u:p@127.0.0.1:2525',
+  EMAIL_BOUNCE_SECRET: SECRET,
 };
 
 function errorsOf(env: Record<string, string>): string[] {
@@ -29,6 +31,9 @@ describe('email settings', () => {
     expect(r.config.accept).toEqual([{ kind: 'address', local: 'support', domain: 'help.example.com' }]);
     expect(r.config.maxBytes).toBe(10 * 1_048_576);
     expect(r.config.mailgunSigningKey).toBeNull();
+    expect(r.config.bounceSecret).toBe(SECRET);
+    // The listener checks SPF/DKIM/DMARC itself unless an upstream is trusted.
+    expect(r.config.trustedAuthservId).toBeNull();
     const mg = configure({ ...base, MAILGUN_SIGNING_KEY: 'test-webhook-signing-key-0123456789' });
     expect(mg.enabled && mg.config.listener).toBeNull();
   });
@@ -60,6 +65,41 @@ describe('email settings', () => {
     expect(errorsOf({ ...base, EMAIL_SMTP_PORT: '25', EMAIL_ACCEPT: 'nonsense' }).join()).toMatch(
       /EMAIL_ACCEPT/,
     );
+  });
+
+  it('does not start without a bounce secret (fail closed), nor with a short one', () => {
+    const { EMAIL_BOUNCE_SECRET: _s, ...noSecret } = base;
+    const r = configure({ ...noSecret, EMAIL_SMTP_PORT: '2525' });
+    expect(r.enabled).toBe(false);
+    expect(errorsOf({ ...noSecret, EMAIL_SMTP_PORT: '2525' })).toEqual([
+      expect.stringMatching(/^EMAIL_BOUNCE_SECRET: required with the email channel/),
+    ]);
+    expect(
+      errorsOf({ ...noSecret, MAILGUN_SIGNING_KEY: 'test-webhook-signing-key-0123456789' }).join(),
+    ).toMatch(/EMAIL_BOUNCE_SECRET: required/);
+    expect(errorsOf({ ...base, EMAIL_SMTP_PORT: '2525', EMAIL_BOUNCE_SECRET: 'too-short' }).join()).toMatch(
+      /EMAIL_BOUNCE_SECRET: must be 32 to 256 characters/,
+    );
+  });
+
+  it('takes a trusted upstream authserv-id for the SMTP listener only', () => {
+    const r = configure({
+      ...base,
+      EMAIL_SMTP_PORT: '2525',
+      EMAIL_TRUSTED_AUTHSERV_ID: 'MX.Help.Example.com',
+    });
+    if (!r.enabled) throw new Error('expected enabled');
+    expect(r.config.trustedAuthservId).toBe('mx.help.example.com');
+    expect(
+      errorsOf({
+        ...base,
+        MAILGUN_SIGNING_KEY: 'test-webhook-signing-key-0123456789',
+        EMAIL_TRUSTED_AUTHSERV_ID: 'mx.help.example.com',
+      }).join(),
+    ).toMatch(/EMAIL_TRUSTED_AUTHSERV_ID: only used by the SMTP listener/);
+    expect(
+      errorsOf({ ...base, EMAIL_SMTP_PORT: '2525', EMAIL_TRUSTED_AUTHSERV_ID: 'mx; spf=pass' }).join(),
+    ).toMatch(/EMAIL_TRUSTED_AUTHSERV_ID: must be a host name/);
   });
 
   it('parses EMAIL_FROM and EMAIL_ACCEPT forms and refuses header injection', () => {
