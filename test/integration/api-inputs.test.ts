@@ -70,7 +70,10 @@ describe('deeply nested bodies', () => {
     const deep = `${'{"meta":'.repeat(8000)}1${'}'.repeat(8000)}`;
     const body = await problem(await postRaw('/v1/conversations', deep), 400, 'GW_ERR_VALIDATION');
     expect(body.errors).toEqual([
-      { field: '(body)', message: `must not nest objects and arrays more than ${MAX_JSON_DEPTH} levels deep` },
+      {
+        field: '(body)',
+        message: `must not nest objects and arrays more than ${MAX_JSON_DEPTH} levels deep`,
+      },
     ]);
     expectNoErrorLogs();
   });
@@ -111,5 +114,34 @@ describe('validation messages', () => {
     const body = await problem(res, 400, 'GW_ERR_VALIDATION');
     expect(body.errors).toEqual([{ field: 'participants.0.id', message: 'must not be empty' }]);
     expect(body.detail).not.toMatch(/\b1 characters\b/);
+  });
+});
+
+describe('filters that name the prototype', () => {
+  it.each([
+    'meta[__proto__]=x',
+    'meta[constructor]=x',
+    'meta[prototype]=x',
+    '__proto__=x',
+    'constructor=x',
+    'meta[tier]=gold&meta[__proto__]=x',
+    '__proto__[tier]=gold',
+  ])('refuses %s with 400 instead of listing everything', async (query) => {
+    await app.api('/v1/conversations', { method: 'POST', json: { meta: { tier: 'gold' } } });
+    const conv = (await (await app.api('/v1/conversations', { method: 'POST', json: {} })).json()) as {
+      id: string;
+    };
+    for (const path of ['/v1/conversations', `/v1/conversations/${conv.id}/messages`]) {
+      const body = await problem(await app.api(`${path}?${query}`), 400, 'GW_ERR_VALIDATION');
+      expect(body.errors?.[0]?.message).toMatch(/reserved key/);
+    }
+  });
+
+  it('keeps filtering by an ordinary key', async () => {
+    await app.api('/v1/conversations', { method: 'POST', json: { meta: { tier: 'gold' } } });
+    await app.api('/v1/conversations', { method: 'POST', json: { meta: { tier: 'silver' } } });
+    const res = await app.api('/v1/conversations?meta[tier]=gold');
+    const { items } = (await res.json()) as { items: Array<{ meta: { tier: string } }> };
+    expect(items.map((c) => c.meta.tier)).toEqual(['gold']);
   });
 });
