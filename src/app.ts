@@ -11,6 +11,7 @@ import { apiRouter } from './http/api/index.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { pageRoutes } from './http/pages.js';
 import { defineRequestLogger, requestId } from './http/request-id.js';
+import { metricsAccess, metricsGuard } from './metrics.js';
 
 export function createApp(deps: GatewayDeps): Express {
   const app = express();
@@ -36,7 +37,15 @@ export function createApp(deps: GatewayDeps): Express {
       draining: deps.lifecycle.draining,
     });
   });
-  app.get('/metrics', async (_req, res) => {
+  const metricsAccessMode = metricsAccess(deps.config);
+  if (metricsAccessMode === 'open') {
+    deps.logger.info(
+      '/metrics is open to anyone who can reach this port: set METRICS_TOKEN to require a token',
+    );
+  } else if (metricsAccessMode === 'closed') {
+    deps.logger.warn('/metrics answers 401: NODE_ENV is production and METRICS_TOKEN is not set');
+  }
+  app.get('/metrics', metricsGuard(deps.config), async (_req, res) => {
     res.set('content-type', deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());
   });

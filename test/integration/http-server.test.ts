@@ -1,10 +1,11 @@
 /**
  * The HTTP server in front of the app, on a real gateway: `Expect: 100-continue` is answered only
- * when the body will be read (README: the key is checked before the body is read).
+ * when the body will be read (README: the key is checked before the body is read), and `/metrics`
+ * takes `METRICS_TOKEN` and fails closed in production.
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY } from '../helpers/api-app.js';
+import { API_KEY, type ApiApp, startApiApp } from '../helpers/api-app.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
 interface ContinueOutcome {
@@ -93,5 +94,65 @@ describe('Expect: 100-continue', () => {
   it('stays healthy afterwards', async () => {
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
     expect((await gw.api('/v1/conversations')).status).toBe(200);
+  });
+});
+
+describe('/metrics access', () => {
+  const TOKEN = 'metrics-token-0123456789abcdef';
+  const apps: ApiApp[] = [];
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+  });
+  async function app(env: Record<string, string>): Promise<ApiApp> {
+    const started = await startApiApp(env);
+    apps.push(started);
+    return started;
+  }
+
+  it('is open without METRICS_TOKEN outside production, and says so at start', async () => {
+    const open = await app({});
+    const res = await fetch(`${open.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain('switchboard_messages_accepted_total');
+    expect(open.logs.text()).toContain('/metrics is open');
+  });
+
+  it('requires the bearer token when METRICS_TOKEN is set', async () => {
+    const guarded = await app({ METRICS_TOKEN: TOKEN });
+    for (const authorization of [
+      undefined,
+      'Bearer wrong-token-0123456789abcdef',
+      `Basic ${TOKEN}`,
+      API_KEY,
+    ]) {
+      const res = await fetch(`${guarded.url}/metrics`, {
+        headers: authorization ? { authorization } : {},
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(await res.text()).not.toContain('switchboard_');
+    }
+    // The API key is not the metrics token.
+    const withKey = await fetch(`${guarded.url}/metrics`, {
+      headers: { authorization: `Bearer ${API_KEY}` },
+    });
+    expect(withKey.status).toBe(401);
+    const ok = await fetch(`${guarded.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('switchboard_messages_accepted_total');
+    expect(guarded.logs.text()).not.toContain(TOKEN);
+  });
+
+  it('fails closed in production without METRICS_TOKEN, and takes the token there', async () => {
+    const closed = await app({ NODE_ENV: 'production' });
+    const res = await fetch(`${closed.url}/metrics`);
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { detail: string }).detail).toMatch(/METRICS_TOKEN/);
+    expect(closed.logs.lines.some((l) => l.level === 40 && /METRICS_TOKEN/.test(String(l.msg)))).toBe(true);
+    const prod = await app({ NODE_ENV: 'production', METRICS_TOKEN: TOKEN });
+    expect(
+      (await fetch(`${prod.url}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).status,
+    ).toBe(200);
   });
 });
