@@ -199,7 +199,9 @@ const twilioRequest: fc.Arbitrary<RawRequest> = fc
     const form = encodeForm(params);
     // Signed over the parameters as the gateway will decode them, exactly as twilio-node computes it.
     const decoded: Record<string, string[]> = Object.create(null);
-    for (const [k, v] of new URLSearchParams(form)) (decoded[k] ??= []).push(v);
+    for (const [k, v] of new URLSearchParams(form)) {
+      decoded[k] = [...(decoded[k] ?? []), v];
+    }
     const flat = Object.fromEntries(Object.entries(decoded).map(([k, v]) => [k, v.length === 1 ? v[0]! : v]));
     const signature = twilio.getExpectedTwilioSignature(AUTH_TOKEN, `${PUBLIC_URL}${path}`, flat);
     return {

@@ -91,6 +91,21 @@ describe('Expect: 100-continue', () => {
     expect(JSON.parse(out.body)).toMatchObject({ meta: { via: 'expect' } });
   });
 
+  it('answers broken percent-encoding in any path below 500, without an error-level log', async () => {
+    for (const path of [
+      '/%',
+      '/%E0%A4%A',
+      '/v1/conversations/%E0%A4%A',
+      '/v1/webhooks/%Fe%u0041',
+      '/webchat/%',
+    ]) {
+      const res = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+      expect(res.status, path).toBeGreaterThanOrEqual(400);
+      expect(res.status, path).toBeLessThan(500);
+    }
+    expect(gw.logs.lines.filter((l) => (l.level as number) >= 50)).toEqual([]);
+  });
+
   it('stays healthy afterwards', async () => {
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
     expect((await gw.api('/v1/conversations')).status).toBe(200);
