@@ -114,11 +114,7 @@ export async function createGateway(
   };
   const app = createApp(deps);
   const server = createServer(app);
-  handleExpectContinue(server, app, {
-    apiKeys: config.apiKeys,
-    bodyLimitBytes: config.BODY_LIMIT_BYTES,
-    logger,
-  });
+  handleExpectContinue(server, app, config, logger);
   // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;

@@ -86,8 +86,21 @@ function tooLarge(req: IncomingMessage, res: ServerResponse, options: ContinueOp
   res.end(body);
 }
 
-/** Handles `checkContinue` on `server`, dispatching every request it does not refuse to `app`. */
-export function handleExpectContinue(server: Server, app: RequestListener, options: ContinueOptions): void {
+/**
+ * Handles `checkContinue` on `server`, dispatching every request it does not refuse to `app`, with
+ * the API keys and body limit of `config`.
+ */
+export function handleExpectContinue(
+  server: Server,
+  app: RequestListener,
+  config: { apiKeys: readonly string[]; BODY_LIMIT_BYTES: number },
+  logger: Logger,
+): void {
+  const options: ContinueOptions = {
+    apiKeys: config.apiKeys,
+    bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    logger,
+  };
   const refused = refusedBeforeBody(options);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     const reason = refused(req);
