@@ -11,7 +11,7 @@ import type { LogCapture } from '../helpers/logs.js';
  * fast-check parameters for one property: a fixed seed, and a time budget after which the run stops
  * (not a failure), so a slow machine runs fewer cases rather than timing out.
  */
-export function fuzzParams(seed: number, budgetMs = 3_000, numRuns = 400) {
+export function fuzzParams(seed: number, budgetMs = 3_000, numRuns = 1_000) {
   return { seed, numRuns, interruptAfterTimeLimit: budgetMs, markInterruptAsFailure: false } as const;
 }
 
