@@ -4,6 +4,8 @@
  * kilobytes nested thousands of levels deep exhausts the stack: a 500 from a client's mistake, or an
  * attacker's. The raw bytes are scanned before they are parsed, so such a body is never built at all.
  */
+import { TextDecoder } from 'node:util';
+import { GatewayError } from '../core/errors.js';
 import { validationError } from './api/schemas.js';
 
 /** Deepest nesting of objects and arrays accepted in a request body; `{"a":[1]}` is 2 deep. */
@@ -45,15 +47,26 @@ export function jsonDepth(bytes: Uint8Array, limit = Number.POSITIVE_INFINITY): 
   return deepest;
 }
 
+/** The body re-encoded as UTF-8; a UTF charset the platform cannot decode (UTF-32) is refused. */
+function asUtf8(buf: Buffer, encoding: string): Buffer {
+  let decoder: TextDecoder;
+  try {
+    decoder = new TextDecoder(encoding);
+  } catch {
+    throw new GatewayError(
+      'GW_ERR_UNSUPPORTED_MEDIA_TYPE',
+      'Send the body as UTF-8 (or UTF-16) application/json',
+    );
+  }
+  return Buffer.from(decoder.decode(buf), 'utf8');
+}
+
 /**
  * A body-parser `verify` hook: refuses a body nested deeper than {@link MAX_JSON_DEPTH} with 400
  * `GW_ERR_INVALID_JSON` before it is parsed. Bodies in another UTF encoding are decoded first.
  */
 export function refuseDeepJson(_req: unknown, _res: unknown, buf: Buffer, encoding: string): void {
-  const bytes =
-    encoding.toLowerCase().replace('-', '') === 'utf8'
-      ? buf
-      : Buffer.from(new TextDecoder(encoding).decode(buf), 'utf8');
+  const bytes = encoding.toLowerCase().replace('-', '') === 'utf8' ? buf : asUtf8(buf, encoding);
   if (jsonDepth(bytes, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
     throw validationError([
       {

@@ -84,6 +84,23 @@ describe('deeply nested bodies', () => {
     expect((await postRaw('/v1/conversations', nested(MAX_JSON_DEPTH))).status).toBe(201);
   });
 
+  it('checks bodies in UTF-16 too, and refuses a UTF charset it cannot read with 415', async () => {
+    const post = (charset: string, text: string) =>
+      fetch(`${app.url}/v1/conversations`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${API_KEY}`,
+          'content-type': `application/json; charset=${charset}`,
+        },
+        body: Buffer.from(text, 'utf16le'),
+      });
+    expect((await post('utf-16le', '{"meta":{"a":"é"}}')).status).toBe(201);
+    const deep = `{"meta":${'['.repeat(100)}${']'.repeat(100)}}`;
+    await problem(await post('utf-16le', deep), 400, 'GW_ERR_VALIDATION');
+    await problem(await post('utf-32', '{}'), 415, 'GW_ERR_UNSUPPORTED_MEDIA_TYPE');
+    expectNoErrorLogs();
+  });
+
   it('does not count brackets inside strings', async () => {
     const text = `${'{['.repeat(500)}\\"${'['.repeat(500)}`;
     const res = await postRaw('/v1/conversations', JSON.stringify({ meta: { text } }));
