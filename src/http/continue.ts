@@ -36,7 +36,7 @@ function isApiPath(url: string | undefined): boolean {
 
 /**
  * Why the app will refuse this request without reading its body, or undefined when it will read it:
- * a declared length above the body limit, or an API request without a valid key.
+ * an API request without a valid key, or a declared length above the body limit.
  */
 export function refusedBeforeBody(
   options: ContinueOptions,
