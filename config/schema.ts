@@ -28,6 +28,13 @@ export const coreSchema = z.object({
     .regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, ":", "_" or "-", at most 32')
     .default(DEFAULTS.REDIS_KEY_PREFIX),
   API_KEYS: z.string().optional(),
+  // A bearer token for GET /metrics; see src/metrics.ts for what happens when it is unset.
+  METRICS_TOKEN: z
+    .string()
+    .regex(/^\S{16,256}$/, 'must be 16 to 256 characters without spaces')
+    .optional(),
+  // Only `production` means anything: it closes what is open by default for trying the gateway out.
+  NODE_ENV: z.string().optional(),
   BOT_URL: httpUrl.optional(),
   BOT_SECRET: z.string().optional(),
   BOT_TIMEOUT_MS: int(100, 120_000).default(DEFAULTS.BOT_TIMEOUT_MS),

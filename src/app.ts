@@ -11,6 +11,7 @@ import { apiRouter } from './http/api/index.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { pageRoutes } from './http/pages.js';
 import { defineRequestLogger, requestId } from './http/request-id.js';
+import { metricsAccess, metricsGuard } from './metrics.js';
 
 /** What the start-up log and `/readyz` say on the embedded backend. */
 export const EMBEDDED_WARNING =
@@ -41,7 +42,15 @@ export function createApp(deps: GatewayDeps): Express {
       ...(deps.store.kind === 'embedded' ? { warning: EMBEDDED_WARNING } : {}),
     });
   });
-  app.get('/metrics', async (_req, res) => {
+  const metricsAccessMode = metricsAccess(deps.config);
+  if (metricsAccessMode === 'open') {
+    deps.logger.info(
+      '/metrics is open to anyone who can reach this port: set METRICS_TOKEN to require a token',
+    );
+  } else if (metricsAccessMode === 'closed') {
+    deps.logger.warn('/metrics answers 401: NODE_ENV is production and METRICS_TOKEN is not set');
+  }
+  app.get('/metrics', metricsGuard(deps.config), async (_req, res) => {
     res.set('content-type', deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());
   });

@@ -14,6 +14,7 @@ import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
 import { apiKeyAuth } from './http/auth.js';
+import { handleExpectContinue } from './http/continue.js';
 import { createMetrics } from './metrics.js';
 import { DemoBot } from './pipeline/bot/demo.js';
 import { HttpBot } from './pipeline/bot/http.js';
@@ -113,6 +114,7 @@ export async function createGateway(
   };
   const app = createApp(deps);
   const server = createServer(app);
+  handleExpectContinue(server, app, config, logger);
   // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;

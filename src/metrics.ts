@@ -1,5 +1,51 @@
-/** @module Prometheus metrics (prom-client), one registry per gateway instance. */
+/**
+ * @module Prometheus metrics (prom-client), one registry per gateway instance, and who may read them.
+ *
+ * `GET /metrics` tells an outsider the traffic per channel, the refusals by reason and the queue
+ * depth, so it is not for everyone: with `METRICS_TOKEN` set it takes `Authorization: Bearer <token>`
+ * (compared in constant time, as API keys are); without one it is open for trying the gateway out, and
+ * closed (401) under `NODE_ENV=production`, where forgetting the token must not publish the numbers.
+ */
+import type { RequestHandler } from 'express';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { GatewayError } from './core/errors.js';
+import { apiKeyMatch } from './http/auth.js';
+
+/** Who may read `/metrics`, as decided at start from the settings. */
+export type MetricsAccess = 'token' | 'open' | 'closed';
+
+export function metricsAccess(config: { METRICS_TOKEN?: string; NODE_ENV?: string }): MetricsAccess {
+  if (config.METRICS_TOKEN) return 'token';
+  return config.NODE_ENV === 'production' ? 'closed' : 'open';
+}
+
+/** The guard in front of `/metrics` (see the module comment); refusals are 401 problems. */
+export function metricsGuard(config: { METRICS_TOKEN?: string; NODE_ENV?: string }): RequestHandler {
+  const access = metricsAccess(config);
+  const match = config.METRICS_TOKEN ? apiKeyMatch([config.METRICS_TOKEN]) : undefined;
+  return function metricsGuardMiddleware(req, res, next) {
+    if (access === 'open') {
+      next();
+      return;
+    }
+    res.setHeader('WWW-Authenticate', 'Bearer realm="switchboard-metrics"');
+    if (access === 'closed') {
+      next(
+        new GatewayError(
+          'GW_ERR_UNAUTHORIZED',
+          'Metrics are closed in production until METRICS_TOKEN is set; then send it as `Authorization: Bearer <token>`',
+        ),
+      );
+      return;
+    }
+    const verdict = match?.(req.get('authorization'));
+    if (verdict === 'missing') {
+      next(new GatewayError('GW_ERR_UNAUTHORIZED', 'Send METRICS_TOKEN as `Authorization: Bearer <token>`'));
+    } else if (verdict === 'invalid') {
+      next(new GatewayError('GW_ERR_UNAUTHORIZED', 'The metrics token is not valid'));
+    } else next();
+  };
+}
 
 export function createMetrics(pendingCount: () => Promise<number>) {
   const registry = new Registry();

@@ -8,7 +8,8 @@
  *
  * Every refused request is answered with Twilio's convention (403 for a signature that does not verify,
  * including a missing header: SPEC §5 answers every unauthenticated webhook alike, where twilio-node's
- * `webhook()` would say 400), logged once at warn with its reason, counted, and nothing is stored.
+ * `webhook()` would say 400; 400 for a SID of the wrong shape and 403 for another account's
+ * `AccountSid`, see ids.ts), logged once at warn with its reason, counted, and nothing is stored.
  */
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import {
@@ -18,6 +19,7 @@ import {
   isGatewayError,
 } from '../../src/core/index.js';
 import { configure, SETTINGS, type TwilioConfig } from './config.js';
+import { checkIds } from './ids.js';
 import { type StatusUpdate, toInbound, toStatusUpdate } from './inbound.js';
 import { createMessagesClient, type MessagesClient, sendMessage } from './outbound.js';
 import { type Params, verifyTwilioRequest } from './verify.js';
@@ -109,6 +111,9 @@ export function createTwilioAdapter(
           : 'The X-Twilio-Signature does not verify';
       return refuse(403, verified.reason, detail, { url });
     }
+    // Signed is not enough: a re-split of signed bytes also verifies (see ids.ts).
+    const ids = checkIds(verified.params, config.accountSid);
+    if (ids) return refuse(ids.status, ids.reason, ids.detail);
     return verified.params;
   }
 

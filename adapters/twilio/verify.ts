@@ -45,11 +45,20 @@ export interface SignedRequest {
 export type VerifyResult = { ok: true; params: Params } | { ok: false; reason: SignatureFailure };
 
 /**
+ * A parameter map without a prototype: a parameter named `constructor`, `toString` or `__proto__` is
+ * an entry like any other, where on a plain object it would read an inherited member (and a repeated
+ * `__proto__` would replace the map's prototype), so the parameters checked would not be those signed.
+ */
+function emptyParams(): Params {
+  return Object.create(null) as Params;
+}
+
+/**
  * Decodes an `application/x-www-form-urlencoded` body. Values are URL-decoded (`+` and `%20` both mean a
  * space): Twilio signs the decoded values, so signing the raw text would fail (CHANNELS.md §1.1).
  */
 export function parseForm(body: string): Params {
-  const params: Params = {};
+  const params = emptyParams();
   for (const [name, value] of new URLSearchParams(body)) {
     const prev = params[name];
     if (prev === undefined) params[name] = value;
@@ -68,9 +77,9 @@ export function parseJson(body: string): Params {
   try {
     value = JSON.parse(body);
   } catch {
-    return {};
+    return emptyParams();
   }
-  const params: Params = {};
+  const params = emptyParams();
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return params;
   for (const [name, v] of Object.entries(value)) {
     if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') params[name] = String(v);

@@ -229,6 +229,12 @@ export class Session implements LocalSocket {
         seq: 0,
         conversation,
       });
+      await events.emit({
+        type: 'session.started',
+        conversationId: conversation.id,
+        seq: 0,
+        sessionId: conversation.sessionId,
+      });
     }
     if (this.#state === 'closed') return;
     // Checked right before adding (no await in between), so concurrent handshakes cannot overshoot.

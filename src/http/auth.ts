@@ -15,7 +15,32 @@ function sha256(value: string): Buffer {
 
 /**
  * Checks a request's bearer token against `keys`: the refusal to pass on (a 401, with
- * `WWW-Authenticate` set on `res`), or undefined when the key is one of them.
+ * `WWW-Authenticate` set on `res`), or undefined when the key is one of them ({@link apiKeyMatch}).
+ *
+ * @throws TypeError at construction when `keys` is empty or holds an empty key (fail closed).
+ */
+export function apiKeyCheck(
+  keys: readonly string[],
+): (req: Request, res: Response) => GatewayError | undefined {
+  const match = apiKeyMatch(keys);
+  return function apiKeyCheck(req, res) {
+    const verdict = match(req.get('authorization'));
+    if (verdict === 'missing') {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="switchboard"');
+      return new GatewayError('GW_ERR_UNAUTHORIZED', 'Send the API key as `Authorization: Bearer <key>`');
+    }
+    if (verdict === 'invalid') {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="switchboard", error="invalid_token"');
+      return new GatewayError('GW_ERR_UNAUTHORIZED', 'The API key is not valid');
+    }
+    return undefined;
+  };
+}
+
+/**
+ * The comparison behind {@link apiKeyCheck}, on the raw `Authorization` header: `missing` (no bearer
+ * token), `invalid` (not one of `keys`) or undefined (accepted). Also used before a request is handed
+ * to the app at all (`Expect: 100-continue`).
  *
  * Both sides are hashed first so every comparison is over 32 bytes whatever the key lengths (a plain
  * `timingSafeEqual` would leak the length), and every key is compared without an early exit so the
@@ -23,27 +48,20 @@ function sha256(value: string): Buffer {
  *
  * @throws TypeError at construction when `keys` is empty or holds an empty key (fail closed).
  */
-export function apiKeyCheck(
+export function apiKeyMatch(
   keys: readonly string[],
-): (req: Request, res: Response) => GatewayError | undefined {
+): (authorization: string | undefined) => 'missing' | 'invalid' | undefined {
   if (keys.length === 0 || keys.some((k) => k.length === 0)) {
     throw new TypeError('Expected `keys` to be a non-empty list of non-empty API keys');
   }
   const digests = keys.map(sha256);
-  return function apiKeyCheck(req, res) {
-    const match = BEARER.exec(req.get('authorization') ?? '');
-    if (!match) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="switchboard"');
-      return new GatewayError('GW_ERR_UNAUTHORIZED', 'Send the API key as `Authorization: Bearer <key>`');
-    }
+  return function apiKeyMatch(authorization) {
+    const match = BEARER.exec(authorization ?? '');
+    if (!match) return 'missing';
     const presented = sha256(match[1]!);
     let ok = false;
     for (const digest of digests) ok = timingSafeEqual(presented, digest) || ok;
-    if (!ok) {
-      res.setHeader('WWW-Authenticate', 'Bearer realm="switchboard", error="invalid_token"');
-      return new GatewayError('GW_ERR_UNAUTHORIZED', 'The API key is not valid');
-    }
-    return undefined;
+    return ok ? undefined : 'invalid';
   };
 }
 

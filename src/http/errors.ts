@@ -40,6 +40,16 @@ function isHttpLibraryError(err: unknown): err is HttpLibraryError {
  */
 function toGatewayError(err: unknown): GatewayError | undefined {
   if (isGatewayError(err)) return err;
+  // The router's percent-decoding of a path parameter (`/v1/conversations/%E0%A4%A`); it marks the
+  // error 400 but not as safe to show, so it would otherwise read as our own failure.
+  if (err instanceof URIError) {
+    return new GatewayError(
+      'GW_ERR_BAD_REQUEST',
+      'The request path has invalid percent-encoding',
+      {},
+      { cause: err },
+    );
+  }
   if (!isHttpLibraryError(err)) return undefined;
   switch (err.type) {
     case 'entity.parse.failed':

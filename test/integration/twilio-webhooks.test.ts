@@ -173,6 +173,7 @@ describe('Twilio round trips', () => {
   it('accepts the bodySHA256 JSON variant', async () => {
     const body = JSON.stringify({
       MessageSid: newSid(),
+      AccountSid: ACCOUNT_SID,
       From: '+14155550104',
       To: '+15005550006',
       Body: 'json hi',

@@ -25,6 +25,26 @@ describe('parseForm', () => {
     });
   });
 
+  it('keeps parameters named like object members as ordinary entries', () => {
+    const params = parseForm('constructor=a&toString=b&__proto__=c&__proto__=d&hasOwnProperty=e');
+    expect(Object.getPrototypeOf(params)).toBeNull();
+    expect(Object.entries(params)).toEqual([
+      ['constructor', 'a'],
+      ['toString', 'b'],
+      ['__proto__', ['c', 'd']],
+      ['hasOwnProperty', 'e'],
+    ]);
+  });
+
+  it('verifies a run-time signature over parameters named like object members', () => {
+    const url = 'https://chat.example.com/webhooks/twilio';
+    const body = 'MessageSid=SM1&constructor=a&toString=b&__proto__=c';
+    // Built from entries: a `__proto__` key in an object literal would set the prototype instead.
+    const signed = Object.fromEntries(new URLSearchParams(body));
+    const signature = twilio.getExpectedTwilioSignature(TOKEN, url, signed);
+    expect(verifyTwilioRequest({ authToken: TOKEN, signature, url, body, kind: 'form' }).ok).toBe(true);
+  });
+
   it('decodes the fixture SMS body to its documented parameters', () => {
     expect(parseForm(sms.request.raw_body)).toEqual(sms.request.form_params);
   });

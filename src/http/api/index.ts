@@ -8,8 +8,10 @@ import { GatewayError } from '../../core/errors.js';
 import type { GatewayDeps } from '../../deps.js';
 import { webhooksRouter } from '../../webhooks/index.js';
 import { apiKeyCheck } from '../auth.js';
+import { refuseDeepJson } from '../json-depth.js';
 import { chatbotRoutes } from './chatbot.js';
 import { conversationRoutes } from './conversations.js';
+import { validationError } from './schemas.js';
 
 /** A request carries a body when it declares a non-zero length or is chunked (RFC 9112 §6.3). */
 function hasBody(req: Request): boolean {
@@ -32,7 +34,9 @@ function notJson(req: Request): GatewayError | undefined {
 /**
  * What every `/v1` request passes before its route, in order: the API key (so nothing is read or
  * parsed for an unauthenticated caller), a JSON body (415 otherwise), then the JSON parser within
- * `BODY_LIMIT_BYTES` (413). One middleware rather than three: every router layer is one more match
+ * `BODY_LIMIT_BYTES` (413) and nesting depth (400). Any JSON text parses (`null` and `5` are valid
+ * JSON), and a body that is not an object or array is then refused as a validation error: routes read
+ * an absent body as `{}`, which a `null` must never become. One middleware rather than three: every router layer is one more match
  * and dispatch, with their allocations, on every request.
  */
 function apiGate(deps: GatewayDeps): RequestHandler {
@@ -40,7 +44,8 @@ function apiGate(deps: GatewayDeps): RequestHandler {
   const parseJson = express.json({
     limit: deps.config.BODY_LIMIT_BYTES,
     type: 'application/json',
-    strict: true,
+    strict: false,
+    verify: refuseDeepJson,
   });
   return function apiGateMiddleware(req, res, next) {
     const refused = checkKey(req, res) ?? notJson(req);
@@ -48,7 +53,17 @@ function apiGate(deps: GatewayDeps): RequestHandler {
       next(refused);
       return;
     }
-    parseJson(req, res, next);
+    parseJson(req, res, (err?: unknown) => {
+      if (
+        err === undefined &&
+        req.body !== undefined &&
+        (typeof req.body !== 'object' || req.body === null)
+      ) {
+        next(validationError([{ field: '(body)', message: 'must be an object' }]));
+        return;
+      }
+      next(err);
+    });
   };
 }
 

@@ -15,6 +15,17 @@ export const MAX_TAKE = 200;
 
 const META_PARAM = /^meta\[([^[\]]{1,128})\]$/;
 
+/**
+ * Names that are properties of every object rather than data: as a filter key they would reach the
+ * prototype instead of the item (`meta[__proto__]=x` was once dropped, listing everything).
+ */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** True when any part of a parameter name (split at brackets and dots) is a {@link RESERVED_KEYS} name. */
+function hasReservedPart(name: string): boolean {
+  return name.split(/[[\].]/).some((part) => RESERVED_KEYS.has(part));
+}
+
 const TAKE_RANGE = `must be an integer from 1 to ${MAX_TAKE}`;
 
 const pageShape = {
@@ -42,9 +53,14 @@ export function parseListQuery<T extends Omit<PageQuery, 'meta'>>(
   query: Record<string, unknown>,
 ): T & Pick<PageQuery, 'meta'> {
   const errors: FieldError[] = [];
-  const meta: Record<string, string> = {};
-  const rest: Record<string, unknown> = {};
+  // No prototype: whatever a key is called, it is an own entry, never a property of Object.prototype.
+  const meta: Record<string, string> = Object.create(null);
+  const rest: Record<string, unknown> = Object.create(null);
   for (const [name, value] of Object.entries(query)) {
+    if (hasReservedPart(name)) {
+      errors.push({ field: name, message: 'names a reserved key (__proto__, constructor, prototype)' });
+      continue;
+    }
     if (typeof value !== 'string') {
       errors.push({ field: name, message: 'must be given once' });
       continue;
@@ -56,5 +72,5 @@ export function parseListQuery<T extends Omit<PageQuery, 'meta'>>(
   }
   if (errors.length > 0) throw validationError(errors);
   const parsed = parseInput(schema, rest);
-  return Object.keys(meta).length > 0 ? { ...parsed, meta } : parsed;
+  return Object.keys(meta).length > 0 ? { ...parsed, meta: { ...meta } } : parsed;
 }

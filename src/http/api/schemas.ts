@@ -27,6 +27,11 @@ const KIND: Readonly<Record<string, string>> = {
   int: 'an integer',
 };
 
+/** `1 character`, `5 characters`. */
+function count(n: number | bigint, noun: string): string {
+  return `${n} ${Number(n) === 1 ? noun : `${noun}s`}`;
+}
+
 /** Messages for the generic issues, so no schema has to spell them out; `undefined` keeps zod's own. */
 const errorMap: z.core.$ZodErrorMap = (issue) => {
   switch (issue.code) {
@@ -36,12 +41,20 @@ const errorMap: z.core.$ZodErrorMap = (issue) => {
     case 'invalid_value':
       return `must be one of: ${issue.values.map(String).join(', ')}`;
     case 'too_small':
-      if (issue.origin === 'string') return `must be at least ${issue.minimum} characters long`;
-      if (issue.origin === 'array') return `must have at least ${issue.minimum} items`;
+      if (issue.origin === 'string') {
+        return Number(issue.minimum) === 1
+          ? 'must not be empty'
+          : `must be at least ${count(issue.minimum, 'character')} long`;
+      }
+      if (issue.origin === 'array') {
+        return Number(issue.minimum) === 1
+          ? 'must not be empty'
+          : `must have at least ${count(issue.minimum, 'item')}`;
+      }
       return `must be at least ${issue.minimum}`;
     case 'too_big':
-      if (issue.origin === 'string') return `must be at most ${issue.maximum} characters long`;
-      if (issue.origin === 'array') return `must have at most ${issue.maximum} items`;
+      if (issue.origin === 'string') return `must be at most ${count(issue.maximum, 'character')} long`;
+      if (issue.origin === 'array') return `must have at most ${count(issue.maximum, 'item')}`;
       return `must be at most ${issue.maximum}`;
     case 'invalid_key':
       return 'has a key that is empty or longer than 128 characters';
