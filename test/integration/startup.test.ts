@@ -187,6 +187,7 @@ describe('a failed start, said for people', () => {
           PORT: String(port),
           API_KEYS: 'a-configured-key-0123',
           EMAIL_FROM: 'support@example.com',
+          EMAIL_BOUNCE_SECRET: 'test-bounce-secret-0123456789abcdef',
           SMTP_URL: 'smtp://127.0.0.1:9',
           EMAIL_SMTP_PORT: String(smtpPort),
           EMAIL_SMTP_HOST: '127.0.0.1',
