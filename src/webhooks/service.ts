@@ -210,7 +210,7 @@ export class WebhookService implements EndpointSource {
       createdAt: at,
     };
     const state = newState(at);
-    await this.repo.enqueue(data, state, Date.now());
+    await this.repo.enqueue(data, state, Date.now(), this.#opts.reorderWindowMs);
     return { ...data, state };
   }
 

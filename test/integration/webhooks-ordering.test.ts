@@ -98,20 +98,24 @@ describe.skipIf(!enabled)('webhook order per conversation (Redis, two gateways)'
     await redis?.dispose();
   });
 
-  it('503 for a while, then 204: every event once accepted, each conversation strictly in seq order', async () => {
-    const [a, b] = gateways as [TestGateway, TestGateway];
-    bot.mode = { kind: 'echo', delayMs: () => Math.floor(Math.random() * 3) };
+  /** Subscribes `r` to message.created; later subscriptions stay on, their receivers unread. */
+  async function subscribe(r: WebhookReceiver): Promise<void> {
     const created = (await (
-      await a.api('/v1/webhooks', {
+      await gateways[0]!.api('/v1/webhooks', {
         method: 'POST',
-        json: { url: `${receiver.url}/crm`, events: ['message.created'] },
+        json: { url: `${r.url}/crm`, events: ['message.created'] },
       })
     ).json()) as { id: string; secret: string };
-    receiver.secrets = [created.secret];
-    receiver.mode = { kind: 'status', status: 503 };
+    r.secrets = [created.secret];
+  }
 
-    const CONVERSATIONS = 30;
-    const PER = 6;
+  /** Sessions over both gateways, and PER messages to each, spread over both, sent concurrently. */
+  async function traffic(
+    CONVERSATIONS: number,
+    PER: number,
+  ): Promise<{ conversations: string[]; sending: Promise<number[]> }> {
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    bot.mode = { kind: 'echo', delayMs: () => Math.floor(Math.random() * 3) };
     const conversations = await Promise.all(
       Array.from({ length: CONVERSATIONS }, async (_, i) => {
         const res = await (i % 2 ? a : b).api('/v1/sessions', { method: 'POST', json: {} });
@@ -132,7 +136,15 @@ describe.skipIf(!enabled)('webhook order per conversation (Redis, two gateways)'
         });
       });
     }
-    const sending = pool(sends, 20);
+    return { conversations, sending: pool(sends, 20) };
+  }
+
+  it('503 for a while, then 204: every event once accepted, each conversation strictly in seq order', async () => {
+    await subscribe(receiver);
+    receiver.mode = { kind: 'status', status: 503 };
+    const CONVERSATIONS = 30;
+    const PER = 6;
+    const { conversations, sending } = await traffic(CONVERSATIONS, PER);
     // Unavailable while the traffic comes in and a little after, then healthy.
     await new Promise((r) => setTimeout(r, 2_500));
     receiver.mode = { kind: 'ok' };
@@ -155,5 +167,27 @@ describe.skipIf(!enabled)('webhook order per conversation (Redis, two gateways)'
       expect(seqs.sort((x, y) => x - y)).toEqual(Array.from({ length: PER * 2 }, (_, i) => i + 1));
     }
     expect(orderViolations(receiver.received)).toEqual([]);
+  }, 120_000);
+
+  it('a healthy receiver too: a reply and the next message queued by different processes go in seq order', async () => {
+    const healthy = await WebhookReceiver.start();
+    try {
+      await subscribe(healthy);
+      const CONVERSATIONS = 20;
+      const PER = 6;
+      const { conversations, sending } = await traffic(CONVERSATIONS, PER);
+      expect((await sending).filter((s) => s !== 202)).toEqual([]);
+      const total = CONVERSATIONS * PER * 2;
+      await eventually(() => new Set(healthy.accepted.map((d) => d.webhookId)).size >= total, 60_000, 100);
+      expect(healthy.unverified).toEqual([]);
+      expect(new Set(healthy.accepted.map((d) => d.webhookId)).size).toBe(total);
+      for (const conv of conversations) {
+        const seqs = healthy.accepted.filter((d) => d.event.conversationId === conv).map((d) => d.event.seq);
+        expect(seqs).toEqual(Array.from({ length: PER * 2 }, (_, i) => i + 1));
+      }
+      expect(orderViolations(healthy.received)).toEqual([]);
+    } finally {
+      await healthy.close();
+    }
   }, 120_000);
 });
