@@ -11,6 +11,7 @@ import {
   type DeliveryQuery,
   type DeliveryRecord,
   type DeliveryState,
+  type DeliveryStatus,
   type EndpointRecord,
   type FinishAction,
   lanePlace,
@@ -24,7 +25,7 @@ interface StoredDelivery {
   data: DeliveryData;
   state: DeliveryState;
   expiresAt: number | null;
-  /** Its place in the lane: the event's seq; a replay sorts after everything queued around it. */
+  /** Its place in the lane (see `lanePlace`). */
   key: number;
   /** Until when (ms) it is held back while it does not continue its lane. */
   holdUntil: number;
@@ -140,6 +141,11 @@ export class MemoryWebhookRepo implements WebhookRepo {
   }
 
   async enqueue(data: DeliveryData, state: DeliveryState, now: number, holdMs = 0): Promise<void> {
+    this.#put(data, state, now, holdMs);
+  }
+
+  /** {@link enqueue} as one synchronous step, for the callers that must not yield in between. */
+  #put(data: DeliveryData, state: DeliveryState, now: number, holdMs: number): void {
     const q = this.#q(data.endpointId);
     if (++q.writes >= SWEEP_EVERY) {
       q.writes = 0;
@@ -151,16 +157,11 @@ export class MemoryWebhookRepo implements WebhookRepo {
       lane = [];
       q.lanes.set(data.lane, lane);
     }
-    let key = place === 'replay' ? Number.POSITIVE_INFINITY : data.seq;
+    let key = data.seq;
     if (place === 'after') {
-      // After everything queued before it: the highest place in the lane, replays aside.
-      key = this.#highWater(q, data.lane, now);
-      for (let i = lane.length - 1; i >= 0; i--) {
-        const other = q.records.get(lane[i]!);
-        if (other?.key === Number.POSITIVE_INFINITY) continue;
-        if (other) key = Math.max(key, other.key);
-        break;
-      }
+      // After everything queued before it: the place of the lane's last entry, or the high-water mark.
+      const tail = q.records.get(lane[lane.length - 1] ?? '');
+      key = Math.max(this.#highWater(q, data.lane, now), tail?.key ?? 0);
     }
     q.records.set(data.id, {
       data: clone(data),
@@ -175,14 +176,12 @@ export class MemoryWebhookRepo implements WebhookRepo {
     else q.log.splice(upperBound(q.log, data.id), 0, data.id);
     // Walked from the back, where a new event belongs; never in front of an attempted or leased head.
     let before = lane.length;
-    if (place !== 'replay') {
-      const pinned = q.lease.has(data.lane);
-      while (before > 0) {
-        const other = q.records.get(lane[before - 1]!);
-        if (!other || other.key <= key) break;
-        if (before === 1 && (pinned || other.tried)) break;
-        before -= 1;
-      }
+    const pinned = q.lease.has(data.lane);
+    while (before > 0) {
+      const other = q.records.get(lane[before - 1]!);
+      if (!other || other.key <= key) break;
+      if (before === 1 && (pinned || other.tried)) break;
+      before -= 1;
     }
     lane.splice(before, 0, data.id);
     if (before === 0 && !q.lease.has(data.lane)) q.due.set(data.lane, this.#headDue(q, data.lane, now)!);
@@ -196,14 +195,14 @@ export class MemoryWebhookRepo implements WebhookRepo {
 
   /**
    * When the lane's head may be claimed: at once when it continues the lane (its seq at most one past
-   * the highest that left it), is a replay or was attempted already; otherwise once its hold is over.
+   * the highest that left it) or was attempted already; otherwise once its hold is over.
    * Undefined for an empty lane.
    */
   #headDue(q: EndpointQueues, lane: string, now: number): number | undefined {
     const head = q.lanes.get(lane)?.[0];
     if (head === undefined) return undefined;
     const stored = q.records.get(head);
-    if (!stored || stored.tried || stored.data.replayOf !== null) return now;
+    if (!stored || stored.tried) return now;
     return stored.key <= this.#highWater(q, lane, now) + 1 ? now : Math.max(now, stored.holdUntil);
   }
 
@@ -275,10 +274,8 @@ export class MemoryWebhookRepo implements WebhookRepo {
     lane.shift();
     if (stored) {
       stored.expiresAt = now + RETENTION_MS[action];
-      if (stored.data.replayOf === null) {
-        const seq = Math.max(this.#highWater(q, claim.lane, now), stored.key);
-        q.highWater.set(claim.lane, { seq, expiresAt: now + RETENTION_MS.done });
-      }
+      const seq = Math.max(this.#highWater(q, claim.lane, now), stored.key);
+      q.highWater.set(claim.lane, { seq, expiresAt: now + RETENTION_MS.done });
     }
     if (action === 'dead') q.dead.set(claim.delivery.id, now);
     schedule();
@@ -338,6 +335,29 @@ export class MemoryWebhookRepo implements WebhookRepo {
       if (stored) out.push({ ...clone(stored.data), state: clone(stored.state) });
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
+  async replay(
+    originalId: string,
+    copy: DeliveryData,
+    state: DeliveryState,
+    now: number,
+    again = false,
+  ): Promise<{ id: string; created: boolean } | { conflict: DeliveryStatus } | null> {
+    const q = this.#queues.get(copy.endpointId);
+    const original = q && this.#live(q, originalId);
+    if (!q || !original) return null;
+    const status = original.state.status;
+    if (status === 'pending' || status === 'retrying') return { conflict: status };
+    const previous = original.state.replayedBy;
+    const latest = previous === null ? undefined : this.#live(q, previous);
+    if (latest && (!again || ['pending', 'retrying'].includes(latest.state.status))) {
+      return { id: latest.data.id, created: false };
+    }
+    this.#put(copy, state, now, 0);
+    original.state = { ...original.state, replayedBy: copy.id, updatedAt: new Date(now).toISOString() };
+    q.dead.delete(originalId);
+    return { id: copy.id, created: true };
   }
 
   async markReplayed(endpointId: string, id: string, state: DeliveryState): Promise<void> {

@@ -26,6 +26,7 @@ import {
   type DeliveryQuery,
   type DeliveryRecord,
   type DeliveryState,
+  type DeliveryStatus,
   type EndpointRecord,
   type FinishAction,
   lanePlace,
@@ -36,7 +37,12 @@ import {
 } from './repo.js';
 
 /** The repository's scripts (`lua/<name>-<numkeys>.lua`), loaded by the store's loader. */
-const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), { enqueue: 6, claim: 2, finish: 6 });
+const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), {
+  enqueue: 6,
+  claim: 2,
+  finish: 6,
+  replay: 8,
+});
 
 /**
  * How long a lane's high-water mark outlives the lane's last delivery. After it expires, the next
@@ -81,7 +87,7 @@ export class RedisWebhookRepo implements WebhookRepo {
   readonly #prefix: string;
   readonly #endpointsKey: string;
   readonly #now: () => number;
-  readonly #run: ScriptRun<'enqueue' | 'claim' | 'finish'>;
+  readonly #run: ScriptRun<'enqueue' | 'claim' | 'finish' | 'replay'>;
 
   private constructor(redis: RedisClient, prefix: string, now: () => number) {
     this.#redis = redis;
@@ -161,7 +167,7 @@ export class RedisWebhookRepo implements WebhookRepo {
         data.lane,
         now,
         logFloor(this.#now()),
-        { seq: data.seq, after: 'a', replay: 'r' }[lanePlace(data)],
+        lanePlace(data) === 'seq' ? data.seq : 'a',
         now + holdMs,
         k.deliveries,
       ],
@@ -307,6 +313,44 @@ export class RedisWebhookRepo implements WebhookRepo {
       else await this.#redis.zrem(k.dead, id);
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  async replay(
+    originalId: string,
+    copy: DeliveryData,
+    state: DeliveryState,
+    now: number,
+    again = false,
+  ): Promise<{ id: string; created: boolean } | { conflict: DeliveryStatus } | null> {
+    const k = this.#keys(copy.endpointId);
+    const reply = (await this.#run(
+      'replay',
+      [
+        k.delivery(originalId),
+        k.delivery(copy.id),
+        k.lane(copy.lane),
+        k.due,
+        k.log,
+        k.lease,
+        k.dead,
+        k.highWater(copy.lane),
+      ],
+      [
+        originalId,
+        copy.id,
+        JSON.stringify(copy),
+        JSON.stringify(state),
+        copy.lane,
+        now,
+        new Date(now).toISOString(),
+        logFloor(this.#now()),
+        k.deliveries,
+        again ? '1' : '',
+      ],
+    )) as [number, string?];
+    if (reply[0] === -1) return null;
+    if (reply[0] === -2) return { conflict: reply[1] as DeliveryStatus };
+    return { id: reply[1]!, created: reply[0] === 1 };
   }
 
   async markReplayed(endpointId: string, id: string, state: DeliveryState): Promise<void> {

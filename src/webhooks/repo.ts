@@ -101,12 +101,12 @@ export interface DeliveryQuery {
 
 /**
  * Where a delivery goes in its lane (docs/webhooks-ordering.md): `seq` for an event that adds to its
- * conversation or reports on the conversation as a whole (its `seq` is when it happened); `after` for
- * one reporting a change to an earlier message (its `seq` is that message's: it goes after everything
- * queued before it); `replay` for a replay, which goes to the back.
+ * conversation or reports on the conversation as a whole (its `seq` is when it happened); `after`,
+ * after everything queued before it, for one reporting a change to an earlier message (its `seq` is
+ * that message's) and for a replay.
  */
-export function lanePlace(data: DeliveryData): 'seq' | 'after' | 'replay' {
-  if (data.replayOf !== null) return 'replay';
+export function lanePlace(data: DeliveryData): 'seq' | 'after' {
+  if (data.replayOf !== null) return 'after';
   return AFTER_TYPES.has(data.eventType) ? 'after' : 'seq';
 }
 
@@ -175,6 +175,22 @@ export interface WebhookRepo {
   listDeliveries(endpointId: string, query: DeliveryQuery): Promise<Page<DeliveryRecord>>;
   /** Dead-lettered deliveries not yet replayed that died at or after `since` (ms), oldest event first. */
   deadSince(endpointId: string, since: number, limit: number): Promise<DeliveryRecord[]>;
+  /**
+   * Queues `copy` (a replay of `originalId`, `replayOf` set) at the back of its lane and records it on
+   * the original (`replayedBy`, dropping it from the dead-letter index), unless the original was
+   * replayed already (and its replay is still kept): then nothing is queued, except with `again` once
+   * that replay has succeeded or died. One step, so replay requests racing (in any processes) queue
+   * one replay between them.
+   * @returns the replay that answers the request and whether this call queued it; `null` when the
+   *   original is gone; `{ conflict }` when the original itself is still pending or retrying.
+   */
+  replay(
+    originalId: string,
+    copy: DeliveryData,
+    state: DeliveryState,
+    now: number,
+    again?: boolean,
+  ): Promise<{ id: string; created: boolean } | { conflict: DeliveryStatus } | null>;
   /** Stores `state` for a finished delivery and drops it from the dead-letter index. */
   markReplayed(endpointId: string, id: string, state: DeliveryState): Promise<void>;
   close(): Promise<void>;

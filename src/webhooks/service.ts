@@ -335,16 +335,19 @@ export class WebhookService implements EndpointSource {
 
   /**
    * Sends a finished delivery again as a new delivery with the same event id (`webhook-id`) and body,
-   * queued behind its conversation's current events.
+   * queued behind its conversation's current events. A delivery that was replayed already is not
+   * queued again: the answer is its replay, so a request repeated or racing another never sends
+   * twice. With `again`, a new replay is queued once the last one has succeeded or died (never while
+   * it is still pending or retrying). See docs/webhooks-ordering.md.
    */
-  async replay(id: string, deliveryId: string): Promise<DeliveryRecord> {
+  async replay(id: string, deliveryId: string, again = false): Promise<DeliveryRecord> {
     const original = await this.delivery(id, deliveryId);
     if (original.state.status === 'pending' || original.state.status === 'retrying') {
       throw new GatewayError('GW_ERR_CONFLICT', `Delivery ${deliveryId} is still ${original.state.status}`);
     }
-    const copy = await this.#replayOne(original);
+    const { delivery } = await this.#replayOne(original, again);
     this.dispatcher.wake();
-    return copy;
+    return delivery;
   }
 
   /** Replays every dead-lettered delivery that died at or after `since`, in event order. */
@@ -354,21 +357,33 @@ export class WebhookService implements EndpointSource {
     for (;;) {
       // Each replayed delivery leaves the dead-letter index, so the next batch starts where this ended.
       const batch = await this.repo.deadSince(id, since.getTime(), REPLAY_BATCH);
-      for (const original of batch) replayed.push(await this.#replayOne(original));
+      for (const original of batch) {
+        const { delivery, created } = await this.#replayOne(original);
+        if (created) replayed.push(delivery);
+      }
       if (batch.length < REPLAY_BATCH) break;
     }
     if (replayed.length > 0) this.dispatcher.wake();
     return replayed;
   }
 
-  async #replayOne(original: DeliveryRecord): Promise<DeliveryRecord> {
-    const event = JSON.parse(original.body) as WebhookEvent;
-    const copy = await this.#enqueue(original.endpointId, event, original.body, original.id);
-    await this.repo.markReplayed(original.endpointId, original.id, {
-      ...original.state,
-      replayedBy: copy.id,
-      updatedAt: copy.createdAt,
-    });
-    return copy;
+  /** Queues a replay of `original`, or answers with its earlier replay (see {@link replay}). */
+  async #replayOne(
+    original: DeliveryRecord,
+    again = false,
+  ): Promise<{ delivery: DeliveryRecord; created: boolean }> {
+    const now = Date.now();
+    const at = new Date(now).toISOString();
+    const { state: _finished, ...same } = original;
+    const data: DeliveryData = { ...same, id: newId('dlv'), replayOf: original.id, createdAt: at };
+    const state = newState(at);
+    const result = await this.repo.replay(original.id, data, state, now, again);
+    if (result === null) throw notFound('Delivery', original.id);
+    if ('conflict' in result) {
+      throw new GatewayError('GW_ERR_CONFLICT', `Delivery ${original.id} is still ${result.conflict}`);
+    }
+    if (result.created) return { delivery: { ...data, state }, created: true };
+    const pending = await this.repo.getDelivery(original.endpointId, result.id);
+    return { delivery: pending ?? { ...data, id: result.id, state }, created: false };
   }
 }

@@ -242,6 +242,56 @@ describe('failures', () => {
     await gw.api(`/v1/webhooks/${id}`, { method: 'DELETE' });
   });
 
+  it('replays one delivery once however often asked, and again only when asked to explicitly', async () => {
+    const r = await receiver();
+    r.mode = { kind: 'status', status: 500 };
+    const id = await subscribe(r, ['message.created']);
+    const conv = await conversation();
+    await note(conv, 'once');
+    const [dead] = await eventually(async () => {
+      const list = await deliveries(id);
+      return list.length === 1 && list[0]!.status === 'dead' && list;
+    });
+    r.mode = { kind: 'ok' };
+    const replay = async (query = '') => {
+      const res = await gw.api(`/v1/webhooks/${id}/deliveries/${dead!.id}/replay${query}`, {
+        method: 'POST',
+      });
+      expect(res.status).toBe(202);
+      return (await res.json()) as DeliveryJson;
+    };
+    // Two requests racing, then a third after them: one replay between them.
+    const racing = await Promise.all([replay(), replay()]);
+    const third = await replay();
+    expect(racing[0]!.id).toBe(racing[1]!.id);
+    expect(third.id).toBe(racing[0]!.id);
+    expect(third.replayOf).toBe(dead!.id);
+    const sentOnce = () => of(r.accepted, conv).filter((d) => d.webhookId === dead!.eventId);
+    await eventually(() => sentOnce().length === 1);
+    await eventually(
+      async () => (await deliveries(id)).find((d) => d.id === third.id)?.status === 'succeeded',
+    );
+    // Once delivered, a plain request still answers with that replay and sends nothing.
+    expect((await replay()).id).toBe(third.id);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(sentOnce()).toHaveLength(1);
+    expect(await deliveries(id)).toHaveLength(2);
+
+    // Asked explicitly, it is sent again (and that request, repeated, once more only).
+    const again = await Promise.all([replay('?again=true'), replay('?again=true')]);
+    expect(again[0]!.id).toBe(again[1]!.id);
+    expect(again[0]!.id).not.toBe(third.id);
+    await eventually(() => sentOnce().length === 2);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(sentOnce()).toHaveLength(2);
+    expect(await deliveries(id)).toHaveLength(3);
+    const bad = await gw.api(`/v1/webhooks/${id}/deliveries/${dead!.id}/replay?again=yes`, {
+      method: 'POST',
+    });
+    expect(bad.status).toBe(400);
+    await gw.api(`/v1/webhooks/${id}`, { method: 'DELETE' });
+  });
+
   it('disables the endpoint on 410 Gone, queues nothing more, and resumes once re-enabled', async () => {
     const r = await receiver();
     r.mode = { kind: 'status', status: 410 };

@@ -258,7 +258,7 @@ function contract(name: string, make: () => Promise<WebhookRepo>) {
       expect(order).toEqual([d2.id, d1.id, d3.id]);
     });
 
-    it('places a change to an earlier message after what was queued before it, and a replay at the back', async () => {
+    it('places a change to an earlier message, and a replay, after what was queued before them', async () => {
       const e = endpoint();
       const now = Date.now();
       const c1 = delivery(e.id, 'conv_u', 1);
@@ -273,7 +273,51 @@ function contract(name: string, make: () => Promise<WebhookRepo>) {
         order.push(claim!.delivery.id);
         await repo.finish(claim!, 'done', state('succeeded', 1), Date.now());
       }
-      expect(order).toEqual([c1.id, c2.id, updated.id, c3.id, replay.id]);
+      expect(order).toEqual([c1.id, c2.id, replay.id, updated.id, c3.id]);
+    });
+
+    it('replays a finished delivery once, however often asked, and again only when asked to once that replay finished', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const original = delivery(e.id, 'conv_rp', 1);
+      await repo.enqueue(original, state(), now);
+      const copy = () => ({ ...delivery(e.id, 'conv_rp', 1), replayOf: original.id });
+      // Still pending: not replayable.
+      expect(await repo.replay(original.id, copy(), state(), now)).toEqual({ conflict: 'pending' });
+      const [claim] = (await repo.claim(e.id, 5, now, now + 60_000)).claims;
+      await repo.finish(claim!, 'dead', state('dead', 3), now);
+
+      // Requests racing: one replay queued between them.
+      const racing = await Promise.all(
+        Array.from({ length: 5 }, () => repo.replay(original.id, copy(), state(), Date.now())),
+      );
+      const created = racing.filter((r) => r && 'created' in r && r.created);
+      expect(created).toHaveLength(1);
+      const first = (created[0] as { id: string }).id;
+      expect(racing.map((r) => (r as { id: string }).id)).toEqual(Array(5).fill(first));
+      expect((await repo.getDelivery(e.id, original.id))?.state.replayedBy).toBe(first);
+      expect(await repo.deadSince(e.id, 0, 10)).toEqual([]);
+      const log = await repo.listDeliveries(e.id, { take: 10, order: 'asc' });
+      expect(log.items.map((d) => d.id)).toEqual([original.id, first]);
+
+      // Asking for it again while it is pending, even explicitly, still queues nothing.
+      expect(await repo.replay(original.id, copy(), state(), Date.now(), true)).toEqual({
+        id: first,
+        created: false,
+      });
+      // Once the replay has been delivered: a plain request still answers with it; an explicit one
+      // queues a new replay.
+      const [sent] = (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims;
+      expect(sent!.delivery.id).toBe(first);
+      await repo.finish(sent!, 'done', state('succeeded', 1), Date.now());
+      expect(await repo.replay(original.id, copy(), state(), Date.now())).toEqual({
+        id: first,
+        created: false,
+      });
+      const again = await repo.replay(original.id, copy(), state(), Date.now(), true);
+      expect(again).toMatchObject({ created: true });
+      expect((again as { id: string }).id).not.toBe(first);
+      expect(await repo.replay('dlv_unknown', copy(), state(), Date.now())).toBeNull();
     });
 
     it('removes an endpoint with its queue and log', async () => {

@@ -46,7 +46,7 @@ end
 redis.call('LPOP', KEYS[3])
 local key = redis.call('HGET', KEYS[4], 'k')
 redis.call('PEXPIRE', KEYS[4], ARGV[7])
-if key and key ~= 'r' then
+if key and tonumber(key) then
   local hw = tonumber(redis.call('GET', KEYS[6]) or '0') or 0
   redis.call('SET', KEYS[6], math.max(hw, tonumber(key)), 'PX', ARGV[10])
 end
