@@ -146,6 +146,11 @@ describe('events', () => {
     for (const d of got) {
       expect(d.verifiedWith).toEqual([0]);
       expect(d.webhookId).toBe(d.event.id);
+      // One prefix: `evt_<ulid>`, never a prefixed id prefixed again.
+      expect(d.webhookId).toMatch(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/);
+      expect(d.event.data.message?.id ?? 'msg_00000000000000000000000000').toMatch(
+        /^msg_[0-9A-HJKMNP-TV-Z]{26}$/,
+      );
       expect(d.event).toMatchObject({ version: 1, conversationId: conv });
       expect(typeof d.event.seq).toBe('number');
       expect(Math.abs(d.timestamp * 1000 - d.at)).toBeLessThan(5_000);
