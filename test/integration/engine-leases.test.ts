@@ -79,7 +79,7 @@ describe.skipIf(!enabled)('leases and heartbeats (Redis, two engines)', () => {
   });
 
   it('many short messages under a short lease: every one answered once, no lease ever lost', async () => {
-    const [a, b] = await pair(`lease${++prefixN}`, 600);
+    const [a, b] = await pair(`lease${++prefixN}`, 1_500);
     bot.calls.length = 0;
     bot.mode = { kind: 'echo', delayMs: () => Math.floor(Math.random() * 4) };
     const CONVERSATIONS = 40;
@@ -126,7 +126,7 @@ describe.skipIf(!enabled)('leases and heartbeats (Redis, two engines)', () => {
 
   it('a lease really lost aborts its own message only; the others finish and it is redelivered', async () => {
     const prefix = `lease${++prefixN}`;
-    const leaseMs = 600;
+    const leaseMs = 1_500;
     const [a, b] = await pair(prefix, leaseMs);
     const keys = new KeyLayout(prefix, 16);
     const admin = new Redis(redis.url);
@@ -139,7 +139,7 @@ describe.skipIf(!enabled)('leases and heartbeats (Redis, two engines)', () => {
         delayMs: (call) => {
           if (!call.text.startsWith('slow') || slowFirst.has(call.messageId)) return 1;
           slowFirst.add(call.messageId);
-          return 1_500;
+          return call.text === 'slow-victim' ? 4_000 : 1_500;
         },
       };
       const victim = await session(a);
@@ -167,7 +167,7 @@ describe.skipIf(!enabled)('leases and heartbeats (Redis, two engines)', () => {
       await admin.hset(lease, victim, 'taken-over');
 
       // Its heartbeat notices, and only that message is given up.
-      await eventually(() => [...leaseLost(a), ...leaseLost(b)].length > 0, 5_000, 20);
+      await eventually(() => [...leaseLost(a), ...leaseLost(b)].length > 0, 3_000, 20);
       // After the taken-over lease expires, an engine claims the message again and answers it.
       await eventually(
         async () => {
