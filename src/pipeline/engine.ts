@@ -279,7 +279,7 @@ export class Engine {
         continue;
       }
       for (const claim of claims) {
-        const slot: Slot = { claim, lease: new Lease(claim), handingBack: false };
+        const slot: Slot = { claim, lease: this.#hold(claim), handingBack: false };
         this.#inFlight.add(slot);
         void this.#queue.add(() => this.#handle(slot));
       }
@@ -294,11 +294,10 @@ export class Engine {
     const { store, config } = this.#deps;
     try {
       for (let handled = 1; ; handled++) {
-        const { claim, lease } = slot;
-        const { signal } = lease.abort;
         // Each claim has its own heartbeat, renewing its own token and aborting its own signal: once
         // its completion has leased the next message, nothing it still learns can touch that one.
-        this.#keepAlive(lease);
+        const { claim, lease } = slot;
+        const { signal } = lease.abort;
         const log = lazyChild(this.#log, {
           conversationId: claim.conversationId,
           messageId: claim.message.id,
@@ -344,7 +343,7 @@ export class Engine {
         if (done.next) {
           // Held from here on, so a shutdown hands back the next message rather than the finished one.
           slot.claim = done.next;
-          slot.lease = new Lease(done.next);
+          slot.lease = this.#hold(done.next);
         }
         if (done.repliesRecorded) await this.#announce(claim.conversationId, done.replies ?? []);
         if (done.notify) {
@@ -361,9 +360,13 @@ export class Engine {
     }
   }
 
-  /** Renews `lease` every third of the lease time until it ends; aborts it when the store says it is lost. */
-  #keepAlive(lease: Lease): void {
+  /**
+   * The lease of `claim`, renewed from now on every third of the lease time until it ends, and aborted
+   * when the store answers that this claim's token no longer holds it.
+   */
+  #hold(claim: Claim): Lease {
     const { store, config } = this.#deps;
+    const lease = new Lease(claim);
     const timer = setInterval(
       () => {
         if (lease.ended) return;
@@ -378,6 +381,7 @@ export class Engine {
       Math.max(50, Math.floor(config.LEASE_MS / 3)),
     );
     lease.stop = () => clearInterval(timer);
+    return lease;
   }
 
   /**
