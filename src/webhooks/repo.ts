@@ -5,9 +5,9 @@
  *
  * Each endpoint's deliveries are split into lanes, one per conversation (pings get their own lane),
  * kept in `seq` order. Only a lane's head is ever attempted, so events of one conversation reach an
- * endpoint in order while other lanes proceed. A lane is scheduled by the time its head may next be tried; claiming it leases
- * the lane (its schedule moves to the lease expiry, so a process that dies mid-attempt hands the lane
- * back) and every later step is fenced by the lease token.
+ * endpoint in order while other lanes proceed. A lane is scheduled by the time its head may next be
+ * tried; claiming it leases the lane (its schedule moves to the lease expiry, so a process that dies
+ * mid-attempt hands the lane back) and every later step is fenced by the lease token.
  */
 import { encodeTime } from 'ulid';
 import type { EventType } from '../core/events.js';

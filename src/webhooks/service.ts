@@ -186,16 +186,12 @@ export class WebhookService implements EndpointSource {
     const endpoints = (await this.endpoints()).filter((e) => e.enabled && e.events.includes(event.type));
     if (endpoints.length === 0) return;
     const payload = toWebhookEvent(event);
-    await Promise.all(endpoints.map((e) => this.#enqueue(e.id, payload, JSON.stringify(payload), null)));
+    await Promise.all(endpoints.map((e) => this.#enqueue(e.id, payload, JSON.stringify(payload))));
     this.dispatcher.wake();
   };
 
-  async #enqueue(
-    endpointId: string,
-    event: WebhookEvent,
-    body: string,
-    replayOf: string | null,
-  ): Promise<DeliveryRecord> {
+  /** Queues a new event for one endpoint (replays go through {@link #replayOne}). */
+  async #enqueue(endpointId: string, event: WebhookEvent, body: string): Promise<DeliveryRecord> {
     const at = new Date().toISOString();
     const data: DeliveryData = {
       id: newId('dlv'),
@@ -206,7 +202,7 @@ export class WebhookService implements EndpointSource {
       lane: event.conversationId ?? 'ping',
       seq: event.seq,
       body,
-      replayOf,
+      replayOf: null,
       createdAt: at,
     };
     const state = newState(at);
@@ -314,7 +310,7 @@ export class WebhookService implements EndpointSource {
       throw new GatewayError('GW_ERR_CONFLICT', `Webhook ${id} is disabled; enable it before testing`);
     }
     const event = pingEvent(id);
-    const delivery = await this.#enqueue(id, event, JSON.stringify(event), null);
+    const delivery = await this.#enqueue(id, event, JSON.stringify(event));
     this.dispatcher.wake();
     return delivery;
   }
@@ -345,9 +341,10 @@ export class WebhookService implements EndpointSource {
     if (original.state.status === 'pending' || original.state.status === 'retrying') {
       throw new GatewayError('GW_ERR_CONFLICT', `Delivery ${deliveryId} is still ${original.state.status}`);
     }
-    const { delivery } = await this.#replayOne(original, again);
+    const replayed = await this.#replayOne(original, again);
+    if (!replayed) throw notFound('Delivery', deliveryId);
     this.dispatcher.wake();
-    return delivery;
+    return replayed.delivery;
   }
 
   /** Replays every dead-lettered delivery that died at or after `since`, in event order. */
@@ -358,8 +355,9 @@ export class WebhookService implements EndpointSource {
       // Each replayed delivery leaves the dead-letter index, so the next batch starts where this ended.
       const batch = await this.repo.deadSince(id, since.getTime(), REPLAY_BATCH);
       for (const original of batch) {
-        const { delivery, created } = await this.#replayOne(original);
-        if (created) replayed.push(delivery);
+        // One expired meanwhile, or replayed by a request racing this one: nothing to send here.
+        const result = await this.#replayOne(original);
+        if (result?.created) replayed.push(result.delivery);
       }
       if (batch.length < REPLAY_BATCH) break;
     }
@@ -367,18 +365,21 @@ export class WebhookService implements EndpointSource {
     return replayed;
   }
 
-  /** Queues a replay of `original`, or answers with its earlier replay (see {@link replay}). */
+  /**
+   * Queues a replay of `original`, or answers with its earlier replay (see {@link replay}); null when
+   * the original is no longer kept.
+   */
   async #replayOne(
     original: DeliveryRecord,
     again = false,
-  ): Promise<{ delivery: DeliveryRecord; created: boolean }> {
+  ): Promise<{ delivery: DeliveryRecord; created: boolean } | null> {
     const now = Date.now();
     const at = new Date(now).toISOString();
     const { state: _finished, ...same } = original;
     const data: DeliveryData = { ...same, id: newId('dlv'), replayOf: original.id, createdAt: at };
     const state = newState(at);
     const result = await this.repo.replay(original.id, data, state, now, again);
-    if (result === null) throw notFound('Delivery', original.id);
+    if (result === null) return null;
     if ('conflict' in result) {
       throw new GatewayError('GW_ERR_CONFLICT', `Delivery ${original.id} is still ${result.conflict}`);
     }
