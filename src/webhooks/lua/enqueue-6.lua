@@ -30,7 +30,8 @@ if length > 0 then
   local pinned = redis.call('HEXISTS', KEYS[5], lane) == 1
   local steps = 0
   while before > 0 and steps < 10000 do
-    local other = redis.call('LINDEX', KEYS[2], before - 1)
+    -- Indexed from the back: a list is walked from the end its index counts from.
+    local other = redis.call('LINDEX', KEYS[2], before - 1 - length)
     local f = redis.call('HMGET', dprefix .. other, 'k', 't')
     local key = tonumber(f[1] or '')
     if key == nil or key <= seq then
@@ -48,7 +49,7 @@ if before == length then
 elseif before == 0 then
   redis.call('LPUSH', KEYS[2], id)
 else
-  redis.call('LINSERT', KEYS[2], 'AFTER', redis.call('LINDEX', KEYS[2], before - 1), id)
+  redis.call('LINSERT', KEYS[2], 'AFTER', redis.call('LINDEX', KEYS[2], before - 1 - length), id)
 end
 if before == 0 and redis.call('HEXISTS', KEYS[5], lane) == 0 then
   -- A new head (of an empty lane, or in front of one not yet attempted): schedule it afresh.
