@@ -77,6 +77,35 @@ class LeaseLostError extends Error {
   }
 }
 
+/**
+ * One claim's lease as a worker holds it: the claim (its fencing token), the signal that aborts the
+ * work on that claim alone, and its heartbeat. A lease ends when its claim is completed, given up or
+ * handed back; an ended lease is no longer renewed and can no longer be aborted by its heartbeat.
+ */
+class Lease {
+  readonly claim: Claim;
+  readonly abort = new AbortController();
+  ended = false;
+  /** Stops the heartbeat; set when it starts. */
+  stop: () => void = () => undefined;
+
+  constructor(claim: Claim) {
+    this.claim = claim;
+  }
+
+  end(): void {
+    this.ended = true;
+    this.stop();
+  }
+}
+
+/** A worker slot: the claim it works on now, that claim's lease, and whether shutdown is taking it back. */
+interface Slot {
+  claim: Claim;
+  lease: Lease;
+  handingBack: boolean;
+}
+
 export interface OutboundInput {
   text: string;
   name?: string;
@@ -102,7 +131,7 @@ export class Engine {
   readonly #log: Logger;
   readonly #queue: PQueue;
   /** Worker slots in use: the claim each one currently holds (it moves on as it continues). */
-  readonly #inFlight = new Set<{ claim: Claim; abort: AbortController }>();
+  readonly #inFlight = new Set<Slot>();
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #stopLoop = new AbortController();
   #loop: Promise<void> | null = null;
@@ -139,8 +168,12 @@ export class Engine {
     if (timedOut) {
       const held = [...this.#inFlight];
       this.#log.warn({ held: held.length }, 'shutdown timeout: handing back messages still in flight');
-      for (const { abort } of held) abort.abort(new LeaseLostError());
+      for (const slot of held) {
+        slot.handingBack = true;
+        slot.lease.abort.abort(new LeaseLostError());
+      }
       await idle;
+      // The claim each slot held last: a completion already under way may have leased a next one.
       await Promise.all(held.map(({ claim }) => this.#deps.store.release(claim).catch(() => undefined)));
     }
     await this.#unsubscribe?.();
@@ -246,7 +279,7 @@ export class Engine {
         continue;
       }
       for (const claim of claims) {
-        const slot = { claim, abort: new AbortController() };
+        const slot: Slot = { claim, lease: this.#hold(claim), handingBack: false };
         this.#inFlight.add(slot);
         void this.#queue.add(() => this.#handle(slot));
       }
@@ -257,33 +290,24 @@ export class Engine {
    * Works one slot: the claimed message, then (up to {@link MAX_CONSECUTIVE} in a row, and not while
    * stopping) the conversation's next ones, each leased by the completion of the one before.
    */
-  async #handle(slot: { claim: Claim; abort: AbortController }): Promise<void> {
+  async #handle(slot: Slot): Promise<void> {
     const { store, config } = this.#deps;
-    const { abort } = slot;
-    const heartbeat = setInterval(
-      () => {
-        store
-          .heartbeat(slot.claim, config.LEASE_MS)
-          .then((ok) => {
-            if (!ok) abort.abort(new LeaseLostError());
-          })
-          // A failed heartbeat (store briefly unreachable) is not a lost lease; completion is fenced anyway.
-          .catch(() => undefined);
-      },
-      Math.max(50, Math.floor(config.LEASE_MS / 3)),
-    );
     try {
       for (let handled = 1; ; handled++) {
-        const claim = slot.claim;
+        // Each claim has its own heartbeat, renewing its own token and aborting its own signal: once
+        // its completion has leased the next message, nothing it still learns can touch that one.
+        const { claim, lease } = slot;
+        const { signal } = lease.abort;
         const log = lazyChild(this.#log, {
           conversationId: claim.conversationId,
           messageId: claim.message.id,
         });
         let processed: Processed | null;
         try {
-          processed = await this.#process(claim, abort.signal, log);
+          processed = await this.#process(claim, signal, log);
         } catch (err) {
-          if (abort.signal.aborted) {
+          lease.end();
+          if (signal.aborted) {
             log.warn('lease lost or shutdown while processing; message left for redelivery');
             return;
           }
@@ -291,11 +315,14 @@ export class Engine {
           this.#deps.metrics.processed.inc({ outcome: 'crashed' });
           return;
         }
-        if (processed === null || abort.signal.aborted) {
+        if (processed === null || signal.aborted) {
+          lease.end();
           log.warn('lease lost or shutdown while processing; message left for redelivery');
           return;
         }
         const goOn = handled < MAX_CONSECUTIVE && !this.#stopLoop.signal.aborted;
+        // The heartbeat runs on through the completion (it may outlast a lease), then stops for good:
+        // an answer it gets after this, for a token the completion has retired, means nothing.
         const done = await store
           .complete(
             claim,
@@ -306,11 +333,17 @@ export class Engine {
           .catch((err: unknown) => {
             log.error({ err }, 'completing failed; the message is redelivered after the lease');
             return null;
-          });
+          })
+          .finally(() => lease.end());
         if (!done) return;
         if (!done.completed) {
           log.warn('lease lost before completion; the new owner finishes this message');
           return;
+        }
+        if (done.next) {
+          // Held from here on, so a shutdown hands back the next message rather than the finished one.
+          slot.claim = done.next;
+          slot.lease = this.#hold(done.next);
         }
         if (done.repliesRecorded) await this.#announce(claim.conversationId, done.replies ?? []);
         if (done.notify) {
@@ -319,12 +352,36 @@ export class Engine {
             .catch(() => undefined);
         }
         if (!done.next) return;
-        slot.claim = done.next;
+        if (slot.handingBack) return;
       }
     } finally {
-      clearInterval(heartbeat);
+      slot.lease.end();
       this.#inFlight.delete(slot);
     }
+  }
+
+  /**
+   * The lease of `claim`, renewed from now on every third of the lease time until it ends, and aborted
+   * when the store answers that this claim's token no longer holds it.
+   */
+  #hold(claim: Claim): Lease {
+    const { store, config } = this.#deps;
+    const lease = new Lease(claim);
+    const timer = setInterval(
+      () => {
+        if (lease.ended) return;
+        store
+          .heartbeat(lease.claim, config.LEASE_MS)
+          .then((ok) => {
+            if (!ok && !lease.ended) lease.abort.abort(new LeaseLostError());
+          })
+          // A failed heartbeat (store briefly unreachable) is not a lost lease; completion is fenced anyway.
+          .catch(() => undefined);
+      },
+      Math.max(50, Math.floor(config.LEASE_MS / 3)),
+    );
+    lease.stop = () => clearInterval(timer);
+    return lease;
   }
 
   /**

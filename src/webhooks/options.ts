@@ -48,6 +48,12 @@ export interface WebhookOptions {
    * timer; this catches deliveries queued by another process). @default 1000
    */
   pollIntervalMs: number;
+  /**
+   * How long an event whose `seq` leaves a gap in its conversation's lane is held back, in case the
+   * earlier event is still on its way to the queue (another process stored it first and is queuing it
+   * now). Events that continue their lane are never held. See docs/webhooks-ordering.md. @default 1000
+   */
+  reorderWindowMs: number;
   /** How long the old secret keeps signing after a rotation. @default 86400000 (24 h) */
   rotationGraceMs: number;
   /** Hostname resolution for the SSRF check (tests inject a rebinding resolver). */
@@ -70,6 +76,7 @@ export function webhookOptions(overrides: Partial<WebhookOptions> = {}): Webhook
     maxConcurrency: 64,
     pollIntervalMs: 1_000,
     rotationGraceMs: 86_400_000,
+    reorderWindowMs: 1_000,
     random: Math.random,
     ...overrides,
   };
@@ -77,6 +84,11 @@ export function webhookOptions(overrides: Partial<WebhookOptions> = {}): Webhook
     if (!Number.isInteger(opts[key]) || opts[key] < 1) {
       throw new TypeError(`Expected \`${key}\` to be a positive integer, got ${opts[key]}`);
     }
+  }
+  if (!Number.isInteger(opts.reorderWindowMs) || opts.reorderWindowMs < 0) {
+    throw new TypeError(
+      `Expected \`reorderWindowMs\` to be a non-negative integer, got ${opts.reorderWindowMs}`,
+    );
   }
   if (opts.retryCeilingsMs.some((ms) => !(ms >= 0))) {
     throw new TypeError('Expected `retryCeilingsMs` to hold non-negative numbers');

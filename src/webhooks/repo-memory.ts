@@ -11,8 +11,10 @@ import {
   type DeliveryQuery,
   type DeliveryRecord,
   type DeliveryState,
+  type DeliveryStatus,
   type EndpointRecord,
   type FinishAction,
+  lanePlace,
   logFloor,
   MAX_SCAN,
   RETENTION_MS,
@@ -23,6 +25,12 @@ interface StoredDelivery {
   data: DeliveryData;
   state: DeliveryState;
   expiresAt: number | null;
+  /** Its place in the lane (see `lanePlace`). */
+  key: number;
+  /** Until when (ms) it is held back while it does not continue its lane. */
+  holdUntil: number;
+  /** An attempt at it was started: nothing queued later goes in front of it. */
+  tried: boolean;
 }
 
 interface EndpointQueues {
@@ -35,6 +43,8 @@ interface EndpointQueues {
   lease: Map<string, string>;
   /** Dead-lettered, not yet replayed: id -> when it died (ms). */
   dead: Map<string, number>;
+  /** Lane -> the highest seq that left it, and until when that is remembered (ms). */
+  highWater: Map<string, { seq: number; expiresAt: number }>;
   /** Deliveries queued since the last sweep. */
   writes: number;
 }
@@ -50,6 +60,7 @@ function emptyQueues(): EndpointQueues {
     due: new Map(),
     lease: new Map(),
     dead: new Map(),
+    highWater: new Map(),
     writes: 0,
   };
 }
@@ -116,6 +127,7 @@ export class MemoryWebhookRepo implements WebhookRepo {
       q.records.delete(id);
       q.dead.delete(id);
     }
+    for (const [lane, mark] of q.highWater) if (mark.expiresAt <= now) q.highWater.delete(lane);
     const expired = new Set<string>();
     for (const [id, stored] of q.records) {
       if (stored.expiresAt !== null && stored.expiresAt <= now) expired.add(id);
@@ -128,23 +140,70 @@ export class MemoryWebhookRepo implements WebhookRepo {
     q.log = q.log.filter((id) => !expired.has(id));
   }
 
-  async enqueue(data: DeliveryData, state: DeliveryState, dueAt: number): Promise<void> {
+  async enqueue(data: DeliveryData, state: DeliveryState, now: number, holdMs = 0): Promise<void> {
+    this.#put(data, state, now, holdMs);
+  }
+
+  /** {@link enqueue} as one synchronous step, for the callers that must not yield in between. */
+  #put(data: DeliveryData, state: DeliveryState, now: number, holdMs: number): void {
     const q = this.#q(data.endpointId);
     if (++q.writes >= SWEEP_EVERY) {
       q.writes = 0;
       this.#sweep(q);
     }
-    q.records.set(data.id, { data: clone(data), state: clone(state), expiresAt: null });
+    const place = lanePlace(data);
+    let lane = q.lanes.get(data.lane);
+    if (!lane) {
+      lane = [];
+      q.lanes.set(data.lane, lane);
+    }
+    let key = data.seq;
+    if (place === 'after') {
+      // After everything queued before it: the place of the lane's last entry, or the high-water mark.
+      const tail = q.records.get(lane[lane.length - 1] ?? '');
+      key = Math.max(this.#highWater(q, data.lane, now), tail?.key ?? 0);
+    }
+    q.records.set(data.id, {
+      data: clone(data),
+      state: clone(state),
+      expiresAt: null,
+      key,
+      holdUntil: now + holdMs,
+      tried: false,
+    });
     const last = q.log[q.log.length - 1];
     if (last === undefined || last < data.id) q.log.push(data.id);
     else q.log.splice(upperBound(q.log, data.id), 0, data.id);
-    const lane = q.lanes.get(data.lane);
-    if (lane && lane.length > 0) {
-      lane.push(data.id);
-    } else {
-      q.lanes.set(data.lane, [data.id]);
-      if (!q.due.has(data.lane)) q.due.set(data.lane, dueAt);
+    // Walked from the back, where a new event belongs; never in front of an attempted or leased head.
+    let before = lane.length;
+    const pinned = q.lease.has(data.lane);
+    while (before > 0) {
+      const other = q.records.get(lane[before - 1]!);
+      if (!other || other.key <= key) break;
+      if (before === 1 && (pinned || other.tried)) break;
+      before -= 1;
     }
+    lane.splice(before, 0, data.id);
+    if (before === 0 && !q.lease.has(data.lane)) q.due.set(data.lane, this.#headDue(q, data.lane, now)!);
+  }
+
+  /** The highest seq that left the lane (0 when none, or forgotten). */
+  #highWater(q: EndpointQueues, lane: string, now: number): number {
+    const mark = q.highWater.get(lane);
+    return mark && mark.expiresAt > now ? mark.seq : 0;
+  }
+
+  /**
+   * When the lane's head may be claimed: at once when it continues the lane (its seq at most one past
+   * the highest that left it) or was attempted already; otherwise once its hold is over.
+   * Undefined for an empty lane.
+   */
+  #headDue(q: EndpointQueues, lane: string, now: number): number | undefined {
+    const head = q.lanes.get(lane)?.[0];
+    if (head === undefined) return undefined;
+    const stored = q.records.get(head);
+    if (!stored || stored.tried) return now;
+    return stored.key <= this.#highWater(q, lane, now) + 1 ? now : Math.max(now, stored.holdUntil);
   }
 
   async claim(
@@ -192,26 +251,34 @@ export class MemoryWebhookRepo implements WebhookRepo {
     q.lease.delete(claim.lane);
     const lane = q.lanes.get(claim.lane) ?? [];
     const now = this.#now();
+    const schedule = () => {
+      const due = this.#headDue(q, claim.lane, now);
+      if (due !== undefined) {
+        q.due.set(claim.lane, due);
+      } else {
+        q.due.delete(claim.lane);
+        q.lanes.delete(claim.lane);
+      }
+    };
     if (lane[0] !== claim.delivery.id) {
-      if (lane.length === 0) q.due.delete(claim.lane);
-      else q.due.set(claim.lane, now);
+      schedule();
       return false;
     }
     const stored = q.records.get(claim.delivery.id);
     if (stored && state) stored.state = clone(state);
     if (action === 'retry' || action === 'release') {
+      if (stored) stored.tried = true;
       q.due.set(claim.lane, at);
       return true;
     }
     lane.shift();
-    if (stored) stored.expiresAt = now + RETENTION_MS[action];
-    if (action === 'dead') q.dead.set(claim.delivery.id, now);
-    if (lane.length > 0) {
-      q.due.set(claim.lane, now);
-    } else {
-      q.due.delete(claim.lane);
-      q.lanes.delete(claim.lane);
+    if (stored) {
+      stored.expiresAt = now + RETENTION_MS[action];
+      const seq = Math.max(this.#highWater(q, claim.lane, now), stored.key);
+      q.highWater.set(claim.lane, { seq, expiresAt: now + RETENTION_MS.done });
     }
+    if (action === 'dead') q.dead.set(claim.delivery.id, now);
+    schedule();
     return true;
   }
 
@@ -268,6 +335,29 @@ export class MemoryWebhookRepo implements WebhookRepo {
       if (stored) out.push({ ...clone(stored.data), state: clone(stored.state) });
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
+  async replay(
+    originalId: string,
+    copy: DeliveryData,
+    state: DeliveryState,
+    now: number,
+    again = false,
+  ): Promise<{ id: string; created: boolean } | { conflict: DeliveryStatus } | null> {
+    const q = this.#queues.get(copy.endpointId);
+    const original = q && this.#live(q, originalId);
+    if (!q || !original) return null;
+    const status = original.state.status;
+    if (status === 'pending' || status === 'retrying') return { conflict: status };
+    const previous = original.state.replayedBy;
+    const latest = previous === null ? undefined : this.#live(q, previous);
+    if (latest && (!again || ['pending', 'retrying'].includes(latest.state.status))) {
+      return { id: latest.data.id, created: false };
+    }
+    this.#put(copy, state, now, 0);
+    original.state = { ...original.state, replayedBy: copy.id, updatedAt: new Date(now).toISOString() };
+    q.dead.delete(originalId);
+    return { id: copy.id, created: true };
   }
 
   async markReplayed(endpointId: string, id: string, state: DeliveryState): Promise<void> {

@@ -7,8 +7,10 @@
  * <p>:wh:endpoints                hash  endpoint id -> endpoint JSON (secrets included)
  * <p>:{<p>:wh:<E>}:due            zset  lane -> when its head may be claimed (ms); leased: lease expiry
  * <p>:{<p>:wh:<E>}:lease          hash  lane -> fencing token of its current lease
- * <p>:{<p>:wh:<E>}:q:<lane>       list  delivery ids of the lane, head first
- * <p>:{<p>:wh:<E>}:d:<id>         hash  data (immutable JSON), state (JSON); expires once finished
+ * <p>:{<p>:wh:<E>}:q:<lane>       list  delivery ids of the lane, head first, in seq order
+ * <p>:{<p>:wh:<E>}:hw:<lane>      string highest seq that left the lane; expires when the lane idles
+ * <p>:{<p>:wh:<E>}:d:<id>         hash  data (immutable JSON), state (JSON), k (place in the lane),
+ *                                       h (held back until, ms), t (attempted); expires once finished
  * <p>:{<p>:wh:<E>}:log            zset  delivery ids, score 0 (lexicographic = creation order)
  * <p>:{<p>:wh:<E>}:dead           zset  dead-lettered, not replayed, by time of death (ms)
  * ```
@@ -24,8 +26,10 @@ import {
   type DeliveryQuery,
   type DeliveryRecord,
   type DeliveryState,
+  type DeliveryStatus,
   type EndpointRecord,
   type FinishAction,
+  lanePlace,
   logFloor,
   MAX_SCAN,
   RETENTION_MS,
@@ -33,7 +37,18 @@ import {
 } from './repo.js';
 
 /** The repository's scripts (`lua/<name>-<numkeys>.lua`), loaded by the store's loader. */
-const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), { enqueue: 4, claim: 2, finish: 5 });
+const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), {
+  enqueue: 6,
+  claim: 2,
+  finish: 6,
+  replay: 8,
+});
+
+/**
+ * How long a lane's high-water mark outlives the lane's last delivery. After it expires, the next
+ * event of that conversation (if its seq leaves a gap) waits out the reorder window once.
+ */
+const HIGH_WATER_MS = RETENTION_MS.done;
 
 /** Ids are deleted in batches of this size, so one call never blocks Redis for long. */
 const BATCH = 500;
@@ -54,6 +69,13 @@ class EndpointKeys {
   lane(name: string): string {
     return `${this.#base}:q:${name}`;
   }
+  highWater(lane: string): string {
+    return `${this.#base}:hw:${lane}`;
+  }
+  /** The prefix of delivery hashes, for scripts that read entries of a lane. */
+  get deliveries(): string {
+    return `${this.#base}:d:`;
+  }
   delivery(id: string): string {
     return `${this.#base}:d:${id}`;
   }
@@ -65,7 +87,7 @@ export class RedisWebhookRepo implements WebhookRepo {
   readonly #prefix: string;
   readonly #endpointsKey: string;
   readonly #now: () => number;
-  readonly #run: ScriptRun<'enqueue' | 'claim' | 'finish'>;
+  readonly #run: ScriptRun<'enqueue' | 'claim' | 'finish' | 'replay'>;
 
   private constructor(redis: RedisClient, prefix: string, now: () => number) {
     this.#redis = redis;
@@ -119,7 +141,9 @@ export class RedisWebhookRepo implements WebhookRepo {
     // Every non-empty lane is in the schedule, every delivery in the log.
     const lanes = await this.#redis.zrange(k.due, 0, -1);
     for (let i = 0; i < lanes.length; i += BATCH) {
-      await this.#redis.unlink(...lanes.slice(i, i + BATCH).map((lane) => k.lane(lane)));
+      await this.#redis.unlink(
+        ...lanes.slice(i, i + BATCH).flatMap((lane) => [k.lane(lane), k.highWater(lane)]),
+      );
     }
     for (;;) {
       const ids = await this.#redis.zrange(k.log, 0, BATCH - 1);
@@ -131,12 +155,22 @@ export class RedisWebhookRepo implements WebhookRepo {
     return removed > 0;
   }
 
-  async enqueue(data: DeliveryData, state: DeliveryState, dueAt: number): Promise<void> {
+  async enqueue(data: DeliveryData, state: DeliveryState, now: number, holdMs = 0): Promise<void> {
     const k = this.#keys(data.endpointId);
     await this.#run(
       'enqueue',
-      [k.delivery(data.id), k.lane(data.lane), k.due, k.log],
-      [data.id, JSON.stringify(data), JSON.stringify(state), data.lane, dueAt, logFloor(this.#now())],
+      [k.delivery(data.id), k.lane(data.lane), k.due, k.log, k.lease, k.highWater(data.lane)],
+      [
+        data.id,
+        JSON.stringify(data),
+        JSON.stringify(state),
+        data.lane,
+        now,
+        logFloor(this.#now()),
+        lanePlace(data) === 'seq' ? data.seq : 'a',
+        now + holdMs,
+        k.deliveries,
+      ],
     );
   }
 
@@ -193,8 +227,19 @@ export class RedisWebhookRepo implements WebhookRepo {
     const retention = action === 'dead' ? RETENTION_MS.dead : RETENTION_MS.done;
     const applied = await this.#run(
       'finish',
-      [k.due, k.lease, k.lane(claim.lane), k.delivery(id), k.dead],
-      [claim.lane, claim.token, id, action, state ? JSON.stringify(state) : '', at, retention, this.#now()],
+      [k.due, k.lease, k.lane(claim.lane), k.delivery(id), k.dead, k.highWater(claim.lane)],
+      [
+        claim.lane,
+        claim.token,
+        id,
+        action,
+        state ? JSON.stringify(state) : '',
+        at,
+        retention,
+        this.#now(),
+        k.deliveries,
+        HIGH_WATER_MS,
+      ],
     );
     return applied === 1;
   }
@@ -268,6 +313,44 @@ export class RedisWebhookRepo implements WebhookRepo {
       else await this.#redis.zrem(k.dead, id);
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  async replay(
+    originalId: string,
+    copy: DeliveryData,
+    state: DeliveryState,
+    now: number,
+    again = false,
+  ): Promise<{ id: string; created: boolean } | { conflict: DeliveryStatus } | null> {
+    const k = this.#keys(copy.endpointId);
+    const reply = (await this.#run(
+      'replay',
+      [
+        k.delivery(originalId),
+        k.delivery(copy.id),
+        k.lane(copy.lane),
+        k.due,
+        k.log,
+        k.lease,
+        k.dead,
+        k.highWater(copy.lane),
+      ],
+      [
+        originalId,
+        copy.id,
+        JSON.stringify(copy),
+        JSON.stringify(state),
+        copy.lane,
+        now,
+        new Date(now).toISOString(),
+        logFloor(this.#now()),
+        k.deliveries,
+        again ? '1' : '',
+      ],
+    )) as [number, string?];
+    if (reply[0] === -1) return null;
+    if (reply[0] === -2) return { conflict: reply[1] as DeliveryStatus };
+    return { id: reply[1]!, created: reply[0] === 1 };
   }
 
   async markReplayed(endpointId: string, id: string, state: DeliveryState): Promise<void> {

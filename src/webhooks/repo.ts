@@ -3,11 +3,11 @@
  * ordered delivery queue, a delivery log and a dead-letter index. Two implementations hold the same
  * contract: in memory for the embedded backend, Redis when `REDIS_URL` is set.
  *
- * Each endpoint's deliveries are split into lanes, one per conversation (pings get their own lane).
- * Only a lane's head is ever attempted, so events of one conversation reach an endpoint in order while
- * other lanes proceed. A lane is scheduled by the time its head may next be tried; claiming it leases
- * the lane (its schedule moves to the lease expiry, so a process that dies mid-attempt hands the lane
- * back) and every later step is fenced by the lease token.
+ * Each endpoint's deliveries are split into lanes, one per conversation (pings get their own lane),
+ * kept in `seq` order. Only a lane's head is ever attempted, so events of one conversation reach an
+ * endpoint in order while other lanes proceed. A lane is scheduled by the time its head may next be
+ * tried; claiming it leases the lane (its schedule moves to the lease expiry, so a process that dies
+ * mid-attempt hands the lane back) and every later step is fenced by the lease token.
  */
 import { encodeTime } from 'ulid';
 import type { EventType } from '../core/events.js';
@@ -99,6 +99,19 @@ export interface DeliveryQuery {
   status?: DeliveryStatus;
 }
 
+/**
+ * Where a delivery goes in its lane (docs/webhooks-ordering.md): `seq` for an event that adds to its
+ * conversation or reports on the conversation as a whole (its `seq` is when it happened); `after`,
+ * after everything queued before it, for one reporting a change to an earlier message (its `seq` is
+ * that message's) and for a replay.
+ */
+export function lanePlace(data: DeliveryData): 'seq' | 'after' {
+  if (data.replayOf !== null) return 'after';
+  return AFTER_TYPES.has(data.eventType) ? 'after' : 'seq';
+}
+
+const AFTER_TYPES: ReadonlySet<string> = new Set(['message.updated', 'message.deleted', 'message.delivery']);
+
 /** How long finished deliveries stay in the log: succeeded ones 7 days, dead-lettered ones 30 days. */
 export const RETENTION_MS = { done: 7 * 86_400_000, dead: 30 * 86_400_000 } as const;
 
@@ -129,8 +142,14 @@ export interface WebhookRepo {
   /** Removes the endpoint with its queue, log and dead letters; false when unknown. */
   deleteEndpoint(id: string): Promise<boolean>;
 
-  /** Appends a delivery to its lane; the lane becomes due at `dueAt` (ms) if it was empty. */
-  enqueue(data: DeliveryData, state: DeliveryState, dueAt: number): Promise<void>;
+  /**
+   * Puts a delivery in its lane by {@link lanePlace}: behind every entry placed at a lower or equal
+   * `seq`, in front of those placed higher, but never in front of a head that was attempted or is
+   * leased. A head whose place does not continue the lane (more than one past the highest `seq` that
+   * left it) is held back until `holdMs` after `now`, in case an earlier event of its conversation is
+   * still on its way to the queue (docs/webhooks-ordering.md).
+   */
+  enqueue(data: DeliveryData, state: DeliveryState, now: number, holdMs?: number): Promise<void>;
   /**
    * Leases up to `max` lanes of an endpoint whose head is due at `now`, until `leaseUntil`.
    * @returns the claims and the earliest time (ms) another lane of the endpoint becomes due, if any.
@@ -156,6 +175,22 @@ export interface WebhookRepo {
   listDeliveries(endpointId: string, query: DeliveryQuery): Promise<Page<DeliveryRecord>>;
   /** Dead-lettered deliveries not yet replayed that died at or after `since` (ms), oldest event first. */
   deadSince(endpointId: string, since: number, limit: number): Promise<DeliveryRecord[]>;
+  /**
+   * Queues `copy` (a replay of `originalId`, `replayOf` set) at the back of its lane and records it on
+   * the original (`replayedBy`, dropping it from the dead-letter index), unless the original was
+   * replayed already (and its replay is still kept): then nothing is queued, except with `again` once
+   * that replay has succeeded or died. One step, so replay requests racing (in any processes) queue
+   * one replay between them.
+   * @returns the replay that answers the request and whether this call queued it; `null` when the
+   *   original is gone; `{ conflict }` when the original itself is still pending or retrying.
+   */
+  replay(
+    originalId: string,
+    copy: DeliveryData,
+    state: DeliveryState,
+    now: number,
+    again?: boolean,
+  ): Promise<{ id: string; created: boolean } | { conflict: DeliveryStatus } | null>;
   /** Stores `state` for a finished delivery and drops it from the dead-letter index. */
   markReplayed(endpointId: string, id: string, state: DeliveryState): Promise<void>;
   close(): Promise<void>;

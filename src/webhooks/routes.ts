@@ -67,6 +67,7 @@ const patchSchema = z
 const endpointListQuery = listQuerySchema({});
 const deliveryListQuery = listQuerySchema({ status: z.enum(DELIVERY_STATUSES).optional() });
 const replayQuery = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+const replayOneQuery = z.strictObject({ again: z.enum(['true', 'false']).optional() });
 
 function parseList<T extends { cursor?: string }>(
   schema: z.ZodType<T>,
@@ -149,7 +150,8 @@ export function webhooksRouter(deps: Pick<GatewayDeps, 'webhooks'>): Router {
   router.post('/:id/deliveries/:did/replay', async (req, res) => {
     const { id, did } = req.params;
     if (!isId(did, 'dlv')) throw new GatewayError('GW_ERR_NOT_FOUND', `Delivery ${did} not found`);
-    const copy = await service().replay(webhookId(id), did);
+    const { again } = parseInput(replayOneQuery, req.query);
+    const copy = await service().replay(webhookId(id), did, again === 'true');
     res.status(202).json(deliveryView(copy));
   });
 

@@ -186,16 +186,12 @@ export class WebhookService implements EndpointSource {
     const endpoints = (await this.endpoints()).filter((e) => e.enabled && e.events.includes(event.type));
     if (endpoints.length === 0) return;
     const payload = toWebhookEvent(event);
-    await Promise.all(endpoints.map((e) => this.#enqueue(e.id, payload, JSON.stringify(payload), null)));
+    await Promise.all(endpoints.map((e) => this.#enqueue(e.id, payload, JSON.stringify(payload))));
     this.dispatcher.wake();
   };
 
-  async #enqueue(
-    endpointId: string,
-    event: WebhookEvent,
-    body: string,
-    replayOf: string | null,
-  ): Promise<DeliveryRecord> {
+  /** Queues a new event for one endpoint (replays go through {@link #replayOne}). */
+  async #enqueue(endpointId: string, event: WebhookEvent, body: string): Promise<DeliveryRecord> {
     const at = new Date().toISOString();
     const data: DeliveryData = {
       id: newId('dlv'),
@@ -206,11 +202,11 @@ export class WebhookService implements EndpointSource {
       lane: event.conversationId ?? 'ping',
       seq: event.seq,
       body,
-      replayOf,
+      replayOf: null,
       createdAt: at,
     };
     const state = newState(at);
-    await this.repo.enqueue(data, state, Date.now());
+    await this.repo.enqueue(data, state, Date.now(), this.#opts.reorderWindowMs);
     return { ...data, state };
   }
 
@@ -314,7 +310,7 @@ export class WebhookService implements EndpointSource {
       throw new GatewayError('GW_ERR_CONFLICT', `Webhook ${id} is disabled; enable it before testing`);
     }
     const event = pingEvent(id);
-    const delivery = await this.#enqueue(id, event, JSON.stringify(event), null);
+    const delivery = await this.#enqueue(id, event, JSON.stringify(event));
     this.dispatcher.wake();
     return delivery;
   }
@@ -335,16 +331,20 @@ export class WebhookService implements EndpointSource {
 
   /**
    * Sends a finished delivery again as a new delivery with the same event id (`webhook-id`) and body,
-   * queued behind its conversation's current events.
+   * queued behind its conversation's current events. A delivery that was replayed already is not
+   * queued again: the answer is its replay, so a request repeated or racing another never sends
+   * twice. With `again`, a new replay is queued once the last one has succeeded or died (never while
+   * it is still pending or retrying). See docs/webhooks-ordering.md.
    */
-  async replay(id: string, deliveryId: string): Promise<DeliveryRecord> {
+  async replay(id: string, deliveryId: string, again = false): Promise<DeliveryRecord> {
     const original = await this.delivery(id, deliveryId);
     if (original.state.status === 'pending' || original.state.status === 'retrying') {
       throw new GatewayError('GW_ERR_CONFLICT', `Delivery ${deliveryId} is still ${original.state.status}`);
     }
-    const copy = await this.#replayOne(original);
+    const replayed = await this.#replayOne(original, again);
+    if (!replayed) throw notFound('Delivery', deliveryId);
     this.dispatcher.wake();
-    return copy;
+    return replayed.delivery;
   }
 
   /** Replays every dead-lettered delivery that died at or after `since`, in event order. */
@@ -354,21 +354,37 @@ export class WebhookService implements EndpointSource {
     for (;;) {
       // Each replayed delivery leaves the dead-letter index, so the next batch starts where this ended.
       const batch = await this.repo.deadSince(id, since.getTime(), REPLAY_BATCH);
-      for (const original of batch) replayed.push(await this.#replayOne(original));
+      for (const original of batch) {
+        // One expired meanwhile, or replayed by a request racing this one: nothing to send here.
+        const result = await this.#replayOne(original);
+        if (result?.created) replayed.push(result.delivery);
+      }
       if (batch.length < REPLAY_BATCH) break;
     }
     if (replayed.length > 0) this.dispatcher.wake();
     return replayed;
   }
 
-  async #replayOne(original: DeliveryRecord): Promise<DeliveryRecord> {
-    const event = JSON.parse(original.body) as WebhookEvent;
-    const copy = await this.#enqueue(original.endpointId, event, original.body, original.id);
-    await this.repo.markReplayed(original.endpointId, original.id, {
-      ...original.state,
-      replayedBy: copy.id,
-      updatedAt: copy.createdAt,
-    });
-    return copy;
+  /**
+   * Queues a replay of `original`, or answers with its earlier replay (see {@link replay}); null when
+   * the original is no longer kept.
+   */
+  async #replayOne(
+    original: DeliveryRecord,
+    again = false,
+  ): Promise<{ delivery: DeliveryRecord; created: boolean } | null> {
+    const now = Date.now();
+    const at = new Date(now).toISOString();
+    const { state: _finished, ...same } = original;
+    const data: DeliveryData = { ...same, id: newId('dlv'), replayOf: original.id, createdAt: at };
+    const state = newState(at);
+    const result = await this.repo.replay(original.id, data, state, now, again);
+    if (result === null) return null;
+    if ('conflict' in result) {
+      throw new GatewayError('GW_ERR_CONFLICT', `Delivery ${original.id} is still ${result.conflict}`);
+    }
+    if (result.created) return { delivery: { ...data, state }, created: true };
+    const pending = await this.repo.getDelivery(original.endpointId, result.id);
+    return { delivery: pending ?? { ...data, id: result.id, state }, created: false };
   }
 }

@@ -80,6 +80,9 @@ describe('HTTP bot', () => {
     const calls = bot.callsFor(res.body.message.id);
     expect(calls).toHaveLength(3);
     expect(new Set(calls.map((c) => c.webhookId)).size).toBe(1);
+    // The webhook-id is the message id itself: one prefix, not `msg_msg_…`.
+    expect(calls[0]!.webhookId).toBe(res.body.message.id);
+    expect(calls[0]!.webhookId).toMatch(/^msg_[0-9A-HJKMNP-TV-Z]{26}$/);
   });
 
   it.each([

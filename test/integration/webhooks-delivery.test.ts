@@ -146,6 +146,11 @@ describe('events', () => {
     for (const d of got) {
       expect(d.verifiedWith).toEqual([0]);
       expect(d.webhookId).toBe(d.event.id);
+      // One prefix: `evt_<ulid>`, never a prefixed id prefixed again.
+      expect(d.webhookId).toMatch(/^evt_[0-9A-HJKMNP-TV-Z]{26}$/);
+      expect(d.event.data.message?.id ?? 'msg_00000000000000000000000000').toMatch(
+        /^msg_[0-9A-HJKMNP-TV-Z]{26}$/,
+      );
       expect(d.event).toMatchObject({ version: 1, conversationId: conv });
       expect(typeof d.event.seq).toBe('number');
       expect(Math.abs(d.timestamp * 1000 - d.at)).toBeLessThan(5_000);
@@ -239,6 +244,56 @@ describe('failures', () => {
     expect(one.status).toBe(202);
     await eventually(() => of(r.accepted, conv).length === 3);
     expect(of(r.accepted, conv)[2]!.webhookId).toBe(dead[1]!.eventId);
+    await gw.api(`/v1/webhooks/${id}`, { method: 'DELETE' });
+  });
+
+  it('replays one delivery once however often asked, and again only when asked to explicitly', async () => {
+    const r = await receiver();
+    r.mode = { kind: 'status', status: 500 };
+    const id = await subscribe(r, ['message.created']);
+    const conv = await conversation();
+    await note(conv, 'once');
+    const [dead] = await eventually(async () => {
+      const list = await deliveries(id);
+      return list.length === 1 && list[0]!.status === 'dead' && list;
+    });
+    r.mode = { kind: 'ok' };
+    const replay = async (query = '') => {
+      const res = await gw.api(`/v1/webhooks/${id}/deliveries/${dead!.id}/replay${query}`, {
+        method: 'POST',
+      });
+      expect(res.status).toBe(202);
+      return (await res.json()) as DeliveryJson;
+    };
+    // Two requests racing, then a third after them: one replay between them.
+    const racing = await Promise.all([replay(), replay()]);
+    const third = await replay();
+    expect(racing[0]!.id).toBe(racing[1]!.id);
+    expect(third.id).toBe(racing[0]!.id);
+    expect(third.replayOf).toBe(dead!.id);
+    const sentOnce = () => of(r.accepted, conv).filter((d) => d.webhookId === dead!.eventId);
+    await eventually(() => sentOnce().length === 1);
+    await eventually(
+      async () => (await deliveries(id)).find((d) => d.id === third.id)?.status === 'succeeded',
+    );
+    // Once delivered, a plain request still answers with that replay and sends nothing.
+    expect((await replay()).id).toBe(third.id);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(sentOnce()).toHaveLength(1);
+    expect(await deliveries(id)).toHaveLength(2);
+
+    // Asked explicitly, it is sent again (and that request, repeated, once more only).
+    const again = await Promise.all([replay('?again=true'), replay('?again=true')]);
+    expect(again[0]!.id).toBe(again[1]!.id);
+    expect(again[0]!.id).not.toBe(third.id);
+    await eventually(() => sentOnce().length === 2);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(sentOnce()).toHaveLength(2);
+    expect(await deliveries(id)).toHaveLength(3);
+    const bad = await gw.api(`/v1/webhooks/${id}/deliveries/${dead!.id}/replay?again=yes`, {
+      method: 'POST',
+    });
+    expect(bad.status).toBe(400);
     await gw.api(`/v1/webhooks/${id}`, { method: 'DELETE' });
   });
 

@@ -184,6 +184,142 @@ function contract(name: string, make: () => Promise<WebhookRepo>) {
       expect(succeeded.items.map((d) => d.id)).toEqual([claim!.delivery.id]);
     });
 
+    it('keeps each lane in seq order whatever order its events were queued in', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const [d1, d2, d3, d4] = [1, 2, 3, 4].map((seq) => delivery(e.id, 'conv_o', seq)) as [
+        DeliveryData,
+        DeliveryData,
+        DeliveryData,
+        DeliveryData,
+      ];
+      for (const d of [d1, d3, d4, d2]) await repo.enqueue(d, state(), now, 5_000);
+      const order: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const [claim] = (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims;
+        order.push(claim!.delivery.id);
+        await repo.finish(claim!, 'done', state('succeeded', 1), Date.now());
+      }
+      expect(order).toEqual([d1.id, d2.id, d3.id, d4.id]);
+    });
+
+    it('holds back a head that leaves a gap for the reorder window, not one that continues its lane', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const d1 = delivery(e.id, 'conv_g', 1);
+      const d3 = delivery(e.id, 'conv_g', 3);
+      await repo.enqueue(d1, state(), now, 60_000);
+      const [c1] = (await repo.claim(e.id, 5, now, now + 60_000)).claims;
+      expect(c1!.delivery.id).toBe(d1.id);
+      await repo.finish(c1!, 'done', state('succeeded', 1), now);
+      // seq 2 has not been queued (yet): seq 3 waits for the window, in case 2 is on its way.
+      await repo.enqueue(d3, state(), now, 60_000);
+      const held = await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000);
+      expect(held.claims).toEqual([]);
+      expect(held.nextDueAt).toBe(now + 60_000);
+      // It comes: it goes first, at once, and 3 follows it at once.
+      const d2 = delivery(e.id, 'conv_g', 2);
+      await repo.enqueue(d2, state(), Date.now(), 60_000);
+      const [c2] = (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims;
+      expect(c2!.delivery.id).toBe(d2.id);
+      await repo.finish(c2!, 'done', state('succeeded', 1), Date.now());
+      const [c3] = (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims;
+      expect(c3!.delivery.id).toBe(d3.id);
+      await repo.finish(c3!, 'done', state('succeeded', 1), Date.now());
+      // A gap that stays open delays the head by the window only.
+      const d9 = delivery(e.id, 'conv_g', 9);
+      const queuedAt = Date.now();
+      await repo.enqueue(d9, state(), queuedAt, 150);
+      expect((await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims).toEqual([]);
+      await new Promise((r) => setTimeout(r, 200));
+      const [c9] = (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims;
+      expect(c9!.delivery.id).toBe(d9.id);
+    });
+
+    it('never puts a later-queued event in front of a head that was attempted or is leased', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const d2 = delivery(e.id, 'conv_p', 2);
+      const d3 = delivery(e.id, 'conv_p', 3);
+      await repo.enqueue(d2, state(), now);
+      const [leased] = (await repo.claim(e.id, 5, now, now + 60_000)).claims;
+      // Leased: seq 1 arriving now goes behind it.
+      const d1 = delivery(e.id, 'conv_p', 1);
+      await repo.enqueue(d1, state(), now);
+      await repo.finish(leased!, 'retry', state('retrying', 1), now);
+      // Attempted and waiting for its retry: still not overtaken.
+      await repo.enqueue(d3, state(), now);
+      const order: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const [claim] = (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims;
+        order.push(claim!.delivery.id);
+        await repo.finish(claim!, 'done', state('succeeded', 1), Date.now());
+      }
+      expect(order).toEqual([d2.id, d1.id, d3.id]);
+    });
+
+    it('places a change to an earlier message, and a replay, after what was queued before them', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const c1 = delivery(e.id, 'conv_u', 1);
+      const c2 = delivery(e.id, 'conv_u', 2);
+      const replay = { ...delivery(e.id, 'conv_u', 1), replayOf: 'dlv_earlier' };
+      const updated = { ...delivery(e.id, 'conv_u', 1), eventType: 'message.updated' as const };
+      const c3 = delivery(e.id, 'conv_u', 3);
+      for (const d of [c1, c2, replay, updated, c3]) await repo.enqueue(d, state(), now);
+      const order: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const [claim] = (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims;
+        order.push(claim!.delivery.id);
+        await repo.finish(claim!, 'done', state('succeeded', 1), Date.now());
+      }
+      expect(order).toEqual([c1.id, c2.id, replay.id, updated.id, c3.id]);
+    });
+
+    it('replays a finished delivery once, however often asked, and again only when asked to once that replay finished', async () => {
+      const e = endpoint();
+      const now = Date.now();
+      const original = delivery(e.id, 'conv_rp', 1);
+      await repo.enqueue(original, state(), now);
+      const copy = () => ({ ...delivery(e.id, 'conv_rp', 1), replayOf: original.id });
+      // Still pending: not replayable.
+      expect(await repo.replay(original.id, copy(), state(), now)).toEqual({ conflict: 'pending' });
+      const [claim] = (await repo.claim(e.id, 5, now, now + 60_000)).claims;
+      await repo.finish(claim!, 'dead', state('dead', 3), now);
+
+      // Requests racing: one replay queued between them.
+      const racing = await Promise.all(
+        Array.from({ length: 5 }, () => repo.replay(original.id, copy(), state(), Date.now())),
+      );
+      const created = racing.filter((r) => r && 'created' in r && r.created);
+      expect(created).toHaveLength(1);
+      const first = (created[0] as { id: string }).id;
+      expect(racing.map((r) => (r as { id: string }).id)).toEqual(Array(5).fill(first));
+      expect((await repo.getDelivery(e.id, original.id))?.state.replayedBy).toBe(first);
+      expect(await repo.deadSince(e.id, 0, 10)).toEqual([]);
+      const log = await repo.listDeliveries(e.id, { take: 10, order: 'asc' });
+      expect(log.items.map((d) => d.id)).toEqual([original.id, first]);
+
+      // Asking for it again while it is pending, even explicitly, still queues nothing.
+      expect(await repo.replay(original.id, copy(), state(), Date.now(), true)).toEqual({
+        id: first,
+        created: false,
+      });
+      // Once the replay has been delivered: a plain request still answers with it; an explicit one
+      // queues a new replay.
+      const [sent] = (await repo.claim(e.id, 5, Date.now(), Date.now() + 60_000)).claims;
+      expect(sent!.delivery.id).toBe(first);
+      await repo.finish(sent!, 'done', state('succeeded', 1), Date.now());
+      expect(await repo.replay(original.id, copy(), state(), Date.now())).toEqual({
+        id: first,
+        created: false,
+      });
+      const again = await repo.replay(original.id, copy(), state(), Date.now(), true);
+      expect(again).toMatchObject({ created: true });
+      expect((again as { id: string }).id).not.toBe(first);
+      expect(await repo.replay('dlv_unknown', copy(), state(), Date.now())).toBeNull();
+    });
+
     it('removes an endpoint with its queue and log', async () => {
       const e = endpoint();
       await repo.putEndpoint(e);

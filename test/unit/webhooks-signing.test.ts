@@ -126,6 +126,9 @@ describe('webhookOptions', () => {
     expect(() => webhookOptions({ timeoutMs: 0 })).toThrow(/`timeoutMs`/);
     expect(() => webhookOptions({ perEndpointConcurrency: 1.5 })).toThrow(/`perEndpointConcurrency`/);
     expect(() => webhookOptions({ retryCeilingsMs: [10, -1] })).toThrow(/`retryCeilingsMs`/);
+    expect(() => webhookOptions({ reorderWindowMs: -1 })).toThrow(/`reorderWindowMs`/);
     expect(webhookOptions().timeoutMs).toBe(15_000);
+    expect(webhookOptions().reorderWindowMs).toBe(1_000);
+    expect(webhookOptions({ reorderWindowMs: 0 }).reorderWindowMs).toBe(0);
   });
 });

@@ -56,8 +56,9 @@ export class HttpBot implements Bot {
   }
 
   async #withRetries(request: BotRequest, signal: AbortSignal): Promise<BotResponse> {
-    // One webhook-id for every attempt of this message: the bot can deduplicate retries.
-    const webhookId = `msg_${request.message.id}`;
+    // One webhook-id for every attempt of this message: the bot can deduplicate retries. The message
+    // id already carries its `msg_` prefix.
+    const webhookId = request.message.id;
     const body = JSON.stringify({ type: 'message.created', ...request });
     for (let attempt = 1; ; attempt++) {
       let retryAfterMs: number | undefined;
