@@ -412,7 +412,7 @@ describe('start-up', () => {
     await expect(
       spawnGateway({ TWILIO_ACCOUNT_SID: ACCOUNT_SID, TWILIO_API_URL: 'http://127.0.0.1:9' }),
     ).rejects.toThrow(
-      /twilio: TWILIO_AUTH_TOKEN: required when TWILIO_ACCOUNT_SID and TWILIO_API_URL are set/,
+      /TWILIO_AUTH_TOKEN \(twilio channel, not set\): required when TWILIO_ACCOUNT_SID and TWILIO_API_URL are set/,
     );
   });
 
