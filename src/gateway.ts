@@ -15,6 +15,7 @@ import type { Store } from './core/store.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
 import { apiKeyAuth } from './http/auth.js';
 import { handleExpectContinue } from './http/continue.js';
+import { answerUnclaimedUpgrade } from './http/drain.js';
 import { createMetrics } from './metrics.js';
 import { DemoBot } from './pipeline/bot/demo.js';
 import { HttpBot } from './pipeline/bot/http.js';
@@ -126,6 +127,8 @@ export async function createGateway(
     server,
     async start(port = config.PORT, host = config.HOST) {
       for (const adapter of adapters) await adapter.start?.(server);
+      // After the adapters' own upgrade listeners: answers the upgrades none of them took.
+      server.on('upgrade', answerUnclaimedUpgrade);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
