@@ -50,6 +50,7 @@ export const coreSchema = z.object({
   QUEUE_PARTITIONS: int(1, 1024).default(DEFAULTS.QUEUE_PARTITIONS),
   BODY_LIMIT_BYTES: int(1024, 50 * 1_048_576).default(DEFAULTS.BODY_LIMIT_BYTES),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(DEFAULTS.SHUTDOWN_TIMEOUT_MS),
+  SHUTDOWN_DRAIN_MS: int(0, 600_000).default(DEFAULTS.SHUTDOWN_DRAIN_MS),
   WEBHOOKS_ALLOW_PRIVATE: bool.default(false),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

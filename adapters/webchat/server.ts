@@ -37,7 +37,6 @@ export class SocketServer {
   readonly #opts: SocketServerOptions;
   readonly #wss: WebSocketServer;
   readonly #sessions = new Set<Session>();
-  #server: Server | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #closing = false;
 
@@ -54,7 +53,6 @@ export class SocketServer {
   }
 
   attach(server: Server): void {
-    this.#server = server;
     server.on('upgrade', this.#onUpgrade);
     this.#heartbeat = setInterval(() => {
       for (const session of this.#sessions) session.heartbeat();
@@ -62,10 +60,13 @@ export class SocketServer {
     this.#heartbeat.unref();
   }
 
-  /** Refuses new sockets and closes the open ones with 1001 (the widget reconnects to another process). */
+  /**
+   * Refuses new sockets (503; the listener stays attached so they are answered) and closes the open
+   * ones with 1001 (the widget reconnects to another process). The gateway destroys what has not
+   * finished its closing handshake when its shutdown deadline passes.
+   */
   async close(): Promise<void> {
     this.#closing = true;
-    this.#server?.off('upgrade', this.#onUpgrade);
     clearInterval(this.#heartbeat);
     for (const session of this.#sessions) session.close(CLOSE.GOING_AWAY, 'server shutting down');
     this.#wss.close();
