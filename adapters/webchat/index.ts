@@ -51,6 +51,9 @@ export default defineAdapter<WebChatConfig>({
         rejected,
         maxMsgsPerS: config.maxMsgsPerS,
         maxSocketsPerVisitor: config.maxSocketsPerVisitor,
+        replayPage: config.replayPage,
+        sendBufferBytes: config.sendBufferBytes,
+        slowSocketMs: config.slowSocketMs,
         authTimeoutMs: WEBCHAT_DEFAULTS.AUTH_TIMEOUT_MS,
       },
     });
