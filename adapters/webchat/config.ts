@@ -17,6 +17,7 @@ export const SETTINGS = [
   'WEBCHAT_MAX_FRAME_BYTES',
   'WEBCHAT_MAX_MSGS_PER_S',
   'WEBCHAT_MAX_SOCKETS_PER_VISITOR',
+  'WEBCHAT_MAX_SOCKETS_PER_IP',
   'WEBCHAT_HEARTBEAT_S',
   'WEBCHAT_TYPING_TIMEOUT_S',
   'WEBCHAT_REPLAY_PAGE',
@@ -32,6 +33,11 @@ export const WEBCHAT_DEFAULTS = {
   WEBCHAT_MAX_MSGS_PER_S: 5,
   /** Open sockets per visitor in one process: a few tabs are normal, dozens are a loop or abuse. */
   WEBCHAT_MAX_SOCKETS_PER_VISITOR: 5,
+  /**
+   * Open sockets per client address in one process, counted from the upgrade (before authentication):
+   * an office or a carrier NAT puts many visitors behind one address, a flood from one host is capped.
+   */
+  WEBCHAT_MAX_SOCKETS_PER_IP: 50,
   /** Ping interval; a socket that missed the previous pong is terminated (half-open connection). */
   WEBCHAT_HEARTBEAT_S: 30,
   /** The bot's typing indicator is cleared after this long even if no reply or error came. */
@@ -66,6 +72,7 @@ export interface WebChatConfig {
   maxFrameBytes: number;
   maxMsgsPerS: number;
   maxSocketsPerVisitor: number;
+  maxSocketsPerIp: number;
   heartbeatMs: number;
   typingTimeoutMs: number;
   replayPage: number;
@@ -79,6 +86,7 @@ const limitsSchema = z.object({
   WEBCHAT_MAX_FRAME_BYTES: int(1_024, 1_048_576).default(WEBCHAT_DEFAULTS.WEBCHAT_MAX_FRAME_BYTES),
   WEBCHAT_MAX_MSGS_PER_S: int(1, 1_000).default(WEBCHAT_DEFAULTS.WEBCHAT_MAX_MSGS_PER_S),
   WEBCHAT_MAX_SOCKETS_PER_VISITOR: int(1, 1_000).default(WEBCHAT_DEFAULTS.WEBCHAT_MAX_SOCKETS_PER_VISITOR),
+  WEBCHAT_MAX_SOCKETS_PER_IP: int(1, 100_000).default(WEBCHAT_DEFAULTS.WEBCHAT_MAX_SOCKETS_PER_IP),
   WEBCHAT_HEARTBEAT_S: int(1, 3_600).default(WEBCHAT_DEFAULTS.WEBCHAT_HEARTBEAT_S),
   WEBCHAT_TYPING_TIMEOUT_S: int(1, 3_600).default(WEBCHAT_DEFAULTS.WEBCHAT_TYPING_TIMEOUT_S),
   WEBCHAT_REPLAY_PAGE: int(1, 1_000).default(WEBCHAT_DEFAULTS.WEBCHAT_REPLAY_PAGE),
@@ -177,6 +185,7 @@ export function configure(env: Env): AdapterConfigResult<WebChatConfig> {
       maxFrameBytes: limits.data.WEBCHAT_MAX_FRAME_BYTES,
       maxMsgsPerS: limits.data.WEBCHAT_MAX_MSGS_PER_S,
       maxSocketsPerVisitor: limits.data.WEBCHAT_MAX_SOCKETS_PER_VISITOR,
+      maxSocketsPerIp: limits.data.WEBCHAT_MAX_SOCKETS_PER_IP,
       heartbeatMs: limits.data.WEBCHAT_HEARTBEAT_S * 1000,
       typingTimeoutMs: limits.data.WEBCHAT_TYPING_TIMEOUT_S * 1000,
       replayPage: limits.data.WEBCHAT_REPLAY_PAGE,
