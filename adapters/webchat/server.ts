@@ -89,7 +89,7 @@ export class SocketServer {
     if (path !== PATH) return;
     const log = this.#opts.logger;
     if (this.#closing) {
-      refuse(socket, 503, 'Service Unavailable');
+      refuse(socket, 503, 'Service Unavailable', ['Retry-After: 1']);
       return;
     }
     const origin = req.headers.origin;
