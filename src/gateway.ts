@@ -28,6 +28,13 @@ import { createWebhooks, type WebhookOptions } from './webhooks/index.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Resolves when `work` settles or after `ms`, whichever comes first. */
+async function within(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
 export interface Gateway {
   readonly deps: GatewayDeps;
   readonly server: Server;
@@ -175,10 +182,21 @@ export async function createGateway(
         lifecycle.draining = true;
         drain.begin();
         logger.info('shutdown: refusing new work, finishing messages in flight');
-        for (const adapter of adapters)
-          await adapter.stop?.().catch((err) => logger.error({ err }, 'adapter stop failed'));
+        // Side by side and bounded like the rest: a listener that waits for its clients (an SMTP
+        // session) must not hold the engine's drain or the exit.
+        const adaptersStopped = Promise.all(
+          adapters.map((adapter) =>
+            adapter
+              .stop?.()
+              .catch((err) => logger.error({ err, adapter: adapter.name }, 'adapter stop failed')),
+          ),
+        );
         // The listener stays open meanwhile: late requests get 503 + Retry-After instead of a refusal.
-        await Promise.all([engine.stop(left()), sleep(Math.min(config.SHUTDOWN_DRAIN_MS, left()))]);
+        await Promise.all([
+          within(adaptersStopped, left()),
+          engine.stop(left()),
+          sleep(Math.min(config.SHUTDOWN_DRAIN_MS, left())),
+        ]);
         await drain.settle(deadline);
         if (drain.openSockets > 0)
           logger.info({ sockets: drain.openSockets }, 'shutdown: closing connections');
