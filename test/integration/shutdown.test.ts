@@ -83,8 +83,8 @@ describe('SIGTERM is bounded by SHUTDOWN_TIMEOUT_MS', () => {
     await new Promise((r) => setTimeout(r, 200));
     const { code, ms } = await terminate(gw, 15_000);
     expect(code).toBe(0);
-    // The bound plus the start-up cost of nothing: exit is prompt once the deadline passes.
-    expect(ms).toBeLessThan(timeoutMs + 1_500);
+    // The bound plus a margin for a loaded machine: the exit follows the deadline promptly.
+    expect(ms).toBeLessThan(timeoutMs + 2_500);
     for (const chat of chats) expect((await chat.closed).code).toBe(1001);
     // Reading again lets the paused socket see what the server sent and its close.
     halfOpen.socket.resume();
@@ -116,7 +116,7 @@ interface Outcome {
 
 describe('SIGTERM under keep-alive load', () => {
   it('answers every request: 503 + Connection: close + Retry-After during the drain, in-flight ones finish', async () => {
-    gw = await spawnGateway({ ...WEBCHAT, SHUTDOWN_TIMEOUT_MS: '10000', SHUTDOWN_DRAIN_MS: '1500' });
+    gw = await spawnGateway({ ...WEBCHAT, SHUTDOWN_TIMEOUT_MS: '10000', SHUTDOWN_DRAIN_MS: '3000' });
     const url = gw.url;
     const pool = new Pool(url, { connections: 4, pipelining: 1, keepAliveTimeout: 60_000 });
     let connects = 0;
