@@ -33,7 +33,16 @@ export const DEFAULTS = {
   /** Largest bot response accepted. */
   BOT_MAX_RESPONSE_BYTES: 262_144,
   BOT_FALLBACK_TEXT: "Sorry, I can't answer right now. Please try again in a moment.",
-  /** How long SIGTERM waits for in-flight messages before handing them back. */
+  /**
+   * Bound of the whole shutdown (docs/shutdown.md): in-flight messages are handed back and every socket
+   * still open (slow requests, WebSockets, half-open upgrades) is destroyed when it runs out.
+   */
   SHUTDOWN_TIMEOUT_MS: 20_000,
+  /**
+   * How long the listener keeps answering 503 after SIGTERM even when nothing is in flight, so a load
+   * balancer sees `/readyz` fail before connections are refused. 0: no wait (tests, process managers
+   * without a load balancer); a few seconds behind one.
+   */
+  SHUTDOWN_DRAIN_MS: 0,
   LOG_LEVEL: 'info',
 } as const;

@@ -3,6 +3,7 @@
  * (`adapters/<name>/config.ts`) and are merged in by `load.ts`.
  */
 import { z } from 'zod';
+import { parseTrustedProxies } from '../src/core/client-address.js';
 import { DEFAULTS } from './defaults.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -50,7 +51,16 @@ export const coreSchema = z.object({
   QUEUE_PARTITIONS: int(1, 1024).default(DEFAULTS.QUEUE_PARTITIONS),
   BODY_LIMIT_BYTES: int(1024, 50 * 1_048_576).default(DEFAULTS.BODY_LIMIT_BYTES),
   SHUTDOWN_TIMEOUT_MS: int(0, 600_000).default(DEFAULTS.SHUTDOWN_TIMEOUT_MS),
+  SHUTDOWN_DRAIN_MS: int(0, 600_000).default(DEFAULTS.SHUTDOWN_DRAIN_MS),
   WEBHOOKS_ALLOW_PRIVATE: bool.default(false),
+  TRUSTED_PROXIES: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      const { cidrs, problems } = parseTrustedProxies(value);
+      for (const message of problems) ctx.addIssue({ code: 'custom', message });
+      return cidrs;
+    }),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default(DEFAULTS.LOG_LEVEL),

@@ -15,6 +15,7 @@ import type { Store } from './core/store.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
 import { apiKeyAuth } from './http/auth.js';
 import { handleExpectContinue } from './http/continue.js';
+import { answerUnclaimedUpgrade, HttpDrain } from './http/drain.js';
 import { createMetrics } from './metrics.js';
 import { DemoBot } from './pipeline/bot/demo.js';
 import { HttpBot } from './pipeline/bot/http.js';
@@ -24,6 +25,15 @@ import { Engine } from './pipeline/engine.js';
 import { IngestService } from './pipeline/ingest.js';
 import { createStore } from './store/index.js';
 import { createWebhooks, type WebhookOptions } from './webhooks/index.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Resolves when `work` settles or after `ms`, whichever comes first. */
+async function within(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
 
 export interface Gateway {
   readonly deps: GatewayDeps;
@@ -113,8 +123,12 @@ export async function createGateway(
     webhooks,
   };
   const app = createApp(deps);
-  const server = createServer(app);
-  handleExpectContinue(server, app, config, logger);
+  const server = createServer();
+  const drain = new HttpDrain(server);
+  // Every request goes through the drain, which answers 503 once shutdown has begun.
+  const handle = drain.handler(app);
+  server.on('request', handle);
+  handleExpectContinue(server, handle, config, logger);
   // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
@@ -126,6 +140,8 @@ export async function createGateway(
     server,
     async start(port = config.PORT, host = config.HOST) {
       for (const adapter of adapters) await adapter.start?.(server);
+      // After the adapters' own upgrade listeners: answers the upgrades none of them took.
+      server.on('upgrade', answerUnclaimedUpgrade);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
@@ -160,19 +176,37 @@ export async function createGateway(
     },
     stop() {
       stopped ??= (async () => {
+        // SHUTDOWN_TIMEOUT_MS bounds everything up to the last socket; only webhooks and the store follow.
+        const deadline = Date.now() + config.SHUTDOWN_TIMEOUT_MS;
+        const left = () => Math.max(0, deadline - Date.now());
         lifecycle.draining = true;
+        drain.begin();
         logger.info('shutdown: refusing new work, finishing messages in flight');
-        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-        server.closeIdleConnections();
-        for (const adapter of adapters)
-          await adapter.stop?.().catch((err) => logger.error({ err }, 'adapter stop failed'));
-        await engine.stop(config.SHUTDOWN_TIMEOUT_MS);
-        server.closeAllConnections();
-        await closed;
-        // After the engine, whose last events are still queued; attempts in flight get a short grace.
-        await webhooks
-          .stop(Math.min(config.SHUTDOWN_TIMEOUT_MS, 5_000))
-          .catch((err) => logger.error({ err }, 'webhooks stop failed'));
+        // Side by side and bounded like the rest: a listener that waits for its clients (an SMTP
+        // session) must not hold the engine's drain or the exit.
+        const adaptersStopped = Promise.all(
+          adapters.map((adapter) =>
+            adapter
+              .stop?.()
+              .catch((err) => logger.error({ err, adapter: adapter.name }, 'adapter stop failed')),
+          ),
+        );
+        // The listener stays open meanwhile: late requests get 503 + Retry-After instead of a refusal.
+        await Promise.all([
+          within(adaptersStopped, left()),
+          engine.stop(left()),
+          sleep(Math.min(config.SHUTDOWN_DRAIN_MS, left())),
+        ]);
+        await drain.settle(deadline);
+        if (drain.openSockets > 0)
+          logger.info({ sockets: drain.openSockets }, 'shutdown: closing connections');
+        await Promise.all([
+          drain.close(deadline),
+          // After the engine, whose last events are still queued; attempts in flight get a short grace.
+          webhooks
+            .stop(Math.min(left(), 5_000))
+            .catch((err) => logger.error({ err }, 'webhooks stop failed')),
+        ]);
         await store.close();
         logger.info('shutdown complete');
       })();

@@ -32,6 +32,9 @@ function listenProblem(err: unknown, config: { PORT: number }): [number, string]
   return [EXIT.noPermission, `${where} needs privileges this process does not have; use a port above 1023.`];
 }
 
+/** Time allowed after SHUTDOWN_TIMEOUT_MS for the last steps (webhook grace, closing the store). */
+const SHUTDOWN_BACKSTOP_MS = 10_000;
+
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   let envFile = false;
@@ -73,6 +76,12 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     logger.info({ signal }, 'signal received');
+    // The gateway bounds its own shutdown by SHUTDOWN_TIMEOUT_MS; this is the backstop should a step
+    // after it (webhooks, the store connection) hang.
+    setTimeout(() => {
+      logger.error({ timeoutMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutdown did not finish in time: exiting now');
+      process.exit(1);
+    }, config.SHUTDOWN_TIMEOUT_MS + SHUTDOWN_BACKSTOP_MS).unref();
     gateway.stop().then(
       () => process.exit(0),
       (err) => {

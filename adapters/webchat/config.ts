@@ -17,8 +17,12 @@ export const SETTINGS = [
   'WEBCHAT_MAX_FRAME_BYTES',
   'WEBCHAT_MAX_MSGS_PER_S',
   'WEBCHAT_MAX_SOCKETS_PER_VISITOR',
+  'WEBCHAT_MAX_SOCKETS_PER_IP',
   'WEBCHAT_HEARTBEAT_S',
   'WEBCHAT_TYPING_TIMEOUT_S',
+  'WEBCHAT_REPLAY_PAGE',
+  'WEBCHAT_SEND_BUFFER_BYTES',
+  'WEBCHAT_SLOW_SOCKET_S',
 ] as const;
 
 /** Defaults of the tunables, each with the reason for its value. */
@@ -29,10 +33,24 @@ export const WEBCHAT_DEFAULTS = {
   WEBCHAT_MAX_MSGS_PER_S: 5,
   /** Open sockets per visitor in one process: a few tabs are normal, dozens are a loop or abuse. */
   WEBCHAT_MAX_SOCKETS_PER_VISITOR: 5,
+  /**
+   * Open sockets per client address in one process, counted from the upgrade (before authentication):
+   * an office or a carrier NAT puts many visitors behind one address, a flood from one host is capped.
+   */
+  WEBCHAT_MAX_SOCKETS_PER_IP: 50,
   /** Ping interval; a socket that missed the previous pong is terminated (half-open connection). */
   WEBCHAT_HEARTBEAT_S: 30,
   /** The bot's typing indicator is cleared after this long even if no reply or error came. */
   WEBCHAT_TYPING_TIMEOUT_S: 30,
+  /** Messages per `resume` page: the next page is read only once the socket has sent the last one. */
+  WEBCHAT_REPLAY_PAGE: 50,
+  /**
+   * Back-pressure high-water mark: bytes a socket may hold unsent before a replay waits for it to drain.
+   * A page of 8 KiB messages fits several times; a few hundred sockets at the mark stay far below 1 GB.
+   */
+  WEBCHAT_SEND_BUFFER_BYTES: 262_144,
+  /** A socket that stays over the mark this long is not reading: closed with 1013 (try again later). */
+  WEBCHAT_SLOW_SOCKET_S: 10,
   /** Lifetime of the tokens the gateway mints in demo mode (CHANNELS.md §5: 5–15 minutes). */
   DEMO_TOKEN_TTL_S: 600,
   /** A socket that offered no token must send its `auth` frame within this time. */
@@ -54,8 +72,12 @@ export interface WebChatConfig {
   maxFrameBytes: number;
   maxMsgsPerS: number;
   maxSocketsPerVisitor: number;
+  maxSocketsPerIp: number;
   heartbeatMs: number;
   typingTimeoutMs: number;
+  replayPage: number;
+  sendBufferBytes: number;
+  slowSocketMs: number;
 }
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -64,8 +86,12 @@ const limitsSchema = z.object({
   WEBCHAT_MAX_FRAME_BYTES: int(1_024, 1_048_576).default(WEBCHAT_DEFAULTS.WEBCHAT_MAX_FRAME_BYTES),
   WEBCHAT_MAX_MSGS_PER_S: int(1, 1_000).default(WEBCHAT_DEFAULTS.WEBCHAT_MAX_MSGS_PER_S),
   WEBCHAT_MAX_SOCKETS_PER_VISITOR: int(1, 1_000).default(WEBCHAT_DEFAULTS.WEBCHAT_MAX_SOCKETS_PER_VISITOR),
+  WEBCHAT_MAX_SOCKETS_PER_IP: int(1, 100_000).default(WEBCHAT_DEFAULTS.WEBCHAT_MAX_SOCKETS_PER_IP),
   WEBCHAT_HEARTBEAT_S: int(1, 3_600).default(WEBCHAT_DEFAULTS.WEBCHAT_HEARTBEAT_S),
   WEBCHAT_TYPING_TIMEOUT_S: int(1, 3_600).default(WEBCHAT_DEFAULTS.WEBCHAT_TYPING_TIMEOUT_S),
+  WEBCHAT_REPLAY_PAGE: int(1, 1_000).default(WEBCHAT_DEFAULTS.WEBCHAT_REPLAY_PAGE),
+  WEBCHAT_SEND_BUFFER_BYTES: int(16_384, 67_108_864).default(WEBCHAT_DEFAULTS.WEBCHAT_SEND_BUFFER_BYTES),
+  WEBCHAT_SLOW_SOCKET_S: int(1, 3_600).default(WEBCHAT_DEFAULTS.WEBCHAT_SLOW_SOCKET_S),
 });
 
 /** RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits). */
@@ -159,8 +185,12 @@ export function configure(env: Env): AdapterConfigResult<WebChatConfig> {
       maxFrameBytes: limits.data.WEBCHAT_MAX_FRAME_BYTES,
       maxMsgsPerS: limits.data.WEBCHAT_MAX_MSGS_PER_S,
       maxSocketsPerVisitor: limits.data.WEBCHAT_MAX_SOCKETS_PER_VISITOR,
+      maxSocketsPerIp: limits.data.WEBCHAT_MAX_SOCKETS_PER_IP,
       heartbeatMs: limits.data.WEBCHAT_HEARTBEAT_S * 1000,
       typingTimeoutMs: limits.data.WEBCHAT_TYPING_TIMEOUT_S * 1000,
+      replayPage: limits.data.WEBCHAT_REPLAY_PAGE,
+      sendBufferBytes: limits.data.WEBCHAT_SEND_BUFFER_BYTES,
+      slowSocketMs: limits.data.WEBCHAT_SLOW_SOCKET_S * 1000,
     },
   };
 }

@@ -4,7 +4,7 @@
  * configured secret or key it runs in demo mode and mints its own short-lived tokens.
  */
 import type { ChannelAdapter } from '../../src/core/index.js';
-import { defineAdapter } from '../../src/core/index.js';
+import { clientAddress, defineAdapter, TrustedProxies } from '../../src/core/index.js';
 import { configure, SETTINGS, WEBCHAT_DEFAULTS, type WebChatConfig } from './config.js';
 import { demoSecret, mintDemoToken, visitorIdOrNew } from './demo.js';
 import { Hub } from './hub.js';
@@ -35,8 +35,12 @@ export default defineAdapter<WebChatConfig>({
       typingTimeoutMs: config.typingTimeoutMs,
     });
     const rejected = (reason: string) => ctx.rejected('webchat', reason);
+    const proxies = new TrustedProxies(ctx.config.TRUSTED_PROXIES);
     const sockets = new SocketServer({
       maxFrameBytes: config.maxFrameBytes,
+      maxSocketsPerIp: config.maxSocketsPerIp,
+      clientAddress: (req) =>
+        clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], proxies),
       heartbeatMs: config.heartbeatMs,
       logger: log,
       rejected,
@@ -51,6 +55,9 @@ export default defineAdapter<WebChatConfig>({
         rejected,
         maxMsgsPerS: config.maxMsgsPerS,
         maxSocketsPerVisitor: config.maxSocketsPerVisitor,
+        replayPage: config.replayPage,
+        sendBufferBytes: config.sendBufferBytes,
+        slowSocketMs: config.slowSocketMs,
         authTimeoutMs: WEBCHAT_DEFAULTS.AUTH_TIMEOUT_MS,
       },
     });

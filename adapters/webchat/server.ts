@@ -15,6 +15,10 @@ const BEARER = 'bearer.';
 
 export interface SocketServerOptions {
   maxFrameBytes: number;
+  /** Open sockets per client address, authenticated or not. */
+  maxSocketsPerIp: number;
+  /** The client's address (proxy-aware); sockets are counted per address. */
+  clientAddress(req: IncomingMessage): string;
   heartbeatMs: number;
   logger: Logger;
   /** Whether a page at `origin` may connect; `host` is the request's Host header. */
@@ -37,7 +41,8 @@ export class SocketServer {
   readonly #opts: SocketServerOptions;
   readonly #wss: WebSocketServer;
   readonly #sessions = new Set<Session>();
-  #server: Server | undefined;
+  /** Open sockets per client address. */
+  readonly #perAddress = new Map<string, number>();
   #heartbeat: NodeJS.Timeout | undefined;
   #closing = false;
 
@@ -54,7 +59,6 @@ export class SocketServer {
   }
 
   attach(server: Server): void {
-    this.#server = server;
     server.on('upgrade', this.#onUpgrade);
     this.#heartbeat = setInterval(() => {
       for (const session of this.#sessions) session.heartbeat();
@@ -62,10 +66,13 @@ export class SocketServer {
     this.#heartbeat.unref();
   }
 
-  /** Refuses new sockets and closes the open ones with 1001 (the widget reconnects to another process). */
+  /**
+   * Refuses new sockets (503; the listener stays attached so they are answered) and closes the open
+   * ones with 1001 (the widget reconnects to another process). The gateway destroys what has not
+   * finished its closing handshake when its shutdown deadline passes.
+   */
   async close(): Promise<void> {
     this.#closing = true;
-    this.#server?.off('upgrade', this.#onUpgrade);
     clearInterval(this.#heartbeat);
     for (const session of this.#sessions) session.close(CLOSE.GOING_AWAY, 'server shutting down');
     this.#wss.close();
@@ -82,7 +89,7 @@ export class SocketServer {
     if (path !== PATH) return;
     const log = this.#opts.logger;
     if (this.#closing) {
-      refuse(socket, 503, 'Service Unavailable');
+      refuse(socket, 503, 'Service Unavailable', ['Retry-After: 1']);
       return;
     }
     const origin = req.headers.origin;
@@ -95,21 +102,41 @@ export class SocketServer {
       refuse(socket, 403, 'Forbidden');
       return;
     }
+    const address = this.#opts.clientAddress(req);
+    if ((this.#perAddress.get(address) ?? 0) >= this.#opts.maxSocketsPerIp) {
+      log.warn(
+        {
+          reason: 'too_many_sockets_ip',
+          detail: `more than ${this.#opts.maxSocketsPerIp} sockets from one address`,
+        },
+        'web-chat input refused',
+      );
+      this.#opts.rejected('too_many_sockets_ip');
+      refuse(socket, 429, 'Too Many Requests', ['Retry-After: 30']);
+      return;
+    }
     const token = offeredToken(req.headers['sec-websocket-protocol']);
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      // Counted once upgraded (no await since the check above, so concurrent upgrades cannot overshoot).
+      this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
       const session = new Session(ws, { ...this.#opts.session, logger: log });
       this.#sessions.add(session);
-      ws.once('close', () => this.#sessions.delete(session));
+      ws.once('close', () => {
+        this.#sessions.delete(session);
+        const left = (this.#perAddress.get(address) ?? 1) - 1;
+        if (left > 0) this.#perAddress.set(address, left);
+        else this.#perAddress.delete(address);
+      });
       session.start(token);
     });
   };
 }
 
 /** Answers an upgrade request with a plain HTTP error (the socket was never upgraded). */
-function refuse(socket: Duplex, status: number, text: string): void {
+function refuse(socket: Duplex, status: number, text: string, headers: string[] = []): void {
   const body = `${text}\n`;
   socket.once('finish', () => socket.destroy());
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n${body}`,
   );
 }

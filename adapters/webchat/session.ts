@@ -27,14 +27,22 @@ export const CLOSE = {
   GOING_AWAY: 1001,
   TOO_LARGE: 1009,
   INTERNAL: 1011,
+  /** The socket does not read what it is sent (back-pressure limit, docs/webchat-limits.md). */
+  TRY_AGAIN_LATER: 1013,
   AUTH_REQUIRED: 4000,
   TOKEN_EXPIRED: 4001,
   TOKEN_INVALID: 4003,
   TOO_MANY_SOCKETS: 4008,
 } as const;
 
-/** Messages read per store call while replaying or applying read receipts. */
+/** Messages read per store call while applying read receipts. */
 const PAGE = 200;
+/** A socket over this many times the send-buffer mark is closed at once, without waiting. */
+const HARD_BUFFER_FACTOR = 4;
+/** How often a paused replay, or a socket over the mark, looks at its buffer again. */
+const BUFFER_POLL_MS = 25;
+/** After a 1013 close the frame sits behind unread data: the socket is cut after this grace. */
+const SLOW_CLOSE_GRACE_MS = 1_000;
 /** Read watermarks are a shortcut, not state: when one expires the scan starts over from seq 0. */
 const READ_MARK_TTL_S = 30 * 86_400;
 /** setTimeout's largest delay; later expiries are re-armed when it fires. */
@@ -50,6 +58,12 @@ export interface SessionDeps {
   rejected(reason: string): void;
   maxMsgsPerS: number;
   maxSocketsPerVisitor: number;
+  /** Messages per `resume` page. */
+  replayPage: number;
+  /** Back-pressure high-water mark in bytes (WEBCHAT_SEND_BUFFER_BYTES). */
+  sendBufferBytes: number;
+  /** How long a socket may stay over the mark before it is closed with 1013. */
+  slowSocketMs: number;
   authTimeoutMs: number;
   now?: () => number;
 }
@@ -68,6 +82,11 @@ export class Session implements LocalSocket {
   #chain: Promise<void> = Promise.resolve();
   /** Live frames held back while a `resume` replays from the store; `null` when not replaying. */
   #held: ServerFrame[] | null = null;
+  /** The replay in progress; a new `resume` aborts it (its remaining pages are not sent). */
+  #replay: AbortController | null = null;
+  #replayDone: Promise<void> = Promise.resolve();
+  /** Set while the socket is over the send-buffer mark. */
+  #slowTimer: NodeJS.Timeout | undefined;
   #authTimer: NodeJS.Timeout | undefined;
   #expiryTimer: NodeJS.Timeout | undefined;
   #rateLogged = false;
@@ -130,7 +149,7 @@ export class Session implements LocalSocket {
   push(frame: ServerFrame, raw: string): boolean {
     if (this.#state !== 'open' || this.#ws.readyState !== this.#ws.OPEN) return false;
     if (this.#held) this.#held.push(frame);
-    else this.#ws.send(raw);
+    else this.#write(raw);
     return true;
   }
 
@@ -383,15 +402,38 @@ export class Session implements LocalSocket {
     if (seen > mark) await store.kv.set(key, String(seen), READ_MARK_TTL_S);
   }
 
-  /** Replays every visible message after `afterSeq`, then lets the frames held meanwhile through. */
+  /**
+   * Starts replaying every visible message after `afterSeq`, in pages, each read only once the socket
+   * has drained below the send-buffer mark; the frames published meanwhile are held and let through at
+   * the end. A replay still running is cancelled first: one replay per socket, whatever the visitor
+   * sends. The replay runs beside the frame chain so that the next `resume` can cancel it.
+   */
   async #resume(afterSeq: number): Promise<void> {
+    this.#replay?.abort();
+    await this.#replayDone;
+    if (this.#state !== 'open') return;
+    const replay = new AbortController();
+    this.#replay = replay;
+    this.#replayDone = this.#replayPages(afterSeq, replay.signal)
+      .catch((err: unknown) => {
+        this.#log.error({ err }, 'web-chat replay failed');
+        this.#send({ type: 'error', code: 'internal', message: 'Internal error' });
+      })
+      .finally(() => {
+        if (this.#replay === replay) this.#replay = null;
+      });
+  }
+
+  async #replayPages(afterSeq: number, signal: AbortSignal): Promise<void> {
     const conversation = this.#conversation!;
-    const { store, hub } = this.#deps;
+    const { store, hub, replayPage } = this.#deps;
     this.#held ??= [];
     let after = afterSeq;
     try {
       for (;;) {
-        const page = await store.messagesAfter(conversation.id, after, PAGE);
+        if (!(await this.#drained(signal))) return;
+        const page = await store.messagesAfter(conversation.id, after, replayPage);
+        if (signal.aborted) return;
         for (const m of page) {
           if (isVisible(m)) {
             this.#send({ type: 'message', message: toWireMessage(m) });
@@ -404,15 +446,27 @@ export class Session implements LocalSocket {
           }
           after = m.seq;
         }
-        if (page.length < PAGE) break;
+        if (page.length < replayPage) break;
       }
     } finally {
-      const held = this.#held;
-      this.#held = null;
-      for (const frame of held) {
-        if (frame.type === 'message' && frame.message.seq <= after) continue;
-        this.#send(frame);
+      // A replay superseded by a newer one leaves the held frames to it.
+      if (!signal.aborted) {
+        const held = this.#held ?? [];
+        this.#held = null;
+        for (const frame of held) {
+          if (frame.type === 'message' && frame.message.seq <= after) continue;
+          this.#send(frame);
+        }
       }
+    }
+  }
+
+  /** Waits until the socket holds no more than the mark unsent; false once aborted or closed. */
+  async #drained(signal: AbortSignal): Promise<boolean> {
+    for (;;) {
+      if (signal.aborted || this.#state !== 'open' || this.#ws.readyState !== this.#ws.OPEN) return false;
+      if (this.#ws.bufferedAmount <= this.#deps.sendBufferBytes) return true;
+      await new Promise((resolve) => setTimeout(resolve, BUFFER_POLL_MS));
     }
   }
 
@@ -429,7 +483,44 @@ export class Session implements LocalSocket {
   }
 
   #send(frame: ServerFrame): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(JSON.stringify(frame));
+    if (this.#ws.readyState === this.#ws.OPEN) this.#write(JSON.stringify(frame));
+  }
+
+  /** Every write goes through here, so a socket that stops reading is noticed whatever it is sent. */
+  #write(raw: string): void {
+    this.#ws.send(raw);
+    this.#watchBuffer();
+  }
+
+  /**
+   * Back-pressure: a socket whose unsent bytes stay over the mark for `slowSocketMs`, or go over four
+   * times the mark at all, is not reading; it is closed with 1013 and cut shortly after.
+   */
+  #watchBuffer(): void {
+    const { sendBufferBytes, slowSocketMs } = this.#deps;
+    const amount = this.#ws.bufferedAmount;
+    if (amount > sendBufferBytes * HARD_BUFFER_FACTOR) {
+      this.#tooSlow(amount);
+      return;
+    }
+    if (this.#slowTimer || amount <= sendBufferBytes) return;
+    const since = this.#now();
+    const check = () => {
+      this.#slowTimer = undefined;
+      if (this.#state === 'closed' || this.#ws.bufferedAmount <= sendBufferBytes) return;
+      if (this.#now() - since >= slowSocketMs) this.#tooSlow(this.#ws.bufferedAmount);
+      else this.#slowTimer = setTimeout(check, BUFFER_POLL_MS);
+    };
+    this.#slowTimer = setTimeout(check, BUFFER_POLL_MS);
+  }
+
+  #tooSlow(buffered: number): void {
+    if (this.#state === 'closed') return;
+    this.#reject('slow_consumer', `${buffered} bytes unsent`);
+    this.#replay?.abort();
+    this.close(CLOSE.TRY_AGAIN_LATER, 'not reading; reconnect and resume');
+    const ws = this.#ws;
+    setTimeout(() => ws.terminate(), SLOW_CLOSE_GRACE_MS).unref();
   }
 
   #reject(reason: string, detail: string): void {
@@ -439,6 +530,8 @@ export class Session implements LocalSocket {
 
   #closed(): void {
     this.#state = 'closed';
+    this.#replay?.abort();
+    clearTimeout(this.#slowTimer);
     clearTimeout(this.#authTimer);
     clearTimeout(this.#expiryTimer);
     this.#deps.hub.remove(this);

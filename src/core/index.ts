@@ -6,6 +6,8 @@
 /** Retry timing shared with the bot client, for adapters that retry provider calls. */
 export { fullJitter, parseRetryAfter, sleep } from './backoff.js';
 export * from './channel.js';
+/** The client behind a connection, through trusted proxies only. */
+export { clientAddress, TrustedProxies } from './client-address.js';
 /** Personal-data detection, for adapters that change a stored message's text (provider edits). */
 export { detectEntities } from './entities.js';
 export * from './errors.js';
