@@ -128,7 +128,7 @@ export async function createGateway(
   // Every request goes through the drain, which answers 503 once shutdown has begun.
   const handle = drain.handler(app);
   server.on('request', handle);
-  handleExpectContinue(server, handle, config, logger);
+  handleExpectContinue(server, handle, config, logger, () => drain.draining);
   // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;

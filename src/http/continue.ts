@@ -95,6 +95,7 @@ export function handleExpectContinue(
   app: RequestListener,
   config: { apiKeys: readonly string[]; BODY_LIMIT_BYTES: number },
   logger: Logger,
+  draining: () => boolean = () => false,
 ): void {
   const options: ContinueOptions = {
     apiKeys: config.apiKeys,
@@ -103,6 +104,12 @@ export function handleExpectContinue(
   };
   const refused = refusedBeforeBody(options);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    // Shutting down: the app answers 503 from the headers alone, so the body is never invited.
+    if (draining()) {
+      res.shouldKeepAlive = false;
+      app(req, res);
+      return;
+    }
     const reason = refused(req);
     if (reason === undefined) {
       res.writeContinue();

@@ -40,6 +40,11 @@ export class HttpDrain {
   }
 
   /** Sockets open on the server, upgraded ones included. */
+  /** True once shutdown has begun: every later request is answered 503. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
   get openSockets(): number {
     return this.#sockets.size;
   }

@@ -112,6 +112,21 @@ describe('Expect: 100-continue', () => {
   });
 });
 
+describe('Expect: 100-continue while shutting down', () => {
+  it('answers 503 without inviting the body, even with a valid key', async () => {
+    const gw = await startGateway({ SHUTDOWN_DRAIN_MS: '3000' });
+    const stopped = gw.stop();
+    try {
+      const out = await upload(gw.url, { authorization: `Bearer ${API_KEY}` }, '{"meta":{}}');
+      expect(out.continued).toBe(false);
+      expect(out.status).toBe(503);
+      expect(out.connection).toBe('close');
+    } finally {
+      await stopped;
+    }
+  });
+});
+
 describe('/metrics access', () => {
   const TOKEN = 'metrics-token-0123456789abcdef';
   const apps: ApiApp[] = [];
