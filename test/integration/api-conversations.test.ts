@@ -38,7 +38,7 @@ async function allPages(query: string): Promise<string[][]> {
 }
 
 describe('POST /v1/conversations', () => {
-  it('creates an api conversation with defaults and emits conversation.created', async () => {
+  it('creates an api conversation with defaults and emits conversation.created and session.started', async () => {
     const res = await app.api('/v1/conversations', { method: 'POST', json: {} });
     expect(res.status).toBe(201);
     const conversation = (await res.json()) as Conversation;
@@ -53,6 +53,12 @@ describe('POST /v1/conversations', () => {
     expect(conversation.id).toMatch(/^conv_/);
     expect(app.events).toEqual([
       expect.objectContaining({ type: 'conversation.created', conversationId: conversation.id, seq: 0 }),
+      expect.objectContaining({
+        type: 'session.started',
+        conversationId: conversation.id,
+        seq: 0,
+        sessionId: conversation.sessionId,
+      }),
     ]);
   });
 

@@ -197,6 +197,23 @@ describe.skipIf(!redisAvailable())(
       );
     });
 
+    it('API: POST /v1/conversations and POST /v1/sessions announce the first session once', async () => {
+      for (const path of ['/v1/conversations', '/v1/sessions']) {
+        const res = await gateways[1]!.api(path, { method: 'POST', json: {} });
+        expect(res.status, path).toBe(201);
+        const body = (await res.json()) as { id?: string; conversationId?: string };
+        const id = (body.conversationId ?? body.id)!;
+        const started = await eventually(() => {
+          const found = ofType('session.started', id);
+          return found.length > 0 ? found : undefined;
+        });
+        expect(ofType('conversation.created', id), path).toHaveLength(1);
+        expect(started, path).toHaveLength(1);
+        const order = events.filter((e) => e.conversationId === id).map((e) => e.type);
+        expect(order, path).toEqual(['conversation.created', 'session.started']);
+      }
+    });
+
     it('web chat', async () => {
       const token = visitorToken({ sub: `visitor-${randomBytes(4).toString('hex')}` });
       const clients: ChatClient[] = [];

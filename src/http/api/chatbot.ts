@@ -62,7 +62,7 @@ interface ConversationFacts {
 }
 
 export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Router {
-  const { store, engine, ingest, events } = deps;
+  const { store, engine, ingest } = deps;
 
   const facts = new LruCache<string, ConversationFacts>(FACTS_CACHE_SIZE);
 
@@ -92,12 +92,6 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
         },
       ],
       meta: body.meta,
-    });
-    await events.emit({
-      type: 'session.started',
-      conversationId: conversation.id,
-      seq: 0,
-      sessionId: conversation.sessionId,
     });
     res.status(201).json({ sessionId: conversation.sessionId, conversationId: conversation.id });
   });

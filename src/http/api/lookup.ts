@@ -7,6 +7,7 @@ import { isId } from '../../core/ids.js';
 import type { Conversation } from '../../core/model.js';
 import type { NewConversation } from '../../core/store.js';
 import type { GatewayDeps } from '../../deps.js';
+import { announceConversation } from '../../pipeline/ingest.js';
 
 export function notFound(kind: 'Conversation' | 'Message', id: string): GatewayError {
   return new GatewayError('GW_ERR_NOT_FOUND', `${kind} ${id} not found`);
@@ -19,12 +20,12 @@ export async function conversationOr404(store: GatewayDeps['store'], id: string)
   return conversation;
 }
 
-/** Creates a conversation and announces it. */
+/** Creates a conversation and announces it and its first session, as a channel's first message does. */
 export async function createConversation(
   { store, events }: Pick<GatewayDeps, 'store' | 'events'>,
   input: NewConversation,
 ): Promise<Conversation> {
   const conversation = await store.createConversation(input);
-  await events.emit({ type: 'conversation.created', conversationId: conversation.id, seq: 0, conversation });
+  await announceConversation(events, conversation);
   return conversation;
 }
