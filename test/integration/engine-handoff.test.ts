@@ -7,7 +7,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Conversation, Message } from '../../src/core/model.js';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
+import { eventually } from '../helpers/eventually.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { ChatClient, ORIGIN, WEBCHAT_SECRET } from '../helpers/webchat-client.js';
 
 let bot: FakeBot;
 let gw: TestGateway | undefined;
@@ -142,5 +144,38 @@ describe('leaving handoff', () => {
     await say(g, id, 'later');
     expect(bot.calls.at(-1)!.resumed).toBe(false);
     expect((await get(g, id)).handoffResume).toBeUndefined();
+  });
+});
+
+describe('typing in handoff', () => {
+  it('shows the web-chat customer no typing indicator for a message no bot will answer', async () => {
+    const g = await start({
+      HANDOFF_KEYWORDS: 'agent',
+      WEBCHAT_JWT_SECRET: WEBCHAT_SECRET,
+      WEBCHAT_ALLOWED_ORIGINS: ORIGIN,
+    });
+    const visitor = await ChatClient.ready(g.url);
+    try {
+      const id = visitor.find((f) => f.type === 'ready')[0]!.conversationId as string;
+      const processed = (messageId: string) =>
+        eventually(async () => {
+          const m = (await (await g.api(`/v1/conversations/${id}/messages/${messageId}`)).json()) as Message;
+          return m.processing?.state === 'skipped' ? m : null;
+        });
+      // The bot's own answer shows it, as before.
+      await visitor.say('hi');
+      await visitor.botSays('re: hi');
+      expect(visitor.find((f) => f.type === 'typing' && f.on === true)).toHaveLength(1);
+      const from = visitor.frames.length;
+      // A keyword hands over without the bot: no indicator.
+      await processed((await visitor.say('an agent please')).id as string);
+      // In handoff: no indicator either.
+      await processed((await visitor.say('still there?')).id as string);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(visitor.find((f) => f.type === 'typing' && f.on === true, from)).toEqual([]);
+      expect(bot.calls.map((c) => c.text)).toEqual(['hi']);
+    } finally {
+      await visitor.end();
+    }
   });
 });
