@@ -49,6 +49,10 @@ export class MemoryHandoffRepo implements HandoffRepo {
     return out;
   }
 
+  async forget(conversationId: string): Promise<void> {
+    this.#due.delete(conversationId);
+  }
+
   async close(): Promise<void> {
     this.#due.clear();
   }

@@ -118,6 +118,10 @@ export class RedisHandoffRepo implements HandoffRepo {
     return claimed.flat().slice(0, max);
   }
 
+  async forget(conversationId: string): Promise<void> {
+    await this.#redis.zrem(this.#due(this.#keys.partitionOf(conversationId)), conversationId);
+  }
+
   async close(): Promise<void> {
     await (this.#redis as Redis | Cluster).quit().catch(() => this.#redis.disconnect());
   }

@@ -33,5 +33,7 @@ export interface HandoffRepo {
    * leaves the timer to another. The release itself clears the timer in its own atomic step.
    */
   claimDue(max: number, retryMs: number): Promise<string[]>;
+  /** Drops the idle timer of a conversation that no longer exists. */
+  forget(conversationId: string): Promise<void>;
   close(): Promise<void>;
 }

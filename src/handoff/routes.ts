@@ -39,11 +39,14 @@ export function handoffRoutes(deps: GatewayDeps, router: Router): Router {
     const body = parseInput(requestSchema, req.body ?? {});
     const conversation = await conversationOr404(store, req.params.id);
     if (body.assignee !== undefined) agentOr404(conversation, body.assignee);
-    const updated = await handoff.request(conversation.id, {
+    let updated = await handoff.request(conversation.id, {
       reason: body.reason ?? AGENT_REQUEST,
       requestedBy: 'agent',
       assignee: body.assignee,
     });
+    // Already in handoff (the request changed nothing): the assignee named is assigned all the same.
+    if (updated && body.assignee !== undefined && updated.handoff?.assignee !== body.assignee)
+      updated = await handoff.assign(conversation.id, body.assignee);
     res.json(found(updated, conversation.id));
   });
 

@@ -195,11 +195,12 @@ export class HandoffService {
   async pollDue(): Promise<number> {
     let released = 0;
     for (const id of await this.#deps.repo.claimDue(DUE_BATCH, DUE_RETRY_MS)) {
-      const before = await this.#deps.repo.apply(id, { type: 'idle', at: new Date().toISOString() });
-      if (before.kind === 'applied' && before.changed && before.events.length > 0) {
+      const result = await this.#deps.repo.apply(id, { type: 'idle', at: new Date().toISOString() });
+      if (result.kind === 'missing') await this.#deps.repo.forget(id);
+      else if (result.kind === 'applied' && result.changed && result.events.length > 0) {
         released += 1;
         this.#log.info({ conversationId: id }, 'handoff released after the idle time');
-        await this.#announce(before.conversation, before.events);
+        await this.#announce(result.conversation, result.events);
       }
     }
     return released;

@@ -213,6 +213,17 @@ export function handoffContract(name: string, make: () => Promise<HandoffFixture
       expect(await repo.claimDue(10, 30_000)).toEqual([]);
     });
 
+    it('forgets the timer of a conversation that was deleted', async () => {
+      const c = await store.createConversation({ channel: 'api' });
+      applied(await repo.apply(c.id, request({ idleReleaseS: 1 })));
+      await store.deleteConversation(c.id);
+      await sleep(1_100);
+      expect(await repo.claimDue(10, 0)).toEqual([c.id]);
+      expect(await repo.apply(c.id, { type: 'idle', at: now() })).toEqual({ kind: 'missing' });
+      await repo.forget(c.id);
+      expect(await repo.claimDue(10, 0)).toEqual([]);
+    });
+
     it('reports a conversation that does not exist', async () => {
       expect(await repo.apply('conv_01JD8Q0000000000000000NONE', request())).toEqual({ kind: 'missing' });
     });

@@ -105,6 +105,29 @@ describe('POST /v1/conversations/:id/handoff/assign', () => {
     });
     expect(((await byId.json()) as Conversation).handoff?.assignee).toBe(agent.id);
     expect(handoffEvents()).toEqual(['conversation.handoff_requested', 'conversation.handoff_assigned']);
+    // Naming another agent while in handoff assigns them.
+    const bo = (await (
+      await app.api(`/v1/conversations/${c.id}/handoff/assign`, {
+        method: 'POST',
+        json: { agent: { name: 'Bo' } },
+      })
+    ).json()) as Conversation;
+    const boId = bo.handoff!.assignee!;
+    expect(boId).not.toBe(agent.id);
+    const back = await app.api(`/v1/conversations/${c.id}/handoff`, {
+      method: 'POST',
+      json: { assignee: agent.id },
+    });
+    expect(((await back.json()) as Conversation).handoff).toMatchObject({
+      state: 'assigned',
+      assignee: agent.id,
+    });
+    expect(handoffEvents()).toEqual([
+      'conversation.handoff_requested',
+      'conversation.handoff_assigned',
+      'conversation.handoff_assigned',
+      'conversation.handoff_assigned',
+    ]);
     await problem(
       await app.api(`/v1/conversations/${c.id}/handoff/assign`, {
         method: 'POST',
