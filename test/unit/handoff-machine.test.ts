@@ -3,8 +3,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Conversation, Handoff } from '../../src/core/model.js';
-import { decide, type HandoffCommand, isBotMuted } from '../../src/handoff/machine.js';
 import { keywordMatcher, parseKeywords } from '../../src/handoff/keywords.js';
+import { decide, type HandoffCommand, isBotMuted } from '../../src/handoff/machine.js';
 
 const AT = '2026-01-01T00:00:00.000Z';
 const LATER = '2026-01-01T00:01:00.000Z';
