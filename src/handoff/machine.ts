@@ -45,6 +45,8 @@ export type HandoffCommand =
   | { type: 'idle'; at: string }
   /** The conversation is closed, which ends its handoff. */
   | { type: 'close'; at: string }
+  /** Someone answered for the agents (a message sent out while in handoff): the idle timer restarts. */
+  | { type: 'touch'; at: string; idleReleaseS: number }
   /** The bot was asked again after a handoff ended: the resume marker has served. */
   | { type: 'resumed'; afterSeq: number };
 
@@ -170,6 +172,18 @@ export function decide(c: Conversation, command: HandoffCommand): Decision {
         events: [],
         ends: false,
       };
+    case 'touch': {
+      const release = releaseAt(command.at, command.idleReleaseS);
+      if (!current || !release) return same();
+      const handoff: Handoff = { ...current, releaseAt: release };
+      return {
+        kind: 'step',
+        next: withHandoff(c, handoff, command.at),
+        events: [],
+        due: dueOf(handoff),
+        ends: false,
+      };
+    }
     case 'resumed': {
       if (c.handoffResume?.afterSeq !== command.afterSeq) return same();
       const { handoffResume: _served, ...rest } = c;

@@ -99,6 +99,19 @@ export class HandoffService {
   }
 
   /**
+   * A message went out to the customer of a conversation in handoff (an agent answering): the idle
+   * release timer starts again. No event: the handoff's state is unchanged.
+   */
+  async agentActed(conversationId: string): Promise<void> {
+    if (this.settings.idleReleaseS <= 0) return;
+    await this.#deps.repo.apply(conversationId, {
+      type: 'touch',
+      at: new Date().toISOString(),
+      idleReleaseS: this.settings.idleReleaseS,
+    });
+  }
+
+  /**
    * A status change asked for through `PATCH /v1/conversations/:id`, made the way the handoff state
    * machine makes it (SPEC §8): `handoff` requests one (by an agent), `closed` ends any handoff, and
    * `open` releases a conversation in handoff (or reopens a closed one). Announces the handoff events

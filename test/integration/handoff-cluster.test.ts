@@ -195,4 +195,20 @@ describe.skipIf(!redisAvailable())('handoff across gateways (Redis)', () => {
     expect(eventsOf(id, 'conversation.handoff_released')).toHaveLength(1);
     expect(((await (await d.api(`/v1/conversations/${id}`)).json()) as Conversation).status).toBe('open');
   });
+  it('waits again from each message people send while in handoff before the idle release', async () => {
+    const [a, b] = await pair(`ht-${randomUUID().slice(0, 8)}`, { HANDOFF_IDLE_RELEASE_S: '3' });
+    const id = await session(a);
+    await a.api(`/v1/conversations/${id}/handoff`, { method: 'POST', json: {} });
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(
+      (await b.api(`/v1/conversations/${id}/send`, { method: 'POST', json: { text: 'On it!' } })).status,
+    ).toBe(201);
+    // Past the first due time and a whole poll interval after it, not yet at the one the message set.
+    await new Promise((r) => setTimeout(r, 2_700));
+    expect(((await (await a.api(`/v1/conversations/${id}`)).json()) as Conversation).status).toBe('handoff');
+    await eventually(async () => {
+      const now = (await (await b.api(`/v1/conversations/${id}`)).json()) as Conversation;
+      return now.status === 'open';
+    }, 5_000);
+  });
 });

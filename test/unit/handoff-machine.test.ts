@@ -111,6 +111,17 @@ describe('decide', () => {
     expect(taken).toMatchObject({ next: { handoff: { releaseAt: '2026-01-01T00:03:00.000Z' } } });
   });
 
+  it('restarts the idle timer when people answer, only in handoff and with a timer set', () => {
+    const touch = { type: 'touch', at: LATER, idleReleaseS: 60 } as const;
+    expect(decide(states.assigned!, touch)).toMatchObject({
+      next: { status: 'handoff', handoff: { state: 'assigned', releaseAt: '2026-01-01T00:02:00.000Z' } },
+      events: [],
+      due: Date.parse('2026-01-01T00:02:00.000Z'),
+    });
+    expect(decide(states.open!, touch)).toMatchObject({ next: null, events: [] });
+    expect(decide(states.assigned!, { ...touch, idleReleaseS: 0 })).toMatchObject({ next: null });
+  });
+
   it('releases on the idle timer only when due, and moves or forgets a stale timer', () => {
     const due = conversation('handoff', { ...pending, releaseAt: LATER });
     expect(decide(due, { type: 'idle', at: AT })).toEqual({
