@@ -201,6 +201,7 @@ export async function createGateway(
         await Promise.all([
           within(adaptersStopped, left()),
           engine.stop(left()),
+          handoff.stop(),
           sleep(Math.min(config.SHUTDOWN_DRAIN_MS, left())),
         ]);
         await drain.settle(deadline);
@@ -213,7 +214,7 @@ export async function createGateway(
             .stop(Math.min(left(), 5_000))
             .catch((err) => logger.error({ err }, 'webhooks stop failed')),
         ]);
-        await handoff.stop().catch((err) => logger.error({ err }, 'handoff stop failed'));
+        await handoff.dispose().catch((err) => logger.error({ err }, 'handoff close failed'));
         await store.close();
         logger.info('shutdown complete');
       })();

@@ -197,10 +197,16 @@ export class HandoffService {
     this.#timer.unref();
   }
 
+  /** Stops polling and waits for a poll under way (shutdown: before the event sinks stop). */
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     await this.#polling;
+  }
+
+  /** Closes the store connection, once nothing (the engine included) can make a transition any more. */
+  async dispose(): Promise<void> {
+    await this.stop();
     await this.#deps.repo.close();
   }
 

@@ -532,7 +532,10 @@ export class Engine {
         signal,
       );
       metrics.botLatency.observe((performance.now() - started) / 1000);
-      await handoff.resumed(conversation);
+      // Not clearing the marker only flags the next request `resumed` too: not worth failing the reply.
+      await handoff
+        .resumed(conversation)
+        .catch((err: unknown) => log.warn({ err }, 'handoff resume marker not cleared'));
       return { replies: response.replies, response, fallback: false };
     } catch (err) {
       if (signal.aborted) throw err;
