@@ -34,6 +34,13 @@ export const DEFAULTS = {
   BOT_MAX_RESPONSE_BYTES: 262_144,
   BOT_FALLBACK_TEXT: "Sorry, I can't answer right now. Please try again in a moment.",
   /**
+   * SPEC §8: a bot failing with its breaker open hands the conversation to humans only when asked
+   * to; off, the customer gets the fallback reply each time, as without handoffs.
+   */
+  HANDOFF_ON_BOT_FAILURE: false,
+  /** SPEC §8: 0 = a handoff lasts until an agent releases it; no timer is guessed for a team. */
+  HANDOFF_IDLE_RELEASE_S: 0,
+  /**
    * Bound of the whole shutdown (docs/shutdown.md): in-flight messages are handed back and every socket
    * still open (slow requests, WebSockets, half-open upgrades) is destroyed when it runs out.
    */

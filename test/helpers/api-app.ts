@@ -10,6 +10,8 @@ import { createApp } from '../../src/app.js';
 import type { DeliveryReporter, Ingest } from '../../src/core/channel.js';
 import { type DomainEvent, EventHub } from '../../src/core/events.js';
 import type { GatewayDeps } from '../../src/deps.js';
+import { MemoryHandoffRepo } from '../../src/handoff/repo-memory.js';
+import { HandoffService } from '../../src/handoff/service.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import type { Engine } from '../../src/pipeline/engine.js';
@@ -71,6 +73,13 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     metrics: createMetrics(() => store.pendingCount()),
     lifecycle: { draining: false },
     webhooks: unused<WebhookService>('webhooks'),
+    handoff: new HandoffService({
+      repo: new MemoryHandoffRepo(store),
+      store,
+      events,
+      logger,
+      settings: { keywords: [], onBotFailure: false, idleReleaseS: 0 },
+    }),
   };
   const server = createApp(deps).listen(0, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {
