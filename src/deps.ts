@@ -6,6 +6,7 @@ import type { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
 import type { HandoffService } from './handoff/service.js';
 import type { Metrics } from './metrics.js';
+import type { ParticipantService } from './participants/service.js';
 import type { Engine } from './pipeline/engine.js';
 import type { WebhookService } from './webhooks/service.js';
 
@@ -29,4 +30,6 @@ export interface GatewayDeps {
   webhooks: WebhookService;
   /** Handoffs to human agents (SPEC §8). */
   handoff: HandoffService;
+  /** Participants of conversations: joins, leaves and their events (SPEC §8). */
+  participants: ParticipantService;
 }

@@ -18,6 +18,7 @@ import { apiKeyAuth } from './http/auth.js';
 import { handleExpectContinue } from './http/continue.js';
 import { answerUnclaimedUpgrade, HttpDrain } from './http/drain.js';
 import { createMetrics } from './metrics.js';
+import { ParticipantService } from './participants/index.js';
 import { DemoBot } from './pipeline/bot/demo.js';
 import { HttpBot } from './pipeline/bot/http.js';
 import type { Bot } from './pipeline/bot/types.js';
@@ -67,7 +68,9 @@ export async function createGateway(
   );
   const metrics = createMetrics(() => store.pendingCount());
   const delivery = new DeliveryService(store, events);
-  const ingest = new IngestService({ store, config, events, metrics, lifecycle });
+  const handoff = await createHandoff({ config, logger, store, events });
+  const participants = new ParticipantService({ store, events, handoff });
+  const ingest = new IngestService({ store, config, events, metrics, lifecycle, participants });
   const bot =
     opts.bot ??
     (config.BOT_URL && config.BOT_SECRET
@@ -106,7 +109,6 @@ export async function createGateway(
       );
     }
   }
-  const handoff = await createHandoff({ config, logger, store, events });
   const engine = new Engine({ config, logger, store, bot, adapters, events, metrics, delivery, handoff });
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
@@ -124,6 +126,7 @@ export async function createGateway(
     lifecycle,
     webhooks,
     handoff,
+    participants,
   };
   const app = createApp(deps);
   const server = createServer();

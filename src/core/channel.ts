@@ -33,6 +33,11 @@ export interface InboundMessage {
   dedupeKey: string;
   /** The customer who wrote; upserted into the conversation's participants. */
   from: Participant;
+  /**
+   * Other people the message is addressed to who are part of the conversation (an email's To/Cc
+   * other than the gateway's own addresses): added as user participants when new.
+   */
+  participants?: Participant[];
   message: NewMessageInput;
   /** Meta to set on a newly created conversation. */
   conversationMeta?: Meta;
@@ -120,7 +125,12 @@ export class PermanentSendError extends Error {
 }
 
 /** Live signals a channel may render (web chat shows typing); optional for adapters. */
-export type ChannelSignal = { type: 'typing'; on: boolean };
+export type ChannelSignal = {
+  type: 'typing';
+  on: boolean;
+  /** Who is typing, when it is a person (an agent, SPEC §8); the bot otherwise. */
+  from?: { id: string; name?: string };
+};
 
 export interface ChannelAdapter {
   /** Adapter name, e.g. `twilio`. */

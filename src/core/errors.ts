@@ -21,6 +21,7 @@ export const ERRORS = {
   GW_ERR_CONFLICT: { status: 409, title: 'Conflicting state' },
   GW_ERR_CHANNEL_UNAVAILABLE: { status: 409, title: 'The conversation has no channel that can send' },
   GW_ERR_NOT_IN_HANDOFF: { status: 409, title: 'The conversation is not in handoff' },
+  GW_ERR_NOT_AN_AGENT: { status: 422, title: 'The participant is not an agent' },
   GW_ERR_QUEUE_FULL: { status: 503, title: 'Queue limit reached, retry later' },
   GW_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Storage backend unavailable' },
   GW_ERR_SHUTTING_DOWN: { status: 503, title: 'Gateway is shutting down' },

@@ -3,7 +3,7 @@
  * outbound webhooks to CRMs) subscribe. Emitting never throws into the caller.
  */
 import { extend } from './extend.js';
-import type { Conversation, Message } from './model.js';
+import type { Conversation, Message, Participant } from './model.js';
 
 export const EVENT_TYPES = [
   'conversation.created',
@@ -12,6 +12,8 @@ export const EVENT_TYPES = [
   'conversation.handoff_requested',
   'conversation.handoff_assigned',
   'conversation.handoff_released',
+  'participant.added',
+  'participant.removed',
   'message.created',
   'message.updated',
   'message.deleted',
@@ -29,6 +31,8 @@ export interface DomainEvent {
   at: string;
   conversation?: Conversation;
   message?: Message;
+  /** For `participant.*`: the participant added or removed. */
+  participant?: Participant;
   sessionId?: string;
   /** For updates: the fields that changed. */
   changes?: string[];

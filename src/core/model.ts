@@ -8,7 +8,8 @@ export type ChannelName = (typeof CHANNELS)[number];
 export const CONVERSATION_STATUSES = ['open', 'handoff', 'closed'] as const;
 export type ConversationStatus = (typeof CONVERSATION_STATUSES)[number];
 
-export const MESSAGE_TYPES = ['user', 'bot', 'context', 'activity'] as const;
+/** SPEC §3's four, and `agent` (SPEC §8): a human agent's message sent out through the channel. */
+export const MESSAGE_TYPES = ['user', 'bot', 'context', 'activity', 'agent'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 export const DIRECTIONS = ['inbound', 'outbound', 'internal'] as const;
@@ -138,6 +139,8 @@ export interface Message {
   processing?: Processing;
   /** For bot replies: the inbound message they answer. */
   replyTo?: string;
+  /** SPEC §8: the participant who wrote it (the customer, the agent; for an activity, who joined or left). */
+  participantId?: string;
   createdAt: string;
   updatedAt: string;
 }

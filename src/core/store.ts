@@ -61,6 +61,8 @@ export interface ConversationPatch {
   meta?: Meta;
   /** Upsert participants by id. */
   participants?: Participant[];
+  /** Participant ids to remove (after the upsert). */
+  removeParticipants?: string[];
   /** Replaces the session state of the current session. */
   sessionState?: Meta;
 }
@@ -79,6 +81,8 @@ export interface NewMessage {
   quickReplies?: QuickReply[];
   delivery?: Delivery;
   replyTo?: string;
+  /** The author's participant id (SPEC §8). */
+  participantId?: string;
 }
 
 export interface MessagePatch {

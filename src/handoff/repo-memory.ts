@@ -37,6 +37,19 @@ export class MemoryHandoffRepo implements HandoffRepo {
       : { kind: 'applied', conversation: after, events: [], changed: false };
   }
 
+  async change(
+    conversationId: string,
+    change: (current: Conversation) => Conversation | null,
+  ): Promise<{ kind: 'missing' } | { kind: 'applied'; conversation: Conversation; changed: boolean }> {
+    let changed = false;
+    const after = this.#store.transformConversation(conversationId, (current) => {
+      const next = change(current);
+      changed = next !== null;
+      return next;
+    });
+    return after ? { kind: 'applied', conversation: after, changed } : { kind: 'missing' };
+  }
+
   async claimDue(max: number, retryMs: number): Promise<string[]> {
     const now = this.#now();
     const out: string[] = [];

@@ -110,6 +110,32 @@ export class RedisHandoffRepo implements HandoffRepo {
     throw new Error(`Conversation ${conversationId} kept changing during a handoff step`);
   }
 
+  async change(
+    conversationId: string,
+    change: (current: Conversation) => Conversation | null,
+  ): Promise<{ kind: 'missing' } | { kind: 'applied'; conversation: Conversation; changed: boolean }> {
+    const k = this.#keys.conversation(conversationId);
+    const keys = [k.conv, this.#due(k.partition)];
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const h = await this.#redis.hgetall(k.conv);
+      const current = toConversation(h);
+      if (!current) return { kind: 'missing' };
+      const next = change(current);
+      if (!next) return { kind: 'applied', conversation: current, changed: false };
+      const doc = pickConversationDoc(next);
+      const applied = await this.#run('step', keys, [
+        h.doc!,
+        JSON.stringify(doc),
+        next.updatedAt,
+        'keep',
+        0,
+        conversationId,
+      ]);
+      if (applied === 1) return { kind: 'applied', conversation: next, changed: true };
+    }
+    throw new Error(`Conversation ${conversationId} kept changing during a participant change`);
+  }
+
   async claimDue(max: number, retryMs: number): Promise<string[]> {
     const partitions = Array.from({ length: this.#keys.partitions }, (_, p) => p);
     const claimed = await Promise.all(

@@ -28,6 +28,16 @@ export interface HandoffRepo {
    */
   apply(conversationId: string, command: HandoffCommand): Promise<ApplyResult>;
   /**
+   * Changes the conversation's record other than its handoff (its participants) in one atomic step
+   * with the same guard as the transitions: `change` decides on the record as read (null = nothing to
+   * do) and is asked again when the record changed in between. Of racing callers asking for the same
+   * change, exactly one gets it `changed`.
+   */
+  change(
+    conversationId: string,
+    change: (current: Conversation) => Conversation | null,
+  ): Promise<{ kind: 'missing' } | { kind: 'applied'; conversation: Conversation; changed: boolean }>;
+  /**
    * Claims up to `max` conversations whose idle release time has come, by the store's clock; each
    * claimed timer is set `retryMs` later, so a process dying before it released the conversation
    * leaves the timer to another. The release itself clears the timer in its own atomic step.

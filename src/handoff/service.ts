@@ -141,6 +141,17 @@ export class HandoffService {
     return this.#deps.store.updateConversation(conversationId, { status });
   }
 
+  /**
+   * A change of the conversation's record besides its handoff (participants), made with the same
+   * atomic guard as the transitions (see {@link HandoffRepo.change}); no event is emitted here.
+   */
+  change(
+    conversationId: string,
+    change: (current: Conversation) => Conversation | null,
+  ): ReturnType<HandoffRepo['change']> {
+    return this.#deps.repo.change(conversationId, change);
+  }
+
   // --- what the engine asks ----------------------------------------------------------------------
 
   /** True when the bot must not be asked about this claimed message (see {@link isBotMuted}). */

@@ -109,6 +109,10 @@ interface Slot {
 }
 
 export interface OutboundInput {
+  /** @default 'bot'; `agent` for a human agent's message (SPEC §8). */
+  type?: 'bot' | 'agent';
+  /** The author's participant id. */
+  participantId?: string;
   text: string;
   name?: string;
   meta?: Meta;
@@ -218,10 +222,11 @@ export class Engine {
       );
     }
     const stored = await this.#deps.store.appendMessage(conversation.id, {
-      type: 'bot',
+      type: input.type ?? 'bot',
       direction: 'outbound',
       text: input.text,
       name: input.name,
+      participantId: input.participantId,
       meta: input.meta,
       attachments: input.attachments,
       quickReplies: input.quickReplies,

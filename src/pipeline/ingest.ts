@@ -14,6 +14,7 @@ import type { ChannelName, Conversation, Participant } from '../core/model.js';
 import type { AcceptResult, NewMessage, Store } from '../core/store.js';
 import type { Lifecycle } from '../deps.js';
 import type { Metrics } from '../metrics.js';
+import type { ParticipantService } from '../participants/service.js';
 
 /** Channel refs whose conversation this process remembers (about 2 MB at most). */
 const REF_CACHE_SIZE = 10_000;
@@ -36,6 +37,7 @@ export class IngestService implements Ingest {
   readonly #events: EventHub;
   readonly #metrics: Metrics;
   readonly #lifecycle: Lifecycle;
+  readonly #participants: Pick<ParticipantService, 'join'> | undefined;
 
   constructor(deps: {
     store: Store;
@@ -43,7 +45,10 @@ export class IngestService implements Ingest {
     events: EventHub;
     metrics: Metrics;
     lifecycle: Lifecycle;
+    /** Records the joins of new people (SPEC §8); without it they are only upserted. */
+    participants?: Pick<ParticipantService, 'join'>;
   }) {
+    this.#participants = deps.participants;
     this.#store = deps.store;
     this.#config = deps.config;
     this.#events = deps.events;
@@ -55,7 +60,8 @@ export class IngestService implements Ingest {
     this.#assertOpen();
     const key = `${inbound.channel}\n${inbound.channelRef}`;
     const known = this.#refs.get(key);
-    if (known?.participants.has(inbound.from.id)) {
+    const people = [inbound.from, ...(inbound.participants ?? [])];
+    if (known && people.every((p) => known.participants.has(p.id))) {
       // Most messages come from a customer already in a known conversation: one store call.
       try {
         return await this.#acceptInbound(known.conversationId, inbound);
@@ -71,11 +77,10 @@ export class IngestService implements Ingest {
       meta: inbound.conversationMeta,
     });
     let conv = conversation;
-    if (created) {
-      await announceConversation(this.#events, conv);
-    } else if (!hasParticipant(conv, inbound.from)) {
-      conv = (await this.#store.updateConversation(conv.id, { participants: [inbound.from] })) ?? conv;
-    }
+    if (created) await announceConversation(this.#events, conv);
+    // Everyone new on the message joins (the author's join is its conversation's creation).
+    const joining = people.filter((p) => !hasParticipant(conv, p));
+    if (joining.length > 0) conv = (await this.#join(conv.id, joining)) ?? conv;
     this.#refs.set(key, {
       conversationId: conv.id,
       participants: new Set(conv.participants.map((p) => p.id)),
@@ -93,6 +98,7 @@ export class IngestService implements Ingest {
         type: message.type ?? 'user',
         direction: 'inbound' as const,
         name: message.name ?? inbound.from.name,
+        participantId: message.participantId ?? inbound.from.id,
       }),
       { skipQueue: inbound.skipBot === true },
     );
@@ -154,6 +160,11 @@ export class IngestService implements Ingest {
     } finally {
       events.release();
     }
+  }
+
+  #join(conversationId: string, people: Participant[]): Promise<Conversation | null> {
+    if (this.#participants) return this.#participants.join(conversationId, people);
+    return this.#store.updateConversation(conversationId, { participants: people });
   }
 
   #assertOpen(): void {

@@ -115,6 +115,7 @@ export function draftMessage(conversationId: string, input: NewMessage, at: stri
     quickReplies: input.quickReplies,
     delivery: input.delivery,
     replyTo: input.replyTo,
+    participantId: input.participantId,
     createdAt: at,
     updatedAt: at,
   });
@@ -142,11 +143,18 @@ function upsertParticipants(list: Participant[], patch: Participant[] | undefine
   return out;
 }
 
+function removeParticipants(list: Participant[], ids: string[] | undefined): Participant[] {
+  return ids && ids.length > 0 ? list.filter((p) => !ids.includes(p.id)) : list;
+}
+
 export function applyConversationPatch(c: Conversation, patch: ConversationPatch, at: string): Conversation {
   return extend(c, {
     status: patch.status ?? c.status,
     meta: mergeMeta(c.meta, patch.meta),
-    participants: upsertParticipants(c.participants, patch.participants),
+    participants: removeParticipants(
+      upsertParticipants(c.participants, patch.participants),
+      patch.removeParticipants,
+    ),
     sessionState: patch.sessionState ?? c.sessionState,
     updatedAt: at,
   });

@@ -5,7 +5,7 @@
  */
 import { type DomainEvent, EVENT_TYPES, type EventType } from '../core/events.js';
 import { newId } from '../core/ids.js';
-import type { Conversation, Message } from '../core/model.js';
+import type { Conversation, Message, Participant } from '../core/model.js';
 
 /** The schema version carried by every event. */
 export const EVENT_VERSION = 1;
@@ -30,6 +30,8 @@ export interface WebhookEvent {
   data: {
     conversation?: Conversation;
     message?: Message;
+    /** For `participant.added` / `participant.removed`. */
+    participant?: Participant;
     sessionId?: string;
     /** For `*.updated`: the names of the fields that changed, when known. */
     changes?: string[];
@@ -43,6 +45,7 @@ export function toWebhookEvent(event: DomainEvent): WebhookEvent {
   const data: WebhookEvent['data'] = {};
   if (event.conversation) data.conversation = event.conversation;
   if (event.message) data.message = event.message;
+  if (event.participant) data.participant = event.participant;
   if (event.sessionId) data.sessionId = event.sessionId;
   if (event.changes) data.changes = event.changes;
   return {

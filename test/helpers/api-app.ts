@@ -14,6 +14,7 @@ import { MemoryHandoffRepo } from '../../src/handoff/repo-memory.js';
 import { HandoffService } from '../../src/handoff/service.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
+import { ParticipantService } from '../../src/participants/service.js';
 import type { Engine } from '../../src/pipeline/engine.js';
 import { MemoryStore } from '../../src/store/memory.js';
 import type { WebhookService } from '../../src/webhooks/service.js';
@@ -61,6 +62,13 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
   events.on((event) => {
     recorded.push(event);
   });
+  const handoff = new HandoffService({
+    repo: new MemoryHandoffRepo(store),
+    store,
+    events,
+    logger,
+    settings: { keywords: [], onBotFailure: false, idleReleaseS: 0 },
+  });
   const deps: GatewayDeps = {
     config,
     logger,
@@ -73,13 +81,8 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     metrics: createMetrics(() => store.pendingCount()),
     lifecycle: { draining: false },
     webhooks: unused<WebhookService>('webhooks'),
-    handoff: new HandoffService({
-      repo: new MemoryHandoffRepo(store),
-      store,
-      events,
-      logger,
-      settings: { keywords: [], onBotFailure: false, idleReleaseS: 0 },
-    }),
+    handoff,
+    participants: new ParticipantService({ store, events, handoff }),
   };
   const server = createApp(deps).listen(0, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {

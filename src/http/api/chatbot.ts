@@ -10,6 +10,7 @@ import { newId } from '../../core/ids.js';
 import { LruCache } from '../../core/lru.js';
 import type { ChannelName, Message } from '../../core/model.js';
 import type { GatewayDeps } from '../../deps.js';
+import { sendAsAgent } from '../../participants/agents.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
 import { conversationOr404, createConversation, notFound } from './lookup.js';
 import { parseInput } from './schemas.js';
@@ -42,7 +43,12 @@ const messageBody = z
   .strict();
 
 const sendBody = botReplySchema
-  .extend({ text: z.string().min(1).max(10_000), name: z.string().max(200).optional() })
+  .extend({
+    text: z.string().min(1).max(10_000),
+    name: z.string().max(200).optional(),
+    /** An agent participant sending this message (SPEC §8). */
+    from: z.strictObject({ id: z.string().min(1).max(200) }).optional(),
+  })
   .strict();
 
 /** Default `wait` for `POST /v1/messages`: long enough for the demo bot and typical HTTP bots. */
@@ -149,8 +155,13 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
   });
 
   router.post('/conversations/:id/send', async (req, res) => {
-    const body = parseInput(sendBody, req.body ?? {});
+    const { from, ...body } = parseInput(sendBody, req.body ?? {});
     const conversation = await conversationOr404(store, req.params.id);
+    if (from) {
+      // An agent's message (SPEC §8): typed `agent`, sent as that agent, the handoff taken if open.
+      res.status(201).json(await sendAsAgent(deps, conversation, from.id, body));
+      return;
+    }
     const message = await engine.sendOutbound(conversation, body);
     // People are answering: the handoff's idle release waits again from now.
     if (conversation.status === 'handoff') await deps.handoff.agentActed(conversation.id);

@@ -35,6 +35,7 @@ const DIRECTION_OF: Readonly<Record<MessageType, Direction>> = {
   bot: 'outbound',
   context: 'internal',
   activity: 'internal',
+  agent: 'outbound',
 };
 
 const conversationListQuery = listQuerySchema({

@@ -7,6 +7,7 @@ import express, { type Request, type RequestHandler, Router } from 'express';
 import { GatewayError } from '../../core/errors.js';
 import type { GatewayDeps } from '../../deps.js';
 import { handoffRoutes } from '../../handoff/index.js';
+import { participantRoutes } from '../../participants/index.js';
 import { webhooksRouter } from '../../webhooks/index.js';
 import { apiKeyCheck } from '../auth.js';
 import { refuseDeepJson } from '../json-depth.js';
@@ -80,6 +81,7 @@ export function apiRouter(deps: GatewayDeps): Router {
   chatbotRoutes(deps, router);
   conversationRoutes(deps, router);
   handoffRoutes(deps, router);
+  participantRoutes(deps, router);
   router.use('/webhooks', webhooksRouter(deps));
   return router;
 }
