@@ -28,7 +28,7 @@ export default defineAdapter<EmailConfig>({
       threads,
       transport,
       bounceSecret: config.bounceSecret,
-      isOwnAddress: (a) => receiver.isOwnAddress(a),
+      isOwnAddress: (a) => receiver.isGatewayAddress(a),
     });
     const listener = new SmtpListener({
       config,

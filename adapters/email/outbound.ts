@@ -86,7 +86,11 @@ export interface ThreadParent {
 
 export interface BuildMailInput {
   from: MailAddress;
+  /** The agent writing (SPEC §8): shown as "<agent> via <EMAIL_FROM's name>" in the From header. */
+  agentName?: string;
   to: { address: string; name?: string };
+  /** The conversation's other user participants (reply-all). */
+  cc?: ReadonlyArray<{ address: string; name?: string }>;
   replyToken: string;
   messageId: string;
   parent: ThreadParent | null;
@@ -95,6 +99,24 @@ export interface BuildMailInput {
   attachments?: ReadonlyArray<{ url: string; name?: string }>;
   /** The SMTP envelope sender (our VERP bounce address for this message). */
   bounceAddress?: string;
+}
+
+/**
+ * The From display name: the agent's "<agent> via <gateway name>" (or the agent's alone when EMAIL_FROM
+ * has no name), else EMAIL_FROM's own name.
+ * @example senderName('Support', 'Ana') // 'Ana via Support'
+ */
+export function senderName(
+  gatewayName: string | undefined,
+  agentName: string | undefined,
+): string | undefined {
+  const agent = agentName ? oneLine(agentName).trim() : '';
+  if (!agent) return gatewayName;
+  return gatewayName ? `${agent} via ${gatewayName}` : agent;
+}
+
+function mailbox(r: { address: string; name?: string }): string | { name: string; address: string } {
+  return r.name ? { name: oneLine(r.name), address: oneLine(r.address) } : oneLine(r.address);
 }
 
 /** The nodemailer message for one answer (pure). */
@@ -114,11 +136,12 @@ export function buildMail(input: BuildMailInput): Mail.Options {
   const links = (input.attachments ?? []).map((a) => `- ${oneLine(a.name ?? a.url)}: ${oneLine(a.url)}`);
   const text = links.length > 0 ? `${input.text}\n\n${links.join('\n')}` : input.text;
   const name = from.name ? oneLine(from.name) : undefined;
+  const shown = senderName(name, input.agentName);
+  const cc = (input.cc ?? []).map(mailbox);
   return {
-    from: name ? { name, address: from.address } : from.address,
-    to: input.to.name
-      ? { name: oneLine(input.to.name), address: oneLine(input.to.address) }
-      : oneLine(input.to.address),
+    from: shown ? { name: shown, address: from.address } : from.address,
+    to: mailbox(input.to),
+    ...(cc.length > 0 ? { cc } : {}),
     replyTo: {
       name: name ?? '',
       address: `${local}+${oneLine(input.replyToken)}@${domain}`,
@@ -128,7 +151,12 @@ export function buildMail(input: BuildMailInput): Mail.Options {
     ...(parent?.messageId ? { inReplyTo: oneLine(parent.messageId) } : {}),
     ...(references.length > 0 ? { references } : {}),
     ...(input.bounceAddress
-      ? { envelope: { from: oneLine(input.bounceAddress), to: [oneLine(input.to.address)] } }
+      ? {
+          envelope: {
+            from: oneLine(input.bounceAddress),
+            to: [input.to, ...(input.cc ?? [])].map((r) => oneLine(r.address)),
+          },
+        }
       : {}),
     headers: { 'Auto-Submitted': 'auto-replied', 'X-Auto-Response-Suppress': 'All' },
     text,
@@ -266,8 +294,19 @@ export class EmailSender {
     const replyToken = await threads.tokenFor(conversation.id, thread);
     // Indexed before sending, so a reply or bounce that arrives at once already finds its thread.
     await threads.remember(messageId, thread);
+    // Reply-all (SPEC §8): every other user participant with an address, never the gateway itself.
+    const seen = new Set([to.address.toLowerCase()]);
+    const cc: Array<{ address: string; name?: string }> = [];
+    for (const p of conversation.participants) {
+      const address = p.role === 'user' ? p.address && parseAddress(p.address)?.address : undefined;
+      if (!address || seen.has(address.toLowerCase()) || this.#deps.isOwnAddress(address)) continue;
+      seen.add(address.toLowerCase());
+      cc.push({ address, ...(p.name ? { name: p.name } : {}) });
+    }
     const mail = buildMail({
       from,
+      ...(message.type === 'agent' && message.name ? { agentName: message.name } : {}),
+      ...(cc.length > 0 ? { cc } : {}),
       to: {
         address: to.address,
         ...(customer?.name && customer.address === to.address ? { name: customer.name } : {}),

@@ -12,11 +12,11 @@
  * its message `meta.auth.verdict: 'fail'` with the results, and is never queued for the bot. A delivery report changes our message's status only when it came
  * to that message's bounce (VERP) address, whose HMAC token is checked here (verify.ts).
  */
-import type { ChannelContext, IngestResult } from '../../src/core/index.js';
+import type { ChannelContext, IngestResult, Participant } from '../../src/core/index.js';
 import type { AttachmentStore } from './attachments.js';
 import type { AuthVerdict } from './auth.js';
 import type { EmailConfig } from './config.js';
-import { type MailInput, MailRejected, normalizeMail } from './inbound.js';
+import { type MailInput, MailRejected, normalizeMail, oneLine } from './inbound.js';
 import type { ThreadIndex, ThreadRef } from './threading.js';
 import { bouncedMessageId, isAcceptedRecipient, isBounceAddress } from './verify.js';
 
@@ -50,6 +50,34 @@ export class MailReceiver {
   isOwnAddress(address: string): boolean {
     const { local, domain } = this.#config.from;
     return isAcceptedRecipient(address, [{ kind: 'address', local, domain }]);
+  }
+
+  /**
+   * True for any address of the gateway itself: its sending mailbox (and `+tag` variants, the reply
+   * tokens among them), every accepted inbound address (EMAIL_ACCEPT) and the bounce addresses. Such an
+   * address is never a participant and never mailed (SPEC §8: never to ourselves).
+   */
+  isGatewayAddress(address: string): boolean {
+    return (
+      this.isOwnAddress(address) ||
+      isAcceptedRecipient(address, this.#config.accept) ||
+      isBounceAddress(address, this.#config.from.domain)
+    );
+  }
+
+  /**
+   * The people a mail is also addressed to (its To and Cc) other than its sender and the gateway's own
+   * addresses: user participants of the conversation (SPEC §8 multi-party).
+   */
+  #others(recipients: readonly string[], sender: string): Participant[] {
+    const out = new Map<string, Participant>();
+    for (const raw of recipients) {
+      const address = oneLine(raw).trim();
+      const key = address.toLowerCase();
+      if (!key.includes('@') || key === sender || out.has(key) || this.isGatewayAddress(address)) continue;
+      out.set(key, { id: `email:${key}`, role: 'user', address });
+    }
+    return [...out.values()];
   }
 
   /** The message id (`msg_…`) of ours that one of `rcptTo`, a valid bounce address, was made for. */
@@ -108,8 +136,18 @@ export class MailReceiver {
       );
     } else {
       const known = await this.#threads.lookup(mail.threadIds, mail.tokens);
+      // Someone else on the thread answering all (they had our mail, with its reply address, and the
+      // thread's customer is still addressed) joins the thread rather than starting one of their own.
+      const replyAll =
+        known !== null &&
+        known.addr !== sender &&
+        mail.tokens.length > 0 &&
+        input.recipients.some((a) => a.toLowerCase() === known.addr) &&
+        (await this.#threads.lookup([], mail.tokens))?.ref === known.ref;
       thread =
-        known && (mail.automated || known.addr === sender) ? known : { ref: mail.rootRef, addr: sender };
+        known && (mail.automated || known.addr === sender || replyAll)
+          ? known
+          : { ref: mail.rootRef, addr: sender };
       if (known && thread !== known) {
         log.info(
           { messageId: mail.messageId },
@@ -152,6 +190,7 @@ export class MailReceiver {
         },
       },
       ...(skipBot ? { skipBot: true } : {}),
+      ...(automated || failed ? {} : { participants: this.#others(input.recipients, sender) }),
     });
 
     // Unauthenticated mail is indexed nowhere, and no inbound mail may claim one of our own ids (a

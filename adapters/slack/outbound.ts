@@ -33,6 +33,8 @@ export interface PostMessageArgs {
   text: string;
   thread_ts?: string;
   blocks?: SlackBlock[];
+  /** The name the post is shown under: an agent's (SPEC §8; needs the `chat:write.customize` scope). */
+  username?: string;
 }
 
 /** The part of the Slack Web API the adapter uses; errors are {@link SlackCallError}s. */
@@ -208,6 +210,8 @@ export function renderMessage(
   const text = [escapeSlackText(message.text), ...links].filter((s) => s !== '').join('\n');
   const args: PostMessageArgs = { channel: target.channel, text };
   if (target.threadTs) args.thread_ts = target.threadTs;
+  // Slack caps a custom username at 80 characters (chat.postMessage `username`).
+  if (message.type === 'agent' && message.name) args.username = message.name.slice(0, 80);
   const quickReplies = (message.quickReplies ?? []).slice(0, ACTIONS_ELEMENTS_MAX);
   if (quickReplies.length > 0) {
     const blocks: SlackBlock[] = [];

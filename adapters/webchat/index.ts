@@ -8,7 +8,7 @@ import { clientAddress, defineAdapter, TrustedProxies } from '../../src/core/ind
 import { configure, SETTINGS, WEBCHAT_DEFAULTS, type WebChatConfig } from './config.js';
 import { demoSecret, mintDemoToken, visitorIdOrNew } from './demo.js';
 import { Hub } from './hub.js';
-import { send } from './outbound.js';
+import { send, typingFrame } from './outbound.js';
 import { mountRoutes } from './routes.js';
 import { PATH, SocketServer } from './server.js';
 import { isOriginAllowed, verifyVisitorToken } from './verify.js';
@@ -93,7 +93,7 @@ export default defineAdapter<WebChatConfig>({
       },
       send: (conversation, message) => send(hub, conversation, message),
       signal(conversation, signal) {
-        hub.publish(conversation.id, { type: 'typing', on: signal.on }).catch((err: unknown) => {
+        hub.publish(conversation.id, typingFrame(signal)).catch((err: unknown) => {
           log.warn({ err, conversationId: conversation.id }, 'web-chat typing signal not published');
         });
       },

@@ -5,6 +5,7 @@
  */
 import type {
   Attachment,
+  ChannelSignal,
   Conversation,
   DeliveryStatus,
   Message,
@@ -26,20 +27,32 @@ export interface WireMessage {
   quickReplies?: QuickReply[];
   /** Delivery status of outbound messages. */
   status?: DeliveryStatus;
+  /** For an agent's message (SPEC §8): the agent, to show by name. */
+  from?: WireSender;
   createdAt: string;
+}
+
+/** A person the widget shows by name: an agent writing or typing. */
+export interface WireSender {
+  id: string;
+  role: 'agent';
+  name?: string;
 }
 
 export type ServerFrame =
   | { type: 'ready'; conversationId: string; visitorId: string; expiresAt: string }
   | { type: 'ack'; clientMessageId: string; id: string; seq: number; duplicate?: true }
   | { type: 'message'; message: WireMessage }
-  | { type: 'typing'; on: boolean }
+  | { type: 'typing'; on: boolean; from?: WireSender }
   | { type: 'receipt'; id: string; seq: number; status: DeliveryStatus }
   | { type: 'error'; code: string; message: string; clientMessageId?: string; retryAfter?: number };
 
 /** Whether a stored message is shown to the visitor: everything but internal notes (`context` etc.). */
 export function isVisible(message: Message): boolean {
-  return message.direction !== 'internal' && (message.type === 'user' || message.type === 'bot');
+  return (
+    message.direction !== 'internal' &&
+    (message.type === 'user' || message.type === 'bot' || message.type === 'agent')
+  );
 }
 
 export function toWireMessage(m: Message): WireMessage {
@@ -55,7 +68,27 @@ export function toWireMessage(m: Message): WireMessage {
     ...(m.attachments.length > 0 ? { attachments: m.attachments } : {}),
     ...(m.quickReplies && m.quickReplies.length > 0 ? { quickReplies: m.quickReplies } : {}),
     ...(m.delivery ? { status: m.delivery.status } : {}),
+    ...(m.type === 'agent' && m.participantId !== undefined
+      ? {
+          from: {
+            id: m.participantId,
+            role: 'agent' as const,
+            ...(m.name !== undefined ? { name: m.name } : {}),
+          },
+        }
+      : {}),
     createdAt: m.createdAt,
+  };
+}
+
+/** The typing frame of a signal: the bot's, or (with `from`) an agent's, shown by name. */
+export function typingFrame(signal: ChannelSignal): ServerFrame {
+  if (!signal.from) return { type: 'typing', on: signal.on };
+  const { id, name } = signal.from;
+  return {
+    type: 'typing',
+    on: signal.on,
+    from: { id, role: 'agent', ...(name !== undefined ? { name } : {}) },
   };
 }
 

@@ -71,6 +71,8 @@ export interface SlackPost {
   channel: string;
   text: string;
   thread_ts?: string;
+  /** The custom name the post is shown under (`chat.postMessage` `username`). */
+  username?: string;
   blocks?: Array<Record<string, unknown>>;
   /** The ts the fake assigned. */
   ts: string;
@@ -138,6 +140,7 @@ export class FakeSlackApi {
             text: params.text ?? '',
             ...(params.thread_ts ? { thread_ts: params.thread_ts } : {}),
             ...(params.blocks ? { blocks: JSON.parse(params.blocks) } : {}),
+            ...(params.username ? { username: params.username } : {}),
             ts,
             at,
           });

@@ -7,7 +7,8 @@
  * data-token-url  URL the widget POSTs to for a visitor token; it answers JSON { "token": "<jwt>" }
  *                 (default: the gateway's demo endpoint, which exists only in demo mode)
  * data-title      panel title (default "Chat")
- * data-bot-name   who is shown as typing (default "Assistant")
+ * data-bot-name   who is shown as typing (default "Assistant"); an agent's messages and typing
+ *                 are shown with the agent's own name (the frames' `from`)
  * data-open       "true" opens the panel when the page loads
  *
  * Protocol (SPEC §7): subprotocols ["switchboard.v1", "bearer.<jwt>"], then `resume` from the last seq
@@ -70,6 +71,7 @@ header h2{flex:1;margin:0;font-size:16px}
 .log{flex:1;overflow-y:auto;padding:12px;display:flex;flex-direction:column;gap:6px;background:#f5f7fa;margin:0;list-style:none}
 .msg{max-width:82%;padding:8px 11px;border-radius:14px;white-space:pre-wrap;overflow-wrap:anywhere}
 .msg.bot{align-self:flex-start;background:#fff;border:1px solid #dde3ea;border-bottom-left-radius:4px}
+.msg .who{display:block;font-size:12px;font-weight:600;color:#5b6573;margin-bottom:2px}
 .msg.user{align-self:flex-end;background:#2357d9;color:#fff;border-bottom-right-radius:4px}
 .mark{display:block;text-align:right;font-size:11px;opacity:.8;margin-top:2px}
 .mark.read{color:#8dffb0;opacity:1;font-weight:700}
@@ -148,6 +150,11 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5b400;outline-offse
     }
   }
 
+  /** Messages said to the visitor: the bot's and the agents'. */
+  function isTheirs(m) {
+    return m.type === 'bot' || m.type === 'agent';
+  }
+
   const ORDER = ['pending', 'sent', 'delivered', 'read'];
   function rank(a, b) {
     return ORDER.indexOf(a) > ORDER.indexOf(b) ? a : b;
@@ -165,7 +172,13 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5b400;outline-offse
     log.replaceChildren();
     for (const m of list) {
       const li = document.createElement('li');
-      li.className = `msg ${m.type === 'user' ? 'user' : 'bot'}`;
+      li.className = `msg ${m.type === 'user' ? 'user' : m.type === 'agent' ? 'bot agent' : 'bot'}`;
+      if (m.type === 'agent' && m.from?.name) {
+        const who = document.createElement('span');
+        who.className = 'who';
+        who.textContent = m.from.name;
+        li.append(who);
+      }
       const text = document.createElement('span');
       text.textContent = m.text;
       li.append(text);
@@ -180,7 +193,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5b400;outline-offse
       log.append(li);
     }
     const last = list[list.length - 1];
-    if (last && last.type === 'bot' && last.quickReplies) {
+    if (last && isTheirs(last) && last.quickReplies) {
       const li = document.createElement('li');
       li.className = 'quick';
       for (const q of last.quickReplies) {
@@ -196,15 +209,16 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5b400;outline-offse
       log.append(li);
     }
     log.scrollTop = log.scrollHeight;
-    const unread = list.filter((m) => m.type === 'bot' && m.seq > saved.readSeq).length;
+    const unread = list.filter((m) => isTheirs(m) && m.seq > saved.readSeq).length;
     badge.hidden = unread === 0 || !panel.hidden;
     badge.textContent = String(unread);
     launcher.setAttribute('aria-label', unread > 0 ? `Open chat, ${unread} unread` : 'Open chat');
   }
 
-  function setTyping(on) {
+  function setTyping(on, from) {
     clearTimeout(typingTimer);
-    typingEl.textContent = on ? `${botName} is typing…` : '';
+    const who = from?.name || botName;
+    typingEl.textContent = on ? `${who} is typing…` : '';
     // The indicator always clears, even if the "off" never arrives (connection lost meanwhile).
     if (on) typingTimer = setTimeout(() => setTyping(false), TYPING_TIMEOUT_MS);
   }
@@ -217,7 +231,7 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5b400;outline-offse
   function markRead() {
     if (panel.hidden || document.visibilityState !== 'visible') return;
     let max = 0;
-    for (const m of messages.values()) if (m.type === 'bot' && m.seq > max) max = m.seq;
+    for (const m of messages.values()) if (isTheirs(m) && m.seq > max) max = m.seq;
     if (max > saved.readSeq) {
       saved.readSeq = max;
       persist();
@@ -317,13 +331,13 @@ button:focus-visible,input:focus-visible{outline:3px solid #f5b400;outline-offse
         return;
       }
       case 'message':
-        if (f.message.type === 'bot') setTyping(false);
+        if (isTheirs(f.message)) setTyping(false);
         upsert(f.message);
         render();
         markRead();
         return;
       case 'typing':
-        setTyping(f.on);
+        setTyping(f.on, f.from);
         if (f.on) {
           for (const m of messages.values())
             if (m.type === 'user' && m.status === 'sent') m.status = 'delivered';
