@@ -1,7 +1,8 @@
 /**
  * The widget in a real browser (headless Debian Chromium driven by playwright-core; never a downloaded
  * browser): the demo page works out of the box, history survives a reload, and a cut connection is
- * re-established with the replies produced meanwhile caught up.
+ * re-established with the replies produced meanwhile caught up; an agent's typing and messages are
+ * shown with the agent's name.
  */
 import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -119,5 +120,34 @@ describe.skipIf(!haveChromium)('web-chat widget in Chromium', () => {
     expect(await input().isVisible()).toBe(false);
     await page.keyboard.press('Enter');
     await expect.poll(() => launcher.getAttribute('aria-expanded')).toBe('true');
+  });
+
+  it("shows an agent's typing and message with the agent's name", async () => {
+    const list = (await (await gw.api('/v1/conversations?channel=webchat')).json()) as {
+      items: Array<{ id: string }>;
+    };
+    const id = list.items[0]!.id;
+    const added = await gw.api(`/v1/conversations/${id}/participants`, {
+      method: 'POST',
+      json: { role: 'agent', name: 'Ana Agent' },
+    });
+    expect(added.status).toBe(201);
+    const agent = (await added.json()) as { id: string };
+    const typing = await gw.api(`/v1/conversations/${id}/typing`, {
+      method: 'POST',
+      json: { from: { id: agent.id } },
+    });
+    expect(typing.status).toBe(204);
+    await page.getByText('Ana Agent is typing…').waitFor({ timeout: 10_000 });
+    const sent = await gw.api(`/v1/conversations/${id}/send`, {
+      method: 'POST',
+      json: { text: 'Ana here, I can help', from: { id: agent.id } },
+    });
+    expect(sent.status).toBe(201);
+    const bubble = log().locator('li', { hasText: 'Ana here, I can help' });
+    await bubble.waitFor({ timeout: 10_000 });
+    expect(await bubble.locator('.who').textContent()).toBe('Ana Agent');
+    // The agent's message ends the agent's typing.
+    await expect.poll(() => page.getByText('Ana Agent is typing…').count()).toBe(0);
   });
 });
