@@ -82,6 +82,8 @@ export function toNewMessage(frame: MessageFrame, visitor: Visitor): NewMessage 
     direction: 'inbound',
     text: frame.text,
     name: visitor.name,
+    // The visitor is the conversation's user participant (its id is the visitor id).
+    participantId: visitor.id,
     clientMessageId: frame.clientMessageId,
     ...(frame.payload !== undefined ? { meta: { quickReplyPayload: frame.payload } } : {}),
   };

@@ -226,7 +226,10 @@ export class Engine {
       direction: 'outbound',
       text: input.text,
       name: input.name,
-      participantId: input.participantId,
+      // A proactive bot message is the bot participant's, when the conversation names one.
+      participantId:
+        input.participantId ??
+        (input.type === 'agent' ? undefined : conversation.participants.find((p) => p.role === 'bot')?.id),
       meta: input.meta,
       attachments: input.attachments,
       quickReplies: input.quickReplies,
@@ -445,8 +448,10 @@ export class Engine {
         ? { state: 'error', attempts, error: result.error }
         : { state: 'done', attempts };
       const storing = adapter !== undefined && !adapter.send;
+      // The bot's replies are the bot participant's, when the conversation names one.
+      const botId = conversation.participants.find((p) => p.role === 'bot')?.id;
       const drafts = result.replies.map((r) =>
-        replyMessage(message.id, r.text, r, result.fallback, storing ? 'sent' : 'pending'),
+        replyMessage(message.id, r.text, r, result.fallback, storing ? 'sent' : 'pending', botId),
       );
       const { sessionState } = result.response ?? {};
       const enter = handoff.entryAfterBot(
@@ -654,12 +659,14 @@ function replyMessage(
   r: { attachments?: Attachment[]; quickReplies?: QuickReply[]; meta?: Meta },
   fallback: boolean,
   status: 'pending' | 'sent',
+  participantId?: string,
 ): NewMessage {
   return {
     type: 'bot',
     direction: 'outbound',
     text,
     replyTo,
+    ...(participantId !== undefined ? { participantId } : {}),
     attachments: r.attachments,
     quickReplies: r.quickReplies,
     meta: fallback ? { ...r.meta, fallback: true } : r.meta,

@@ -4,6 +4,7 @@
  * ends a handoff at the conversation's last seq, and keeps idle release timers that fire once.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Conversation } from '../../src/core/model.js';
 import type { Store } from '../../src/core/store.js';
 import { type HandoffCommand, isBotMuted } from '../../src/handoff/machine.js';
 import type { ApplyResult, HandoffRepo } from '../../src/handoff/repo.js';
@@ -61,6 +62,24 @@ export function handoffContract(name: string, make: () => Promise<HandoffFixture
       expect(again).toMatchObject({ changed: false, events: [] });
       expect(again.conversation.handoff?.reason).toBe('help');
       expect(await store.getConversation(c.id)).toEqual(first.conversation);
+    });
+
+    it('changes participants once of many racing callers, beside the handoff, keeping it', async () => {
+      const c = await store.createConversation({ channel: 'api' });
+      await repo.apply(c.id, request());
+      const agent = { id: 'part_a', role: 'agent' as const, name: 'Ana' };
+      const add = (current: Conversation) =>
+        current.participants.some((p) => p.id === agent.id)
+          ? null
+          : { ...current, participants: [...current.participants, agent], updatedAt: now() };
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => f.repos[i % 2]!.change(c.id, add)),
+      );
+      expect(results.filter((r) => r.kind === 'applied' && r.changed)).toHaveLength(1);
+      const stored = await store.getConversation(c.id);
+      expect(stored?.participants).toEqual([agent]);
+      expect(stored?.handoff).toMatchObject({ state: 'pending', reason: 'help' });
+      expect(await repo.change('conv_01JD8Q0000000000000000NONE', add)).toEqual({ kind: 'missing' });
     });
 
     it('gives the transition and its event to exactly one of many racing callers', async () => {

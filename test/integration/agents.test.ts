@@ -212,6 +212,36 @@ describe('the participants API', () => {
   });
 });
 
+describe('authors', () => {
+  it('records the participant who wrote each message: the API session’s user, the web-chat visitor', async () => {
+    const session = await json<{ conversationId: string }>(
+      gw.api('/v1/sessions', { method: 'POST', json: { user: { id: 'user-api-1', name: 'Uma' } } }),
+      201,
+    );
+    const said = await json<{ message: Message; replies: Message[] }>(
+      gw.api('/v1/messages', {
+        method: 'POST',
+        json: { conversationId: session.conversationId, text: 'who am I', wait: 10 },
+      }),
+    );
+    expect(said.message.participantId).toBe('user-api-1');
+
+    const visitor = `authors-${Date.now()}`;
+    const chat = await ChatClient.ready(gw.url, { token: visitorToken({ sub: visitor }) });
+    try {
+      chat.send({ type: 'message', clientMessageId: 'c-1', text: 'hello there' });
+      const ack = await chat.next('ack');
+      const id = chat.frames.find((f) => f.type === 'ready')!.conversationId as string;
+      const stored = await json<Message>(gw.api(`/v1/conversations/${id}/messages/${ack.id}`));
+      const conv = await conversation(id);
+      expect(stored.participantId).toBe(conv.participants[0]?.id);
+      expect(conv.participants[0]).toMatchObject({ role: 'user' });
+    } finally {
+      chat.ws.close();
+    }
+  });
+});
+
 describe('agent messages through the channels', () => {
   it('SMS: reaches Twilio, stored as type agent with the agent as author; the open conversation is taken', async () => {
     const c = await json<Conversation>(

@@ -199,7 +199,9 @@ describe('validation', () => {
       json: { type: 'robot', text: 'hi' },
     });
     let body = await problem(res, 400, 'GW_ERR_VALIDATION');
-    expect(body.errors).toEqual([{ field: 'type', message: 'must be one of: user, bot, context, activity' }]);
+    expect(body.errors).toEqual([
+      { field: 'type', message: 'must be one of: user, bot, context, activity, agent' },
+    ]);
     res = await app.api(`/v1/conversations/${id}/messages`, { method: 'POST', json: { type: 'user' } });
     body = await problem(res, 400, 'GW_ERR_VALIDATION');
     expect(body.errors).toEqual([{ field: 'text', message: 'is required' }]);

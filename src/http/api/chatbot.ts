@@ -58,12 +58,14 @@ const FACTS_CACHE_SIZE = 10_000;
 
 /**
  * What `POST /v1/messages` needs of a conversation besides its id. Both are fixed when it is created:
- * the channel never changes, and no API call changes an API conversation's participants (adapters
- * upsert participants of their own channels only). A deleted conversation is caught by the accept
+ * the channel never changes, and the session's user is its first user participant (others the
+ * participants API adds come after it). A deleted conversation is caught by the accept
  * itself, which refuses a conversation that does not exist; ids are never reused.
  */
 interface ConversationFacts {
   channel: ChannelName;
+  /** The session's user: the author of its messages (the first user participant). */
+  userId: string | undefined;
   userName: string | undefined;
 }
 
@@ -78,6 +80,7 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
     const conversation = await conversationOr404(store, id);
     const known = {
       channel: conversation.channel,
+      userId: conversation.participants.find((p) => p.role === 'user')?.id,
       userName: conversation.participants.find((p) => p.role === 'user')?.name,
     };
     facts.set(id, known);
@@ -105,7 +108,7 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
   router.post('/messages', async (req, res) => {
     const body = parseInput(messageBody, req.body ?? {});
     const conversationId = body.conversationId;
-    const { channel, userName } = await factsOr404(conversationId);
+    const { channel, userId, userName } = await factsOr404(conversationId);
     if (channel !== 'api') {
       throw new GatewayError(
         'GW_ERR_CONFLICT',
@@ -125,6 +128,7 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
           meta: body.meta,
           clientMessageId: body.clientMessageId,
           ...(userName ? { name: userName } : {}),
+          ...(userId ? { participantId: userId } : {}),
         },
         { notify: waitMs > 0 },
       )
