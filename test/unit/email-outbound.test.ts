@@ -7,6 +7,7 @@ import {
   isTransient,
   type MailTransport,
   replySubject,
+  senderName,
   sendWithRetry,
   transportOptions,
 } from '../../adapters/email/outbound.js';
@@ -84,6 +85,49 @@ describe('email outbound message', () => {
     const parsed = await simpleParser(raw);
     expect(parsed.subject).toBe('Re: Hello Bcc: victim@example.net X-Injected: yes');
     expect(parsed.bcc).toBeUndefined();
+  });
+
+  it("shows an agent as '<agent> via <gateway name>' and copies the other participants, without CR/LF", async () => {
+    const raw = await render({
+      from,
+      agentName: 'Ana\r\nBcc: evil@x.test',
+      to: { address: 'carla@example.org', name: 'Carla' },
+      cc: [{ address: 'dan@example.org' }, { address: 'erin@example.org', name: 'Erin' }],
+      replyToken: 'abcdefghijklmnop',
+      messageId: '<msg_2@help.example.com>',
+      parent: null,
+      subject: 'Invoice',
+      text: 'Fixed.',
+      bounceAddress: 'bounces+msg_2-abc@help.example.com',
+    });
+    const parsed = await simpleParser(raw);
+    expect(parsed.from?.value[0]).toEqual({
+      name: 'Ana Bcc: evil@x.test via Example Support',
+      address: 'support@help.example.com',
+    });
+    expect(parsed.headers.get('bcc')).toBeUndefined();
+    const cc = [parsed.cc ?? []].flat().flatMap((a) => a.value.map((v) => v.address));
+    expect(cc).toEqual(['dan@example.org', 'erin@example.org']);
+    expect(
+      buildMail({
+        from,
+        to: { address: 'carla@example.org' },
+        cc: [{ address: 'dan@example.org' }],
+        replyToken: 't',
+        messageId: '<m@x>',
+        parent: null,
+        subject: '',
+        text: '',
+        bounceAddress: 'b@x',
+      }).envelope,
+    ).toEqual({ from: 'b@x', to: ['carla@example.org', 'dan@example.org'] });
+  });
+
+  it('names the sender: the agent via the gateway name, the agent alone, or the gateway alone', () => {
+    expect(senderName('Support', 'Ana')).toBe('Ana via Support');
+    expect(senderName(undefined, 'Ana')).toBe('Ana');
+    expect(senderName('Support', undefined)).toBe('Support');
+    expect(senderName('Support', '  ')).toBe('Support');
   });
 
   it('never writes Re: Re:', () => {

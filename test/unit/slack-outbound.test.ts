@@ -62,6 +62,15 @@ function api(answers: Array<string | SlackCallError>): SlackApi & { posts: PostM
 }
 
 describe('renderMessage', () => {
+  it("posts an agent's message under the agent's name; the bot's without one", () => {
+    const target = { channel: 'C1', threadTs: '1.2' };
+    expect(renderMessage(target, message({ type: 'agent', name: 'Ana Agent' })).username).toBe('Ana Agent');
+    expect(renderMessage(target, message({ type: 'agent', name: 'x'.repeat(100) })).username).toHaveLength(
+      80,
+    );
+    expect(renderMessage(target, message({ name: 'Bot name' })).username).toBeUndefined();
+  });
+
   it('posts into the thread and escapes the characters Slack treats as markup', () => {
     expect(renderMessage({ channel: 'C1', threadTs: '1.2' }, message({ text: 'a < b & c > d' }))).toEqual({
       channel: 'C1',
