@@ -382,6 +382,27 @@ describe('agent messages through the channels', () => {
     expect(cc).toEqual(['dan@example.org', 'erin@example.org']);
     expect(mail.envelope.rcptTo.sort()).toEqual(['carla@example.org', 'dan@example.org', 'erin@example.org']);
     expect(mail.header('in-reply-to')).toBe(messageId);
+
+    // Dan answers all, through the thread's reply address: his mail joins the same conversation.
+    const replyTo = mail.parsed.replyTo?.value[0]?.address ?? '';
+    expect(replyTo).toMatch(/^support\+[a-z2-7]{16}@help\.example\.com$/);
+    const danId = `<dan-${Date.now()}@mail.example.org>`;
+    await mailer.sendMail({
+      from: 'dan@example.org',
+      to: replyTo,
+      cc: ['carla@example.org', 'erin@example.org'],
+      subject: 'Re: Broken invoice',
+      text: 'Thanks Ana!',
+      messageId: danId,
+      inReplyTo: sent.externalId,
+      references: [messageId, sent.externalId!],
+    });
+    const danMessage = await eventually(async () =>
+      (await messages(c.id)).find((m) => m.text === 'Thanks Ana!'),
+    );
+    expect(danMessage.participantId).toBe('email:dan@example.org');
+    // Nobody new joined: the same three users, and Ana.
+    expect((await conversation(c.id)).participants).toHaveLength(4);
   });
 
   it('web chat: the message frame and the typing frame carry the agent', async () => {
