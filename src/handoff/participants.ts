@@ -1,12 +1,11 @@
 /**
  * @module The agent participants a handoff needs (SPEC §8): kept on the conversation's participant
- * list (`id`, role `agent`, `name`, `address?`). Only what assigning requires; the participants API
- * of §8 builds on this.
+ * list (`id`, role `agent`, `name`, `address?`). Only what assigning requires; adding one goes through
+ * the participants room (src/participants/), like any other join.
  */
 import { GatewayError } from '../core/errors.js';
-import { newId } from '../core/ids.js';
 import type { Conversation, Participant } from '../core/model.js';
-import type { Store } from '../core/store.js';
+import type { ParticipantService } from '../participants/service.js';
 
 export interface AgentInput {
   id?: string;
@@ -28,10 +27,11 @@ export function agentOr404(conversation: Conversation, id: string): Participant 
 /**
  * The agent participant named by `agent`: the one with its `id` (404 when the conversation has none),
  * else the one with the same address (or, without one, the same name), else a new one added to the
- * conversation, so a retried request adds nobody twice. Null when the conversation is gone.
+ * conversation (its join recorded and announced by the participants room), so a retried request adds
+ * nobody twice. Null when the conversation is gone.
  */
 export async function resolveAgent(
-  store: Store,
+  participants: Pick<ParticipantService, 'add'>,
   conversation: Conversation,
   agent: AgentInput,
 ): Promise<{ participant: Participant; added: boolean } | null> {
@@ -44,12 +44,9 @@ export async function resolveAgent(
         : p.address === undefined && p.name === agent.name),
   );
   if (same) return { participant: same, added: false };
-  const participant: Participant = {
-    id: newId('part'),
+  return participants.add(conversation.id, {
     role: 'agent',
     name: agent.name,
     ...(agent.address !== undefined ? { address: agent.address } : {}),
-  };
-  const updated = await store.updateConversation(conversation.id, { participants: [participant] });
-  return updated ? { participant, added: true } : null;
+  });
 }

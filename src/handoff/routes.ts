@@ -53,7 +53,7 @@ export function handoffRoutes(deps: GatewayDeps, router: Router): Router {
   router.post('/conversations/:id/handoff/assign', async (req, res) => {
     const body = parseInput(assignSchema, req.body ?? {});
     const conversation = await conversationOr404(store, req.params.id);
-    const agent = await resolveAgent(store, conversation, body.agent);
+    const agent = await resolveAgent(deps.participants, conversation, body.agent);
     if (!agent) throw notFound('Conversation', conversation.id);
     const updated = await handoff.assign(conversation.id, agent.participant.id);
     res.json(found(updated, conversation.id));

@@ -172,6 +172,22 @@ describe('the participants API', () => {
     expect(eventsOf(c.id, 'participant.removed').map((e) => e.participant?.id)).toEqual(['guest-1']);
   });
 
+  it('records an agent added by assigning the handoff like any other join', async () => {
+    const c = await json<Conversation>(gw.api('/v1/conversations', { method: 'POST', json: {} }), 201);
+    const assigned = await json<Conversation>(
+      gw.api(`/v1/conversations/${c.id}/handoff/assign`, {
+        method: 'POST',
+        json: { agent: { name: 'Bea', address: 'bea@example.com' } },
+      }),
+    );
+    const bea = assigned.participants.find((p) => p.role === 'agent')!;
+    expect(assigned.handoff?.assignee).toBe(bea.id);
+    expect((await messages(c.id)).map((m) => [m.type, m.text, m.participantId])).toEqual([
+      ['activity', 'Bea joined', bea.id],
+    ]);
+    expect(eventsOf(c.id, 'participant.added')).toHaveLength(1);
+  });
+
   it('adds a participant once when the same add races', async () => {
     const c = await json<Conversation>(gw.api('/v1/conversations', { method: 'POST', json: {} }), 201);
     const results = await Promise.all(
