@@ -1,6 +1,7 @@
 /** @module The dependencies the gateway is wired from; tests build their own. */
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config/schema.js';
+import type { ContactService } from './contacts/service.js';
 import type { ChannelAdapter, DeliveryReporter, Ingest } from './core/channel.js';
 import type { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
@@ -26,4 +27,6 @@ export interface GatewayDeps {
   lifecycle: Lifecycle;
   /** Outbound webhooks to CRMs: subscriptions, delivery log, replay. */
   webhooks: WebhookService;
+  /** Contacts and cross-channel identity (SPEC §9). */
+  contacts: ContactService;
 }

@@ -9,6 +9,7 @@ import { ADAPTERS } from '../adapters/index.js';
 import { DEFAULTS } from '../config/defaults.js';
 import type { AppConfig } from '../config/schema.js';
 import { createApp, EMBEDDED_WARNING } from './app.js';
+import { createContacts } from './contacts/index.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
@@ -66,7 +67,8 @@ export async function createGateway(
   );
   const metrics = createMetrics(() => store.pendingCount());
   const delivery = new DeliveryService(store, events);
-  const ingest = new IngestService({ store, config, events, metrics, lifecycle });
+  const contacts = createContacts({ store, events, logger: logger.child({ component: 'contacts' }) });
+  const ingest = new IngestService({ store, config, events, metrics, lifecycle, contacts });
   const bot =
     opts.bot ??
     (config.BOT_URL && config.BOT_SECRET
@@ -105,7 +107,7 @@ export async function createGateway(
       );
     }
   }
-  const engine = new Engine({ config, logger, store, bot, adapters, events, metrics, delivery });
+  const engine = new Engine({ config, logger, store, bot, adapters, events, metrics, delivery, contacts });
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
   events.on(webhooks.onEvent);
@@ -121,6 +123,7 @@ export async function createGateway(
     metrics,
     lifecycle,
     webhooks,
+    contacts,
   };
   const app = createApp(deps);
   const server = createServer();

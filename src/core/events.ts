@@ -3,6 +3,7 @@
  * outbound webhooks to CRMs) subscribe. Emitting never throws into the caller.
  */
 import { extend } from './extend.js';
+import type { Contact } from '../contacts/model.js';
 import type { Conversation, Message } from './model.js';
 
 export const EVENT_TYPES = [
@@ -15,6 +16,11 @@ export const EVENT_TYPES = [
   'message.delivery',
   'session.started',
   'session.ended',
+  'contact.created',
+  'contact.updated',
+  'contact.merged',
+  'contact.unmerged',
+  'contact.deleted',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -29,6 +35,18 @@ export interface DomainEvent {
   sessionId?: string;
   /** For updates: the fields that changed. */
   changes?: string[];
+  /**
+   * For `contact.*` events (whose `conversationId` is the contact id: their ordering lane): the
+   * contact as it is after the change; for `contact.deleted` only its id.
+   */
+  contact?: Contact | { id: string };
+  /** For `contact.merged`: the contact merged in; for `contact.unmerged`: the contact it left. */
+  otherContactId?: string;
+  /** For `contact.merged` / `contact.unmerged`: who did it and why. */
+  by?: string;
+  reason?: string | null;
+  /** For `contact.merged` / `contact.unmerged`: the conversations that moved. */
+  conversationIds?: string[];
 }
 
 export type EventListener = (event: DomainEvent) => void | Promise<void>;

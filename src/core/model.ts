@@ -28,6 +28,8 @@ export interface Participant {
   role: ParticipantRole;
   address?: string;
   name?: string;
+  /** For user participants: the contact they are (SPEC §9). */
+  contactId?: string;
 }
 
 export interface Conversation {

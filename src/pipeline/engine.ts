@@ -27,6 +27,7 @@ import type {
   QuickReply,
 } from '../core/model.js';
 import type { Claim, NewMessage, ProcessingOutcome, Store } from '../core/store.js';
+import type { ContactService } from '../contacts/service.js';
 import type { Metrics } from '../metrics.js';
 import { type Bot, BotError, type BotResponse } from './bot/types.js';
 import type { DeliveryService } from './delivery.js';
@@ -123,6 +124,8 @@ export interface EngineDeps {
   events: EventHub;
   metrics: Metrics;
   delivery: DeliveryService;
+  /** The contact the bot's request carries (SPEC §6, §9); see `src/contacts/`. */
+  contacts?: Pick<ContactService, 'forBot'>;
 }
 
 export class Engine {
@@ -506,11 +509,13 @@ export class Engine {
         : (await store.listMessages(conversation.id, { take: HISTORY_SIZE, order: 'desc' })).items
             .filter((m) => m.seq <= message.seq)
             .reverse();
+    const contact = await this.#deps.contacts?.forBot(conversation);
     const started = performance.now();
     try {
       const response = await bot.reply(
         {
           conversation,
+          ...(contact ? { contact } : {}),
           message,
           session: {
             id: conversation.sessionId,

@@ -4,7 +4,14 @@
  */
 
 import type { AppConfig } from '../../config/schema.js';
-import type { AcceptOptions, InboundMessage, Ingest, IngestResult } from '../core/channel.js';
+import type { ContactHooks } from '../contacts/hooks.js';
+import type {
+  AcceptOptions,
+  InboundMessage,
+  Ingest,
+  IngestResult,
+  SenderIdentity,
+} from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
@@ -36,6 +43,8 @@ export class IngestService implements Ingest {
   readonly #events: EventHub;
   readonly #metrics: Metrics;
   readonly #lifecycle: Lifecycle;
+  /** Gives senders their contact (SPEC §9); absent in tests that build ingest alone. */
+  readonly #contacts: ContactHooks | undefined;
 
   constructor(deps: {
     store: Store;
@@ -43,12 +52,29 @@ export class IngestService implements Ingest {
     events: EventHub;
     metrics: Metrics;
     lifecycle: Lifecycle;
+    contacts?: ContactHooks;
   }) {
     this.#store = deps.store;
     this.#config = deps.config;
     this.#events = deps.events;
     this.#metrics = deps.metrics;
     this.#lifecycle = deps.lifecycle;
+    this.#contacts = deps.contacts;
+  }
+
+  contactOf(channel: ChannelName, from: Participant, identity?: SenderIdentity): Promise<Participant> {
+    return this.#contacts ? this.#contacts.contactOf(channel, from, identity) : Promise.resolve(from);
+  }
+
+  attachContact(
+    conversation: Conversation,
+    channel: ChannelName,
+    from: Participant,
+    identity?: SenderIdentity,
+  ): Promise<Conversation> {
+    return this.#contacts
+      ? this.#contacts.attachContact(conversation, channel, from, identity)
+      : Promise.resolve(conversation);
   }
 
   async accept(inbound: InboundMessage): Promise<IngestResult> {
@@ -64,18 +90,20 @@ export class IngestService implements Ingest {
         this.#refs.delete(key);
       }
     }
+    const from = await this.contactOf(inbound.channel, inbound.from, inbound.identity);
     const { conversation, created } = await this.#store.resolveConversation({
       channel: inbound.channel,
       channelRef: inbound.channelRef,
-      participants: [inbound.from],
+      participants: [from],
       meta: inbound.conversationMeta,
     });
     let conv = conversation;
     if (created) {
       await announceConversation(this.#events, conv);
-    } else if (!hasParticipant(conv, inbound.from)) {
-      conv = (await this.#store.updateConversation(conv.id, { participants: [inbound.from] })) ?? conv;
+    } else if (!hasParticipant(conv, from)) {
+      conv = (await this.#store.updateConversation(conv.id, { participants: [from] })) ?? conv;
     }
+    conv = await this.attachContact(conv, inbound.channel, from, inbound.identity);
     this.#refs.set(key, {
       conversationId: conv.id,
       participants: new Set(conv.participants.map((p) => p.id)),
@@ -184,5 +212,5 @@ export async function announceConversation(events: EventHub, conversation: Conve
 }
 
 function hasParticipant(conversation: Conversation, p: Participant): boolean {
-  return conversation.participants.some((q) => q.id === p.id);
+  return conversation.participants.some((q) => q.id === p.id && q.contactId === p.contactId);
 }

@@ -236,6 +236,11 @@ export class RedisStore implements Store {
     this.bus = this.#redisBus;
   }
 
+  /** The main connection and key layout, shared with rooms that keep keys beside the store's (contacts). */
+  get shared(): { redis: RedisClient; keys: KeyLayout } {
+    return { redis: this.#redis, keys: this.#keys };
+  }
+
   /**
    * Connects to a REDIS_URL (see `connection.ts` for the accepted forms), waits until Redis answers and
    * checks the layout. Throws StoreUnavailableError when Redis cannot be reached in time.
