@@ -370,7 +370,9 @@ export class ContactRepo {
    */
   merge(intoId: string, fromId: string, by: string, reason: string | null): Promise<MergeResult> {
     if (intoId === fromId)
-      throw new GatewayError('GW_ERR_MERGE_SELF', 'A contact cannot be merged into itself', { field: 'from' });
+      throw new GatewayError('GW_ERR_MERGE_SELF', 'A contact cannot be merged into itself', {
+        field: 'from',
+      });
     return this.#txn<MergeResult>(async () => {
       const docs = await this.#docs([intoId, fromId]);
       const into = docs.get(intoId);
@@ -567,7 +569,10 @@ export class ContactRepo {
    * `conversationIds` are the conversations the caller erased: when more came meanwhile, nothing is
    * written and the answer is the full list now, for the caller to erase those too.
    */
-  remove(contactId: string, conversationIds: readonly string[]): Promise<{ removed: boolean; pending: string[] }> {
+  remove(
+    contactId: string,
+    conversationIds: readonly string[],
+  ): Promise<{ removed: boolean; pending: string[] }> {
     return this.#txn<{ removed: boolean; pending: string[] }>(async () => {
       const doc = (await this.#docs([contactId])).get(contactId);
       if (!doc) return { done: { removed: false, pending: [] } };

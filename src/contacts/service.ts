@@ -95,11 +95,16 @@ export class ContactService {
     else if (r.updated) {
       await this.#emit('contact.updated', r.contact, {
         changes: ['identities'],
-        ...(r.linkedBy ? { reason: `linked by ${r.linkedBy.channel}:${r.linkedBy.address} (${r.linkedBy.source})` } : {}),
+        ...(r.linkedBy
+          ? { reason: `linked by ${r.linkedBy.channel}:${r.linkedBy.address} (${r.linkedBy.source})` }
+          : {}),
       });
     }
     if (r.suggestions.length > 0)
-      this.#logger?.info({ contactId: r.contact.id, suggestions: r.suggestions.length }, 'contacts: merge suggested');
+      this.#logger?.info(
+        { contactId: r.contact.id, suggestions: r.suggestions.length },
+        'contacts: merge suggested',
+      );
     return { ...from, contactId: r.contact.id };
   }
 
@@ -202,7 +207,11 @@ export class ContactService {
     for (const cid of await this.repo.conversationIds(id)) {
       let cursor: string | undefined;
       do {
-        const page = await this.#store.listMessages(cid, { take: PAGE, order: 'asc', ...(cursor ? { cursor } : {}) });
+        const page = await this.#store.listMessages(cid, {
+          take: PAGE,
+          order: 'asc',
+          ...(cursor ? { cursor } : {}),
+        });
         all.push(...page.items);
         cursor = page.cursor ?? undefined;
       } while (cursor);
@@ -213,7 +222,9 @@ export class ContactService {
     if (after) {
       const [createdAt, conversationId, seq] = after;
       const pivot = { createdAt, conversationId, seq } as Message;
-      rest = all.filter((m) => (query.order === 'desc' ? compareMessages(m, pivot) < 0 : compareMessages(m, pivot) > 0));
+      rest = all.filter((m) =>
+        query.order === 'desc' ? compareMessages(m, pivot) < 0 : compareMessages(m, pivot) > 0,
+      );
     }
     const items = rest.slice(0, query.take);
     return { items, cursor: rest.length > query.take ? timelineCursor(items[items.length - 1]!) : null };
@@ -266,22 +277,36 @@ export class ContactService {
       }
       if (r.pending.length === 0) return false;
     }
-    throw new GatewayError('GW_ERR_CONFLICT', `Contact ${id} kept getting new conversations while being erased; retry`);
+    throw new GatewayError(
+      'GW_ERR_CONFLICT',
+      `Contact ${id} kept getting new conversations while being erased; retry`,
+    );
   }
 
   async #fixParticipants(conversationIds: readonly string[], fromId: string, toId: string): Promise<void> {
     for (const cid of conversationIds) {
       const c = await this.#store.getConversation(cid);
-      const stale = c?.participants.filter((p) => p.role === 'user' && p.contactId !== toId && (p.contactId === fromId || p.contactId === undefined));
+      const stale = c?.participants.filter(
+        (p) =>
+          p.role === 'user' && p.contactId !== toId && (p.contactId === fromId || p.contactId === undefined),
+      );
       if (!c || !stale || stale.length === 0) continue;
-      await this.#store.updateConversation(cid, { participants: stale.map((p) => ({ ...p, contactId: toId })) });
+      await this.#store.updateConversation(cid, {
+        participants: stale.map((p) => ({ ...p, contactId: toId })),
+      });
     }
   }
 
   async #emit(
     type: 'contact.created' | 'contact.updated' | 'contact.merged' | 'contact.unmerged',
     contact: Contact,
-    extra: { changes?: string[]; otherContactId?: string; by?: string; reason?: string | null; conversationIds?: string[] } = {},
+    extra: {
+      changes?: string[];
+      otherContactId?: string;
+      by?: string;
+      reason?: string | null;
+      conversationIds?: string[];
+    } = {},
   ): Promise<void> {
     await this.#events.emit({ type, conversationId: contact.id, seq: 0, contact, ...extra });
   }

@@ -17,12 +17,21 @@ export interface Sweeper {
    * Removes the dedupe keys of `conversationIds`, and every key/value entry whose key or value holds
    * one of `needles` or whose value is one of `exact` (names: too short and common to look for inside).
    */
-  sweep(conversationIds: readonly string[], needles: readonly string[], exact: ReadonlySet<string>): Promise<number>;
+  sweep(
+    conversationIds: readonly string[],
+    needles: readonly string[],
+    exact: ReadonlySet<string>,
+  ): Promise<number>;
 }
 
 const SCAN_COUNT = 500;
 
-function mentions(needles: readonly string[], exact: ReadonlySet<string>, key: string, value: string): boolean {
+function mentions(
+  needles: readonly string[],
+  exact: ReadonlySet<string>,
+  key: string,
+  value: string,
+): boolean {
   return exact.has(value) || [key, value].some((t) => needles.some((n) => t.includes(n)));
 }
 

@@ -85,7 +85,12 @@ export interface Ingest {
    * `contactId`, and, once the conversation is known, the conversation attached to that contact.
    */
   contactOf(channel: ChannelName, from: Participant, identity?: SenderIdentity): Promise<Participant>;
-  attachContact(conversation: Conversation, channel: ChannelName, from: Participant, identity?: SenderIdentity): Promise<Conversation>;
+  attachContact(
+    conversation: Conversation,
+    channel: ChannelName,
+    from: Participant,
+    identity?: SenderIdentity,
+  ): Promise<Conversation>;
 }
 
 export interface AcceptOptions {

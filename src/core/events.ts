@@ -2,8 +2,9 @@
  * @module Domain events. The core emits one event after each successful change; sinks (metrics,
  * outbound webhooks to CRMs) subscribe. Emitting never throws into the caller.
  */
-import { extend } from './extend.js';
+
 import type { Contact } from '../contacts/model.js';
+import { extend } from './extend.js';
 import type { Conversation, Message } from './model.js';
 
 export const EVENT_TYPES = [

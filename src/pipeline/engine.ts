@@ -10,6 +10,7 @@
 import PQueue from 'p-queue';
 import type { LogFn, Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
+import type { ContactService } from '../contacts/service.js';
 import { sleep } from '../core/backoff.js';
 import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
@@ -27,7 +28,6 @@ import type {
   QuickReply,
 } from '../core/model.js';
 import type { Claim, NewMessage, ProcessingOutcome, Store } from '../core/store.js';
-import type { ContactService } from '../contacts/service.js';
 import type { Metrics } from '../metrics.js';
 import { type Bot, BotError, type BotResponse } from './bot/types.js';
 import type { DeliveryService } from './delivery.js';

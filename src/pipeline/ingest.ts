@@ -5,13 +5,7 @@
 
 import type { AppConfig } from '../../config/schema.js';
 import type { ContactHooks } from '../contacts/hooks.js';
-import type {
-  AcceptOptions,
-  InboundMessage,
-  Ingest,
-  IngestResult,
-  SenderIdentity,
-} from '../core/channel.js';
+import type { AcceptOptions, InboundMessage, Ingest, IngestResult, SenderIdentity } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
