@@ -10,6 +10,7 @@ import { webhooksRouter } from '../../webhooks/index.js';
 import { apiKeyCheck } from '../auth.js';
 import { refuseDeepJson } from '../json-depth.js';
 import { chatbotRoutes } from './chatbot.js';
+import { contactRoutes } from './contacts.js';
 import { conversationRoutes } from './conversations.js';
 import { validationError } from './schemas.js';
 
@@ -78,6 +79,7 @@ export function apiRouter(deps: GatewayDeps): Router {
   // dispatch (and its allocations) on every request.
   chatbotRoutes(deps, router);
   conversationRoutes(deps, router);
+  contactRoutes(deps, router);
   router.use('/webhooks', webhooksRouter(deps));
   return router;
 }
