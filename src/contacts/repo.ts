@@ -117,11 +117,22 @@ export class ContactRepo {
     return (await this.#docs([id])).get(id)?.contact ?? null;
   }
 
-  /** The contact of an identity, verified or not (`<channel>:<address>`). */
+  /**
+   * The contacts holding an identity (`<channel>:<address>`), verified or not: the verified owner,
+   * and the contacts holding it unverified (found through the identifier's loose list).
+   */
   async ownersOf(channel: string, address: string): Promise<string[]> {
     const key = `${channel}:${address}`;
-    const owners = await this.state.hget('id', [key, `~${key}`]);
-    return [...new Set(owners.filter((o): o is string => o !== null))];
+    const link = linkKeyOf({ channel: channel as Identity['channel'], address });
+    const [[owner], [loose]] = await Promise.all([
+      this.state.hget('id', [key]),
+      link ? this.state.hget('loose', [link]) : Promise.resolve([null]),
+    ]);
+    const ids = new Set<string>(owner ? [owner] : []);
+    const holders = parseList(loose ?? null);
+    const docs = await this.#docs(holders);
+    for (const [id, d] of docs) if (d.contact.identities.some((i) => identityKey(i) === key)) ids.add(id);
+    return [...ids];
   }
 
   async linkOf(conversationId: string): Promise<ConversationLink | null> {

@@ -20,11 +20,13 @@ export function linkKeyOf(i: Pick<Identity, 'channel' | 'address'>): string | nu
 
 /**
  * The index key of an identity. An unverified identity is kept apart from the verified one with the
- * same address (`~` in front), so a message that merely claims an address (mail without a passing
- * DKIM signature) never lands on the contact that proved it.
+ * same address, and apart from unverified ones that came another way (`~<source>:` in front): mail
+ * that merely claims an address (no passing DKIM signature) never lands on the contact that proved
+ * it, nor on the contact of a web-chat visitor who claimed the same address unverified. Each is its
+ * own contact; what they share becomes a merge suggestion.
  */
-export function indexKeyOf(i: Pick<Identity, 'channel' | 'address' | 'verified'>): string {
-  return `${i.verified ? '' : '~'}${i.channel}:${i.address}`;
+export function indexKeyOf(i: Pick<Identity, 'channel' | 'address' | 'verified' | 'source'>): string {
+  return `${i.verified ? '' : `~${i.source}:`}${i.channel}:${i.address}`;
 }
 
 /** Addresses compared as the channel compares them: mail addresses case-insensitively. */
