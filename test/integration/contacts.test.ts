@@ -14,6 +14,15 @@ import type { DomainEvent } from '../../src/core/events.js';
 import type { Conversation, Message } from '../../src/core/model.js';
 import type { Bot, BotRequest } from '../../src/pipeline/bot/types.js';
 import { dkimSigned, FakeDns } from '../fakes/dns.js';
+import {
+  eventEnvelope,
+  FakeSlackApi,
+  nextTs,
+  SIGNING_SECRET,
+  BOT_TOKEN as SLACK_BOT_TOKEN,
+  signSlack,
+  TEAM_ID,
+} from '../fakes/slack-api.js';
 import { SmtpSink } from '../fakes/smtp-sink.js';
 import {
   ACCOUNT_SID,
@@ -47,6 +56,7 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
   let prefix: string;
   let redis: Redis;
   let fake: FakeTwilioApi;
+  let slack: FakeSlackApi;
   let sink: SmtpSink;
   let dns: FakeDns;
   let signedKey: string;
@@ -66,6 +76,7 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
     prefix = `ct-${randomUUID().slice(0, 8)}`;
     redis = new Redis(url);
     fake = await FakeTwilioApi.start();
+    slack = await FakeSlackApi.start();
     sink = await SmtpSink.start();
     const smtpPort = await freePort();
     // signed.example permits no address by SPF: its mail can only pass by its DKIM signature.
@@ -84,6 +95,10 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
         TWILIO_ACCOUNT_SID: ACCOUNT_SID,
         TWILIO_AUTH_TOKEN: AUTH_TOKEN,
         TWILIO_API_URL: fake.url,
+        SLACK_SIGNING_SECRET: SIGNING_SECRET,
+        SLACK_BOT_TOKEN,
+        SLACK_API_URL: slack.url,
+        SLACK_TEAM_ID: TEAM_ID,
         WEBCHAT_JWT_SECRET: WEBCHAT_SECRET,
         WEBCHAT_ALLOWED_ORIGINS: ORIGIN,
         EMAIL_FROM: `Example Support <${SUPPORT}>`,
@@ -112,6 +127,7 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
     await gw?.stop();
     await sink?.stop();
     await fake?.close();
+    await slack?.close();
     if (redis) {
       const keys = await redis.keys(`${prefix}:*`);
       if (keys.length > 0) await redis.unlink(...keys);
@@ -276,6 +292,47 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
     expect(s.reason).toContain('not verified on both sides');
   });
 
+  it("a Slack user's profile email from users.info links, looked up once", async () => {
+    const email = 'robin@signed.example';
+    const owner = (await contactOf('email', email))!;
+    slack.users.set('U0077', { name: 'robin', real_name: 'Robin R', email });
+    const say = async (text: string) => {
+      const ts = nextTs();
+      const body = JSON.stringify(
+        eventEnvelope({
+          type: 'message',
+          channel: 'D0077',
+          channel_type: 'im',
+          user: 'U0077',
+          text,
+          ts,
+          event_ts: ts,
+        }),
+      );
+      const res = await fetch(`${gw.url}/webhooks/slack/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...signSlack(body) },
+        body,
+      });
+      expect(res.status).toBe(200);
+    };
+    await say('hi from Slack');
+    const linked = await eventually(() => contactOf('slack', `${TEAM_ID}:U0077`));
+    expect(linked.id).toBe(owner.id);
+    expect(linked.identities.find((i) => i.channel === 'slack')).toEqual({
+      channel: 'slack',
+      address: `${TEAM_ID}:U0077`,
+      verified: true,
+      source: 'slack',
+    });
+    await say('again from Slack');
+    await eventually(async () => {
+      const t = await json<{ items: Message[] }>(`/v1/contacts/${owner.id}/timeline?take=200`);
+      return t.items.some((m) => m.text === 'again from Slack');
+    });
+    expect(slack.calls.filter((c) => c.method === 'users.info' && c.params.user === 'U0077')).toHaveLength(1);
+  });
+
   it('a forged signature or a DKIM pass for another domain than From never links', async () => {
     const email = 'robin@signed.example';
     const owner = (await contactOf('email', email))!;
@@ -302,9 +359,9 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
     ).toBe(true);
     const convs = await json<{ items: Conversation[] }>(`/v1/contacts/${other.id}/conversations`);
     expect(convs.items).toHaveLength(2);
-    expect(
-      (await json<{ items: Conversation[] }>(`/v1/contacts/${owner.id}/conversations`)).items,
-    ).toHaveLength(2);
+    // The owner kept only its own: the signed mail, the verified web chat and Slack.
+    const own = (await json<{ items: Conversation[] }>(`/v1/contacts/${owner.id}/conversations`)).items;
+    expect(own.map((c) => c.channel).sort()).toEqual(['email', 'slack', 'webchat']);
   });
 
   it('merges and unmerges through the API: idempotent, recorded, each event once', async () => {
