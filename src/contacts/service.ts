@@ -30,21 +30,20 @@ export interface TimelineQuery {
 }
 
 function timelineCursor(m: Message): string {
-  return Buffer.from(`${m.createdAt}|${m.conversationId}|${m.seq}`).toString('base64url');
+  return Buffer.from(`${m.createdAt}|${m.id}`).toString('base64url');
 }
 
-function parseTimelineCursor(cursor: string): [string, string, number] {
+function parseTimelineCursor(cursor: string): Pick<Message, 'createdAt' | 'id'> {
   const parts = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const seq = Number(parts[2]);
-  if (parts.length !== 3 || !parts[0] || !parts[1] || !Number.isInteger(seq))
+  if (parts.length !== 2 || !parts[0] || !parts[1]?.startsWith('msg_'))
     throw new GatewayError('GW_ERR_INVALID_CURSOR', 'The cursor is not one this list gave out');
-  return [parts[0], parts[1], seq];
+  return { createdAt: parts[0], id: parts[1] };
 }
 
-function compareMessages(a: Message, b: Message): number {
+/** Time order; message ids (time-sortable) order messages of the same millisecond. */
+function compareMessages(a: Pick<Message, 'createdAt' | 'id'>, b: Pick<Message, 'createdAt' | 'id'>): number {
   if (a.createdAt !== b.createdAt) return a.createdAt < b.createdAt ? -1 : 1;
-  if (a.conversationId !== b.conversationId) return a.conversationId < b.conversationId ? -1 : 1;
-  return a.seq - b.seq;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
 export function toBotContact(c: Contact): BotContact {
@@ -220,10 +219,8 @@ export class ContactService {
     if (query.order === 'desc') all.reverse();
     let rest = all;
     if (after) {
-      const [createdAt, conversationId, seq] = after;
-      const pivot = { createdAt, conversationId, seq } as Message;
       rest = all.filter((m) =>
-        query.order === 'desc' ? compareMessages(m, pivot) < 0 : compareMessages(m, pivot) > 0,
+        query.order === 'desc' ? compareMessages(m, after) < 0 : compareMessages(m, after) > 0,
       );
     }
     const items = rest.slice(0, query.take);
