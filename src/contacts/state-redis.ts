@@ -9,11 +9,21 @@
  * One slot for every contact is the price of atomic merges across any two contacts: contacts are
  * written once per new sender and on merges, not per message, so the slot stays cool.
  */
-import type { RedisClient } from '../store/redis/connection.js';
+import { StoreUnavailableError } from '../core/errors.js';
+import { isUnavailableError, type RedisClient } from '../store/redis/connection.js';
 import { defineScripts, loadScripts, type ScriptRun } from '../store/redis/scripts.js';
 import type { Check, ContactState, Op } from './state.js';
 
 const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), { txn: 1 });
+
+/** Maps connection trouble to StoreUnavailableError (503, nothing written), as the store does. */
+async function guard<T>(op: Promise<T>): Promise<T> {
+  try {
+    return await op;
+  } catch (err) {
+    throw isUnavailableError(err) ? new StoreUnavailableError(err) : err;
+  }
+}
 
 export class RedisContactState implements ContactState {
   readonly kind = 'redis' as const;
@@ -34,31 +44,36 @@ export class RedisContactState implements ContactState {
 
   async hget(key: string, fields: readonly string[]): Promise<(string | null)[]> {
     if (fields.length === 0) return [];
-    return this.#redis.hmget(this.key(key), ...fields);
+    return guard(this.#redis.hmget(this.key(key), ...fields));
   }
 
   hgetall(key: string): Promise<Record<string, string>> {
-    return this.#redis.hgetall(this.key(key));
+    return guard(this.#redis.hgetall(this.key(key)));
   }
 
   zrange(key: string, start: number, stop: number, rev = false): Promise<string[]> {
-    return rev
-      ? this.#redis.zrevrange(this.key(key), start, stop)
-      : this.#redis.zrange(this.key(key), start, stop);
+    return guard(
+      rev
+        ? this.#redis.zrevrange(this.key(key), start, stop)
+        : this.#redis.zrange(this.key(key), start, stop),
+    );
   }
 
   zrangeAfter(key: string, after: string | null, count: number, rev = false): Promise<string[]> {
     const k = this.key(key);
-    if (rev) return this.#redis.zrevrangebylex(k, after === null ? '+' : `(${after}`, '-', 'LIMIT', 0, count);
-    return this.#redis.zrangebylex(k, after === null ? '-' : `(${after}`, '+', 'LIMIT', 0, count);
+    return guard(
+      rev
+        ? this.#redis.zrevrangebylex(k, after === null ? '+' : `(${after}`, '-', 'LIMIT', 0, count)
+        : this.#redis.zrangebylex(k, after === null ? '-' : `(${after}`, '+', 'LIMIT', 0, count),
+    );
   }
 
   zcard(key: string): Promise<number> {
-    return this.#redis.zcard(this.key(key));
+    return guard(this.#redis.zcard(this.key(key)));
   }
 
   async apply(checks: readonly Check[], ops: readonly Op[]): Promise<boolean> {
-    const failed = await this.#run('txn', [this.key('c')], [JSON.stringify({ checks, ops })]);
+    const failed = await guard(this.#run('txn', [this.key('c')], [JSON.stringify({ checks, ops })]));
     return failed === 0;
   }
 }
