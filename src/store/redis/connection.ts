@@ -103,7 +103,9 @@ export function createRedisClient(url: string, t: ClientTimeouts): RedisClient {
       return new Redis(parsed.url, failFast(t));
     case 'sentinel': {
       const { mode: _mode, ...sentinel } = parsed;
-      return new Redis({ ...failFast(t), ...sentinel });
+      // failoverDetector: the sentinels' +switch-master makes ioredis drop its connections to the old
+      // master at once, instead of writing to it until it is demoted (docs/replication.md).
+      return new Redis({ ...failFast(t), ...sentinel, failoverDetector: true });
     }
     case 'cluster': {
       const { enableOfflineQueue: _q, retryStrategy: _r, ...perNode } = failFast(t);
@@ -178,8 +180,13 @@ export function waitReady(client: RedisClient, timeoutMs: number): Promise<void>
   });
 }
 
-/** Server replies that mean "not now" rather than "wrong": loading, failover, cluster trouble, OOM. */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|READONLY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|OOM)\b/;
+/**
+ * Server replies that mean "not now" rather than "wrong": loading, failover, cluster trouble, OOM. MOVED
+ * and ASK reach the caller only when ioredis could not follow the redirect itself (an auto-pipelined
+ * batch with different errors, a redirect during a failover): the slot is elsewhere, so try again.
+ */
+const TRANSIENT_REPLY =
+  /^(LOADING|BUSY|READONLY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|OOM|MOVED|ASK|UNBLOCKED)\b/;
 /** ioredis's own errors for a missing or broken connection. */
 const CONNECTION_ERROR =
   /Stream isn't writeable|Connection is closed|Command timed out|Cluster isn't ready|startup nodes|slots cache|Socket timeout|blocking/i;

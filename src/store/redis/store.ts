@@ -59,7 +59,8 @@ import {
   waitReady,
 } from './connection.js';
 import { type ConversationKeys, KeyLayout } from './keys.js';
-import { defineScripts, SCRIPTS, type ScriptRun } from './scripts.js';
+import { ReplicaRequirement, type WaitPolicy } from './replication.js';
+import { defineScripts, SCRIPTS, type ScriptName, type ScriptRun } from './scripts.js';
 
 /** Doorbell rings kept while no worker listens: enough to wake every process, small enough to ignore. */
 const BELL_CAP = 128;
@@ -69,6 +70,25 @@ const CAS_ATTEMPTS = 16;
 /** Records read per round trip while a filtered list skips non-matching ones. */
 const SCAN_BATCH = 100;
 const DEFAULT_TIMEOUTS: ClientTimeouts = { commandTimeoutMs: 5_000, connectTimeoutMs: 10_000 };
+const DEFAULT_WAIT: WaitPolicy = { replicas: 'auto', timeoutMs: 500 };
+/**
+ * How long an idempotent step the bot's answer depends on (a completion, recording replies) is retried
+ * while Redis cannot serve: a failover takes a few seconds, and giving up means asking the bot again.
+ */
+const RETRY_BUDGET_MS = 10_000;
+
+/** Retries `op` while it fails with StoreUnavailableError, backing off, for at most `budgetMs`. */
+async function retrying<T>(op: () => Promise<T>, budgetMs = RETRY_BUDGET_MS): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await guard(op);
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError) || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt)));
+    }
+  }
+}
 
 export interface RedisStoreOptions {
   /**
@@ -87,6 +107,11 @@ export interface RedisStoreOptions {
   maxPending: number;
   /** The Retry-After the QueueFullError carries. */
   retryAfterS: number;
+  /**
+   * Replica confirmations (`WAIT`) the writes the gateway acts on need: accepts, claims, completions,
+   * replies and send markers (docs/replication.md). Default: `auto`, 500 ms.
+   */
+  wait?: WaitPolicy;
   logger?: Logger;
 }
 
@@ -208,6 +233,8 @@ export class RedisStore implements Store {
   /** Accepts only, on a connection of their own: see {@link RedisStore.accept}. */
   readonly #acceptor: RedisClient;
   readonly #runAccept: ScriptRun;
+  readonly #mainWait: ReplicaRequirement;
+  readonly #acceptWait: ReplicaRequirement;
   readonly #pendingLimit: number;
   readonly #retryAfterS: number;
   readonly #logger: Logger | undefined;
@@ -227,6 +254,10 @@ export class RedisStore implements Store {
     this.#acceptor = duplicateClient(options.redis, 'pipelined');
     this.#runAccept = defineScripts(this.#acceptor, SCRIPTS, 'switchboard');
     watchConnection(this.#acceptor, 'accept', options.logger);
+    // Per connection: on Sentinel each one finds the master on its own, and during a failover two
+    // connections can be on different servers.
+    this.#mainWait = new ReplicaRequirement(options.redis, options.wait ?? DEFAULT_WAIT, options.logger);
+    this.#acceptWait = new ReplicaRequirement(this.#acceptor, options.wait ?? DEFAULT_WAIT, options.logger);
     this.#pendingLimit = Math.ceil(options.maxPending / options.partitions);
     this.#retryAfterS = options.retryAfterS;
     this.#logger = options.logger;
@@ -255,6 +286,7 @@ export class RedisStore implements Store {
         throw new StoreUnavailableError(err);
       });
       await store.verifyLayout();
+      await Promise.all([store.#mainWait.refresh(), store.#acceptWait.refresh()]);
       return store;
     } catch (err) {
       await store.close();
@@ -536,7 +568,8 @@ export class RedisStore implements Store {
       const drafts = replies.map((r) =>
         draftMessage(conversationId, extend(r, { replyTo: r.replyTo ?? messageId }), at),
       );
-      const reply = await this.#append(conversationId, messageId, drafts, at);
+      // Retried through a failover: the reply guard records them once however often this runs.
+      const reply = await retrying(() => this.#append(conversationId, messageId, drafts, at));
       if (reply[0] === 'missing') return [];
       if (reply[0] === 'dup') {
         return this.#readMessages(this.#keys.conversation(conversationId), JSON.parse(reply[1]) as string[]);
@@ -551,7 +584,15 @@ export class RedisStore implements Store {
     return guard(async () => {
       if (!isMessageId(messageId)) return false;
       const k = this.#keys.conversation(conversationId);
-      return (await this.#run('claimsend', [k.conv, k.msgs], [messageId])) === 1;
+      const claimed = await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
+        'claimsend',
+        [k.conv, k.msgs],
+        [messageId],
+      );
+      return claimed === 1;
     });
   }
 
@@ -574,7 +615,10 @@ export class RedisStore implements Store {
         at,
       );
       const processing: Processing = { state: 'queued', attempts: 0, at };
-      const reply = (await this.#runAccept(
+      const reply = (await this.#durable(
+        this.#acceptor,
+        this.#acceptWait,
+        this.#runAccept,
         'accept',
         [
           k.conv,
@@ -703,21 +747,29 @@ export class RedisStore implements Store {
       const drafts = replies?.map((r) =>
         draftMessage(claim.conversationId, extend(r, { replyTo: r.replyTo ?? claim.message.id }), at),
       );
-      const reply = (await this.#run(
-        'complete',
-        [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx],
-        [
-          claim.conversationId,
-          claim.token,
-          claim.message.id,
-          processing ? JSON.stringify(processing) : '',
-          next ? `${next.owner}:${randomUUID()}` : '',
-          next?.leaseMs ?? 0,
-          at,
-          drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
-          now,
-          ...(drafts ?? []).map((d) => JSON.stringify(d)),
-        ],
+      // Replicated before the replies are sent or the next message goes to the bot: see #durable.
+      // Retried through a failover: the claim was replicated, so the new master still has this lease,
+      // and the token fences the retry off once the first try did land or another owner took over.
+      const reply = (await retrying(() =>
+        this.#durable(
+          this.#redis,
+          this.#mainWait,
+          this.#run,
+          'complete',
+          [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx],
+          [
+            claim.conversationId,
+            claim.token,
+            claim.message.id,
+            processing ? JSON.stringify(processing) : '',
+            next ? `${next.owner}:${randomUUID()}` : '',
+            next?.leaseMs ?? 0,
+            at,
+            drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
+            now,
+            ...(drafts ?? []).map((d) => JSON.stringify(d)),
+          ],
+        ),
       )) as CompleteReply;
       if (reply[0] === 0) return { completed: false, notify: false, next: null };
       if (reply[0] === 2) this.#ring();
@@ -804,6 +856,8 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#mainWait.close();
+    this.#acceptWait.close();
     for (const done of [...this.#waiters.keys()]) done();
     this.#blocker?.disconnect();
     this.#redisBus.close();
@@ -861,7 +915,10 @@ export class RedisStore implements Store {
 
   #append(conversationId: string, guardId: string, drafts: MessageDraft[], at: string): Promise<AppendReply> {
     const k = this.#keys.conversation(conversationId);
-    return this.#run(
+    return this.#durable(
+      this.#redis,
+      this.#mainWait,
+      this.#run,
       'append',
       [k.conv, k.msgs, k.seqidx],
       [
@@ -872,6 +929,44 @@ export class RedisStore implements Store {
         ...drafts.map((d) => JSON.stringify(d)),
       ],
     ) as Promise<AppendReply>;
+  }
+
+  /**
+   * Runs a script whose effect the gateway acts on (acknowledges, hands to the bot, sends), then `WAIT`s
+   * in the same pipeline, so on the same connection and node, until the replicas it needs have it: a
+   * write the new master lacks after a failover would be a lost message, a seq given twice or a reply
+   * sent twice. Too few confirmations in time: StoreUnavailableError (503 + Retry-After for an accept);
+   * the write may still survive, and dedupe, leases and reply guards make the retry safe.
+   */
+  async #durable(
+    client: RedisClient,
+    wait: ReplicaRequirement,
+    run: ScriptRun,
+    name: ScriptName,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
+    const needed = wait.required(keys[0]!);
+    if (needed === 0) return run(name, keys, args);
+    const pipeline = client.pipeline() as unknown as Record<string, (...a: unknown[]) => unknown> & {
+      wait(n: number, t: number): unknown;
+      exec(): Promise<[Error | null, unknown][] | null>;
+    };
+    pipeline[`switchboard_${name}`]!(...keys, ...args);
+    pipeline.wait(needed, wait.timeoutMs);
+    const replies = await pipeline.exec();
+    const [script, confirmed] = replies ?? [];
+    if (!script || !confirmed) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
+    if (script[0]) throw script[0];
+    if (confirmed[0]) throw confirmed[0];
+    if (Number(confirmed[1]) < needed) {
+      throw new StoreUnavailableError(
+        new Error(
+          `${confirmed[1]} of ${needed} Redis replicas confirmed the write within ${wait.timeoutMs} ms`,
+        ),
+      );
+    }
+    return script[1];
   }
 
   async #cas(key: string, checks: string[], sets: string[]): Promise<boolean> {
@@ -886,7 +981,10 @@ export class RedisStore implements Store {
     leaseMs: number,
     at: string,
   ): Promise<ClaimReply> {
-    return this.#run(
+    return this.#durable(
+      this.#redis,
+      this.#mainWait,
+      this.#run,
       'claim',
       [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)],
       [leaseMs, share, at, this.#keys.tag(partition), `${owner}:${randomUUID()}`],
