@@ -8,7 +8,8 @@
  *
  * ```
  * <p>:{<p>:pN}:conv:<id>        hash   doc, updatedAt, sessionId, sessionStartedAt, sessionState,
- *                                       lastMessageAt, lastMessageMs, seq (the seq counter)
+ *                                       lastMessageAt, lastMessageMs, seq (the seq counter), epoch
+ *                                       (replication id of the master that last gave out a seq)
  * <p>:{<p>:pN}:msgs:<id>        hash   <msgId> body JSON; <msgId>:p processing JSON; <msgId>:r reply
  *                                       ids JSON; <msgId>:d delivery (claim) count; <msgId>:s send claim;
  *                                       <msgId>:w someone waits for the outcome (until completed)

@@ -2,12 +2,18 @@
  * @module How many replicas must confirm a write before the gateway acts on it (Redis `WAIT`), per
  * master: docs/replication.md explains why and where.
  *
- * With `REDIS_WAIT_REPLICAS=auto` a master that has, or once had, a replica needs one confirmation, a
- * master that never had one needs none. "Once had" is what makes a failover safe: a master whose
- * replica was just promoted away reports no replica any more, and acknowledging writes on it then is
- * exactly how they get lost when it is turned into a replica of the new master. So the requirement only
- * goes up for a given master (told apart by its replication id on a single node or Sentinel, by its
- * address on a Cluster); a newly promoted master starts from what it has.
+ * With `REDIS_WAIT_REPLICAS=auto` a write needs one confirmation wherever the master it goes to has a
+ * replica, and none where it never had one. "Master" here is the logical master: the Sentinel master
+ * group (or the one server of a `redis://` URL) and, on a Cluster, the shard that owns the key's slot,
+ * whichever server plays that role right now. Once it has been seen with a replica the requirement
+ * stays at one for the life of the process (sticky), through failovers:
+ * - a master whose replica was just promoted away reports no replica any more, and acknowledging writes
+ *   on it then is exactly how they get lost when it is turned into a replica of the new master;
+ * - the newly promoted master has no replica either until the old one has been turned into its replica
+ *   and has synced; acknowledging writes on it alone means losing them if it fails next (a second
+ *   failover, say on a loaded machine whose sentinels take a slow master for a dead one). So until it
+ *   has a replica again, writes answer 503 + Retry-After and the provider retries.
+ * A deployment that never had a replica (a single server, a Cluster without replicas) needs none.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -22,6 +28,7 @@ export interface WaitPolicy {
 
 /** How often a single node's or Sentinel master's replicas are counted again. */
 const RECHECK_MS = 5_000;
+const SLOTS = 16_384;
 
 /** CRC16/XMODEM, as Redis Cluster hashes keys to slots. */
 function crc16(s: Buffer): number {
@@ -38,9 +45,9 @@ export function keySlot(key: string): number {
   const open = key.indexOf('{');
   if (open !== -1) {
     const close = key.indexOf('}', open + 1);
-    if (close > open + 1) return crc16(Buffer.from(key.slice(open + 1, close))) % 16_384;
+    if (close > open + 1) return crc16(Buffer.from(key.slice(open + 1, close))) % SLOTS;
   }
-  return crc16(Buffer.from(key)) % 16_384;
+  return crc16(Buffer.from(key)) % SLOTS;
 }
 
 /** Parses `INFO replication`: the role, the online replicas and the replication id. */
@@ -50,24 +57,41 @@ export function parseReplicationInfo(info: string): { role: string; replicas: nu
   return { role: field('role'), replicas, replid: field('master_replid') };
 }
 
+/**
+ * What one store has seen of its deployment's replication, shared by all of its connections (they
+ * reach the same logical masters, each finding the current server on its own).
+ */
+export class ReplicationMemory {
+  /** Single server or Sentinel group: seen with a replica. */
+  replicated = false;
+  /** Cluster: the slots whose shard was seen with a replica. */
+  readonly slots = new Uint8Array(SLOTS);
+}
+
 /** Tracks, for one connection, how many replicas a write on it must wait for. */
 export class ReplicaRequirement {
   readonly timeoutMs: number;
   readonly #client: RedisClient;
   readonly #fixed: number | null;
   readonly #logger: Logger | undefined;
-  /** Masters (replication id, or node address on a Cluster) seen with at least one replica. */
-  readonly #replicated = new Set<string>();
+  readonly #memory: ReplicationMemory;
   /** Single node or Sentinel: what the connection's current server needs; null until counted. */
   #current: number | null = null;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(client: RedisClient, policy: WaitPolicy, logger?: Logger) {
+  constructor(client: RedisClient, policy: WaitPolicy, memory: ReplicationMemory, logger?: Logger) {
     this.#client = client;
     this.timeoutMs = policy.timeoutMs;
     this.#fixed = policy.replicas === 'auto' ? null : policy.replicas;
+    this.#memory = memory;
     this.#logger = logger;
-    if (this.#fixed !== null || client.isCluster) return;
+    if (this.#fixed !== null) return;
+    if (client.isCluster) {
+      // ioredis refreshes its slot table periodically and on redirects: every refresh shows which
+      // shards have replicas.
+      client.on('refresh', () => this.#learnSlots());
+      return;
+    }
     // A reconnect may have reached another server (a failover): count again before trusting the old
     // figure, and meanwhile require one confirmation (fail closed).
     client.on('ready', () => {
@@ -80,18 +104,26 @@ export class ReplicaRequirement {
 
   /** Counts the replicas of the connection's server now (single node or Sentinel, auto only). */
   async refresh(): Promise<void> {
-    if (this.#fixed !== null || this.#client.isCluster) return;
+    if (this.#fixed !== null) return;
+    if (this.#client.isCluster) {
+      this.#learnSlots();
+      return;
+    }
     try {
       const info = parseReplicationInfo(await (this.#client as Redis).info('replication'));
       if (info.role !== 'master') {
         this.#current = null;
         return;
       }
-      if (info.replicas > 0) this.#replicated.add(info.replid);
+      if (info.replicas > 0) this.#memory.replicated = true;
       const before = this.#current;
-      this.#current = this.#replicated.has(info.replid) ? 1 : 0;
-      if (before !== this.#current)
+      this.#current = this.#memory.replicated ? 1 : 0;
+      if (before !== this.#current && (before !== null || this.#current === 0))
         this.#logger?.info({ waitReplicas: this.#current }, 'redis write confirmations required');
+      if (this.#memory.replicated && info.replicas === 0)
+        this.#logger?.warn(
+          'the redis master has no replica online: writes answer 503 until one is back (REDIS_WAIT_REPLICAS=0 accepts them unreplicated)',
+        );
     } catch {
       // Unreachable now: the next ready event or tick counts again; until then the old figure holds.
     }
@@ -101,16 +133,19 @@ export class ReplicaRequirement {
   required(key: string): number {
     if (this.#fixed !== null) return this.#fixed;
     if (!this.#client.isCluster) return this.#current ?? 1;
-    const nodes = (this.#client as Cluster).slots[keySlot(key)];
-    const master = nodes?.[0];
-    if (!master) return 1;
-    // The slots table lists a master's healthy replicas after it (a MOVED reply leaves the master alone
-    // there until the next refresh, which the remembered set covers).
-    if (nodes.length > 1) this.#replicated.add(master);
-    return this.#replicated.has(master) ? 1 : 0;
+    const slot = keySlot(key);
+    // The slots table lists a master's healthy replicas after it.
+    const nodes = (this.#client as Cluster).slots[slot];
+    if (nodes && nodes.length > 1) this.#memory.slots[slot] = 1;
+    return this.#memory.slots[slot]!;
   }
 
   close(): void {
     clearInterval(this.#timer);
+  }
+
+  #learnSlots(): void {
+    const table = (this.#client as Cluster).slots;
+    for (let s = 0; s < SLOTS; s++) if ((table[s]?.length ?? 0) > 1) this.#memory.slots[s] = 1;
   }
 }

@@ -6,6 +6,7 @@
  * call. Scripts never parse message or conversation JSON, except `processing`, which holds no arrays.
  */
 import { randomUUID } from 'node:crypto';
+import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import { GatewayError, QueueFullError, StoreUnavailableError } from '../../core/errors.js';
 import { extend } from '../../core/extend.js';
@@ -54,12 +55,13 @@ import {
   type ClientTimeouts,
   createRedisClient,
   duplicateClient,
+  isRedirectError,
   isUnavailableError,
   type RedisClient,
   waitReady,
 } from './connection.js';
 import { type ConversationKeys, KeyLayout } from './keys.js';
-import { ReplicaRequirement, type WaitPolicy } from './replication.js';
+import { ReplicaRequirement, ReplicationMemory, type WaitPolicy } from './replication.js';
 import { defineScripts, SCRIPTS, type ScriptName, type ScriptRun } from './scripts.js';
 
 /** Doorbell rings kept while no worker listens: enough to wake every process, small enough to ignore. */
@@ -82,7 +84,7 @@ async function retrying<T>(op: () => Promise<T>, budgetMs = RETRY_BUDGET_MS): Pr
   const deadline = Date.now() + budgetMs;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await guard(op);
+      return await op();
     } catch (err) {
       if (!(err instanceof StoreUnavailableError) || Date.now() >= deadline) throw err;
       await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt)));
@@ -129,21 +131,36 @@ type AppendReply = ['missing'] | ['dup', string] | ['ok', string, ...number[]];
  */
 type ClaimTuple = [string, string, number, string, string, string | null, (string | null)[]];
 type ClaimReply = [number, ...ClaimTuple[]];
-/** complete-7's account of the replies it was given: recorded now, recorded before, or none given. */
-type RepliesReply = ['ok', string, ...number[]] | ['dup', string] | null;
+/**
+ * complete-7's account of the replies it was given: recorded now, recorded before (by another
+ * completion, or by an earlier try of this one: 'again'), or none given.
+ */
+type RepliesReply = ['ok', string, ...number[]] | ['dup' | 'again', string] | null;
 type CompleteReply = [0] | [1 | 2, number, null, RepliesReply] | [3, number, ClaimTuple, RepliesReply];
 
 /** The conversation hash fields the scripts read for a claim, in the order they return them. */
 const CONV_FIELDS = ['doc', 'sessionId', 'sessionStartedAt', 'sessionState', 'updatedAt', 'lastMessageAt'];
 
-/** Maps connection trouble to StoreUnavailableError; everything else (bugs, GatewayErrors) passes. */
-async function guard<T>(op: () => Promise<T>): Promise<T> {
+/**
+ * Maps connection trouble to StoreUnavailableError; everything else (bugs, GatewayErrors) passes. A
+ * redirect that reached the caller (the slot moved in a failover) also has `onRedirect` reload the
+ * Cluster slot table, so the retry goes to the new master.
+ */
+async function guard<T>(op: () => Promise<T>, onRedirect?: () => void): Promise<T> {
   try {
     return await op();
   } catch (err) {
+    if (err instanceof StoreUnavailableError) throw err;
+    if (onRedirect && isRedirectError(err)) onRedirect();
     throw isUnavailableError(err) ? new StoreUnavailableError(err) : err;
   }
 }
+
+/** The part of an ioredis pipeline the durable writes use. */
+type Pipe = Record<string, (...a: unknown[]) => Pipe> & {
+  wait(replicas: number, timeoutMs: number): Pipe;
+  exec(): Promise<[Error | null, unknown][] | null>;
+};
 
 /** Logs the first error of an outage and the recovery, not every reconnect attempt. */
 function watchConnection(client: RedisClient, role: string, logger: Logger | undefined): void {
@@ -247,6 +264,14 @@ export class RedisStore implements Store {
   #nextPartition = 0;
   #closed = false;
 
+  /** {@link guard}, reloading the Cluster slot tables of this store's connections on a redirect. */
+  readonly #guard = <T>(op: () => Promise<T>): Promise<T> =>
+    guard(op, () => {
+      for (const client of [this.#redis, this.#acceptor]) {
+        if (client.isCluster) (client as Cluster).refreshSlotsCache();
+      }
+    });
+
   constructor(options: RedisStoreOptions) {
     this.#redis = options.redis;
     this.#keys = new KeyLayout(options.keyPrefix, options.partitions);
@@ -256,8 +281,10 @@ export class RedisStore implements Store {
     watchConnection(this.#acceptor, 'accept', options.logger);
     // Per connection: on Sentinel each one finds the master on its own, and during a failover two
     // connections can be on different servers.
-    this.#mainWait = new ReplicaRequirement(options.redis, options.wait ?? DEFAULT_WAIT, options.logger);
-    this.#acceptWait = new ReplicaRequirement(this.#acceptor, options.wait ?? DEFAULT_WAIT, options.logger);
+    const memory = new ReplicationMemory();
+    const wait = options.wait ?? DEFAULT_WAIT;
+    this.#mainWait = new ReplicaRequirement(options.redis, wait, memory, options.logger);
+    this.#acceptWait = new ReplicaRequirement(this.#acceptor, wait, memory, options.logger);
     this.#pendingLimit = Math.ceil(options.maxPending / options.partitions);
     this.#retryAfterS = options.retryAfterS;
     this.#logger = options.logger;
@@ -300,7 +327,7 @@ export class RedisStore implements Store {
    */
   async verifyLayout(): Promise<void> {
     const wanted = String(this.#keys.partitions);
-    await guard(async () => {
+    await this.#guard(async () => {
       await this.#redis.set(this.#keys.layout, wanted, 'NX');
       const stored = await this.#redis.get(this.#keys.layout);
       if (stored !== wanted) {
@@ -315,13 +342,15 @@ export class RedisStore implements Store {
   // --- conversations -----------------------------------------------------------------------------
 
   createConversation(input: NewConversation): Promise<Conversation> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const id = newId('conv');
       const c = newConversation(id, input, new Date().toISOString(), newId('sess'));
       await this.#insertConversation(c);
       // An explicit channelRef becomes resolvable, unless another conversation already owns it.
-      if (input.channelRef !== undefined)
-        await this.#redis.set(this.#keys.ref(c.channel, c.channelRef), id, 'NX');
+      if (input.channelRef !== undefined) {
+        const ref = this.#keys.ref(c.channel, c.channelRef);
+        await this.#durableCommands(ref, (p) => p.set!(ref, id, 'NX'));
+      }
       return c;
     });
   }
@@ -329,14 +358,16 @@ export class RedisStore implements Store {
   resolveConversation(
     input: NewConversation & { channelRef: string },
   ): Promise<{ conversation: Conversation; created: boolean }> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const ref = this.#keys.ref(input.channel, input.channelRef);
       // A few rounds cover losing the mapping race and a concurrent delete; more means a pathological loop.
       for (let round = 0; round < 5; round++) {
         let id = await this.#redis.get(ref);
         if (id === null) {
           id = newId('conv');
-          if ((await this.#redis.set(ref, id, 'NX')) !== 'OK') continue;
+          // Confirmed: a mapping the new master lacks after a failover would split the thread in two.
+          const [set] = await this.#durableCommands(ref, (p) => p.set!(ref, id as string, 'NX'));
+          if (set !== 'OK') continue;
         } else {
           const existing = await this.#getConversation(id);
           if (existing) return { conversation: existing, created: false };
@@ -353,11 +384,11 @@ export class RedisStore implements Store {
   }
 
   getConversation(id: string): Promise<Conversation | null> {
-    return guard(() => this.#getConversation(id));
+    return this.#guard(() => this.#getConversation(id));
   }
 
   listConversations(query: ConversationQuery): Promise<Page<Conversation>> {
-    return guard(async () => {
+    return this.#guard(async () => {
       let from = query.cursor === undefined ? undefined : parseConversationCursor(query.cursor);
       const asc = query.order === 'asc';
       const batch = hasConversationFilters(query) ? Math.max(query.take + 1, SCAN_BATCH) : query.take + 1;
@@ -391,7 +422,7 @@ export class RedisStore implements Store {
   }
 
   updateConversation(id: string, patch: ConversationPatch): Promise<Conversation | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const key = this.#keys.conversation(id).conv;
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         const h = await this.#redis.hgetall(key);
@@ -409,15 +440,19 @@ export class RedisStore implements Store {
   }
 
   deleteConversation(id: string): Promise<boolean> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const c = await this.#getConversation(id);
       if (!c) return false;
       // Mapping first, so a crash part-way leaves a listed conversation to delete again rather than a
       // mapping that would resurrect it.
       await this.#run('cad', [this.#keys.ref(c.channel, c.channelRef)], [id]);
       const k = this.#keys.conversation(id);
+      // Confirmed: an erasure the new master lacks after a failover would bring the data back.
       const deleted =
-        (await this.#run(
+        (await this.#durable(
+          this.#redis,
+          this.#mainWait,
+          this.#run,
           'delconv',
           [k.conv, k.msgs, k.seqidx, k.queue, k.sched, k.lease, k.pending],
           [id],
@@ -430,7 +465,7 @@ export class RedisStore implements Store {
   // --- messages ----------------------------------------------------------------------------------
 
   appendMessage(conversationId: string, input: NewMessage): Promise<Message | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const at = new Date().toISOString();
       const draft = draftMessage(conversationId, input, at);
       const reply = await this.#append(conversationId, '', [draft], at);
@@ -440,7 +475,7 @@ export class RedisStore implements Store {
   }
 
   getMessage(conversationId: string, messageId: string): Promise<Message | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return null;
       const [m] = await this.#readMessages(this.#keys.conversation(conversationId), [messageId]);
       return m ?? null;
@@ -448,7 +483,7 @@ export class RedisStore implements Store {
   }
 
   listMessages(conversationId: string, query: MessageQuery): Promise<Page<Message>> {
-    return guard(async () => {
+    return this.#guard(async () => {
       let from = query.cursor === undefined ? undefined : parseMessageCursor(query.cursor);
       const asc = query.order === 'asc';
       const k = this.#keys.conversation(conversationId);
@@ -484,7 +519,7 @@ export class RedisStore implements Store {
   }
 
   messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (limit < 1) return [];
       const k = this.#keys.conversation(conversationId);
       const ids = await this.#redis.zrangebyscore(k.seqidx, `(${afterSeq}`, '+inf', 'LIMIT', 0, limit);
@@ -493,7 +528,7 @@ export class RedisStore implements Store {
   }
 
   updateMessage(conversationId: string, messageId: string, patch: MessagePatch): Promise<Message | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return null;
       const k = this.#keys.conversation(conversationId);
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -513,10 +548,14 @@ export class RedisStore implements Store {
   }
 
   deleteMessage(conversationId: string, messageId: string): Promise<boolean> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return false;
       const k = this.#keys.conversation(conversationId);
-      return (await this.#run('delmsg', [k.msgs, k.seqidx], [messageId])) === 1;
+      const args = [messageId];
+      return (
+        (await this.#durable(this.#redis, this.#mainWait, this.#run, 'delmsg', [k.msgs, k.seqidx], args)) ===
+        1
+      );
     });
   }
 
@@ -527,7 +566,7 @@ export class RedisStore implements Store {
     error?: { code?: string; message: string },
     options?: DeliveryUpdateOptions,
   ): Promise<DeliveryUpdateResult | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return null;
       const k = this.#keys.conversation(conversationId);
       const externalId = options?.externalId;
@@ -562,14 +601,16 @@ export class RedisStore implements Store {
   }
 
   recordReplies(conversationId: string, messageId: string, replies: NewMessage[]): Promise<Message[]> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return [];
       const at = new Date().toISOString();
       const drafts = replies.map((r) =>
         draftMessage(conversationId, extend(r, { replyTo: r.replyTo ?? messageId }), at),
       );
       // Retried through a failover: the reply guard records them once however often this runs.
-      const reply = await retrying(() => this.#append(conversationId, messageId, drafts, at));
+      const reply = await retrying(() =>
+        this.#guard(() => this.#append(conversationId, messageId, drafts, at)),
+      );
       if (reply[0] === 'missing') return [];
       if (reply[0] === 'dup') {
         return this.#readMessages(this.#keys.conversation(conversationId), JSON.parse(reply[1]) as string[]);
@@ -581,7 +622,7 @@ export class RedisStore implements Store {
   }
 
   claimSend(conversationId: string, messageId: string): Promise<boolean> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return false;
       const k = this.#keys.conversation(conversationId);
       const claimed = await this.#durable(
@@ -605,7 +646,7 @@ export class RedisStore implements Store {
    * (claim, complete, heartbeat) stay on the main connection, where batching would delay each link.
    */
   accept(input: AcceptInput): Promise<AcceptResult> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const now = Date.now();
       const at = new Date(now).toISOString();
       const k = this.#keys.conversation(input.conversationId);
@@ -685,7 +726,7 @@ export class RedisStore implements Store {
    * the doorbell rather than asking again.
    */
   claim(owner: string, max: number, leaseMs: number): Promise<Claim[]> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (max < 1) return [];
       const n = this.#keys.partitions;
       const first = this.#nextPartition;
@@ -725,11 +766,19 @@ export class RedisStore implements Store {
   }
 
   heartbeat(claim: Claim, leaseMs: number): Promise<boolean> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
-      return (
-        (await this.#run('heartbeat', [k.sched, k.lease], [claim.conversationId, claim.token, leaseMs])) === 1
+      // Confirmed like the claim: a lease extension the new master lacks would let another process take
+      // the message while this one still works on it, and the bot would be asked twice.
+      const extended = await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
+        'heartbeat',
+        [k.sched, k.lease],
+        [claim.conversationId, claim.token, leaseMs],
       );
+      return extended === 1;
     });
   }
 
@@ -739,7 +788,7 @@ export class RedisStore implements Store {
     next?: ContinueWith,
     replies?: NewMessage[],
   ): Promise<CompleteResult> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
       const now = Date.now();
       const at = new Date(now).toISOString();
@@ -749,27 +798,26 @@ export class RedisStore implements Store {
       );
       // Replicated before the replies are sent or the next message goes to the bot: see #durable.
       // Retried through a failover: the claim was replicated, so the new master still has this lease,
-      // and the token fences the retry off once the first try did land or another owner took over.
+      // and the token fences the retry off once another owner took over. A retry of a completion that
+      // did land (its replicas confirmed too late, or the answer was lost) is told apart by the exact
+      // processing record it writes, and gets the same answer again (complete-7), so the same token
+      // for the next lease is used on every try.
+      const nextToken = next ? `${next.owner}:${randomUUID()}` : '';
+      const keys = [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx];
+      const args = [
+        claim.conversationId,
+        claim.token,
+        claim.message.id,
+        processing ? JSON.stringify(processing) : '',
+        nextToken,
+        next?.leaseMs ?? 0,
+        at,
+        drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
+        now,
+        ...(drafts ?? []).map((d) => JSON.stringify(d)),
+      ];
       const reply = (await retrying(() =>
-        this.#durable(
-          this.#redis,
-          this.#mainWait,
-          this.#run,
-          'complete',
-          [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx],
-          [
-            claim.conversationId,
-            claim.token,
-            claim.message.id,
-            processing ? JSON.stringify(processing) : '',
-            next ? `${next.owner}:${randomUUID()}` : '',
-            next?.leaseMs ?? 0,
-            at,
-            drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
-            now,
-            ...(drafts ?? []).map((d) => JSON.stringify(d)),
-          ],
-        ),
+        this.#guard(() => this.#durable(this.#redis, this.#mainWait, this.#run, 'complete', keys, args)),
       )) as CompleteReply;
       if (reply[0] === 0) return { completed: false, notify: false, next: null };
       if (reply[0] === 2) this.#ring();
@@ -780,9 +828,10 @@ export class RedisStore implements Store {
       };
       const recorded = reply[3];
       if (!drafts || !recorded) return result;
-      if (recorded[0] === 'dup') {
+      if (recorded[0] === 'dup' || recorded[0] === 'again') {
         const ids = JSON.parse(recorded[1]) as string[];
-        return { ...result, replies: await this.#readMessages(k, ids), repliesRecorded: false };
+        const stored = await this.#readMessages(k, ids);
+        return { ...result, replies: stored, repliesRecorded: recorded[0] === 'again' };
       }
       const [, sessionId, ...seqs] = recorded;
       // Keys in the stored order (seq and sessionId first), so a reply's body is its stored body.
@@ -795,7 +844,7 @@ export class RedisStore implements Store {
   }
 
   release(claim: Claim): Promise<void> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
       const released = await this.#run(
         'release',
@@ -828,7 +877,7 @@ export class RedisStore implements Store {
   }
 
   pendingCount(): Promise<number> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const counts = await Promise.all(
         Array.from({ length: this.#keys.partitions }, (_, p) => this.#redis.get(this.#keys.pending(p))),
       );
@@ -875,8 +924,13 @@ export class RedisStore implements Store {
   async #insertConversation(c: Conversation): Promise<boolean> {
     // Index first: an index entry without its conversation is skipped by lists, whereas a conversation
     // missing from the index could never be listed.
-    await this.#redis.zadd(this.#keys.index, 0, c.id);
-    const created = await this.#run(
+    // Both confirmed by the replicas before the conversation is handed out (a conversation the new
+    // master lacks after a failover would refuse its messages as unknown).
+    await this.#durableCommands(this.#keys.index, (p) => p.zadd!(this.#keys.index, 0, c.id));
+    const created = await this.#durable(
+      this.#redis,
+      this.#mainWait,
+      this.#run,
       'create',
       [this.#keys.conversation(c.id).conv],
       [JSON.stringify(pickConversationDoc(c)), c.createdAt, c.sessionId],
@@ -948,16 +1002,44 @@ export class RedisStore implements Store {
   ): Promise<unknown> {
     const needed = wait.required(keys[0]!);
     if (needed === 0) return run(name, keys, args);
-    const pipeline = client.pipeline() as unknown as Record<string, (...a: unknown[]) => unknown> & {
-      wait(n: number, t: number): unknown;
-      exec(): Promise<[Error | null, unknown][] | null>;
-    };
-    pipeline[`switchboard_${name}`]!(...keys, ...args);
+    return this.#confirmed(client, wait, needed, (p) => p[`switchboard_${name}`]!(...keys, ...args));
+  }
+
+  /**
+   * Plain commands (on the main connection, all on the slot of `key`) whose effect the gateway acts on:
+   * sent in one pipeline with the `WAIT` that {@link RedisStore.#durable} adds, when one is needed.
+   * Returns the replies of the commands; the first error is thrown.
+   */
+  async #durableCommands(key: string, build: (p: Pipe) => void): Promise<unknown[]> {
+    const needed = this.#mainWait.required(key);
+    const pipeline = this.#redis.pipeline() as unknown as Pipe;
+    build(pipeline);
+    if (needed > 0) pipeline.wait(needed, this.#mainWait.timeoutMs);
+    const replies = (await pipeline.exec()) ?? [];
+    const out = needed > 0 ? replies.slice(0, -1) : replies;
+    for (const [err] of replies) if (err) throw err;
+    if (needed > 0) this.#checkConfirmed(replies[replies.length - 1], needed, this.#mainWait);
+    return out.map(([, value]) => value);
+  }
+
+  async #confirmed(
+    client: RedisClient,
+    wait: ReplicaRequirement,
+    needed: number,
+    build: (p: Pipe) => void,
+  ): Promise<unknown> {
+    const pipeline = client.pipeline() as unknown as Pipe;
+    build(pipeline);
     pipeline.wait(needed, wait.timeoutMs);
-    const replies = await pipeline.exec();
-    const [script, confirmed] = replies ?? [];
-    if (!script || !confirmed) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
-    if (script[0]) throw script[0];
+    const [write, confirmed] = (await pipeline.exec()) ?? [];
+    if (!write) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
+    if (write[0]) throw write[0];
+    this.#checkConfirmed(confirmed, needed, wait);
+    return write[1];
+  }
+
+  #checkConfirmed(confirmed: [Error | null, unknown] | undefined, needed: number, wait: ReplicaRequirement) {
+    if (!confirmed) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
     if (confirmed[0]) throw confirmed[0];
     if (Number(confirmed[1]) < needed) {
       throw new StoreUnavailableError(
@@ -966,11 +1048,11 @@ export class RedisStore implements Store {
         ),
       );
     }
-    return script[1];
   }
 
   async #cas(key: string, checks: string[], sets: string[]): Promise<boolean> {
-    return (await this.#run('cas', [key], [checks.length / 2, ...checks, ...sets])) === 1;
+    const args = [checks.length / 2, ...checks, ...sets];
+    return (await this.#durable(this.#redis, this.#mainWait, this.#run, 'cas', [key], args)) === 1;
   }
 
   /** Runs the claim script on one partition: `share` leases at most (0 only counts). */
