@@ -156,6 +156,19 @@ async function guard<T>(op: () => Promise<T>, onRedirect?: () => void): Promise<
   }
 }
 
+/**
+ * A write that was made but that too few replicas confirmed in time: it may or may not survive a
+ * failover. Carries the write's own reply, so that a caller can undo what it must not keep.
+ */
+class UnconfirmedWriteError extends StoreUnavailableError {
+  readonly result: unknown;
+
+  constructor(cause: Error, result: unknown) {
+    super(cause);
+    this.result = result;
+  }
+}
+
 /** The part of an ioredis pipeline the durable writes use. */
 type Pipe = Record<string, (...a: unknown[]) => Pipe> & {
   wait(replicas: number, timeoutMs: number): Pipe;
@@ -736,12 +749,22 @@ export class RedisStore implements Store {
       const at = new Date().toISOString();
       const claims: Claim[] = [];
       const left = new Map<number, number>();
+      // A partition that cannot serve now gives nothing; the others' claims still count.
+      let unavailable: unknown = null;
       const round = async (shares: Map<number, number>) => {
-        const replies = await Promise.all(
+        const replies = await Promise.allSettled(
           [...shares].map(([p, share]) => this.#claimIn(p, share, owner, leaseMs, at)),
         );
         for (const [i, p] of [...shares.keys()].entries()) {
-          const [claimable, ...tuples] = replies[i]!;
+          const reply = replies[i]!;
+          if (reply.status === 'rejected') {
+            if (!(reply.reason instanceof StoreUnavailableError || isUnavailableError(reply.reason)))
+              throw reply.reason;
+            unavailable ??= reply.reason;
+            left.set(p, 0);
+            continue;
+          }
+          const [claimable, ...tuples] = reply.value;
           left.set(p, claimable);
           for (const t of tuples) claims.push(toClaim(t));
         }
@@ -761,6 +784,7 @@ export class RedisStore implements Store {
         }
       }
       if (shares.size > 0) await round(shares);
+      if (claims.length === 0 && unavailable) throw unavailable;
       return claims;
     });
   }
@@ -849,7 +873,7 @@ export class RedisStore implements Store {
       const released = await this.#run(
         'release',
         [k.sched, k.lease, k.queue, k.msgs],
-        [claim.conversationId, claim.token, claim.message.id, new Date().toISOString()],
+        [claim.conversationId, claim.token, claim.message.id, new Date().toISOString(), ''],
       );
       if (released === 1) this.#ring();
     });
@@ -1034,7 +1058,11 @@ export class RedisStore implements Store {
     const [write, confirmed] = (await pipeline.exec()) ?? [];
     if (!write) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
     if (write[0]) throw write[0];
-    this.#checkConfirmed(confirmed, needed, wait);
+    try {
+      this.#checkConfirmed(confirmed, needed, wait);
+    } catch (err) {
+      throw err instanceof StoreUnavailableError ? new UnconfirmedWriteError(err, write[1]) : err;
+    }
     return write[1];
   }
 
@@ -1056,21 +1084,39 @@ export class RedisStore implements Store {
   }
 
   /** Runs the claim script on one partition: `share` leases at most (0 only counts). */
-  #claimIn(
+  async #claimIn(
     partition: number,
     share: number,
     owner: string,
     leaseMs: number,
     at: string,
   ): Promise<ClaimReply> {
-    return this.#durable(
-      this.#redis,
-      this.#mainWait,
-      this.#run,
-      'claim',
-      [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)],
-      [leaseMs, share, at, this.#keys.tag(partition), `${owner}:${randomUUID()}`],
-    ) as Promise<ClaimReply>;
+    try {
+      return (await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
+        'claim',
+        [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)],
+        [leaseMs, share, at, this.#keys.tag(partition), `${owner}:${randomUUID()}`],
+      )) as ClaimReply;
+    } catch (err) {
+      // Leases the replicas did not confirm are handed back at once and not counted as deliveries: a
+      // message claimed again and again through a failover must not end up set aside as poison, nor
+      // wait out a lease that no worker holds.
+      if (err instanceof UnconfirmedWriteError) {
+        const [, ...tuples] = err.result as ClaimReply;
+        await Promise.all(
+          tuples.map(([conversationId, token, , body]) => {
+            const k = this.#keys.conversation(conversationId);
+            const messageId = (JSON.parse(body) as Message).id;
+            const args = [conversationId, token, messageId, new Date().toISOString(), '1'];
+            return this.#run('release', [k.sched, k.lease, k.queue, k.msgs], args).catch(() => undefined);
+          }),
+        );
+      }
+      throw err;
+    }
   }
 
   /** Rings the doorbell; best effort, since a missed ring only delays work until a wait times out. */

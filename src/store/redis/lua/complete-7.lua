@@ -38,6 +38,9 @@ if holder ~= ARGV[2] then
       or redis.call('LINDEX', KEYS[4], 0) == id then
     return {0}
   end
+  -- Written again unchanged, so the WAIT after this script covers the first try even on a connection
+  -- that has written nothing since (a reconnect): WAIT counts a connection's own writes.
+  redis.call('HSET', KEYS[5], id .. ':p', ARGV[4])
   local again = false
   if ARGV[8] ~= '' then
     local prior = redis.call('HGET', KEYS[5], id .. ':r')

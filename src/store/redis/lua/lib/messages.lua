@@ -49,6 +49,8 @@ local function append_messages(conv, msgs, seqidx, guard, ids_json, first, iso, 
   if guard ~= '' then
     local prior = redis.call('HGET', msgs, guard .. ':r')
     if prior then
+      -- Written again unchanged, so a WAIT after the script covers the replies recorded before.
+      redis.call('HSET', msgs, guard .. ':r', prior)
       return {'dup', prior}
     end
   end
