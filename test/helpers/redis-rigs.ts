@@ -149,10 +149,76 @@ export class SentinelRig {
     return Number(port);
   }
 
+  server(port: number): RedisNode {
+    const node = this.servers.find((n) => n.port === port);
+    if (!node) throw new Error(`no server on ${port}`);
+    return node;
+  }
+
   /** Forces a failover and resolves once every sentinel names the former replica as master. */
   async failover(): Promise<void> {
     const before = await this.masterPort();
     await this.sentinels[0]!.command('SENTINEL', 'FAILOVER', SentinelRig.NAME);
+    await this.#switchedFrom(before);
+  }
+
+  /**
+   * Pauses the master (SIGSTOP) until the sentinels have promoted its replica, then resumes it
+   * (SIGCONT): the old master wakes up still believing it is the master, with whatever it took in
+   * before the pause that had not reached the replica, until the sentinels turn it into a replica.
+   */
+  async pauseMaster(): Promise<void> {
+    const before = await this.masterPort();
+    const node = this.server(before);
+    node.pause();
+    try {
+      await this.#switchedFrom(before);
+    } finally {
+      node.resume();
+    }
+  }
+
+  /**
+   * Waits until the topology is whole again: the master the sentinels name has the other server as an
+   * online replica, and every sentinel sees that replica with a working link. With `rejoin`, a former
+   * master still acting as one is made a replica at once, as the sentinels would do some 10-20 s later.
+   */
+  async settled(options: { rejoin?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (options.rejoin) {
+      const port = await this.masterPort();
+      for (const other of this.servers.filter((n) => n.port !== port)) {
+        const role = (await other.command('ROLE')) as unknown[];
+        if (role[0] === 'master') await other.command('REPLICAOF', '127.0.0.1', port);
+      }
+    }
+    const timeoutMs = options.timeoutMs ?? 40_000;
+    await until(
+      async () => {
+        const port = await this.masterPort();
+        const info = String(await this.server(port).command('INFO', 'replication'));
+        if (!/^role:master/m.test(info) || !/^slave0:.*state=online/m.test(info)) return false;
+        for (const s of this.sentinels) {
+          const [, named] = (await s.command(
+            'SENTINEL',
+            'GET-MASTER-ADDR-BY-NAME',
+            SentinelRig.NAME,
+          )) as string[];
+          if (Number(named) !== port) return false;
+          const replicas = (await s.command('SENTINEL', 'REPLICAS', SentinelRig.NAME)) as string[][];
+          const ok = replicas.some((r) => {
+            const flags = r[r.indexOf('flags') + 1] ?? '';
+            return flags === 'slave' && r[r.indexOf('master-link-status') + 1] === 'ok';
+          });
+          if (!ok) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      'the sentinel topology to settle',
+    );
+  }
+
+  async #switchedFrom(before: number): Promise<void> {
     await until(
       async () => {
         for (const s of this.sentinels) {
@@ -165,7 +231,7 @@ export class SentinelRig {
         }
         return true;
       },
-      20_000,
+      30_000,
       'the failover',
     );
   }
@@ -268,12 +334,49 @@ export class ClusterRig {
     return n;
   }
 
-  /** A master with slots and its replica. */
-  async pair(): Promise<{ master: RedisNode; replica: RedisNode }> {
-    const t = await this.topology(this.nodes[0]!);
-    const m = t.find((x) => x.master && x.slots)!;
-    const r = t.find((x) => x.masterId === m.id)!;
-    return { master: this.node(m.address), replica: this.node(r.address) };
+  /** The master serving `slot` (a healthy node's view) and its replica. */
+  async pair(slot = 0): Promise<{ master: RedisNode; replica: RedisNode }> {
+    const ranges = (await this.nodes[0]!.command('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+    const range = ranges.find(([from, to]) => from <= slot && slot <= to);
+    if (!range) throw new Error(`no node serves slot ${slot}`);
+    const master = this.node(`${range[2][0]}:${range[2][1]}`);
+    const t = await this.topology(master);
+    const me = t.find((x) => x.address === master.address)!;
+    const r = t.find((x) => x.masterId === me.id)!;
+    return { master, replica: this.node(r.address) };
+  }
+
+  /**
+   * CLUSTER FAILOVER FORCE on the replica of the master serving `slot`: the replica takes over without
+   * waiting for its master, which keeps taking writes until it learns it lost its slots. Resolves once
+   * the replica is a master and the cluster has settled again.
+   */
+  async forceFailover(slot = 0): Promise<void> {
+    const { replica } = await this.pair(slot);
+    await replica.command('CLUSTER', 'FAILOVER', 'FORCE');
+    await until(
+      async () => ((await replica.command('ROLE')) as unknown[])[0] === 'master',
+      30_000,
+      'the promotion',
+    );
+  }
+
+  /**
+   * Pauses the master serving `slot` (SIGSTOP) until the cluster has promoted its replica, then
+   * resumes it (SIGCONT); it rejoins as a replica of the new master.
+   */
+  async pauseMaster(slot = 0): Promise<void> {
+    const { master, replica } = await this.pair(slot);
+    master.pause();
+    try {
+      await until(
+        async () => ((await replica.command('ROLE')) as unknown[])[0] === 'master',
+        30_000,
+        'the promotion',
+      );
+    } finally {
+      master.resume();
+    }
   }
 
   async dispose(): Promise<void> {
@@ -282,18 +385,24 @@ export class ClusterRig {
 }
 
 export interface LoadReport {
-  /** Messages some send got a 2xx for. */
+  /** Messages sent (each to every gateway), and those some send got a 2xx for. */
+  sent: number;
   acknowledged: number;
-  /** Acknowledged messages the bot never saw. */
+  /** Messages no gateway acknowledged before the deadline. */
+  unanswered: number;
+  /** Acknowledged messages the bot never saw (gone from the store, or never processed). */
   lost: string[];
   /** Messages the bot saw more than once, and seqs the bot saw for two different messages. */
   duplicated: string[];
   /** Conversations where the bot saw a seq not above the one before. */
   reordered: string[];
-  /** Statuses other than 202 that sends got, by status (503s are expected during a failover). */
+  /** Statuses other than 2xx that sends got, by status (503s are expected during a failover). */
   statuses: Record<string, number>;
   /** 503 answers without a Retry-After header. */
   without503RetryAfter: number;
+  /** How long the sends took, and then the processing of what was acknowledged (ms). */
+  sendMs: number;
+  drainMs: number;
 }
 
 interface BotCallLike {
@@ -304,37 +413,44 @@ interface BotCallLike {
   text?: string;
 }
 
+type Gateway = { api(path: string, init?: { method?: string; json?: unknown }): Promise<Response> };
+
 /**
- * The provider's side of a failover: `conversations` × `messages`, each message sent to every gateway
- * at once and retried (as providers do) until one copy is acknowledged, one conversation's messages in
- * order; `during` runs once a third of the sends are done. Then waits for the bot and counts what went
- * wrong.
+ * The provider's side of a failover: `conversations` sending at least `messages` each, one after
+ * another, each message sent to every gateway at once and retried (as providers do, after Retry-After,
+ * shortened for the test) until acknowledged; `during` (the fault) starts once a third of those are
+ * done, and each conversation goes on until two more of its messages were sent after the fault. Then waits until every acknowledged message is finished or gone from the store (a state, not a
+ * time) and counts, at the bot, what went wrong.
  */
 export async function failoverLoad(options: {
-  gateways: { api(path: string, init?: { method?: string; json?: unknown }): Promise<Response> }[];
+  gateways: Gateway[];
   bot: { calls: BotCallLike[] };
   conversations: number;
   messages: number;
   during: () => Promise<void>;
+  /** How long the sends and then the processing may take, each. */
   deadlineMs: number;
 }): Promise<LoadReport> {
   const { gateways, bot } = options;
   const statuses: Record<string, number> = {};
   let without503RetryAfter = 0;
-  const deadline = Date.now() + options.deadlineMs;
+  const sendDeadline = Date.now() + options.deadlineMs;
   /** Retries one request until a 2xx (or the deadline), counting what it got on the way. */
-  const untilOk = async (g: (typeof gateways)[number], path: string, json: unknown): Promise<unknown> => {
-    while (Date.now() < deadline) {
+  const untilOk = async (g: Gateway, path: string, json: unknown): Promise<unknown> => {
+    while (Date.now() < sendDeadline) {
+      let pause = 100;
       try {
         const res = await g.api(path, { method: 'POST', json });
         if (res.ok) return await res.json();
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-        if (res.status === 503 && !res.headers.get('retry-after')) without503RetryAfter++;
+        const retryAfter = res.headers.get('retry-after');
+        if (res.status === 503 && !retryAfter) without503RetryAfter++;
+        if (retryAfter) pause = Math.min(300, Number(retryAfter) * 1000);
         await res.body?.cancel();
       } catch {
         statuses.network = (statuses.network ?? 0) + 1;
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, pause));
     }
     return null;
   };
@@ -345,50 +461,104 @@ export async function failoverLoad(options: {
     };
     ids.push(body.conversationId);
   }
-  bot.calls.length = 0;
-  const acked = new Map<string, string>();
+  const firstCall = bot.calls.length;
+  const t0 = Date.now();
+  /** Acknowledged message id → conversation id and text. */
+  const acked = new Map<string, { conversationId: string; text: string }>();
   const total = options.conversations * options.messages;
   let sent = 0;
+  let unanswered = 0;
   let fired: Promise<void> | null = null;
+  let over = false;
+  const run = Date.now().toString(36);
   await Promise.all(
     ids.map(async (conversationId, c) => {
-      for (let m = 0; m < options.messages; m++) {
-        const text = `c${c}-m${m}`;
+      // At least `messages` each, and on until two more each after the fault is over, so the load
+      // spans the whole failover and what follows it.
+      let after = 0;
+      for (let m = 0; m < options.messages || !over || after < 2; m++) {
+        if (over) after++;
+        const text = `${run}-c${c}-m${m}`;
         const json = { conversationId, text, clientMessageId: text, wait: 0 };
         const answers = await Promise.all(gateways.map((g) => untilOk(g, '/v1/messages', json)));
-        const ok = answers.find((a) => a) as { message: { id: string } } | undefined;
-        if (ok) acked.set(ok.message.id, text);
-        if (++sent === Math.floor(total / 3)) fired = options.during();
+        if (answers.every((a) => !a)) unanswered++;
+        for (const a of answers as ({ message: { id: string } } | null)[]) {
+          if (a) acked.set(a.message.id, { conversationId, text });
+        }
+        if (++sent === Math.floor(total / 3)) {
+          fired = options.during().finally(() => {
+            over = true;
+          });
+        }
+        if (Date.now() > sendDeadline) break;
       }
     }),
   );
   await fired;
-  // Every acknowledged message reaches the bot (redelivery after a lease takes LEASE_MS).
-  await until(
-    async () => [...acked.keys()].every((id) => bot.calls.some((call) => call.messageId === id)),
-    Math.max(1_000, deadline - Date.now()),
-    'the bot to see every acknowledged message',
-  ).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 500));
+  // Every acknowledged message ends up processed, or is gone from the store (lost): ask the store.
+  const t1 = Date.now();
+  const finishDeadline = Date.now() + options.deadlineMs;
+  const open = new Set(acked.keys());
+  const gone = new Set<string>();
+  while (open.size > 0 && Date.now() < finishDeadline) {
+    await Promise.all(
+      [...open].map(async (id) => {
+        const { conversationId } = acked.get(id)!;
+        try {
+          const res = await gateways[0]!.api(`/v1/conversations/${conversationId}/messages/${id}`);
+          if (res.status === 404) {
+            open.delete(id);
+            gone.add(id);
+          }
+          if (!res.ok) return void (await res.body?.cancel());
+          const m = (await res.json()) as { processing?: { state?: string } };
+          if (m.processing?.state && !['queued', 'processing'].includes(m.processing.state)) open.delete(id);
+        } catch {
+          // the gateway is busy; ask again
+        }
+      }),
+    );
+    if (open.size > 0) await new Promise((r) => setTimeout(r, 250));
+  }
+  const calls = bot.calls.slice(firstCall);
   const seen = new Map<string, number>();
-  for (const call of bot.calls) seen.set(call.messageId, (seen.get(call.messageId) ?? 0) + 1);
-  const lost = [...acked].filter(([id]) => !seen.has(id)).map(([, text]) => text);
+  for (const call of calls) seen.set(call.messageId, (seen.get(call.messageId) ?? 0) + 1);
+  const lost = [...acked]
+    .filter(([id]) => !seen.has(id) || gone.has(id))
+    .map(([id, { text }]) => `${text} (${id}${gone.has(id) ? ', gone from the store' : ''})`);
   const duplicated = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+  // Two ids acknowledged for one message (one provider message stored twice) is a duplicate too.
+  const texts = new Map<string, string>();
+  for (const [id, { text }] of acked) {
+    if (texts.has(text) && texts.get(text) !== id) duplicated.push(`${text} stored twice`);
+    texts.set(text, id);
+  }
   const reordered: string[] = [];
   const byConversation = new Map<string, BotCallLike[]>();
-  for (const call of [...bot.calls].sort((x, y) => x.at - y.at)) {
+  for (const call of [...calls].sort((x, y) => x.at - y.at)) {
     byConversation.set(call.conversationId, [...(byConversation.get(call.conversationId) ?? []), call]);
   }
-  for (const [conversationId, calls] of byConversation) {
+  for (const [conversationId, list] of byConversation) {
     const bySeq = new Map<number, string>();
-    for (const call of calls) {
+    for (const call of list) {
       const other = bySeq.get(call.seq);
       if (other !== undefined && other !== call.messageId) duplicated.push(`${conversationId}#${call.seq}`);
       bySeq.set(call.seq, call.messageId);
     }
-    if (calls.some((call, i) => i > 0 && call.seq <= calls[i - 1]!.seq)) {
-      reordered.push(`${conversationId}: ${calls.map((call) => call.seq).join(',')}`);
+    if (list.some((call, i) => i > 0 && call.seq <= list[i - 1]!.seq)) {
+      reordered.push(`${conversationId}: ${list.map((call) => call.seq).join(',')}`);
     }
   }
-  return { acknowledged: acked.size, lost, duplicated, reordered, statuses, without503RetryAfter };
+  return {
+    sent,
+    unanswered,
+    acknowledged: acked.size,
+    lost,
+    duplicated,
+    reordered,
+    statuses,
+    without503RetryAfter,
+    sendMs: t1 - t0,
+    drainMs: Date.now() - t1,
+  };
 }

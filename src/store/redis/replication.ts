@@ -28,6 +28,8 @@ export interface WaitPolicy {
 
 /** How often a single node's or Sentinel master's replicas are counted again. */
 const RECHECK_MS = 5_000;
+/** The same while too few are online, so that writes resume soon after a replica is back. */
+const SHORT_RECHECK_MS = 500;
 const SLOTS = 16_384;
 
 /** CRC16/XMODEM, as Redis Cluster hashes keys to slots. */
@@ -77,7 +79,11 @@ export class ReplicaRequirement {
   readonly #memory: ReplicationMemory;
   /** Single node or Sentinel: what the connection's current server needs; null until counted. */
   #current: number | null = null;
+  /** Single node or Sentinel: replicas online when last counted (INFO, or a WAIT that fell short). */
+  #online: number | null = null;
   #timer: NodeJS.Timeout | undefined;
+  #lastSlotsRefresh = 0;
+  #closed = false;
 
   constructor(client: RedisClient, policy: WaitPolicy, memory: ReplicationMemory, logger?: Logger) {
     this.#client = client;
@@ -85,7 +91,7 @@ export class ReplicaRequirement {
     this.#fixed = policy.replicas === 'auto' ? null : policy.replicas;
     this.#memory = memory;
     this.#logger = logger;
-    if (this.#fixed !== null) return;
+    if (this.#fixed === 0) return;
     if (client.isCluster) {
       // ioredis refreshes its slot table periodically and on redirects: every refresh shows which
       // shards have replicas.
@@ -96,15 +102,15 @@ export class ReplicaRequirement {
     // figure, and meanwhile require one confirmation (fail closed).
     client.on('ready', () => {
       this.#current = null;
+      this.#online = null;
       void this.refresh();
     });
-    this.#timer = setInterval(() => void this.refresh(), RECHECK_MS);
-    this.#timer.unref();
+    this.#schedule(RECHECK_MS);
   }
 
-  /** Counts the replicas of the connection's server now (single node or Sentinel, auto only). */
+  /** Counts the replicas of the connection's server now (single node or Sentinel). */
   async refresh(): Promise<void> {
-    if (this.#fixed !== null) return;
+    if (this.#fixed === 0) return;
     if (this.#client.isCluster) {
       this.#learnSlots();
       return;
@@ -113,19 +119,56 @@ export class ReplicaRequirement {
       const info = parseReplicationInfo(await (this.#client as Redis).info('replication'));
       if (info.role !== 'master') {
         this.#current = null;
+        this.#online = null;
         return;
       }
       if (info.replicas > 0) this.#memory.replicated = true;
       const before = this.#current;
-      this.#current = this.#memory.replicated ? 1 : 0;
-      if (before !== this.#current && (before !== null || this.#current === 0))
+      const wasShort = this.#isShort();
+      this.#current = this.#fixed ?? (this.#memory.replicated ? 1 : 0);
+      this.#online = info.replicas;
+      if (this.#fixed === null && before !== this.#current && (before !== null || this.#current === 0))
         this.#logger?.info({ waitReplicas: this.#current }, 'redis write confirmations required');
-      if (this.#memory.replicated && info.replicas === 0)
+      if (this.#isShort() && !wasShort)
         this.#logger?.warn(
-          'the redis master has no replica online: writes answer 503 until one is back (REDIS_WAIT_REPLICAS=0 accepts them unreplicated)',
+          { online: info.replicas, needed: this.#current },
+          'too few redis replicas online: writes answer 503 until one is back (REDIS_WAIT_REPLICAS=0 accepts them unreplicated)',
         );
     } catch {
       // Unreachable now: the next ready event or tick counts again; until then the old figure holds.
+    } finally {
+      this.#schedule(this.#isShort() ? SHORT_RECHECK_MS : RECHECK_MS);
+    }
+  }
+
+  /**
+   * True when a write to `key` cannot be confirmed now: the master it goes to is known to have fewer
+   * replicas online than it needs. The write is then not even sent: it would only wait out the WAIT
+   * timeout, holding up every command behind it on the connection, and leave an unconfirmed change
+   * (a lease no worker holds, a completion to retry) on a master that may yet lose it.
+   */
+  short(key: string): boolean {
+    if (this.#fixed === 0) return false;
+    if (!this.#client.isCluster) return this.#isShort();
+    const needed = this.required(key);
+    if (needed === 0) return false;
+    const nodes = (this.#client as Cluster).slots[keySlot(key)];
+    const short = (nodes?.length ?? 1) - 1 < needed;
+    if (short && Date.now() - this.#lastSlotsRefresh > SHORT_RECHECK_MS) {
+      this.#lastSlotsRefresh = Date.now();
+      (this.#client as Cluster).refreshSlotsCache();
+    }
+    return short;
+  }
+
+  /** Takes in what a WAIT after a write answered: fewer than needed means too few are online. */
+  confirmed(count: number, needed: number): void {
+    if (this.#client.isCluster) return;
+    if (count < needed) {
+      if (!this.#isShort()) this.#schedule(SHORT_RECHECK_MS);
+      this.#online = count;
+    } else if (this.#online !== null && this.#online < count) {
+      this.#online = count;
     }
   }
 
@@ -141,7 +184,21 @@ export class ReplicaRequirement {
   }
 
   close(): void {
-    clearInterval(this.#timer);
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#closed = true;
+  }
+
+  #isShort(): boolean {
+    const needed = this.#fixed ?? this.#current ?? 0;
+    return needed > 0 && this.#online !== null && this.#online < needed;
+  }
+
+  #schedule(ms: number): void {
+    if (this.#closed || this.#fixed === 0 || this.#client.isCluster) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.refresh(), ms);
+    this.#timer.unref();
   }
 
   #learnSlots(): void {

@@ -169,6 +169,13 @@ class UnconfirmedWriteError extends StoreUnavailableError {
   }
 }
 
+/** A write not even sent: its master is known to have too few replicas online to confirm it. */
+function tooFewReplicas(needed: number): StoreUnavailableError {
+  return new StoreUnavailableError(
+    new Error(`The Redis master has fewer than ${needed} replica(s) online to confirm writes`),
+  );
+}
+
 /** The part of an ioredis pipeline the durable writes use. */
 type Pipe = Record<string, (...a: unknown[]) => Pipe> & {
   wait(replicas: number, timeoutMs: number): Pipe;
@@ -792,12 +799,10 @@ export class RedisStore implements Store {
   heartbeat(claim: Claim, leaseMs: number): Promise<boolean> {
     return this.#guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
-      // Confirmed like the claim: a lease extension the new master lacks would let another process take
-      // the message while this one still works on it, and the bot would be asked twice.
-      const extended = await this.#durable(
-        this.#redis,
-        this.#mainWait,
-        this.#run,
+      // Not confirmed by replicas: an extension the new master lacks only brings the lease's end
+      // back to the last one it has, and the next heartbeat, on the new master, extends it again; a
+      // WAIT here would only make a heartbeat's answer late.
+      const extended = await this.#run(
         'heartbeat',
         [k.sched, k.lease],
         [claim.conversationId, claim.token, leaseMs],
@@ -823,10 +828,11 @@ export class RedisStore implements Store {
       // Replicated before the replies are sent or the next message goes to the bot: see #durable.
       // Retried through a failover: the claim was replicated, so the new master still has this lease,
       // and the token fences the retry off once another owner took over. A retry of a completion that
-      // did land (its replicas confirmed too late, or the answer was lost) is told apart by the exact
-      // processing record it writes, and gets the same answer again (complete-7), so the same token
-      // for the next lease is used on every try.
+      // did land (its replicas confirmed too late, or the answer was lost) is told apart by the
+      // completion id it left on the message, and gets the same answer again (complete-7), so the same
+      // token for the next lease is used on every try.
       const nextToken = next ? `${next.owner}:${randomUUID()}` : '';
+      const completion = randomUUID();
       const keys = [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx];
       const args = [
         claim.conversationId,
@@ -838,11 +844,25 @@ export class RedisStore implements Store {
         at,
         drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
         now,
+        completion,
         ...(drafts ?? []).map((d) => JSON.stringify(d)),
       ];
       const reply = (await retrying(() =>
-        this.#guard(() => this.#durable(this.#redis, this.#mainWait, this.#run, 'complete', keys, args)),
-      )) as CompleteReply;
+        this.#guard(() =>
+          this.#durable(this.#redis, this.#mainWait, this.#run, 'complete', keys, args, true),
+        ),
+      ).catch(async (err: unknown) => {
+        // Still unconfirmed when the retries are over: the caller gives the message up to a
+        // redelivery. The next message this completion leased would wait out a lease no worker
+        // holds: hand it back at once, uncounted, as an unconfirmed claim is.
+        if (err instanceof UnconfirmedWriteError && (err.result as CompleteReply)[0] === 3) {
+          const [, , [, token, , body]] = err.result as [3, number, ClaimTuple, RepliesReply];
+          const messageId = (JSON.parse(body) as Message).id;
+          const releaseArgs = [claim.conversationId, token, messageId, new Date().toISOString(), '1'];
+          await this.#run('release', [k.sched, k.lease, k.queue, k.msgs], releaseArgs).catch(() => undefined);
+        }
+        throw err;
+      })) as CompleteReply;
       if (reply[0] === 0) return { completed: false, notify: false, next: null };
       if (reply[0] === 2) this.#ring();
       const result: CompleteResult = {
@@ -1006,6 +1026,9 @@ export class RedisStore implements Store {
         at,
         ...drafts.map((d) => JSON.stringify(d)),
       ],
+      // Replies to a message are recorded once however often this runs (the guard); plain appends
+      // are not, so they are only written when they can be confirmed.
+      guardId !== '',
     ) as Promise<AppendReply>;
   }
 
@@ -1015,6 +1038,14 @@ export class RedisStore implements Store {
    * write the new master lacks after a failover would be a lost message, a seq given twice or a reply
    * sent twice. Too few confirmations in time: StoreUnavailableError (503 + Retry-After for an accept);
    * the write may still survive, and dedupe, leases and reply guards make the retry safe.
+   *
+   * While the master is known to have too few replicas online, the write is not sent (nothing is
+   * left half-done, and no WAIT holds up the connection), except with `writeWhenShort`: a completion
+   * and the replies it records, idempotent steps taken after the bot answered. Those are written
+   * without the WAIT and reported unconfirmed, so the caller retries until they are confirmed: a
+   * completion the current master has, confirmed or not, is one whose message it will not hand to
+   * the bot again as long as that master lives, while one refused outright is asked again after the
+   * lease.
    */
   async #durable(
     client: RedisClient,
@@ -1023,9 +1054,14 @@ export class RedisStore implements Store {
     name: ScriptName,
     keys: readonly string[],
     args: readonly (string | number)[],
+    writeWhenShort = false,
   ): Promise<unknown> {
     const needed = wait.required(keys[0]!);
     if (needed === 0) return run(name, keys, args);
+    if (wait.short(keys[0]!)) {
+      if (!writeWhenShort) throw tooFewReplicas(needed);
+      throw new UnconfirmedWriteError(tooFewReplicas(needed), await run(name, keys, args));
+    }
     return this.#confirmed(client, wait, needed, (p) => p[`switchboard_${name}`]!(...keys, ...args));
   }
 
@@ -1036,6 +1072,7 @@ export class RedisStore implements Store {
    */
   async #durableCommands(key: string, build: (p: Pipe) => void): Promise<unknown[]> {
     const needed = this.#mainWait.required(key);
+    if (needed > 0 && this.#mainWait.short(key)) throw tooFewReplicas(needed);
     const pipeline = this.#redis.pipeline() as unknown as Pipe;
     build(pipeline);
     if (needed > 0) pipeline.wait(needed, this.#mainWait.timeoutMs);
@@ -1069,6 +1106,7 @@ export class RedisStore implements Store {
   #checkConfirmed(confirmed: [Error | null, unknown] | undefined, needed: number, wait: ReplicaRequirement) {
     if (!confirmed) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
     if (confirmed[0]) throw confirmed[0];
+    wait.confirmed(Number(confirmed[1]), needed);
     if (Number(confirmed[1]) < needed) {
       throw new StoreUnavailableError(
         new Error(

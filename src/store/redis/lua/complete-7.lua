@@ -15,11 +15,11 @@
 -- ARGV[7]  now ISO (processing.at of the next message, lastMessageAt when replies are recorded)
 -- ARGV[8]  JSON array of the reply ids ('' records no replies)
 -- ARGV[9]  now (ms)
--- ARGV[10..] reply JSON objects without seq and sessionId, one per id
+-- ARGV[10] id of this completion, the same on every try of it (kept as <id>:c)
+-- ARGV[11..] reply JSON objects without seq and sessionId, one per id
 -- A retry of a completion that did land (its replicas confirmed too late, or its answer was lost in a
--- failover) finds the lease gone or moved on, the message off the head and exactly this call's
--- processing record (ARGV[4], which carries the call's own timestamp) on it: it writes nothing and
--- answers as the first try did, except that notify is 0 (told once) and recorded replies come back as
+-- failover) finds the lease gone or moved on, the message off the head and this completion's id on
+-- it: it changes nothing and answers as the first try did, except that notify is 0 (told once) and recorded replies come back as
 -- {'again', replyIdsJSON}; the next message is reported again while ARGV[5] still holds its lease.
 -- Returns  {0} when the lease was lost (nothing written); otherwise {code, notify, next, replies} where
 --          replies is false when none were given, {'ok', sessionId, seq1, ...} when they were recorded
@@ -34,13 +34,12 @@
 local id = ARGV[3]
 local holder = redis.call('HGET', KEYS[2], ARGV[1])
 if holder ~= ARGV[2] then
-  if ARGV[4] == '' or redis.call('HGET', KEYS[5], id .. ':p') ~= ARGV[4]
-      or redis.call('LINDEX', KEYS[4], 0) == id then
+  if redis.call('HGET', KEYS[5], id .. ':c') ~= ARGV[10] or redis.call('LINDEX', KEYS[4], 0) == id then
     return {0}
   end
   -- Written again unchanged, so the WAIT after this script covers the first try even on a connection
   -- that has written nothing since (a reconnect): WAIT counts a connection's own writes.
-  redis.call('HSET', KEYS[5], id .. ':p', ARGV[4])
+  redis.call('HSET', KEYS[5], id .. ':c', ARGV[10])
   local again = false
   if ARGV[8] ~= '' then
     local prior = redis.call('HGET', KEYS[5], id .. ':r')
@@ -64,7 +63,10 @@ if holder ~= ARGV[2] then
 end
 local replies = false
 if ARGV[8] ~= '' then
-  replies = append_messages(KEYS[6], KEYS[5], KEYS[7], id, ARGV[8], 10, ARGV[7], ARGV[9])
+  replies = append_messages(KEYS[6], KEYS[5], KEYS[7], id, ARGV[8], 11, ARGV[7], ARGV[9])
+end
+if redis.call('HEXISTS', KEYS[5], id) == 1 then
+  redis.call('HSET', KEYS[5], id .. ':c', ARGV[10])
 end
 if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[5], id) == 1 then
   redis.call('HSET', KEYS[5], id .. ':p', ARGV[4])
