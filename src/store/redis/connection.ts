@@ -118,6 +118,13 @@ export function createRedisClient(url: string, t: ClientTimeouts): RedisClient {
         // The slot table also names each master's replicas, which decides how many confirmations a write
         // needs (replication.ts): keep it fresh after a failover even when no redirect comes.
         slotsRefreshInterval: SLOTS_REFRESH_MS,
+        // No retrying inside ioredis of a command or pipeline that met a closed connection or a
+        // cluster that is down (it re-sends them for seconds, through the failover, to whichever node
+        // its table names then): the caller answers 503 and the provider's retry, deduplicated, comes
+        // back through a fresh slot table. Redirects (MOVED, ASK) are still followed.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        maxRedirections: 4,
         redisOptions: {
           ...perNode,
           ...(parsed.username ? { username: parsed.username } : {}),
@@ -206,7 +213,7 @@ export function isRedirectError(err: unknown): boolean {
 
 /** ioredis's own errors for a missing or broken connection. */
 const CONNECTION_ERROR =
-  /Stream isn't writeable|Connection is closed|Command timed out|Cluster isn't ready|startup nodes|slots cache|Socket timeout|blocking/i;
+  /Too many Cluster redirections|Stream isn't writeable|Connection is closed|Command timed out|Cluster isn't ready|startup nodes|slots cache|Socket timeout|blocking/i;
 const CONNECTION_ERROR_NAMES = new Set(['MaxRetriesPerRequestError', 'AbortError', 'ClusterAllFailedError']);
 
 /** True when an error means Redis could not be reached or cannot serve right now. */

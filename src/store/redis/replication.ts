@@ -82,7 +82,8 @@ export class ReplicaRequirement {
   /** Single node or Sentinel: replicas online when last counted (INFO, or a WAIT that fell short). */
   #online: number | null = null;
   #timer: NodeJS.Timeout | undefined;
-  #lastSlotsRefresh = 0;
+  /** Cluster: masters (address) whose last WAIT fell short, until when they count as short. */
+  readonly #shortNodes = new Map<string, number>();
   #closed = false;
 
   constructor(client: RedisClient, policy: WaitPolicy, memory: ReplicationMemory, logger?: Logger) {
@@ -94,8 +95,10 @@ export class ReplicaRequirement {
     if (this.#fixed === 0) return;
     if (client.isCluster) {
       // ioredis refreshes its slot table periodically and on redirects: every refresh shows which
-      // shards have replicas.
+      // shards have replicas. CLUSTER SLOTS leaves out replicas that have not received a byte yet (a
+      // new cluster before its first write), so CLUSTER NODES is asked too, on a timer.
       client.on('refresh', () => this.#learnSlots());
+      this.#schedule(RECHECK_MS);
       return;
     }
     // A reconnect may have reached another server (a failover): count again before trusting the old
@@ -113,6 +116,13 @@ export class ReplicaRequirement {
     if (this.#fixed === 0) return;
     if (this.#client.isCluster) {
       this.#learnSlots();
+      try {
+        this.#learnNodes(String(await (this.#client as Cluster).cluster('NODES')));
+      } catch {
+        // Unreachable now: the next tick asks again.
+      } finally {
+        this.#schedule(RECHECK_MS);
+      }
       return;
     }
     try {
@@ -150,20 +160,26 @@ export class ReplicaRequirement {
   short(key: string): boolean {
     if (this.#fixed === 0) return false;
     if (!this.#client.isCluster) return this.#isShort();
-    const needed = this.required(key);
-    if (needed === 0) return false;
-    const nodes = (this.#client as Cluster).slots[keySlot(key)];
-    const short = (nodes?.length ?? 1) - 1 < needed;
-    if (short && Date.now() - this.#lastSlotsRefresh > SHORT_RECHECK_MS) {
-      this.#lastSlotsRefresh = Date.now();
-      (this.#client as Cluster).refreshSlotsCache();
-    }
-    return short;
+    // On a Cluster, the master's own recent WAIT answers tell (CLUSTER SLOTS hides replicas that have
+    // not received a byte yet, so the slot table cannot): short for a moment after one fell short.
+    const master = (this.#client as Cluster).slots[keySlot(key)]?.[0];
+    if (master === undefined) return false;
+    const until = this.#shortNodes.get(master);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#shortNodes.delete(master);
+    return false;
   }
 
-  /** Takes in what a WAIT after a write answered: fewer than needed means too few are online. */
-  confirmed(count: number, needed: number): void {
-    if (this.#client.isCluster) return;
+  /** Takes in what a WAIT after a write to `key` answered: fewer than needed means too few are online. */
+  confirmed(key: string, count: number, needed: number): void {
+    if (this.#client.isCluster) {
+      const master = (this.#client as Cluster).slots[keySlot(key)]?.[0];
+      if (master === undefined) return;
+      if (count < needed) this.#shortNodes.set(master, Date.now() + SHORT_RECHECK_MS);
+      else this.#shortNodes.delete(master);
+      return;
+    }
     if (count < needed) {
       if (!this.#isShort()) this.#schedule(SHORT_RECHECK_MS);
       this.#online = count;
@@ -195,10 +211,29 @@ export class ReplicaRequirement {
   }
 
   #schedule(ms: number): void {
-    if (this.#closed || this.#fixed === 0 || this.#client.isCluster) return;
+    if (this.#closed || this.#fixed === 0) return;
     clearTimeout(this.#timer);
     this.#timer = setTimeout(() => void this.refresh(), ms);
     this.#timer.unref();
+  }
+
+  /** CLUSTER NODES: the slots of every master that has a replica (any state but failed). */
+  #learnNodes(text: string): void {
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '));
+    const withReplica = new Set(
+      lines.filter((f) => /slave|replica/.test(f[2] ?? '') && !/fail/.test(f[2] ?? '')).map((f) => f[3]),
+    );
+    for (const f of lines) {
+      if (!/master/.test(f[2] ?? '') || !withReplica.has(f[0])) continue;
+      for (const range of f.slice(8)) {
+        if (range.startsWith('[')) continue;
+        const [from, to = from] = range.split('-').map(Number);
+        for (let slot = from!; slot <= to!; slot++) this.#memory.slots[slot] = 1;
+      }
+    }
   }
 
   #learnSlots(): void {

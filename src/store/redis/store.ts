@@ -1062,7 +1062,9 @@ export class RedisStore implements Store {
       if (!writeWhenShort) throw tooFewReplicas(needed);
       throw new UnconfirmedWriteError(tooFewReplicas(needed), await run(name, keys, args));
     }
-    return this.#confirmed(client, wait, needed, (p) => p[`switchboard_${name}`]!(...keys, ...args));
+    return this.#confirmed(client, wait, keys[0]!, needed, (p) =>
+      p[`switchboard_${name}`]!(...keys, ...args),
+    );
   }
 
   /**
@@ -1079,13 +1081,14 @@ export class RedisStore implements Store {
     const replies = (await pipeline.exec()) ?? [];
     const out = needed > 0 ? replies.slice(0, -1) : replies;
     for (const [err] of replies) if (err) throw err;
-    if (needed > 0) this.#checkConfirmed(replies[replies.length - 1], needed, this.#mainWait);
+    if (needed > 0) this.#checkConfirmed(key, replies[replies.length - 1], needed, this.#mainWait);
     return out.map(([, value]) => value);
   }
 
   async #confirmed(
     client: RedisClient,
     wait: ReplicaRequirement,
+    key: string,
     needed: number,
     build: (p: Pipe) => void,
   ): Promise<unknown> {
@@ -1096,17 +1099,22 @@ export class RedisStore implements Store {
     if (!write) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
     if (write[0]) throw write[0];
     try {
-      this.#checkConfirmed(confirmed, needed, wait);
+      this.#checkConfirmed(key, confirmed, needed, wait);
     } catch (err) {
       throw err instanceof StoreUnavailableError ? new UnconfirmedWriteError(err, write[1]) : err;
     }
     return write[1];
   }
 
-  #checkConfirmed(confirmed: [Error | null, unknown] | undefined, needed: number, wait: ReplicaRequirement) {
+  #checkConfirmed(
+    key: string,
+    confirmed: [Error | null, unknown] | undefined,
+    needed: number,
+    wait: ReplicaRequirement,
+  ) {
     if (!confirmed) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
     if (confirmed[0]) throw confirmed[0];
-    wait.confirmed(Number(confirmed[1]), needed);
+    wait.confirmed(key, Number(confirmed[1]), needed);
     if (Number(confirmed[1]) < needed) {
       throw new StoreUnavailableError(
         new Error(
