@@ -102,7 +102,7 @@ export class ReplicaRequirement {
       return;
     }
     // A reconnect may have reached another server (a failover): count again before trusting the old
-    // figure, and meanwhile require one confirmation (fail closed).
+    // figure, and meanwhile require what the logical master needs.
     client.on('ready', () => {
       this.#current = null;
       this.#online = null;
@@ -191,7 +191,9 @@ export class ReplicaRequirement {
   /** The replicas a write to `key` must wait for on this connection. */
   required(key: string): number {
     if (this.#fixed !== null) return this.#fixed;
-    if (!this.#client.isCluster) return this.#current ?? 1;
+    // Not counted yet since a reconnect: what the logical master needs (a deployment never seen
+    // with a replica needs none on any server; once seen, every server of it needs one).
+    if (!this.#client.isCluster) return this.#current ?? (this.#memory.replicated ? 1 : 0);
     const slot = keySlot(key);
     // The slots table lists a master's healthy replicas after it.
     const nodes = (this.#client as Cluster).slots[slot];
