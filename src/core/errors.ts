@@ -65,9 +65,20 @@ export class QueueFullError extends GatewayError {
   }
 }
 
-/** Thrown by a store when its backend cannot be reached; nothing was written. */
+/** The Retry-After of a store that cannot serve now: failovers and reconnects take seconds. */
+export const STORE_RETRY_AFTER_S = 1;
+
+/**
+ * Thrown by a store when its backend cannot be reached or cannot serve now (failover, a write its
+ * replicas did not confirm in time). The caller retries; dedupe makes a retried accept safe.
+ */
 export class StoreUnavailableError extends GatewayError {
   constructor(cause: unknown) {
-    super('GW_ERR_STORE_UNAVAILABLE', 'The storage backend is unreachable', {}, { cause });
+    super(
+      'GW_ERR_STORE_UNAVAILABLE',
+      'The storage backend is unreachable',
+      { retryAfter: STORE_RETRY_AFTER_S },
+      { cause },
+    );
   }
 }
