@@ -20,6 +20,13 @@ export const DEFAULTS = {
   QUEUE_PARTITIONS: 16,
   /** Key prefix in Redis, so one Redis can host several gateways or test runs. */
   REDIS_KEY_PREFIX: 'sb',
+  /** Replica confirmations an acknowledged write needs; auto: 1 where the master has a replica, else 0. */
+  REDIS_WAIT_REPLICAS: 'auto',
+  /**
+   * How long a write waits for them: far above a healthy replica's lag on a LAN (well under 1 ms), and
+   * short enough that a provider's retry after the 503 comes soon.
+   */
+  REDIS_WAIT_TIMEOUT_MS: 500,
   /** Largest accepted request body on the API and webhooks (Twilio and Slack payloads are far smaller). */
   BODY_LIMIT_BYTES: 1_048_576,
   /** SPEC §6: the bot gets this long per attempt. */
@@ -33,6 +40,13 @@ export const DEFAULTS = {
   /** Largest bot response accepted. */
   BOT_MAX_RESPONSE_BYTES: 262_144,
   BOT_FALLBACK_TEXT: "Sorry, I can't answer right now. Please try again in a moment.",
+  /**
+   * SPEC §8: a bot failing with its breaker open hands the conversation to humans only when asked
+   * to; off, the customer gets the fallback reply each time, as without handoffs.
+   */
+  HANDOFF_ON_BOT_FAILURE: false,
+  /** SPEC §8: 0 = a handoff lasts until an agent releases it; no timer is guessed for a team. */
+  HANDOFF_IDLE_RELEASE_S: 0,
   /**
    * Bound of the whole shutdown (docs/shutdown.md): in-flight messages are handed back and every socket
    * still open (slow requests, WebSockets, half-open upgrades) is destroyed when it runs out.

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { parseTrustedProxies } from '../src/core/client-address.js';
+import { parseKeywords } from '../src/handoff/keywords.js';
 import { DEFAULTS } from './defaults.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -28,6 +29,12 @@ export const coreSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, ":", "_" or "-", at most 32')
     .default(DEFAULTS.REDIS_KEY_PREFIX),
+  REDIS_WAIT_REPLICAS: z
+    .string()
+    .regex(/^(auto|\d{1,2})$/, 'must be auto or a replica count')
+    .default(DEFAULTS.REDIS_WAIT_REPLICAS)
+    .transform((v) => (v === 'auto' ? ('auto' as const) : Number(v))),
+  REDIS_WAIT_TIMEOUT_MS: int(1, 60_000).default(DEFAULTS.REDIS_WAIT_TIMEOUT_MS),
   API_KEYS: z.string().optional(),
   // A bearer token for GET /metrics; see src/metrics.ts for what happens when it is unset.
   METRICS_TOKEN: z
@@ -43,6 +50,13 @@ export const coreSchema = z.object({
   BOT_BREAKER_THRESHOLD: int(1, 1000).default(DEFAULTS.BOT_BREAKER_THRESHOLD),
   BOT_BREAKER_COOLDOWN_MS: int(100, 3_600_000).default(DEFAULTS.BOT_BREAKER_COOLDOWN_MS),
   BOT_FALLBACK_TEXT: z.string().min(1).max(1000).default(DEFAULTS.BOT_FALLBACK_TEXT),
+  // SPEC §8: until the bot configuration of §10 exists, the handoff settings are read from here.
+  HANDOFF_KEYWORDS: z
+    .string()
+    .optional()
+    .transform((value) => parseKeywords(value)),
+  HANDOFF_ON_BOT_FAILURE: bool.default(DEFAULTS.HANDOFF_ON_BOT_FAILURE),
+  HANDOFF_IDLE_RELEASE_S: int(0, 30 * 86_400).default(DEFAULTS.HANDOFF_IDLE_RELEASE_S),
   DEDUPE_TTL_S: int(1, 30 * 86_400).default(DEFAULTS.DEDUPE_TTL_S),
   SESSION_IDLE_S: int(1, 30 * 86_400).default(DEFAULTS.SESSION_IDLE_S),
   LEASE_MS: int(200, 600_000).default(DEFAULTS.LEASE_MS),

@@ -5,6 +5,7 @@ import type { ContactService } from './contacts/service.js';
 import type { ChannelAdapter, DeliveryReporter, Ingest } from './core/channel.js';
 import type { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
+import type { HandoffService } from './handoff/service.js';
 import type { Metrics } from './metrics.js';
 import type { Engine } from './pipeline/engine.js';
 import type { WebhookService } from './webhooks/service.js';
@@ -27,6 +28,8 @@ export interface GatewayDeps {
   lifecycle: Lifecycle;
   /** Outbound webhooks to CRMs: subscriptions, delivery log, replay. */
   webhooks: WebhookService;
+  /** Handoffs to human agents (SPEC §8). */
+  handoff: HandoffService;
   /** Contacts and cross-channel identity (SPEC §9). */
   contacts: ContactService;
 }

@@ -14,6 +14,7 @@ import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
+import { createHandoff } from './handoff/index.js';
 import { apiKeyAuth } from './http/auth.js';
 import { handleExpectContinue } from './http/continue.js';
 import { answerUnclaimedUpgrade, HttpDrain } from './http/drain.js';
@@ -107,7 +108,19 @@ export async function createGateway(
       );
     }
   }
-  const engine = new Engine({ config, logger, store, bot, adapters, events, metrics, delivery, contacts });
+  const handoff = await createHandoff({ config, logger, store, events });
+  const engine = new Engine({
+    config,
+    logger,
+    store,
+    bot,
+    adapters,
+    events,
+    metrics,
+    delivery,
+    handoff,
+    contacts,
+  });
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
   events.on(webhooks.onEvent);
@@ -123,6 +136,7 @@ export async function createGateway(
     metrics,
     lifecycle,
     webhooks,
+    handoff,
     contacts,
   };
   const app = createApp(deps);
@@ -149,7 +163,10 @@ export async function createGateway(
         server.once('error', reject);
         server.listen(port, host, () => resolve());
       });
-      if (opts.startEngine !== false) await engine.start();
+      if (opts.startEngine !== false) {
+        await engine.start();
+        handoff.start();
+      }
       await webhooks.start();
       const address = server.address() as AddressInfo;
       const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -198,6 +215,7 @@ export async function createGateway(
         await Promise.all([
           within(adaptersStopped, left()),
           engine.stop(left()),
+          handoff.stop(),
           sleep(Math.min(config.SHUTDOWN_DRAIN_MS, left())),
         ]);
         await drain.settle(deadline);
@@ -210,6 +228,7 @@ export async function createGateway(
             .stop(Math.min(left(), 5_000))
             .catch((err) => logger.error({ err }, 'webhooks stop failed')),
         ]);
+        await handoff.dispose().catch((err) => logger.error({ err }, 'handoff close failed'));
         await store.close();
         logger.info('shutdown complete');
       })();

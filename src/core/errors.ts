@@ -20,6 +20,7 @@ export const ERRORS = {
   GW_ERR_PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   GW_ERR_CONFLICT: { status: 409, title: 'Conflicting state' },
   GW_ERR_CHANNEL_UNAVAILABLE: { status: 409, title: 'The conversation has no channel that can send' },
+  GW_ERR_NOT_IN_HANDOFF: { status: 409, title: 'The conversation is not in handoff' },
   GW_ERR_QUEUE_FULL: { status: 503, title: 'Queue limit reached, retry later' },
   GW_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Storage backend unavailable' },
   GW_ERR_SHUTTING_DOWN: { status: 503, title: 'Gateway is shutting down' },
@@ -67,9 +68,20 @@ export class QueueFullError extends GatewayError {
   }
 }
 
-/** Thrown by a store when its backend cannot be reached; nothing was written. */
+/** The Retry-After of a store that cannot serve now: failovers and reconnects take seconds. */
+export const STORE_RETRY_AFTER_S = 1;
+
+/**
+ * Thrown by a store when its backend cannot be reached or cannot serve now (failover, a write its
+ * replicas did not confirm in time). The caller retries; dedupe makes a retried accept safe.
+ */
 export class StoreUnavailableError extends GatewayError {
   constructor(cause: unknown) {
-    super('GW_ERR_STORE_UNAVAILABLE', 'The storage backend is unreachable', {}, { cause });
+    super(
+      'GW_ERR_STORE_UNAVAILABLE',
+      'The storage backend is unreachable',
+      { retryAfter: STORE_RETRY_AFTER_S },
+      { cause },
+    );
   }
 }

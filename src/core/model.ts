@@ -32,6 +32,37 @@ export interface Participant {
   contactId?: string;
 }
 
+/** SPEC §8: where a handoff to humans stands. */
+export const HANDOFF_STATES = ['pending', 'assigned'] as const;
+export type HandoffState = (typeof HANDOFF_STATES)[number];
+
+/** SPEC §8: who asked for the handoff. */
+export const HANDOFF_REQUESTERS = ['bot', 'customer', 'agent', 'system'] as const;
+export type HandoffRequester = (typeof HANDOFF_REQUESTERS)[number];
+
+/** SPEC §8: the handoff a conversation in status `handoff` carries. */
+export interface Handoff {
+  state: HandoffState;
+  reason: string;
+  requestedBy: HandoffRequester;
+  /** The agent participant's id, once assigned. */
+  assignee?: string;
+  requestedAt: string;
+  assignedAt?: string;
+  /** When the idle release gives the conversation back to the bot, unless an agent acts first. */
+  releaseAt?: string;
+}
+
+/**
+ * Left by the end of a handoff until the bot is asked again: every message up to `afterSeq` was said
+ * while humans had the conversation, so the bot never sees it as a request of its own; the next bot
+ * request is flagged `resumed`.
+ */
+export interface HandoffResume {
+  afterSeq: number;
+  at: string;
+}
+
 export interface Conversation {
   id: string;
   channel: ChannelName;
@@ -39,6 +70,10 @@ export interface Conversation {
   channelRef: string;
   participants: Participant[];
   status: ConversationStatus;
+  /** SPEC §8: set exactly while `status` is `handoff`, otherwise null. */
+  handoff: Handoff | null;
+  /** Present from the end of a handoff until the bot's next request (see {@link HandoffResume}). */
+  handoffResume?: HandoffResume;
   sessionId: string;
   sessionStartedAt: string;
   /** State kept for the current session only; reset when a new session starts. */

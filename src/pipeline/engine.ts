@@ -28,6 +28,8 @@ import type {
   QuickReply,
 } from '../core/model.js';
 import type { Claim, NewMessage, ProcessingOutcome, Store } from '../core/store.js';
+import { CUSTOMER_REQUEST } from '../handoff/machine.js';
+import type { HandoffService } from '../handoff/service.js';
 import type { Metrics } from '../metrics.js';
 import { type Bot, BotError, type BotResponse } from './bot/types.js';
 import type { DeliveryService } from './delivery.js';
@@ -124,6 +126,7 @@ export interface EngineDeps {
   events: EventHub;
   metrics: Metrics;
   delivery: DeliveryService;
+  handoff: HandoffService;
   /** The contact the bot's request carries (SPEC §6, §9); see `src/contacts/`. */
   contacts?: Pick<ContactService, 'forBot'>;
 }
@@ -392,7 +395,7 @@ export class Engine {
    * the engine is stopping and the message is left for redelivery.
    */
   async #process(claim: Claim, signal: AbortSignal, log: MessageLog): Promise<Processed | null> {
-    const { store, metrics } = this.#deps;
+    const { store, metrics, handoff } = this.#deps;
     const message = claim.message;
     let conversation = claim.conversation;
     const adapter = this.adapterFor(conversation.channel);
@@ -420,18 +423,14 @@ export class Engine {
         : { state: 'done', attempts };
     } else if (message.type !== 'user') {
       return { outcome: { state: 'skipped', attempts } };
-    } else if (conversation.status === 'handoff') {
+    } else if (handoff.isMuted(conversation, message)) {
+      // Decided on the conversation as the claim read it, in the claim's own atomic step (SPEC §8).
       metrics.processed.inc({ outcome: 'handoff' });
-      return {
-        outcome: {
-          state: 'skipped',
-          attempts,
-          error: {
-            code: 'GW_HANDOFF',
-            message: 'The conversation is handed off to a human; the bot was not called',
-          },
-        },
-      };
+      return { outcome: mutedOutcome(attempts) };
+    } else if (handoff.asksForHuman(message)) {
+      await handoff.request(conversation.id, { reason: CUSTOMER_REQUEST, requestedBy: 'customer' });
+      metrics.processed.inc({ outcome: 'handoff' });
+      return { outcome: mutedOutcome(attempts) };
     } else {
       if (conversation.status === 'closed') {
         // A customer writing into a closed conversation reopens it, as help desks do.
@@ -447,8 +446,13 @@ export class Engine {
       const drafts = result.replies.map((r) =>
         replyMessage(message.id, r.text, r, result.fallback, storing ? 'sent' : 'pending'),
       );
-      const { sessionState, handoff } = result.response ?? {};
-      if (storing && !sessionState && !handoff) {
+      const { sessionState } = result.response ?? {};
+      const enter = handoff.entryAfterBot(
+        result.response,
+        result.error !== undefined,
+        this.#botCircuitOpen(),
+      );
+      if (storing && !sessionState && !enter) {
         // Storing is delivering on this channel: the replies are recorded by the completion itself.
         // Not when the conversation changes too: the replies are recorded before that change, as
         // below, so a crash in between cannot leave a handed-off conversation without its reply,
@@ -464,7 +468,7 @@ export class Engine {
       replies = drafts.length === 0 ? [] : await store.recordReplies(conversation.id, message.id, drafts);
       await this.#announce(conversation.id, replies);
       if (sessionState) await store.updateConversation(conversation.id, { sessionState });
-      if (handoff) conversation = await this.#setStatus(conversation, 'handoff', message.seq);
+      if (enter) conversation = (await handoff.request(conversation.id, enter)) ?? conversation;
     }
 
     try {
@@ -477,6 +481,11 @@ export class Engine {
     }
     metrics.processed.inc({ outcome: outcome.state });
     return { outcome };
+  }
+
+  /** True while the bot's circuit breaker is open. */
+  #botCircuitOpen(): boolean {
+    return this.#deps.bot.circuitOpen?.() ?? false;
   }
 
   /** Announces replies just recorded, in order. */
@@ -502,7 +511,7 @@ export class Engine {
     error?: { code: string; message: string };
     fallback: boolean;
   }> {
-    const { bot, store, config, metrics } = this.#deps;
+    const { bot, store, config, metrics, handoff } = this.#deps;
     const history =
       bot.kind === 'demo'
         ? [message]
@@ -523,10 +532,15 @@ export class Engine {
             state: conversation.sessionState,
           },
           history,
+          ...(handoff.isResumed(conversation) ? { resumed: true } : {}),
         },
         signal,
       );
       metrics.botLatency.observe((performance.now() - started) / 1000);
+      // Not clearing the marker only flags the next request `resumed` too: not worth failing the reply.
+      await handoff
+        .resumed(conversation)
+        .catch((err: unknown) => log.warn({ err }, 'handoff resume marker not cleared'));
       return { replies: response.replies, response, fallback: false };
     } catch (err) {
       if (signal.aborted) throw err;
@@ -620,6 +634,18 @@ export class Engine {
 
 function isFinished(p: Processing | undefined): boolean {
   return p !== undefined && p.state !== 'queued' && p.state !== 'processing';
+}
+
+/** A message the bot is not asked about because humans have the conversation. */
+function mutedOutcome(attempts: number): ProcessingOutcome {
+  return {
+    state: 'skipped',
+    attempts,
+    error: {
+      code: 'GW_HANDOFF',
+      message: 'The conversation is handed off to a human; the bot was not called',
+    },
+  };
 }
 
 function replyMessage(

@@ -257,6 +257,23 @@ export class MemoryStore implements Store {
     return structuredClone(s.conversation);
   }
 
+  /**
+   * One synchronous step over a conversation and its last seq: `change` returns the conversation as
+   * it is to be stored, or null to leave it as it is. The embedded twin of the handoff room's Lua
+   * transitions (src/handoff/), which need the seq and the record read and written with no accept in
+   * between. Returns the conversation as stored afterwards, null when there is none.
+   */
+  transformConversation(
+    id: string,
+    change: (current: Conversation, lastSeq: number) => Conversation | null,
+  ): Conversation | null {
+    const s = this.#conversations.get(id);
+    if (!s) return null;
+    const next = change(structuredClone(s.conversation), s.seq);
+    if (next) s.conversation = structuredClone(next);
+    return structuredClone(s.conversation);
+  }
+
   async deleteConversation(id: string): Promise<boolean> {
     const s = this.#conversations.get(id);
     if (!s) return false;

@@ -30,7 +30,15 @@ export type MessageDraft = Omit<Message, 'seq' | 'sessionId' | 'processing'>;
 /** The conversation fields only whole-record updates change (the rest move with every message). */
 export type ConversationDoc = Pick<
   Conversation,
-  'id' | 'channel' | 'channelRef' | 'participants' | 'status' | 'meta' | 'createdAt'
+  | 'id'
+  | 'channel'
+  | 'channelRef'
+  | 'participants'
+  | 'status'
+  | 'handoff'
+  | 'handoffResume'
+  | 'meta'
+  | 'createdAt'
 >;
 
 /** Drops keys whose value is `undefined`, so stored and returned records have the same shape. */
@@ -52,6 +60,7 @@ export function conversationDoc(id: string, input: NewConversation, at: string):
     channelRef: input.channelRef ?? id,
     participants: input.participants ?? [],
     status: input.status ?? 'open',
+    handoff: null,
     meta: input.meta ?? {},
     createdAt: at,
   };
@@ -64,6 +73,9 @@ export function pickConversationDoc(c: Conversation): ConversationDoc {
     channelRef: c.channelRef,
     participants: c.participants,
     status: c.status,
+    // Records written before handoffs existed have none.
+    handoff: c.handoff ?? null,
+    ...(c.handoffResume ? { handoffResume: c.handoffResume } : {}),
     meta: c.meta,
     createdAt: c.createdAt,
   };

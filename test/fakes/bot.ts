@@ -16,6 +16,10 @@ export interface BotCall {
   seq: number;
   text: string;
   historySize: number;
+  /** The texts of the history sent, oldest first. */
+  history: string[];
+  /** The request's `resumed` flag (first request after a handoff ended). */
+  resumed: boolean;
   at: number;
 }
 
@@ -26,7 +30,7 @@ export type BotMode =
   | { kind: 'garbage' }
   | { kind: 'wrong-shape' }
   | { kind: 'huge' }
-  | { kind: 'handoff'; delayMs?: number };
+  | { kind: 'handoff'; delayMs?: number; reason?: string };
 
 export class FakeBot {
   readonly calls: BotCall[] = [];
@@ -44,7 +48,8 @@ export class FakeBot {
       const body = await readBody(req);
       let payload: {
         message: { id: string; seq: number; text: string; conversationId: string };
-        history: unknown[];
+        history: Array<{ text: string }>;
+        resumed?: boolean;
       };
       try {
         payload = verifier.verify(body, {
@@ -64,6 +69,8 @@ export class FakeBot {
         seq: payload.message.seq,
         text: payload.message.text,
         historySize: payload.history.length,
+        history: payload.history.map((m) => m.text),
+        resumed: payload.resumed === true,
         at: Date.now(),
       };
       this.calls.push(call);
@@ -102,7 +109,13 @@ export class FakeBot {
         case 'handoff':
           if (mode.delayMs) await new Promise((resolve) => setTimeout(resolve, mode.delayMs));
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ replies: [{ text: 'A human will take over.' }], handoff: true }));
+          res.end(
+            JSON.stringify({
+              replies: [{ text: 'A human will take over.' }],
+              handoff: true,
+              ...(mode.reason ? { handoffReason: mode.reason } : {}),
+            }),
+          );
           return;
       }
     });

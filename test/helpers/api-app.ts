@@ -11,6 +11,8 @@ import { createContacts } from '../../src/contacts/index.js';
 import type { DeliveryReporter, Ingest } from '../../src/core/channel.js';
 import { type DomainEvent, EventHub } from '../../src/core/events.js';
 import type { GatewayDeps } from '../../src/deps.js';
+import { MemoryHandoffRepo } from '../../src/handoff/repo-memory.js';
+import { HandoffService } from '../../src/handoff/service.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import type { Engine } from '../../src/pipeline/engine.js';
@@ -72,6 +74,13 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     metrics: createMetrics(() => store.pendingCount()),
     lifecycle: { draining: false },
     webhooks: unused<WebhookService>('webhooks'),
+    handoff: new HandoffService({
+      repo: new MemoryHandoffRepo(store),
+      store,
+      events,
+      logger,
+      settings: { keywords: [], onBotFailure: false, idleReleaseS: 0 },
+    }),
     contacts: createContacts({ store, events }),
   };
   const server = createApp(deps).listen(0, '127.0.0.1');

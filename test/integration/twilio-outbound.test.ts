@@ -29,6 +29,7 @@ function conversation(channel: 'sms' | 'whatsapp'): Conversation {
     channelRef: channel === 'sms' ? '+15005550006|+14155551234' : '+14155238886|+14155551234',
     participants: [],
     status: 'open',
+    handoff: null,
     sessionId: 'sess_1',
     sessionStartedAt: now,
     sessionState: {},

@@ -115,6 +115,13 @@ describe('events', () => {
       method: 'PATCH',
       json: { meta: { tagged: true } },
     });
+    // Handed to an agent and back: the three handoff events.
+    await gw.api(`/v1/conversations/${conv}/handoff`, { method: 'POST', json: { reason: 'test' } });
+    await gw.api(`/v1/conversations/${conv}/handoff/assign`, {
+      method: 'POST',
+      json: { agent: { name: 'Ana' } },
+    });
+    await gw.api(`/v1/conversations/${conv}/handoff`, { method: 'DELETE' });
     await gw.api(`/v1/conversations/${conv}`, { method: 'PATCH', json: { status: 'closed' } });
     // SESSION_IDLE_S=1: after a second of silence the next message ends the session and starts another.
     await new Promise((resolve) => setTimeout(resolve, 1_100));

@@ -152,6 +152,8 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
     const body = parseInput(sendBody, req.body ?? {});
     const conversation = await conversationOr404(store, req.params.id);
     const message = await engine.sendOutbound(conversation, body);
+    // People are answering: the handoff's idle release waits again from now.
+    if (conversation.status === 'handoff') await deps.handoff.agentActed(conversation.id);
     res.status(201).json(message);
   });
 

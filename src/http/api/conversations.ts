@@ -102,7 +102,11 @@ export function conversationRoutes(deps: GatewayDeps, router: Router = Router())
   router.patch('/conversations/:id', async (req, res) => {
     const patch = parseInput(patchConversationSchema, req.body ?? {});
     const { id } = req.params;
-    const conversation = isId(id, 'conv') ? await store.updateConversation(id, patch) : null;
+    if (!isId(id, 'conv')) throw notFound('Conversation', id);
+    // A status change goes through the handoff state machine, which keeps `handoff` in step with it.
+    let conversation = patch.status === undefined ? null : await deps.handoff.setStatus(id, patch.status);
+    if (patch.meta !== undefined || patch.status === undefined)
+      conversation = await store.updateConversation(id, { meta: patch.meta });
     if (!conversation) throw notFound('Conversation', id);
     await events.emit({
       type: 'conversation.updated',

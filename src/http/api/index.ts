@@ -6,6 +6,7 @@
 import express, { type Request, type RequestHandler, Router } from 'express';
 import { GatewayError } from '../../core/errors.js';
 import type { GatewayDeps } from '../../deps.js';
+import { handoffRoutes } from '../../handoff/index.js';
 import { webhooksRouter } from '../../webhooks/index.js';
 import { apiKeyCheck } from '../auth.js';
 import { refuseDeepJson } from '../json-depth.js';
@@ -79,6 +80,7 @@ export function apiRouter(deps: GatewayDeps): Router {
   // dispatch (and its allocations) on every request.
   chatbotRoutes(deps, router);
   conversationRoutes(deps, router);
+  handoffRoutes(deps, router);
   contactRoutes(deps, router);
   router.use('/webhooks', webhooksRouter(deps));
   return router;

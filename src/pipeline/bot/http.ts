@@ -36,6 +36,10 @@ export class HttpBot implements Bot {
     });
   }
 
+  circuitOpen(): boolean {
+    return this.breaker.state === 'open';
+  }
+
   async reply(request: BotRequest, signal: AbortSignal): Promise<BotResponse> {
     if (!this.breaker.tryAcquire()) {
       throw new BotError(

@@ -11,6 +11,11 @@ export interface BotRequest {
   session: { id: string; startedAt: string; state: Record<string, unknown> };
   /** Recent messages of the conversation, oldest first, the current one last. */
   history: Message[];
+  /**
+   * True on the first request after a handoff to humans ended (SPEC §8): `history` includes what was
+   * said meanwhile, none of which the bot was asked about.
+   */
+  resumed?: boolean;
 }
 
 export const botReplySchema = z.object({
@@ -35,8 +40,10 @@ export const botReplySchema = z.object({
 
 export const botResponseSchema = z.object({
   replies: z.array(botReplySchema).max(20),
-  /** Ask for a human: the conversation moves to `handoff` and the bot is not called again. */
+  /** Ask for a human: the conversation moves to `handoff` and the bot is not called until released. */
   handoff: z.boolean().optional(),
+  /** Why the bot asks for a human; recorded as the handoff's `reason`. */
+  handoffReason: z.string().min(1).max(500).optional(),
   /** Replaces the session-scoped state. */
   sessionState: z.record(z.string(), z.unknown()).optional(),
 });
@@ -67,4 +74,6 @@ export class BotError extends Error {
 export interface Bot {
   readonly kind: 'demo' | 'http';
   reply(request: BotRequest, signal: AbortSignal): Promise<BotResponse>;
+  /** True while the bot's circuit breaker is open (calls fail fast); absent for a bot without one. */
+  circuitOpen?(): boolean;
 }
