@@ -21,8 +21,8 @@ export { ContactService } from './service.js';
 /** The contacts state for a store: Redis beside a Redis store (same connection and prefix), else memory. */
 export function contactStateFor(store: Store): ContactState {
   if (store instanceof RedisStore) {
-    const { redis, keys } = store.shared;
-    return new RedisContactState(redis, keys.prefix);
+    const { redis, keys, wait } = store.shared;
+    return new RedisContactState(redis, keys.prefix, wait);
   }
   return new MemoryContactState();
 }

@@ -315,8 +315,8 @@ export class RedisStore implements Store {
   }
 
   /** The main connection and key layout, shared with rooms that keep keys beside the store's (contacts). */
-  get shared(): { redis: RedisClient; keys: KeyLayout } {
-    return { redis: this.#redis, keys: this.#keys };
+  get shared(): { redis: RedisClient; keys: KeyLayout; wait: ReplicaRequirement } {
+    return { redis: this.#redis, keys: this.#keys, wait: this.#mainWait };
   }
 
   /**
