@@ -164,3 +164,30 @@ describe('contacts API', () => {
     await problem(`/v1/contacts/${e.contactId}`, { method: 'DELETE' }, 404, 'GW_ERR_NOT_FOUND');
   });
 });
+
+describe('conversations made through the API', () => {
+  it('give their user participants contacts, unverified, that never link', async () => {
+    const res = await app.api('/v1/conversations', {
+      method: 'POST',
+      json: { channel: 'sms', participants: [{ role: 'user', address: '+14155551001', name: 'Imported' }] },
+    });
+    expect(res.status).toBe(201);
+    const conv = (await res.json()) as Conversation;
+    const contactId = conv.participants[0]?.contactId;
+    expect(contactId).toMatch(/^ct_/);
+    const contact = await json<Contact>(`/v1/contacts/${contactId}`);
+    expect(contact.identities).toEqual([
+      { channel: 'sms', address: '+14155551001', verified: false, source: 'api' },
+    ]);
+    // The customer who wrote from that number by SMS is another contact, suggested, not merged.
+    const owners = await json<{ items: Contact[] }>('/v1/contacts?identity=sms:%2B14155551001');
+    expect(owners.items).toHaveLength(2);
+    const suggestions = await json<{ items: Array<{ contactIds: string[] }> }>('/v1/contacts/suggestions');
+    expect(suggestions.items.some((s) => s.contactIds.includes(contactId!))).toBe(true);
+    expect(
+      (await json<{ items: Conversation[] }>(`/v1/contacts/${contactId}/conversations`)).items.map(
+        (c) => c.id,
+      ),
+    ).toEqual([conv.id]);
+  });
+});

@@ -20,12 +20,23 @@ export async function conversationOr404(store: GatewayDeps['store'], id: string)
   return conversation;
 }
 
-/** Creates a conversation and announces it and its first session, as a channel's first message does. */
+/**
+ * Creates a conversation and announces it and its first session, as a channel's first message does.
+ * Its user participants get contacts (SPEC §9) like any sender; what the API says about them is
+ * nobody's word but the caller's, so their identities are unverified (`source: "api"`) and never link.
+ */
 export async function createConversation(
-  { store, events }: Pick<GatewayDeps, 'store' | 'events'>,
+  { store, events, contacts }: Pick<GatewayDeps, 'store' | 'events'> & Partial<Pick<GatewayDeps, 'contacts'>>,
   input: NewConversation,
 ): Promise<Conversation> {
-  const conversation = await store.createConversation(input);
+  const identity = { verified: false, source: 'api' };
+  const participants = contacts
+    ? await Promise.all((input.participants ?? []).map((p) => contacts.contactOf(input.channel, p, identity)))
+    : input.participants;
+  let conversation = await store.createConversation({ ...input, ...(participants ? { participants } : {}) });
+  for (const p of conversation.participants)
+    if (contacts && p.role === 'user')
+      conversation = await contacts.attachContact(conversation, conversation.channel, p, identity);
   await announceConversation(events, conversation);
   return conversation;
 }
