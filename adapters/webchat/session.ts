@@ -247,20 +247,7 @@ export class Session implements LocalSocket {
     });
     const { created } = resolved;
     const conversation = await ingest.attachContact(resolved.conversation, 'webchat', from, identity);
-    if (created) {
-      await events.emit({
-        type: 'conversation.created',
-        conversationId: conversation.id,
-        seq: 0,
-        conversation,
-      });
-      await events.emit({
-        type: 'session.started',
-        conversationId: conversation.id,
-        seq: 0,
-        sessionId: conversation.sessionId,
-      });
-    }
+    if (created) await events.announceConversation(conversation);
     if (this.#state === 'closed') return;
     // Checked right before adding (no await in between), so concurrent handshakes cannot overshoot.
     if (this.#deps.hub.socketsOf(visitor.id) >= this.#deps.maxSocketsPerVisitor) {

@@ -81,6 +81,22 @@ export class EventHub {
   }
 
   /**
+   * The events of a conversation just created, by a channel or the API: `conversation.created`, then
+   * `session.started` for the session it was created with (later sessions are announced by the accept
+   * that starts them). Only the caller whose store call created the conversation announces it, so a
+   * message delivered to several instances at once announces it once.
+   */
+  async announceConversation(conversation: Conversation): Promise<void> {
+    await this.emit({ type: 'conversation.created', conversationId: conversation.id, seq: 0, conversation });
+    await this.emit({
+      type: 'session.started',
+      conversationId: conversation.id,
+      seq: 0,
+      sessionId: conversation.sessionId,
+    });
+  }
+
+  /**
    * Holds back, until released, the events other callers of this process emit for the conversation.
    * Ingest holds it from before a message is accepted until its own events for it are out: the engine
    * may take the message at once, and the replies it announces must follow the message they answer

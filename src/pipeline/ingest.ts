@@ -93,7 +93,7 @@ export class IngestService implements Ingest {
     });
     let conv = conversation;
     if (created) {
-      await announceConversation(this.#events, conv);
+      await this.#events.announceConversation(conv);
     } else if (!hasParticipant(conv, from)) {
       conv = (await this.#store.updateConversation(conv.id, { participants: [from] })) ?? conv;
     }
@@ -182,27 +182,6 @@ export class IngestService implements Ingest {
     if (this.#lifecycle.draining)
       throw new GatewayError('GW_ERR_SHUTTING_DOWN', 'The gateway is shutting down', { retryAfter: 1 });
   }
-}
-
-/**
- * The events of a conversation a channel has just created: `conversation.created`, then
- * `session.started` for the session it was created with (later sessions are announced by the accept
- * that starts them). Only the caller whose store call created the conversation announces it, so a
- * message delivered to several instances at once announces it once.
- */
-export async function announceConversation(events: EventHub, conversation: Conversation): Promise<void> {
-  await events.emit({
-    type: 'conversation.created',
-    conversationId: conversation.id,
-    seq: 0,
-    conversation,
-  });
-  await events.emit({
-    type: 'session.started',
-    conversationId: conversation.id,
-    seq: 0,
-    sessionId: conversation.sessionId,
-  });
 }
 
 function hasParticipant(conversation: Conversation, p: Participant): boolean {

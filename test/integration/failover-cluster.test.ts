@@ -10,29 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
 import { type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
 import { redisAvailable } from '../helpers/redis.js';
-import { ClusterRig, failoverLoad, type LoadReport, redisCliAvailable } from '../helpers/redis-rigs.js';
+import { ClusterRig, expectClean, failoverLoad, redisCliAvailable } from '../helpers/redis-rigs.js';
 
 const enabled = redisAvailable() && redisCliAvailable();
 /** The slot of queue partition 0 (default key prefix): the fault hits the master that serves it. */
 const SLOT = calculateSlot('sb:p0');
-
-function expectClean(report: LoadReport): void {
-  const summary = JSON.stringify({
-    ...report,
-    lost: report.lost.length,
-    duplicated: report.duplicated.length,
-  });
-  expect(report.lost, summary).toEqual([]);
-  expect(report.duplicated, summary).toEqual([]);
-  expect(report.reordered, summary).toEqual([]);
-  expect(report.unanswered).toBe(0);
-  expect(report.acknowledged).toBe(report.sent);
-  expect(report.without503RetryAfter).toBe(0);
-  expect(
-    Object.keys(report.statuses).filter((s) => s !== '503' && s !== 'network'),
-    summary,
-  ).toEqual([]);
-}
 
 describe.skipIf(!enabled)('Cluster failover under load', () => {
   let rig: ClusterRig;

@@ -8,24 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
 import { type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
 import { redisAvailable } from '../helpers/redis.js';
-import { failoverLoad, type LoadReport, SentinelRig } from '../helpers/redis-rigs.js';
+import { expectClean, failoverLoad, SentinelRig } from '../helpers/redis-rigs.js';
 
 const enabled = redisAvailable();
-
-function expectClean(report: LoadReport): void {
-  const summary = JSON.stringify({
-    ...report,
-    lost: report.lost.length,
-    duplicated: report.duplicated.length,
-  });
-  expect(report.lost, summary).toEqual([]);
-  expect(report.duplicated, summary).toEqual([]);
-  expect(report.reordered, summary).toEqual([]);
-  expect(report.unanswered).toBe(0);
-  expect(report.acknowledged).toBe(report.sent);
-  expect(report.without503RetryAfter).toBe(0);
-  expect(Object.keys(report.statuses).filter((s) => s !== '503' && s !== 'network')).toEqual([]);
-}
 
 describe.skipIf(!enabled)('Sentinel failover under load', () => {
   let rig: SentinelRig;

@@ -7,7 +7,6 @@ import { isId } from '../../core/ids.js';
 import type { Conversation } from '../../core/model.js';
 import type { NewConversation } from '../../core/store.js';
 import type { GatewayDeps } from '../../deps.js';
-import { announceConversation } from '../../pipeline/ingest.js';
 
 export function notFound(kind: 'Conversation' | 'Message', id: string): GatewayError {
   return new GatewayError('GW_ERR_NOT_FOUND', `${kind} ${id} not found`);
@@ -37,6 +36,6 @@ export async function createConversation(
   for (const p of conversation.participants)
     if (contacts && p.role === 'user')
       conversation = await contacts.attachContact(conversation, conversation.channel, p, identity);
-  await announceConversation(events, conversation);
+  await events.announceConversation(conversation);
   return conversation;
 }
