@@ -20,6 +20,13 @@ export const DEFAULTS = {
   QUEUE_PARTITIONS: 16,
   /** Key prefix in Redis, so one Redis can host several gateways or test runs. */
   REDIS_KEY_PREFIX: 'sb',
+  /** Replica confirmations an acknowledged write needs; auto: 1 where the master has a replica, else 0. */
+  REDIS_WAIT_REPLICAS: 'auto',
+  /**
+   * How long a write waits for them: far above a healthy replica's lag on a LAN (well under 1 ms), and
+   * short enough that a provider's retry after the 503 comes soon.
+   */
+  REDIS_WAIT_TIMEOUT_MS: 500,
   /** Largest accepted request body on the API and webhooks (Twilio and Slack payloads are far smaller). */
   BODY_LIMIT_BYTES: 1_048_576,
   /** SPEC §6: the bot gets this long per attempt. */

@@ -29,6 +29,12 @@ export const coreSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9:_-]{1,32}$/, 'letters, digits, ":", "_" or "-", at most 32')
     .default(DEFAULTS.REDIS_KEY_PREFIX),
+  REDIS_WAIT_REPLICAS: z
+    .string()
+    .regex(/^(auto|\d{1,2})$/, 'must be auto or a replica count')
+    .default(DEFAULTS.REDIS_WAIT_REPLICAS)
+    .transform((v) => (v === 'auto' ? ('auto' as const) : Number(v))),
+  REDIS_WAIT_TIMEOUT_MS: int(1, 60_000).default(DEFAULTS.REDIS_WAIT_TIMEOUT_MS),
   API_KEYS: z.string().optional(),
   // A bearer token for GET /metrics; see src/metrics.ts for what happens when it is unset.
   METRICS_TOKEN: z

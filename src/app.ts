@@ -34,6 +34,7 @@ export function createApp(deps: GatewayDeps): Express {
   app.get('/readyz', async (_req, res) => {
     const redis = await deps.store.ping().catch(() => false);
     const ready = redis && !deps.lifecycle.draining;
+    if (!ready) res.setHeader('Retry-After', '1');
     res.status(ready ? 200 : 503).json({
       status: ready ? 'ready' : 'not ready',
       backend: deps.store.kind,

@@ -1,6 +1,7 @@
 /** @module The dependencies the gateway is wired from; tests build their own. */
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config/schema.js';
+import type { ContactService } from './contacts/service.js';
 import type { ChannelAdapter, DeliveryReporter, Ingest } from './core/channel.js';
 import type { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
@@ -30,6 +31,8 @@ export interface GatewayDeps {
   webhooks: WebhookService;
   /** Handoffs to human agents (SPEC §8). */
   handoff: HandoffService;
+  /** Contacts and cross-channel identity (SPEC §9). */
+  contacts: ContactService;
   /** Participants of conversations: joins, leaves and their events (SPEC §8). */
   participants: ParticipantService;
 }

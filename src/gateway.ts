@@ -9,6 +9,7 @@ import { ADAPTERS } from '../adapters/index.js';
 import { DEFAULTS } from '../config/defaults.js';
 import type { AppConfig } from '../config/schema.js';
 import { createApp, EMBEDDED_WARNING } from './app.js';
+import { createContacts } from './contacts/index.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
@@ -68,9 +69,10 @@ export async function createGateway(
   );
   const metrics = createMetrics(() => store.pendingCount());
   const delivery = new DeliveryService(store, events);
+  const contacts = createContacts({ store, events, logger: logger.child({ component: 'contacts' }) });
   const handoff = await createHandoff({ config, logger, store, events });
   const participants = new ParticipantService({ store, events, handoff });
-  const ingest = new IngestService({ store, config, events, metrics, lifecycle, participants });
+  const ingest = new IngestService({ store, config, events, metrics, lifecycle, contacts, participants });
   const bot =
     opts.bot ??
     (config.BOT_URL && config.BOT_SECRET
@@ -109,7 +111,18 @@ export async function createGateway(
       );
     }
   }
-  const engine = new Engine({ config, logger, store, bot, adapters, events, metrics, delivery, handoff });
+  const engine = new Engine({
+    config,
+    logger,
+    store,
+    bot,
+    adapters,
+    events,
+    metrics,
+    delivery,
+    handoff,
+    contacts,
+  });
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
   events.on(webhooks.onEvent);
@@ -126,6 +139,7 @@ export async function createGateway(
     lifecycle,
     webhooks,
     handoff,
+    contacts,
     participants,
   };
   const app = createApp(deps);

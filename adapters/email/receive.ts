@@ -12,7 +12,7 @@
  * its message `meta.auth.verdict: 'fail'` with the results, and is never queued for the bot. A delivery report changes our message's status only when it came
  * to that message's bounce (VERP) address, whose HMAC token is checked here (verify.ts).
  */
-import type { ChannelContext, IngestResult, Participant } from '../../src/core/index.js';
+import type { ChannelContext, IngestResult, Participant, SenderIdentity } from '../../src/core/index.js';
 import type { AttachmentStore } from './attachments.js';
 import type { AuthVerdict } from './auth.js';
 import type { EmailConfig } from './config.js';
@@ -173,6 +173,7 @@ export class MailReceiver {
         address: mail.from.address,
         ...(mail.from.name ? { name: mail.from.name } : {}),
       },
+      identity: senderIdentity(verdict),
       message: {
         type: automated ? 'activity' : 'user',
         text: mail.visibleText,
@@ -225,4 +226,18 @@ export class MailReceiver {
       ...(automated ? { automated } : {}),
     };
   }
+}
+
+/**
+ * What the mail's checks vouch for about the From address (SPEC §9, docs/contacts.md): only a DKIM
+ * signature that verified for the From domain (checked here for SMTP, by Mailgun for its route).
+ * SPF is about the envelope, not the person, and upstream `Authentication-Results` are another
+ * server's word: neither verifies the sender for linking.
+ */
+export function senderIdentity(verdict: AuthVerdict): SenderIdentity {
+  if (verdict.verdict === 'pass' && verdict.aligned === 'dkim') {
+    if (verdict.via === 'dns') return { verified: true, source: 'smtp_dkim' };
+    if (verdict.via === 'mailgun') return { verified: true, source: 'mailgun_dkim' };
+  }
+  return { verified: false, source: 'none' };
 }

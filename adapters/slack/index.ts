@@ -17,6 +17,7 @@ import {
   extend,
   isGatewayError,
   type Message,
+  type SenderIdentity,
   type SendResult,
 } from '../../src/core/index.js';
 import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
@@ -46,7 +47,20 @@ const NAME_MISS_TTL_S = 3_600;
 const messageKey = (ref: SlackMessageRef) => `slack:msg:${ref.team}:${ref.channel}:${ref.ts}`;
 /** kv key marking a channel thread as a conversation with the bot. */
 const threadKey = (channelRef: string) => `slack:thread:${channelRef}`;
-const nameKey = (team: string, user: string) => `slack:user:${team}:${user}`;
+/** kv key of a person's cached users.info answer: `{ name?, email? }` JSON. */
+const nameKey = (team: string, user: string) => `slack:profile:${team}:${user}`;
+
+function parseProfile(raw: string): { name?: string; email?: string } {
+  try {
+    const p = JSON.parse(raw) as { name?: unknown; email?: unknown };
+    return {
+      ...(typeof p.name === 'string' && p.name ? { name: p.name } : {}),
+      ...(typeof p.email === 'string' && p.email ? { email: p.email } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
 
 class SlackAdapter implements ChannelAdapter {
   readonly name = 'slack';
@@ -216,9 +230,17 @@ class SlackAdapter implements ChannelAdapter {
       this.#ignored(req, 'not_addressed', false);
       return;
     }
-    const name = await this.#userName(decision.team, decision.userId);
+    const { name, email } = await this.#user(decision.team, decision.userId);
+    // Slack signs the event, so the user id is Slack's word; so is the profile email (SPEC §9).
+    const identity: SenderIdentity = {
+      verified: true,
+      source: 'slack',
+      ...(email
+        ? { also: [{ channel: 'email', address: email, verified: true, source: 'slack_profile' }] }
+        : {}),
+    };
     const result = await this.#ctx.ingest.accept(
-      name ? extend(inbound, { from: extend(inbound.from, { name }) }) : inbound,
+      extend(name ? extend(inbound, { from: extend(inbound.from, { name }) }) : inbound, { identity }),
     );
     // Written after the accept and before the 200: if they fail, Slack retries and the dedupe key
     // turns the retry into a no-op that writes them again.
@@ -277,23 +299,28 @@ class SlackAdapter implements ChannelAdapter {
     await this.#ctx.store.kv.delete(messageKey(ref));
   }
 
-  /** The person's display name via users.info, cached; a failed lookup never fails the request. */
-  async #userName(team: string, user: string): Promise<string | undefined> {
+  /**
+   * The person's display name and profile email via users.info, cached; a failed lookup never
+   * fails the request.
+   */
+  async #user(team: string, user: string): Promise<{ name?: string; email?: string }> {
     const kv = this.#ctx.store.kv;
     const cached = await kv.get(nameKey(team, user));
-    if (cached !== null) return cached || undefined;
+    if (cached !== null) return parseProfile(cached);
     try {
-      const name = await this.#api.userName(user);
-      await kv.set(nameKey(team, user), name ?? '', NAME_TTL_S);
-      return name;
+      const info = this.#api.userInfo
+        ? await this.#api.userInfo(user)
+        : { name: await this.#api.userName(user) };
+      await kv.set(nameKey(team, user), JSON.stringify(info), NAME_TTL_S);
+      return info;
     } catch (err) {
       const e = err instanceof SlackCallError ? err : undefined;
       this.#ctx.logger.warn(
         { user, code: e?.slackError },
         'slack: users.info failed; participant kept without a name',
       );
-      if (e?.kind === 'permanent') await kv.set(nameKey(team, user), '', NAME_MISS_TTL_S);
-      return undefined;
+      if (e?.kind === 'permanent') await kv.set(nameKey(team, user), '{}', NAME_MISS_TTL_S);
+      return {};
     }
   }
 }

@@ -45,6 +45,8 @@ export interface SlackApi {
   authTest(): Promise<{ userId: string; botId?: string; teamId?: string }>;
   /** `users.info`: the person's display name, if they have one. */
   userName(userId: string): Promise<string | undefined>;
+  /** `users.info`: the display name and the profile email (SPEC §9), each if Slack gives one. */
+  userInfo?(userId: string): Promise<{ name?: string; email?: string }>;
 }
 
 /** A failed Web API call, classified for the retry decision. */
@@ -169,11 +171,15 @@ export function createWebApi(config: SlackConfig, logger: Logger): SlackApi {
       }
     },
     async userName(userId) {
+      return (await this.userInfo!(userId)).name;
+    },
+    async userInfo(userId) {
       try {
         const res = await lookups.users.info({ user: userId });
         const u = res.user;
         const name = u?.profile?.display_name || u?.profile?.real_name || u?.real_name || u?.name;
-        return name || undefined;
+        const email = u?.profile?.email;
+        return { ...(name ? { name } : {}), ...(email ? { email } : {}) };
       } catch (err) {
         throw classify(err);
       }

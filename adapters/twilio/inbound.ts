@@ -3,7 +3,14 @@
  * WhatsApp messages, and outbound status callbacks. Field names are from
  * https://www.twilio.com/docs/messaging/guides/webhook-request and CHANNELS.md §1.5–1.6.
  */
-import type { Attachment, ChannelName, DeliveryStatus, InboundMessage, Meta } from '../../src/core/index.js';
+import type {
+  Attachment,
+  ChannelName,
+  DeliveryStatus,
+  InboundMessage,
+  Meta,
+  SenderIdentity,
+} from '../../src/core/index.js';
 import type { Params } from './verify.js';
 
 /** Twilio's prefix for WhatsApp addresses (`whatsapp:+14155551234`). */
@@ -101,8 +108,24 @@ export function toInbound(params: Params): Parsed<InboundMessage> {
         name,
       }),
       message: { text, externalId: sid, attachments, meta },
+      identity: senderIdentity(channel, bareAddress(from), param(params, 'WaId')),
     },
   };
+}
+
+/**
+ * What Twilio vouches for about the sender (SPEC §9): an SMS sender's number is the carrier's; a
+ * WhatsApp number is attested by `WaId` (the number's digits, without `+`), and only when they agree.
+ */
+function senderIdentity(
+  channel: 'sms' | 'whatsapp',
+  address: string,
+  waId: string | undefined,
+): SenderIdentity {
+  if (channel === 'sms') return { verified: true, source: 'twilio' };
+  return waId !== undefined && `+${waId}` === address
+    ? { verified: true, source: 'twilio_waid' }
+    : { verified: false, source: 'twilio' };
 }
 
 function mediaOf(params: Params): Attachment[] {

@@ -19,7 +19,7 @@ import type { Hub, LocalSocket } from './hub.js';
 import { type ClientFrame, type MessageFrame, parseClientFrame, toNewMessage } from './inbound.js';
 import { TokenBucket } from './limits.js';
 import { isVisible, type ServerFrame, toWireMessage } from './outbound.js';
-import type { TokenCheck, Visitor } from './verify.js';
+import { type TokenCheck, type Visitor, visitorIdentity } from './verify.js';
 
 /** Close codes (RFC 6455 §7.4.2 leaves 4000-4999 to applications); the adapter README lists them all. */
 export const CLOSE = {
@@ -228,33 +228,26 @@ export class Session implements LocalSocket {
     clearTimeout(this.#authTimer);
     const visitor = this.#checkToken(token);
     if (!visitor) return;
-    const { store, events } = this.#deps;
-    const { conversation, created } = await store.resolveConversation({
+    const { store, events, ingest } = this.#deps;
+    const identity = visitorIdentity(visitor);
+    const from = await ingest.contactOf(
+      'webchat',
+      {
+        id: visitor.id,
+        role: 'user',
+        ...(visitor.name !== undefined ? { name: visitor.name } : {}),
+        ...(visitor.email !== undefined ? { address: visitor.email } : {}),
+      },
+      identity,
+    );
+    const resolved = await store.resolveConversation({
       channel: 'webchat',
       channelRef: visitor.id,
-      participants: [
-        {
-          id: visitor.id,
-          role: 'user',
-          ...(visitor.name !== undefined ? { name: visitor.name } : {}),
-          ...(visitor.email !== undefined ? { address: visitor.email } : {}),
-        },
-      ],
+      participants: [from],
     });
-    if (created) {
-      await events.emit({
-        type: 'conversation.created',
-        conversationId: conversation.id,
-        seq: 0,
-        conversation,
-      });
-      await events.emit({
-        type: 'session.started',
-        conversationId: conversation.id,
-        seq: 0,
-        sessionId: conversation.sessionId,
-      });
-    }
+    const { created } = resolved;
+    const conversation = await ingest.attachContact(resolved.conversation, 'webchat', from, identity);
+    if (created) await events.announceConversation(conversation);
     if (this.#state === 'closed') return;
     // Checked right before adding (no await in between), so concurrent handshakes cannot overshoot.
     if (this.#deps.hub.socketsOf(visitor.id) >= this.#deps.maxSocketsPerVisitor) {

@@ -4,6 +4,7 @@
  * Clocks are injectable so tests need no sleeps.
  */
 import jwt from 'jsonwebtoken';
+import type { SenderIdentity, SenderIdentityFact } from '../../src/core/index.js';
 import type { TokenKeys } from './config.js';
 
 /** The visitor a verified token speaks for. */
@@ -12,6 +13,11 @@ export interface Visitor {
   id: string;
   name?: string;
   email?: string;
+  /** The OpenID `email_verified` claim: true only when the site says it checked the address. */
+  emailVerified?: boolean;
+  /** The OpenID `phone_number` claim (E.164) and its `phone_number_verified`. */
+  phone?: string;
+  phoneVerified?: boolean;
   /** Expiry in milliseconds since the epoch. */
   expiresAt: number;
 }
@@ -72,6 +78,9 @@ export function verifyVisitorToken(
       id: sub,
       name: optionalString(payload.name),
       email: optionalString(payload.email),
+      ...(payload.email_verified === true ? { emailVerified: true } : {}),
+      ...(optionalString(payload.phone_number) ? { phone: optionalString(payload.phone_number) } : {}),
+      ...(payload.phone_number_verified === true ? { phoneVerified: true } : {}),
       expiresAt: payload.exp * 1000,
     },
   };
@@ -79,6 +88,29 @@ export function verifyVisitorToken(
 
 function keyOf(verifier: TokenVerifier): string | undefined {
   return verifier.keys.mode === 'secret' ? verifier.keys.secret : verifier.demoSecret;
+}
+
+/**
+ * What the site's token vouches for (SPEC §9): the visitor (`sub`, signed by the site), and the
+ * `email` / `phone_number` claims, each verified only with its OpenID `*_verified: true` claim.
+ */
+export function visitorIdentity(visitor: Visitor): SenderIdentity {
+  const also: SenderIdentityFact[] = [];
+  if (visitor.email)
+    also.push({
+      channel: 'email',
+      address: visitor.email,
+      verified: visitor.emailVerified === true,
+      source: 'webchat_jwt',
+    });
+  if (visitor.phone)
+    also.push({
+      channel: 'sms',
+      address: visitor.phone,
+      verified: visitor.phoneVerified === true,
+      source: 'webchat_jwt',
+    });
+  return { verified: true, source: 'webchat_jwt', address: visitor.id, also };
 }
 
 function optionalString(value: unknown): string | undefined {

@@ -24,6 +24,27 @@ export type NewMessageInput = Omit<NewMessage, 'direction' | 'type' | 'delivery'
   type?: 'user' | 'activity' | 'context';
 };
 
+/** One identity a sender carries, and who vouches for it (SPEC §9; see `src/contacts/`). */
+export interface SenderIdentityFact {
+  channel: ChannelName;
+  address: string;
+  verified: boolean;
+  source: string;
+}
+
+/**
+ * What the channel can say about the sender for contacts (SPEC §9): whether the provider or the site
+ * vouches for the sender's own address, and further identities that come with them (a web-chat
+ * token's `email` claim, a Slack profile email). Only verified identities ever link contacts.
+ */
+export interface SenderIdentity {
+  verified: boolean;
+  source: string;
+  /** The sender's own address on the channel, when it is not `from.address` (web chat: the visitor). */
+  address?: string;
+  also?: SenderIdentityFact[];
+}
+
 /** A normalized inbound message, ready for the accept step. */
 export interface InboundMessage {
   channel: ChannelName;
@@ -39,6 +60,8 @@ export interface InboundMessage {
    */
   participants?: Participant[];
   message: NewMessageInput;
+  /** What the channel vouches for about the sender; without it the sender's address is unverified. */
+  identity?: SenderIdentity;
   /** Meta to set on a newly created conversation. */
   conversationMeta?: Meta;
   /**
@@ -62,6 +85,17 @@ export interface Ingest {
     message: NewMessage,
     options?: AcceptOptions,
   ): Promise<AcceptResult>;
+  /**
+   * For channels that resolve their conversation themselves (web chat): the sender with their
+   * `contactId`, and, once the conversation is known, the conversation attached to that contact.
+   */
+  contactOf(channel: ChannelName, from: Participant, identity?: SenderIdentity): Promise<Participant>;
+  attachContact(
+    conversation: Conversation,
+    channel: ChannelName,
+    from: Participant,
+    identity?: SenderIdentity,
+  ): Promise<Conversation>;
 }
 
 export interface AcceptOptions {

@@ -27,6 +27,9 @@ export const ERRORS = {
   GW_ERR_SHUTTING_DOWN: { status: 503, title: 'Gateway is shutting down' },
   GW_ERR_SIGNATURE_INVALID: { status: 403, title: 'Webhook signature did not verify' },
   GW_ERR_WEBHOOK_TARGET_REFUSED: { status: 400, title: 'Webhook target address not allowed' },
+  GW_ERR_MERGE_SELF: { status: 422, title: 'A contact cannot be merged into itself' },
+  GW_ERR_IDENTITY_NOT_FOUND: { status: 404, title: 'The contact has no such identity' },
+  GW_ERR_UNMERGE_LAST_IDENTITY: { status: 422, title: 'The contact has no other identity to split it from' },
   GW_ERR_INTERNAL: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -66,9 +69,20 @@ export class QueueFullError extends GatewayError {
   }
 }
 
-/** Thrown by a store when its backend cannot be reached; nothing was written. */
+/** The Retry-After of a store that cannot serve now: failovers and reconnects take seconds. */
+export const STORE_RETRY_AFTER_S = 1;
+
+/**
+ * Thrown by a store when its backend cannot be reached or cannot serve now (failover, a write its
+ * replicas did not confirm in time). The caller retries; dedupe makes a retried accept safe.
+ */
 export class StoreUnavailableError extends GatewayError {
   constructor(cause: unknown) {
-    super('GW_ERR_STORE_UNAVAILABLE', 'The storage backend is unreachable', {}, { cause });
+    super(
+      'GW_ERR_STORE_UNAVAILABLE',
+      'The storage backend is unreachable',
+      { retryAfter: STORE_RETRY_AFTER_S },
+      { cause },
+    );
   }
 }

@@ -2,6 +2,8 @@
  * @module Domain events. The core emits one event after each successful change; sinks (metrics,
  * outbound webhooks to CRMs) subscribe. Emitting never throws into the caller.
  */
+
+import type { Contact } from '../contacts/model.js';
 import { extend } from './extend.js';
 import type { Conversation, Message, Participant } from './model.js';
 
@@ -20,6 +22,11 @@ export const EVENT_TYPES = [
   'message.delivery',
   'session.started',
   'session.ended',
+  'contact.created',
+  'contact.updated',
+  'contact.merged',
+  'contact.unmerged',
+  'contact.deleted',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -36,6 +43,18 @@ export interface DomainEvent {
   sessionId?: string;
   /** For updates: the fields that changed. */
   changes?: string[];
+  /**
+   * For `contact.*` events (whose `conversationId` is the contact id: their ordering lane): the
+   * contact as it is after the change; for `contact.deleted` only its id.
+   */
+  contact?: Contact | { id: string };
+  /** For `contact.merged`: the contact merged in; for `contact.unmerged`: the contact it left. */
+  otherContactId?: string;
+  /** For `contact.merged` / `contact.unmerged`: who did it and why. */
+  by?: string;
+  reason?: string | null;
+  /** For `contact.merged` / `contact.unmerged`: the conversations that moved. */
+  conversationIds?: string[];
 }
 
 export type EventListener = (event: DomainEvent) => void | Promise<void>;
@@ -63,6 +82,22 @@ export class EventHub {
   on(listener: EventListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * The events of a conversation just created, by a channel or the API: `conversation.created`, then
+   * `session.started` for the session it was created with (later sessions are announced by the accept
+   * that starts them). Only the caller whose store call created the conversation announces it, so a
+   * message delivered to several instances at once announces it once.
+   */
+  async announceConversation(conversation: Conversation): Promise<void> {
+    await this.emit({ type: 'conversation.created', conversationId: conversation.id, seq: 0, conversation });
+    await this.emit({
+      type: 'session.started',
+      conversationId: conversation.id,
+      seq: 0,
+      sessionId: conversation.sessionId,
+    });
   }
 
   /**

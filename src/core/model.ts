@@ -29,6 +29,8 @@ export interface Participant {
   role: ParticipantRole;
   address?: string;
   name?: string;
+  /** For user participants: the contact they are (SPEC §9). */
+  contactId?: string;
 }
 
 /** SPEC §8: where a handoff to humans stands. */

@@ -89,9 +89,12 @@ export function notFound(): RequestHandler {
 
 /**
  * Renders every error as `application/problem+json` `{type, title, status, detail, code, requestId,
- * ...extra}`, sets `Retry-After` when the error carries `retryAfter` (seconds), and logs it once:
+ * ...extra}`, sets `Retry-After` when the error carries `retryAfter` (seconds; every 503 has one), and logs it once:
  * 4xx at info (401/403 at warn), 5xx at error with the stack. Unknown errors become a bare 500.
  */
+/** The Retry-After of a 503 whose cause named none. */
+const DEFAULT_RETRY_AFTER_S = 1;
+
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return function problemHandler(err: unknown, req, res, _next) {
     // Requests that never passed the request-id middleware still get a logger.
@@ -119,7 +122,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       requestId: req.id,
     };
     for (const [key, value] of Object.entries(error.extra)) if (!(key in body)) body[key] = value;
-    const retryAfter = error.extra.retryAfter;
+    // Every 503 says when to come back; one that did not know is told a second.
+    if (error.status === 503 && typeof body.retryAfter !== 'number') body.retryAfter = DEFAULT_RETRY_AFTER_S;
+    const retryAfter = body.retryAfter;
     if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(Math.ceil(retryAfter)));
     res.status(error.status).type('application/problem+json').json(body);
   };

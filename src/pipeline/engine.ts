@@ -10,6 +10,7 @@
 import PQueue from 'p-queue';
 import type { LogFn, Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
+import type { ContactService } from '../contacts/service.js';
 import { sleep } from '../core/backoff.js';
 import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
@@ -130,6 +131,8 @@ export interface EngineDeps {
   metrics: Metrics;
   delivery: DeliveryService;
   handoff: HandoffService;
+  /** The contact the bot's request carries (SPEC §6, §9); see `src/contacts/`. */
+  contacts?: Pick<ContactService, 'forBot'>;
 }
 
 export class Engine {
@@ -525,11 +528,13 @@ export class Engine {
         : (await store.listMessages(conversation.id, { take: HISTORY_SIZE, order: 'desc' })).items
             .filter((m) => m.seq <= message.seq)
             .reverse();
+    const contact = await this.#deps.contacts?.forBot(conversation);
     const started = performance.now();
     try {
       const response = await bot.reply(
         {
           conversation,
+          ...(contact ? { contact } : {}),
           message,
           session: {
             id: conversation.sessionId,

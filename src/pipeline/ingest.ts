@@ -4,7 +4,8 @@
  */
 
 import type { AppConfig } from '../../config/schema.js';
-import type { AcceptOptions, InboundMessage, Ingest, IngestResult } from '../core/channel.js';
+import type { ContactHooks } from '../contacts/hooks.js';
+import type { AcceptOptions, InboundMessage, Ingest, IngestResult, SenderIdentity } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
@@ -38,6 +39,8 @@ export class IngestService implements Ingest {
   readonly #metrics: Metrics;
   readonly #lifecycle: Lifecycle;
   readonly #participants: Pick<ParticipantService, 'join'> | undefined;
+  /** Gives senders their contact (SPEC §9); absent in tests that build ingest alone. */
+  readonly #contacts: ContactHooks | undefined;
 
   constructor(deps: {
     store: Store;
@@ -47,6 +50,7 @@ export class IngestService implements Ingest {
     lifecycle: Lifecycle;
     /** Records the joins of new people (SPEC §8); without it they are only upserted. */
     participants?: Pick<ParticipantService, 'join'>;
+    contacts?: ContactHooks;
   }) {
     this.#participants = deps.participants;
     this.#store = deps.store;
@@ -54,6 +58,22 @@ export class IngestService implements Ingest {
     this.#events = deps.events;
     this.#metrics = deps.metrics;
     this.#lifecycle = deps.lifecycle;
+    this.#contacts = deps.contacts;
+  }
+
+  contactOf(channel: ChannelName, from: Participant, identity?: SenderIdentity): Promise<Participant> {
+    return this.#contacts ? this.#contacts.contactOf(channel, from, identity) : Promise.resolve(from);
+  }
+
+  attachContact(
+    conversation: Conversation,
+    channel: ChannelName,
+    from: Participant,
+    identity?: SenderIdentity,
+  ): Promise<Conversation> {
+    return this.#contacts
+      ? this.#contacts.attachContact(conversation, channel, from, identity)
+      : Promise.resolve(conversation);
   }
 
   async accept(inbound: InboundMessage): Promise<IngestResult> {
@@ -70,17 +90,19 @@ export class IngestService implements Ingest {
         this.#refs.delete(key);
       }
     }
+    const from = await this.contactOf(inbound.channel, inbound.from, inbound.identity);
     const { conversation, created } = await this.#store.resolveConversation({
       channel: inbound.channel,
       channelRef: inbound.channelRef,
-      participants: [inbound.from],
+      participants: [from],
       meta: inbound.conversationMeta,
     });
     let conv = conversation;
-    if (created) await announceConversation(this.#events, conv);
+    if (created) await this.#events.announceConversation(conv);
     // Everyone new on the message joins (the author's join is its conversation's creation).
-    const joining = people.filter((p) => !hasParticipant(conv, p));
+    const joining = [from, ...(inbound.participants ?? [])].filter((p) => !hasParticipant(conv, p));
     if (joining.length > 0) conv = (await this.#join(conv.id, joining)) ?? conv;
+    conv = await this.attachContact(conv, inbound.channel, from, inbound.identity);
     this.#refs.set(key, {
       conversationId: conv.id,
       participants: new Set(conv.participants.map((p) => p.id)),
@@ -173,27 +195,6 @@ export class IngestService implements Ingest {
   }
 }
 
-/**
- * The events of a conversation a channel has just created: `conversation.created`, then
- * `session.started` for the session it was created with (later sessions are announced by the accept
- * that starts them). Only the caller whose store call created the conversation announces it, so a
- * message delivered to several instances at once announces it once.
- */
-export async function announceConversation(events: EventHub, conversation: Conversation): Promise<void> {
-  await events.emit({
-    type: 'conversation.created',
-    conversationId: conversation.id,
-    seq: 0,
-    conversation,
-  });
-  await events.emit({
-    type: 'session.started',
-    conversationId: conversation.id,
-    seq: 0,
-    sessionId: conversation.sessionId,
-  });
-}
-
 function hasParticipant(conversation: Conversation, p: Participant): boolean {
-  return conversation.participants.some((q) => q.id === p.id);
+  return conversation.participants.some((q) => q.id === p.id && q.contactId === p.contactId);
 }

@@ -20,6 +20,7 @@ export async function createStore(config: AppConfig, logger: Logger): Promise<St
       ...common,
       keyPrefix: config.REDIS_KEY_PREFIX,
       partitions: config.QUEUE_PARTITIONS,
+      wait: { replicas: config.REDIS_WAIT_REPLICAS, timeoutMs: config.REDIS_WAIT_TIMEOUT_MS },
     });
   }
   // The gateway's start-up line names the backend; no second line here (SPEC §1: one log line).

@@ -127,6 +127,17 @@ export class MemoryKeyValue implements KeyValue {
     this.#entries.delete(key);
   }
 
+  /** Drops every entry whose key or value `match` says to (erasure, SPEC §9); returns how many. */
+  forget(match: (key: string, value: string) => boolean): number {
+    let n = 0;
+    for (const [key, e] of this.#entries)
+      if (match(key, e.value)) {
+        this.#entries.delete(key);
+        n++;
+      }
+    return n;
+  }
+
   /** Drops expired entries. */
   sweep(now: number): void {
     for (const [key, e] of this.#entries) if (e.expiresAt <= now) this.#entries.delete(key);

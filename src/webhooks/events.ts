@@ -37,6 +37,12 @@ export interface WebhookEvent {
     changes?: string[];
     /** For `ping`: the endpoint being tested. */
     webhookId?: string;
+    /** For `contact.*`: the contact (only its `id` for `contact.deleted`), and the change. */
+    contact?: unknown;
+    otherContactId?: string;
+    by?: string;
+    reason?: string | null;
+    conversationIds?: string[];
   };
 }
 
@@ -48,12 +54,21 @@ export function toWebhookEvent(event: DomainEvent): WebhookEvent {
   if (event.participant) data.participant = event.participant;
   if (event.sessionId) data.sessionId = event.sessionId;
   if (event.changes) data.changes = event.changes;
+  const isContact = event.type.startsWith('contact.');
+  if (isContact) {
+    data.contact = event.contact;
+    if (event.otherContactId) data.otherContactId = event.otherContactId;
+    if (event.by !== undefined) data.by = event.by;
+    if (event.reason !== undefined) data.reason = event.reason;
+    if (event.conversationIds) data.conversationIds = event.conversationIds;
+  }
   return {
     id: newId('evt'),
     type: event.type,
     version: EVENT_VERSION,
     createdAt: event.at,
-    conversationId: event.conversationId,
+    // A contact event is no conversation's: its lane is the contact (see WebhookService).
+    conversationId: isContact ? null : event.conversationId,
     seq: event.seq,
     data,
   };

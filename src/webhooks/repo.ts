@@ -110,7 +110,17 @@ export function lanePlace(data: DeliveryData): 'seq' | 'after' {
   return AFTER_TYPES.has(data.eventType) ? 'after' : 'seq';
 }
 
-const AFTER_TYPES: ReadonlySet<string> = new Set(['message.updated', 'message.deleted', 'message.delivery']);
+const AFTER_TYPES: ReadonlySet<string> = new Set([
+  'message.updated',
+  'message.deleted',
+  'message.delivery',
+  // Contact events have no seq: their lane is the contact's, kept in the order they happened.
+  'contact.created',
+  'contact.updated',
+  'contact.merged',
+  'contact.unmerged',
+  'contact.deleted',
+]);
 
 /** How long finished deliveries stay in the log: succeeded ones 7 days, dead-lettered ones 30 days. */
 export const RETENTION_MS = { done: 7 * 86_400_000, dead: 30 * 86_400_000 } as const;

@@ -199,7 +199,7 @@ export class WebhookService implements EndpointSource {
       eventId: event.id,
       eventType: event.type,
       conversationId: event.conversationId,
-      lane: event.conversationId ?? 'ping',
+      lane: event.conversationId ?? (event.data.contact as { id?: string } | undefined)?.id ?? 'ping',
       seq: event.seq,
       body,
       replayOf: null,

@@ -83,7 +83,10 @@ export class FakeSlackApi {
   readonly calls: SlackCall[] = [];
   readonly posts: SlackPost[] = [];
   /** users.info answers; unknown users get `user_not_found`. */
-  readonly users = new Map<string, { name: string; display_name?: string; real_name?: string }>([
+  readonly users = new Map<
+    string,
+    { name: string; display_name?: string; real_name?: string; email?: string }
+  >([
     ['U0001', { name: 'jane', display_name: 'Jane D', real_name: 'Jane Doe' }],
     ['U0002', { name: 'bob', real_name: 'Bob Roe' }],
   ]);

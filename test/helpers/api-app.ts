@@ -7,6 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../config/load.js';
 import { createApp } from '../../src/app.js';
+import { createContacts } from '../../src/contacts/index.js';
 import type { DeliveryReporter, Ingest } from '../../src/core/channel.js';
 import { type DomainEvent, EventHub } from '../../src/core/events.js';
 import type { GatewayDeps } from '../../src/deps.js';
@@ -83,6 +84,7 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     webhooks: unused<WebhookService>('webhooks'),
     handoff,
     participants: new ParticipantService({ store, events, handoff }),
+    contacts: createContacts({ store, events }),
   };
   const server = createApp(deps).listen(0, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {

@@ -73,7 +73,13 @@ describe('POST /v1/conversations', () => {
     });
     expect(conversation.channel).toBe('email');
     expect(conversation.participants).toEqual([
-      { id: expect.stringMatching(/^part_/), role: 'user', address: 'ann@example.com', name: 'Ann' },
+      {
+        id: expect.stringMatching(/^part_/),
+        role: 'user',
+        address: 'ann@example.com',
+        name: 'Ann',
+        contactId: expect.stringMatching(/^ct_/),
+      },
       { id: 'agent-7', role: 'agent' },
     ]);
     expect(conversation.meta).toEqual({ crm: { id: 42 }, tier: 'gold' });

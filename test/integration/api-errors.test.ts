@@ -3,7 +3,7 @@
  * logged once, leaks no key, and leaves the data as it was.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { QueueFullError, StoreUnavailableError } from '../../src/core/errors.js';
+import { GatewayError, QueueFullError, StoreUnavailableError } from '../../src/core/errors.js';
 import { API_KEY, type ApiApp, startApiApp } from '../helpers/api-app.js';
 
 let app: ApiApp;
@@ -325,7 +325,9 @@ describe('server-side failures', () => {
       new StoreUnavailableError(new Error('ECONNREFUSED')),
     );
     const res = await app.api('/v1/conversations');
-    await problem(res, 503, 'GW_ERR_STORE_UNAVAILABLE');
+    const body = await problem(res, 503, 'GW_ERR_STORE_UNAVAILABLE');
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(body.retryAfter).toBe(1);
     const logged = app.logs.lines.filter((l) => l.code === 'GW_ERR_STORE_UNAVAILABLE');
     expect(logged).toHaveLength(1);
     expect(logged[0]).toMatchObject({ level: 50, status: 503 });
@@ -337,6 +339,16 @@ describe('server-side failures', () => {
     const body = await problem(res, 503, 'GW_ERR_QUEUE_FULL');
     expect(res.headers.get('retry-after')).toBe('7');
     expect(body.retryAfter).toBe(7);
+  });
+
+  it('says Retry-After on a 503 whose cause named no time', async () => {
+    vi.spyOn(app.store, 'getConversation').mockRejectedValueOnce(
+      new GatewayError('GW_ERR_STORE_UNAVAILABLE', 'The storage backend is failing over'),
+    );
+    const res = await app.api('/v1/conversations/conv_01J00000000000000000000000');
+    const body = await problem(res, 503, 'GW_ERR_STORE_UNAVAILABLE');
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect(body.retryAfter).toBe(1);
   });
 
   it('answers a bare 500 for anything unexpected and logs it once with its stack', async () => {

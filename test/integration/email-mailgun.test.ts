@@ -289,4 +289,34 @@ describe('Mailgun inbound route', () => {
       expect(sink.messages.filter((m) => m.header('in-reply-to') === f.messageId)).toHaveLength(0);
     }
   });
+  it("links the sender's contact only on Mailgun's own DKIM pass for the From domain", async () => {
+    const from = 'Dana Mailgun <dana@example.org>';
+    const genuine = fields({ from, sender: 'dana@example.org' });
+    expect((await post(new URLSearchParams(genuine.fields))).status).toBe(200);
+    await storedWhere(genuine.messageId);
+    const contacts = async () =>
+      (
+        (await (await gw.api('/v1/contacts?identity=email:dana%40example.org')).json()) as {
+          items: Array<{ id: string; identities: unknown[] }>;
+        }
+      ).items;
+    expect((await contacts()).map((c) => c.identities)).toEqual([
+      [{ channel: 'email', address: 'dana@example.org', verified: true, source: 'mailgun_dkim' }],
+    ]);
+    // A pass written below Mailgun's Received, by anyone: not Mailgun's word, so a contact of its own.
+    const written = fields(
+      { from, sender: 'dana@example.org' },
+      { spf: 'SoftFail', dkim: '', mail: [['X-Mailgun-Dkim-Check-Result', 'Pass']] },
+    );
+    expect((await post(new URLSearchParams(written.fields))).status).toBe(200);
+    await storedWhere(written.messageId);
+    const both = await contacts();
+    expect(both).toHaveLength(2);
+    expect(both.flatMap((c) => c.identities)).toContainEqual({
+      channel: 'email',
+      address: 'dana@example.org',
+      verified: false,
+      source: 'none',
+    });
+  });
 });

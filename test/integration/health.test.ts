@@ -54,6 +54,7 @@ describe.skipIf(!redisAvailable())('readiness on the Redis backend', () => {
     await redis.stop(true);
     const down = await fetch(`${gw.url}/readyz`);
     expect(down.status).toBe(503);
+    expect(down.headers.get('retry-after')).toBe('1');
     expect(await down.json()).toMatchObject({ status: 'not ready', backend: 'redis', store: 'unreachable' });
     // Liveness does not depend on Redis: restarting the process would not help.
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);

@@ -95,6 +95,7 @@ describe('Twilio round trips', () => {
       id: 'sms:+14155550101',
       role: 'user',
       address: '+14155550101',
+      contactId: expect.stringMatching(/^ct_/),
     });
     const stored = await eventually(async () => {
       const all = await messagesOf(conv?.id ?? '');

@@ -144,10 +144,40 @@ describe('events', () => {
     expect(chat.event.data.message).toMatchObject({ replyTo: ack.id });
     expect(['sent', 'delivered']).toContain(chat.event.data.message?.delivery?.status);
 
+    // A customer record's life: two contacts from API conversations, renamed, merged, split, erased.
+    const contactOf = async (address: string) => {
+      const res = await gw.api('/v1/conversations', {
+        method: 'POST',
+        json: { participants: [{ role: 'user', address }] },
+      });
+      const made = (await res.json()) as { participants: Array<{ contactId?: string }> };
+      return made.participants[0]!.contactId!;
+    };
+    const ann = await contactOf('ann@example.com');
+    const ann2 = await contactOf('ann.other@example.com');
+    expect((await gw.api(`/v1/contacts/${ann}`, { method: 'PATCH', json: { name: 'Ann' } })).status).toBe(
+      200,
+    );
+    expect((await gw.api(`/v1/contacts/${ann}/merge`, { method: 'POST', json: { from: ann2 } })).status).toBe(
+      200,
+    );
+    const merged = (await (await gw.api(`/v1/contacts/${ann}`)).json()) as {
+      identities: Array<{ channel: string; address: string }>;
+    };
+    const moved = merged.identities.find((i) => i.address === 'ann.other@example.com')!;
+    const unmerged = await gw.api(`/v1/contacts/${ann}/unmerge`, {
+      method: 'POST',
+      json: { channel: moved.channel, address: moved.address },
+    });
+    expect(unmerged.status).toBeLessThan(300);
+    expect((await gw.api(`/v1/contacts/${ann}`, { method: 'DELETE' })).status).toBe(200);
+    await r.waitFor((list) => list.some((d) => d.event.type === 'contact.deleted'));
+
     await r.waitFor((list) => list.some((d) => d.event.type === 'conversation.deleted'));
     const got = of(r.received, conv);
+    // Everything about a conversation, except contact events (about a person, not one conversation).
     expect(new Set(got.map((d) => d.event.type))).toEqual(
-      new Set(EVENT_TYPES.filter((t) => t !== 'message.delivery')),
+      new Set(EVENT_TYPES.filter((t) => t !== 'message.delivery' && !t.startsWith('contact.'))),
     );
     expect(r.unverified).toEqual([]);
     for (const d of got) {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { AppConfig } from '../../config/schema.js';
 import { GatewayError } from '../../src/core/errors.js';
 import { createStore } from '../../src/store/index.js';
-import { isUnavailableError, parseRedisUrl } from '../../src/store/redis/connection.js';
+import { isRedirectError, isUnavailableError, parseRedisUrl } from '../../src/store/redis/connection.js';
 import { hasRedisServer, RedisServer } from '../helpers/redis.js';
 
 describe('parseRedisUrl', () => {
@@ -77,6 +77,27 @@ describe('isUnavailableError', () => {
     );
     expect(isUnavailableError(reply('LOADING Redis is loading the dataset in memory'))).toBe(true);
     expect(isUnavailableError(reply('CLUSTERDOWN The cluster is down'))).toBe(true);
+  });
+
+  it('counts every "try again" answer of a failover as transient (503), not a bug (500)', () => {
+    for (const message of [
+      'MOVED 3999 127.0.0.1:6381',
+      'ASK 3999 127.0.0.1:6381',
+      'TRYAGAIN Multiple keys request during rehashing of slot',
+      "READONLY You can't write against a read only replica.",
+      'UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)',
+      'MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to no',
+      'NOREPLICAS Not enough good replicas to write.',
+      "ERR Error running script (call to f_0123): @user_script:12: @user_script: 12: -READONLY You can't write against a read only replica. ",
+    ]) {
+      expect(isUnavailableError(reply(message)), message).toBe(true);
+    }
+    expect(isUnavailableError(new Error('Too many Cluster redirections. Last error: MOVED 1 x:1'))).toBe(
+      true,
+    );
+    expect(isRedirectError(reply('MOVED 3999 127.0.0.1:6381'))).toBe(true);
+    expect(isRedirectError(reply('ASK 3999 127.0.0.1:6381'))).toBe(true);
+    expect(isRedirectError(reply('LOADING Redis is loading'))).toBe(false);
   });
 
   it('lets bugs and domain errors through', () => {

@@ -12,6 +12,7 @@ import { webhooksRouter } from '../../webhooks/index.js';
 import { apiKeyCheck } from '../auth.js';
 import { refuseDeepJson } from '../json-depth.js';
 import { chatbotRoutes } from './chatbot.js';
+import { contactRoutes } from './contacts.js';
 import { conversationRoutes } from './conversations.js';
 import { validationError } from './schemas.js';
 
@@ -82,6 +83,7 @@ export function apiRouter(deps: GatewayDeps): Router {
   conversationRoutes(deps, router);
   handoffRoutes(deps, router);
   participantRoutes(deps, router);
+  contactRoutes(deps, router);
   router.use('/webhooks', webhooksRouter(deps));
   return router;
 }

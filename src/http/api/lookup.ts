@@ -7,7 +7,6 @@ import { isId } from '../../core/ids.js';
 import type { Conversation } from '../../core/model.js';
 import type { NewConversation } from '../../core/store.js';
 import type { GatewayDeps } from '../../deps.js';
-import { announceConversation } from '../../pipeline/ingest.js';
 
 export function notFound(kind: 'Conversation' | 'Message', id: string): GatewayError {
   return new GatewayError('GW_ERR_NOT_FOUND', `${kind} ${id} not found`);
@@ -20,12 +19,23 @@ export async function conversationOr404(store: GatewayDeps['store'], id: string)
   return conversation;
 }
 
-/** Creates a conversation and announces it and its first session, as a channel's first message does. */
+/**
+ * Creates a conversation and announces it and its first session, as a channel's first message does.
+ * Its user participants get contacts (SPEC §9) like any sender; what the API says about them is
+ * nobody's word but the caller's, so their identities are unverified (`source: "api"`) and never link.
+ */
 export async function createConversation(
-  { store, events }: Pick<GatewayDeps, 'store' | 'events'>,
+  { store, events, contacts }: Pick<GatewayDeps, 'store' | 'events'> & Partial<Pick<GatewayDeps, 'contacts'>>,
   input: NewConversation,
 ): Promise<Conversation> {
-  const conversation = await store.createConversation(input);
-  await announceConversation(events, conversation);
+  const identity = { verified: false, source: 'api' };
+  const participants = contacts
+    ? await Promise.all((input.participants ?? []).map((p) => contacts.contactOf(input.channel, p, identity)))
+    : input.participants;
+  let conversation = await store.createConversation({ ...input, ...(participants ? { participants } : {}) });
+  for (const p of conversation.participants)
+    if (contacts && p.role === 'user')
+      conversation = await contacts.attachContact(conversation, conversation.channel, p, identity);
+  await events.announceConversation(conversation);
   return conversation;
 }

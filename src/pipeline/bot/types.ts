@@ -1,9 +1,12 @@
 /** @module The bot port: the demo bot and the HTTP bot (SPEC §6) both implement it. */
 import { z } from 'zod';
+import type { BotContact } from '../../contacts/model.js';
 import type { Conversation, Message } from '../../core/model.js';
 
 export interface BotRequest {
   conversation: Conversation;
+  /** The customer's contact (SPEC §9): `id`, `name`, `identities`, `meta`. */
+  contact?: BotContact;
   message: Message;
   session: { id: string; startedAt: string; state: Record<string, unknown> };
   /** Recent messages of the conversation, oldest first, the current one last. */

@@ -95,6 +95,9 @@ function failFast(t: ClientTimeouts): RedisOptions {
   };
 }
 
+/** How often a Cluster connection reloads its slot table (it also does on redirects). */
+const SLOTS_REFRESH_MS = 2_000;
+
 /** A client for a REDIS_URL; it starts connecting at once. */
 export function createRedisClient(url: string, t: ClientTimeouts): RedisClient {
   const parsed = parseRedisUrl(url);
@@ -103,13 +106,25 @@ export function createRedisClient(url: string, t: ClientTimeouts): RedisClient {
       return new Redis(parsed.url, failFast(t));
     case 'sentinel': {
       const { mode: _mode, ...sentinel } = parsed;
-      return new Redis({ ...failFast(t), ...sentinel });
+      // failoverDetector: the sentinels' +switch-master makes ioredis drop its connections to the old
+      // master at once, instead of writing to it until it is demoted (docs/replication.md).
+      return new Redis({ ...failFast(t), ...sentinel, failoverDetector: true });
     }
     case 'cluster': {
       const { enableOfflineQueue: _q, retryStrategy: _r, ...perNode } = failFast(t);
       const options: ClusterOptions = {
         enableOfflineQueue: false,
         clusterRetryStrategy: retryDelay,
+        // The slot table also names each master's replicas, which decides how many confirmations a write
+        // needs (replication.ts): keep it fresh after a failover even when no redirect comes.
+        slotsRefreshInterval: SLOTS_REFRESH_MS,
+        // No retrying inside ioredis of a command or pipeline that met a closed connection or a
+        // cluster that is down (it re-sends them for seconds, through the failover, to whichever node
+        // its table names then): the caller answers 503 and the provider's retry, deduplicated, comes
+        // back through a fresh slot table. Redirects (MOVED, ASK) are still followed.
+        retryDelayOnFailover: 0,
+        retryDelayOnClusterDown: 0,
+        maxRedirections: 4,
         redisOptions: {
           ...perNode,
           ...(parsed.username ? { username: parsed.username } : {}),
@@ -178,17 +193,34 @@ export function waitReady(client: RedisClient, timeoutMs: number): Promise<void>
   });
 }
 
-/** Server replies that mean "not now" rather than "wrong": loading, failover, cluster trouble, OOM. */
-const TRANSIENT_REPLY = /^(LOADING|BUSY|READONLY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|OOM)\b/;
+/**
+ * Server replies that mean "not now" rather than "wrong": loading, failover, cluster trouble, OOM, a
+ * write refused by a replica. MOVED and ASK reach the caller only when ioredis could not follow the
+ * redirect itself (an auto-pipelined batch whose errors differ, a redirect during a failover): the slot
+ * is elsewhere, so try again. Inside a script the same replies come wrapped ("… -READONLY …").
+ */
+const TRANSIENT =
+  'LOADING|BUSY|READONLY|CLUSTERDOWN|MASTERDOWN|TRYAGAIN|NOREPLICAS|MISCONF|OOM|MOVED|ASK|UNBLOCKED|NOTBUSY|MASTER_LINK_DOWN';
+const TRANSIENT_REPLY = new RegExp(`^(${TRANSIENT})\\b`);
+const TRANSIENT_IN_SCRIPT = new RegExp(`^ERR .*(?:^|\\W)-?(${TRANSIENT}) `);
+/** A reply that says the slot table is out of date. */
+const REDIRECT_REPLY = /^(MOVED|ASK|CLUSTERDOWN)\b/;
+
+/** True when `err` says a Cluster's slot table is stale (the caller refreshes it). */
+export function isRedirectError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError' && REDIRECT_REPLY.test(err.message);
+}
+
 /** ioredis's own errors for a missing or broken connection. */
 const CONNECTION_ERROR =
-  /Stream isn't writeable|Connection is closed|Command timed out|Cluster isn't ready|startup nodes|slots cache|Socket timeout|blocking/i;
+  /Too many Cluster redirections|Stream isn't writeable|Connection is closed|Command timed out|Cluster isn't ready|startup nodes|slots cache|Socket timeout|blocking/i;
 const CONNECTION_ERROR_NAMES = new Set(['MaxRetriesPerRequestError', 'AbortError', 'ClusterAllFailedError']);
 
 /** True when an error means Redis could not be reached or cannot serve right now. */
 export function isUnavailableError(err: unknown): boolean {
   if (!(err instanceof Error) || err instanceof GatewayError) return false;
-  if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
+  if (err.name === 'ReplyError')
+    return TRANSIENT_REPLY.test(err.message) || TRANSIENT_IN_SCRIPT.test(err.message);
   if (CONNECTION_ERROR_NAMES.has(err.name)) return true;
   // Socket errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT…), not Node's ERR_* programming errors.
   if (/^E(?!RR_)[A-Z]+$/.test(String((err as NodeJS.ErrnoException).code))) return true;

@@ -8,10 +8,12 @@
  *
  * ```
  * <p>:{<p>:pN}:conv:<id>        hash   doc, updatedAt, sessionId, sessionStartedAt, sessionState,
- *                                       lastMessageAt, lastMessageMs, seq (the seq counter)
+ *                                       lastMessageAt, lastMessageMs, seq (the seq counter), epoch
+ *                                       (replication id of the master that last gave out a seq)
  * <p>:{<p>:pN}:msgs:<id>        hash   <msgId> body JSON; <msgId>:p processing JSON; <msgId>:r reply
  *                                       ids JSON; <msgId>:d delivery (claim) count; <msgId>:s send claim;
- *                                       <msgId>:w someone waits for the outcome (until completed)
+ *                                       <msgId>:w someone waits for the outcome (until completed);
+ *                                       <msgId>:c id of the completion that finished it
  * <p>:{<p>:pN}:seqidx:<id>      zset   msgId scored by seq
  * <p>:{<p>:pN}:q:<id>           list   pending message ids in seq order; the head is the one leased
  * <p>:{<p>:pN}:dd:<id>:<key>    string dedupe key -> message id, with TTL

@@ -6,6 +6,7 @@
  * call. Scripts never parse message or conversation JSON, except `processing`, which holds no arrays.
  */
 import { randomUUID } from 'node:crypto';
+import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import { GatewayError, QueueFullError, StoreUnavailableError } from '../../core/errors.js';
 import { extend } from '../../core/extend.js';
@@ -54,12 +55,14 @@ import {
   type ClientTimeouts,
   createRedisClient,
   duplicateClient,
+  isRedirectError,
   isUnavailableError,
   type RedisClient,
   waitReady,
 } from './connection.js';
 import { type ConversationKeys, KeyLayout } from './keys.js';
-import { defineScripts, SCRIPTS, type ScriptRun } from './scripts.js';
+import { ReplicaRequirement, ReplicationMemory, type WaitPolicy } from './replication.js';
+import { defineScripts, SCRIPTS, type ScriptName, type ScriptRun } from './scripts.js';
 
 /** Doorbell rings kept while no worker listens: enough to wake every process, small enough to ignore. */
 const BELL_CAP = 128;
@@ -69,6 +72,25 @@ const CAS_ATTEMPTS = 16;
 /** Records read per round trip while a filtered list skips non-matching ones. */
 const SCAN_BATCH = 100;
 const DEFAULT_TIMEOUTS: ClientTimeouts = { commandTimeoutMs: 5_000, connectTimeoutMs: 10_000 };
+const DEFAULT_WAIT: WaitPolicy = { replicas: 'auto', timeoutMs: 500 };
+/**
+ * How long an idempotent step the bot's answer depends on (a completion, recording replies) is retried
+ * while Redis cannot serve: a failover takes a few seconds, and giving up means asking the bot again.
+ */
+const RETRY_BUDGET_MS = 10_000;
+
+/** Retries `op` while it fails with StoreUnavailableError, backing off, for at most `budgetMs`. */
+async function retrying<T>(op: () => Promise<T>, budgetMs = RETRY_BUDGET_MS): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await op();
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError) || Date.now() >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(1_000, 100 * 2 ** attempt)));
+    }
+  }
+}
 
 export interface RedisStoreOptions {
   /**
@@ -87,6 +109,11 @@ export interface RedisStoreOptions {
   maxPending: number;
   /** The Retry-After the QueueFullError carries. */
   retryAfterS: number;
+  /**
+   * Replica confirmations (`WAIT`) the writes the gateway acts on need: accepts, claims, completions,
+   * replies and send markers (docs/replication.md). Default: `auto`, 500 ms.
+   */
+  wait?: WaitPolicy;
   logger?: Logger;
 }
 
@@ -104,21 +131,56 @@ type AppendReply = ['missing'] | ['dup', string] | ['ok', string, ...number[]];
  */
 type ClaimTuple = [string, string, number, string, string, string | null, (string | null)[]];
 type ClaimReply = [number, ...ClaimTuple[]];
-/** complete-7's account of the replies it was given: recorded now, recorded before, or none given. */
-type RepliesReply = ['ok', string, ...number[]] | ['dup', string] | null;
+/**
+ * complete-7's account of the replies it was given: recorded now, recorded before (by another
+ * completion, or by an earlier try of this one: 'again'), or none given.
+ */
+type RepliesReply = ['ok', string, ...number[]] | ['dup' | 'again', string] | null;
 type CompleteReply = [0] | [1 | 2, number, null, RepliesReply] | [3, number, ClaimTuple, RepliesReply];
 
 /** The conversation hash fields the scripts read for a claim, in the order they return them. */
 const CONV_FIELDS = ['doc', 'sessionId', 'sessionStartedAt', 'sessionState', 'updatedAt', 'lastMessageAt'];
 
-/** Maps connection trouble to StoreUnavailableError; everything else (bugs, GatewayErrors) passes. */
-async function guard<T>(op: () => Promise<T>): Promise<T> {
+/**
+ * Maps connection trouble to StoreUnavailableError; everything else (bugs, GatewayErrors) passes. A
+ * redirect that reached the caller (the slot moved in a failover) also has `onRedirect` reload the
+ * Cluster slot table, so the retry goes to the new master.
+ */
+async function guard<T>(op: () => Promise<T>, onRedirect?: () => void): Promise<T> {
   try {
     return await op();
   } catch (err) {
+    if (err instanceof StoreUnavailableError) throw err;
+    if (onRedirect && isRedirectError(err)) onRedirect();
     throw isUnavailableError(err) ? new StoreUnavailableError(err) : err;
   }
 }
+
+/**
+ * A write that was made but that too few replicas confirmed in time: it may or may not survive a
+ * failover. Carries the write's own reply, so that a caller can undo what it must not keep.
+ */
+class UnconfirmedWriteError extends StoreUnavailableError {
+  readonly result: unknown;
+
+  constructor(cause: Error, result: unknown) {
+    super(cause);
+    this.result = result;
+  }
+}
+
+/** A write not even sent: its master is known to have too few replicas online to confirm it. */
+function tooFewReplicas(needed: number): StoreUnavailableError {
+  return new StoreUnavailableError(
+    new Error(`The Redis master has fewer than ${needed} replica(s) online to confirm writes`),
+  );
+}
+
+/** The part of an ioredis pipeline the durable writes use. */
+type Pipe = Record<string, (...a: unknown[]) => Pipe> & {
+  wait(replicas: number, timeoutMs: number): Pipe;
+  exec(): Promise<[Error | null, unknown][] | null>;
+};
 
 /** Logs the first error of an outage and the recovery, not every reconnect attempt. */
 function watchConnection(client: RedisClient, role: string, logger: Logger | undefined): void {
@@ -208,6 +270,8 @@ export class RedisStore implements Store {
   /** Accepts only, on a connection of their own: see {@link RedisStore.accept}. */
   readonly #acceptor: RedisClient;
   readonly #runAccept: ScriptRun;
+  readonly #mainWait: ReplicaRequirement;
+  readonly #acceptWait: ReplicaRequirement;
   readonly #pendingLimit: number;
   readonly #retryAfterS: number;
   readonly #logger: Logger | undefined;
@@ -220,6 +284,14 @@ export class RedisStore implements Store {
   #nextPartition = 0;
   #closed = false;
 
+  /** {@link guard}, reloading the Cluster slot tables of this store's connections on a redirect. */
+  readonly #guard = <T>(op: () => Promise<T>): Promise<T> =>
+    guard(op, () => {
+      for (const client of [this.#redis, this.#acceptor]) {
+        if (client.isCluster) (client as Cluster).refreshSlotsCache();
+      }
+    });
+
   constructor(options: RedisStoreOptions) {
     this.#redis = options.redis;
     this.#keys = new KeyLayout(options.keyPrefix, options.partitions);
@@ -227,6 +299,12 @@ export class RedisStore implements Store {
     this.#acceptor = duplicateClient(options.redis, 'pipelined');
     this.#runAccept = defineScripts(this.#acceptor, SCRIPTS, 'switchboard');
     watchConnection(this.#acceptor, 'accept', options.logger);
+    // Per connection: on Sentinel each one finds the master on its own, and during a failover two
+    // connections can be on different servers.
+    const memory = new ReplicationMemory();
+    const wait = options.wait ?? DEFAULT_WAIT;
+    this.#mainWait = new ReplicaRequirement(options.redis, wait, memory, options.logger);
+    this.#acceptWait = new ReplicaRequirement(this.#acceptor, wait, memory, options.logger);
     this.#pendingLimit = Math.ceil(options.maxPending / options.partitions);
     this.#retryAfterS = options.retryAfterS;
     this.#logger = options.logger;
@@ -234,6 +312,11 @@ export class RedisStore implements Store {
     this.kv = new RedisKeyValue(options.redis, this.#keys);
     this.#redisBus = new RedisBus(options.redis, this.#keys, options.logger);
     this.bus = this.#redisBus;
+  }
+
+  /** The main connection and key layout, shared with rooms that keep keys beside the store's (contacts). */
+  get shared(): { redis: RedisClient; keys: KeyLayout; wait: ReplicaRequirement } {
+    return { redis: this.#redis, keys: this.#keys, wait: this.#mainWait };
   }
 
   /**
@@ -255,6 +338,7 @@ export class RedisStore implements Store {
         throw new StoreUnavailableError(err);
       });
       await store.verifyLayout();
+      await Promise.all([store.#mainWait.refresh(), store.#acceptWait.refresh()]);
       return store;
     } catch (err) {
       await store.close();
@@ -268,7 +352,7 @@ export class RedisStore implements Store {
    */
   async verifyLayout(): Promise<void> {
     const wanted = String(this.#keys.partitions);
-    await guard(async () => {
+    await this.#guard(async () => {
       await this.#redis.set(this.#keys.layout, wanted, 'NX');
       const stored = await this.#redis.get(this.#keys.layout);
       if (stored !== wanted) {
@@ -283,13 +367,15 @@ export class RedisStore implements Store {
   // --- conversations -----------------------------------------------------------------------------
 
   createConversation(input: NewConversation): Promise<Conversation> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const id = newId('conv');
       const c = newConversation(id, input, new Date().toISOString(), newId('sess'));
       await this.#insertConversation(c);
       // An explicit channelRef becomes resolvable, unless another conversation already owns it.
-      if (input.channelRef !== undefined)
-        await this.#redis.set(this.#keys.ref(c.channel, c.channelRef), id, 'NX');
+      if (input.channelRef !== undefined) {
+        const ref = this.#keys.ref(c.channel, c.channelRef);
+        await this.#durableCommands(ref, (p) => p.set!(ref, id, 'NX'));
+      }
       return c;
     });
   }
@@ -297,14 +383,16 @@ export class RedisStore implements Store {
   resolveConversation(
     input: NewConversation & { channelRef: string },
   ): Promise<{ conversation: Conversation; created: boolean }> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const ref = this.#keys.ref(input.channel, input.channelRef);
       // A few rounds cover losing the mapping race and a concurrent delete; more means a pathological loop.
       for (let round = 0; round < 5; round++) {
         let id = await this.#redis.get(ref);
         if (id === null) {
           id = newId('conv');
-          if ((await this.#redis.set(ref, id, 'NX')) !== 'OK') continue;
+          // Confirmed: a mapping the new master lacks after a failover would split the thread in two.
+          const [set] = await this.#durableCommands(ref, (p) => p.set!(ref, id as string, 'NX'));
+          if (set !== 'OK') continue;
         } else {
           const existing = await this.#getConversation(id);
           if (existing) return { conversation: existing, created: false };
@@ -321,11 +409,11 @@ export class RedisStore implements Store {
   }
 
   getConversation(id: string): Promise<Conversation | null> {
-    return guard(() => this.#getConversation(id));
+    return this.#guard(() => this.#getConversation(id));
   }
 
   listConversations(query: ConversationQuery): Promise<Page<Conversation>> {
-    return guard(async () => {
+    return this.#guard(async () => {
       let from = query.cursor === undefined ? undefined : parseConversationCursor(query.cursor);
       const asc = query.order === 'asc';
       const batch = hasConversationFilters(query) ? Math.max(query.take + 1, SCAN_BATCH) : query.take + 1;
@@ -359,7 +447,7 @@ export class RedisStore implements Store {
   }
 
   updateConversation(id: string, patch: ConversationPatch): Promise<Conversation | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const key = this.#keys.conversation(id).conv;
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         const h = await this.#redis.hgetall(key);
@@ -377,15 +465,19 @@ export class RedisStore implements Store {
   }
 
   deleteConversation(id: string): Promise<boolean> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const c = await this.#getConversation(id);
       if (!c) return false;
       // Mapping first, so a crash part-way leaves a listed conversation to delete again rather than a
       // mapping that would resurrect it.
       await this.#run('cad', [this.#keys.ref(c.channel, c.channelRef)], [id]);
       const k = this.#keys.conversation(id);
+      // Confirmed: an erasure the new master lacks after a failover would bring the data back.
       const deleted =
-        (await this.#run(
+        (await this.#durable(
+          this.#redis,
+          this.#mainWait,
+          this.#run,
           'delconv',
           [k.conv, k.msgs, k.seqidx, k.queue, k.sched, k.lease, k.pending],
           [id],
@@ -398,7 +490,7 @@ export class RedisStore implements Store {
   // --- messages ----------------------------------------------------------------------------------
 
   appendMessage(conversationId: string, input: NewMessage): Promise<Message | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const at = new Date().toISOString();
       const draft = draftMessage(conversationId, input, at);
       const reply = await this.#append(conversationId, '', [draft], at);
@@ -408,7 +500,7 @@ export class RedisStore implements Store {
   }
 
   getMessage(conversationId: string, messageId: string): Promise<Message | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return null;
       const [m] = await this.#readMessages(this.#keys.conversation(conversationId), [messageId]);
       return m ?? null;
@@ -416,7 +508,7 @@ export class RedisStore implements Store {
   }
 
   listMessages(conversationId: string, query: MessageQuery): Promise<Page<Message>> {
-    return guard(async () => {
+    return this.#guard(async () => {
       let from = query.cursor === undefined ? undefined : parseMessageCursor(query.cursor);
       const asc = query.order === 'asc';
       const k = this.#keys.conversation(conversationId);
@@ -452,7 +544,7 @@ export class RedisStore implements Store {
   }
 
   messagesAfter(conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (limit < 1) return [];
       const k = this.#keys.conversation(conversationId);
       const ids = await this.#redis.zrangebyscore(k.seqidx, `(${afterSeq}`, '+inf', 'LIMIT', 0, limit);
@@ -461,7 +553,7 @@ export class RedisStore implements Store {
   }
 
   updateMessage(conversationId: string, messageId: string, patch: MessagePatch): Promise<Message | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return null;
       const k = this.#keys.conversation(conversationId);
       for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
@@ -481,10 +573,14 @@ export class RedisStore implements Store {
   }
 
   deleteMessage(conversationId: string, messageId: string): Promise<boolean> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return false;
       const k = this.#keys.conversation(conversationId);
-      return (await this.#run('delmsg', [k.msgs, k.seqidx], [messageId])) === 1;
+      const args = [messageId];
+      return (
+        (await this.#durable(this.#redis, this.#mainWait, this.#run, 'delmsg', [k.msgs, k.seqidx], args)) ===
+        1
+      );
     });
   }
 
@@ -495,7 +591,7 @@ export class RedisStore implements Store {
     error?: { code?: string; message: string },
     options?: DeliveryUpdateOptions,
   ): Promise<DeliveryUpdateResult | null> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return null;
       const k = this.#keys.conversation(conversationId);
       const externalId = options?.externalId;
@@ -530,13 +626,16 @@ export class RedisStore implements Store {
   }
 
   recordReplies(conversationId: string, messageId: string, replies: NewMessage[]): Promise<Message[]> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return [];
       const at = new Date().toISOString();
       const drafts = replies.map((r) =>
         draftMessage(conversationId, extend(r, { replyTo: r.replyTo ?? messageId }), at),
       );
-      const reply = await this.#append(conversationId, messageId, drafts, at);
+      // Retried through a failover: the reply guard records them once however often this runs.
+      const reply = await retrying(() =>
+        this.#guard(() => this.#append(conversationId, messageId, drafts, at)),
+      );
       if (reply[0] === 'missing') return [];
       if (reply[0] === 'dup') {
         return this.#readMessages(this.#keys.conversation(conversationId), JSON.parse(reply[1]) as string[]);
@@ -548,10 +647,18 @@ export class RedisStore implements Store {
   }
 
   claimSend(conversationId: string, messageId: string): Promise<boolean> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (!isMessageId(messageId)) return false;
       const k = this.#keys.conversation(conversationId);
-      return (await this.#run('claimsend', [k.conv, k.msgs], [messageId])) === 1;
+      const claimed = await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
+        'claimsend',
+        [k.conv, k.msgs],
+        [messageId],
+      );
+      return claimed === 1;
     });
   }
 
@@ -564,7 +671,7 @@ export class RedisStore implements Store {
    * (claim, complete, heartbeat) stay on the main connection, where batching would delay each link.
    */
   accept(input: AcceptInput): Promise<AcceptResult> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const now = Date.now();
       const at = new Date(now).toISOString();
       const k = this.#keys.conversation(input.conversationId);
@@ -574,7 +681,10 @@ export class RedisStore implements Store {
         at,
       );
       const processing: Processing = { state: 'queued', attempts: 0, at };
-      const reply = (await this.#runAccept(
+      const reply = (await this.#durable(
+        this.#acceptor,
+        this.#acceptWait,
+        this.#runAccept,
         'accept',
         [
           k.conv,
@@ -641,7 +751,7 @@ export class RedisStore implements Store {
    * the doorbell rather than asking again.
    */
   claim(owner: string, max: number, leaseMs: number): Promise<Claim[]> {
-    return guard(async () => {
+    return this.#guard(async () => {
       if (max < 1) return [];
       const n = this.#keys.partitions;
       const first = this.#nextPartition;
@@ -651,12 +761,22 @@ export class RedisStore implements Store {
       const at = new Date().toISOString();
       const claims: Claim[] = [];
       const left = new Map<number, number>();
+      // A partition that cannot serve now gives nothing; the others' claims still count.
+      let unavailable: unknown = null;
       const round = async (shares: Map<number, number>) => {
-        const replies = await Promise.all(
+        const replies = await Promise.allSettled(
           [...shares].map(([p, share]) => this.#claimIn(p, share, owner, leaseMs, at)),
         );
         for (const [i, p] of [...shares.keys()].entries()) {
-          const [claimable, ...tuples] = replies[i]!;
+          const reply = replies[i]!;
+          if (reply.status === 'rejected') {
+            if (!(reply.reason instanceof StoreUnavailableError || isUnavailableError(reply.reason)))
+              throw reply.reason;
+            unavailable ??= reply.reason;
+            left.set(p, 0);
+            continue;
+          }
+          const [claimable, ...tuples] = reply.value;
           left.set(p, claimable);
           for (const t of tuples) claims.push(toClaim(t));
         }
@@ -676,16 +796,23 @@ export class RedisStore implements Store {
         }
       }
       if (shares.size > 0) await round(shares);
+      if (claims.length === 0 && unavailable) throw unavailable;
       return claims;
     });
   }
 
   heartbeat(claim: Claim, leaseMs: number): Promise<boolean> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
-      return (
-        (await this.#run('heartbeat', [k.sched, k.lease], [claim.conversationId, claim.token, leaseMs])) === 1
+      // Not confirmed by replicas: an extension the new master lacks only brings the lease's end
+      // back to the last one it has, and the next heartbeat, on the new master, extends it again; a
+      // WAIT here would only make a heartbeat's answer late.
+      const extended = await this.#run(
+        'heartbeat',
+        [k.sched, k.lease],
+        [claim.conversationId, claim.token, leaseMs],
       );
+      return extended === 1;
     });
   }
 
@@ -695,7 +822,7 @@ export class RedisStore implements Store {
     next?: ContinueWith,
     replies?: NewMessage[],
   ): Promise<CompleteResult> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
       const now = Date.now();
       const at = new Date(now).toISOString();
@@ -703,22 +830,44 @@ export class RedisStore implements Store {
       const drafts = replies?.map((r) =>
         draftMessage(claim.conversationId, extend(r, { replyTo: r.replyTo ?? claim.message.id }), at),
       );
-      const reply = (await this.#run(
-        'complete',
-        [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx],
-        [
-          claim.conversationId,
-          claim.token,
-          claim.message.id,
-          processing ? JSON.stringify(processing) : '',
-          next ? `${next.owner}:${randomUUID()}` : '',
-          next?.leaseMs ?? 0,
-          at,
-          drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
-          now,
-          ...(drafts ?? []).map((d) => JSON.stringify(d)),
-        ],
-      )) as CompleteReply;
+      // Replicated before the replies are sent or the next message goes to the bot: see #durable.
+      // Retried through a failover: the claim was replicated, so the new master still has this lease,
+      // and the token fences the retry off once another owner took over. A retry of a completion that
+      // did land (its replicas confirmed too late, or the answer was lost) is told apart by the
+      // completion id it left on the message, and gets the same answer again (complete-7), so the same
+      // token for the next lease is used on every try.
+      const nextToken = next ? `${next.owner}:${randomUUID()}` : '';
+      const completion = randomUUID();
+      const keys = [k.sched, k.lease, k.pending, k.queue, k.msgs, k.conv, k.seqidx];
+      const args = [
+        claim.conversationId,
+        claim.token,
+        claim.message.id,
+        processing ? JSON.stringify(processing) : '',
+        nextToken,
+        next?.leaseMs ?? 0,
+        at,
+        drafts ? JSON.stringify(drafts.map((d) => d.id)) : '',
+        now,
+        completion,
+        ...(drafts ?? []).map((d) => JSON.stringify(d)),
+      ];
+      const reply = (await retrying(() =>
+        this.#guard(() =>
+          this.#durable(this.#redis, this.#mainWait, this.#run, 'complete', keys, args, true),
+        ),
+      ).catch(async (err: unknown) => {
+        // Still unconfirmed when the retries are over: the caller gives the message up to a
+        // redelivery. The next message this completion leased would wait out a lease no worker
+        // holds: hand it back at once, uncounted, as an unconfirmed claim is.
+        if (err instanceof UnconfirmedWriteError && (err.result as CompleteReply)[0] === 3) {
+          const [, , [, token, , body]] = err.result as [3, number, ClaimTuple, RepliesReply];
+          const messageId = (JSON.parse(body) as Message).id;
+          const releaseArgs = [claim.conversationId, token, messageId, new Date().toISOString(), '1'];
+          await this.#run('release', [k.sched, k.lease, k.queue, k.msgs], releaseArgs).catch(() => undefined);
+        }
+        throw err;
+      })) as CompleteReply;
       if (reply[0] === 0) return { completed: false, notify: false, next: null };
       if (reply[0] === 2) this.#ring();
       const result: CompleteResult = {
@@ -728,9 +877,10 @@ export class RedisStore implements Store {
       };
       const recorded = reply[3];
       if (!drafts || !recorded) return result;
-      if (recorded[0] === 'dup') {
+      if (recorded[0] === 'dup' || recorded[0] === 'again') {
         const ids = JSON.parse(recorded[1]) as string[];
-        return { ...result, replies: await this.#readMessages(k, ids), repliesRecorded: false };
+        const stored = await this.#readMessages(k, ids);
+        return { ...result, replies: stored, repliesRecorded: recorded[0] === 'again' };
       }
       const [, sessionId, ...seqs] = recorded;
       // Keys in the stored order (seq and sessionId first), so a reply's body is its stored body.
@@ -743,12 +893,12 @@ export class RedisStore implements Store {
   }
 
   release(claim: Claim): Promise<void> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const k = this.#keys.conversation(claim.conversationId);
       const released = await this.#run(
         'release',
         [k.sched, k.lease, k.queue, k.msgs],
-        [claim.conversationId, claim.token, claim.message.id, new Date().toISOString()],
+        [claim.conversationId, claim.token, claim.message.id, new Date().toISOString(), ''],
       );
       if (released === 1) this.#ring();
     });
@@ -776,7 +926,7 @@ export class RedisStore implements Store {
   }
 
   pendingCount(): Promise<number> {
-    return guard(async () => {
+    return this.#guard(async () => {
       const counts = await Promise.all(
         Array.from({ length: this.#keys.partitions }, (_, p) => this.#redis.get(this.#keys.pending(p))),
       );
@@ -804,6 +954,8 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#mainWait.close();
+    this.#acceptWait.close();
     for (const done of [...this.#waiters.keys()]) done();
     this.#blocker?.disconnect();
     this.#redisBus.close();
@@ -821,8 +973,13 @@ export class RedisStore implements Store {
   async #insertConversation(c: Conversation): Promise<boolean> {
     // Index first: an index entry without its conversation is skipped by lists, whereas a conversation
     // missing from the index could never be listed.
-    await this.#redis.zadd(this.#keys.index, 0, c.id);
-    const created = await this.#run(
+    // Both confirmed by the replicas before the conversation is handed out (a conversation the new
+    // master lacks after a failover would refuse its messages as unknown).
+    await this.#durableCommands(this.#keys.index, (p) => p.zadd!(this.#keys.index, 0, c.id));
+    const created = await this.#durable(
+      this.#redis,
+      this.#mainWait,
+      this.#run,
       'create',
       [this.#keys.conversation(c.id).conv],
       [JSON.stringify(pickConversationDoc(c)), c.createdAt, c.sessionId],
@@ -861,7 +1018,10 @@ export class RedisStore implements Store {
 
   #append(conversationId: string, guardId: string, drafts: MessageDraft[], at: string): Promise<AppendReply> {
     const k = this.#keys.conversation(conversationId);
-    return this.#run(
+    return this.#durable(
+      this.#redis,
+      this.#mainWait,
+      this.#run,
       'append',
       [k.conv, k.msgs, k.seqidx],
       [
@@ -871,26 +1031,143 @@ export class RedisStore implements Store {
         at,
         ...drafts.map((d) => JSON.stringify(d)),
       ],
+      // Replies to a message are recorded once however often this runs (the guard); plain appends
+      // are not, so they are only written when they can be confirmed.
+      guardId !== '',
     ) as Promise<AppendReply>;
   }
 
+  /**
+   * Runs a script whose effect the gateway acts on (acknowledges, hands to the bot, sends), then `WAIT`s
+   * in the same pipeline, so on the same connection and node, until the replicas it needs have it: a
+   * write the new master lacks after a failover would be a lost message, a seq given twice or a reply
+   * sent twice. Too few confirmations in time: StoreUnavailableError (503 + Retry-After for an accept);
+   * the write may still survive, and dedupe, leases and reply guards make the retry safe.
+   *
+   * While the master is known to have too few replicas online, the write is not sent (nothing is
+   * left half-done, and no WAIT holds up the connection), except with `writeWhenShort`: a completion
+   * and the replies it records, idempotent steps taken after the bot answered. Those are written
+   * without the WAIT and reported unconfirmed, so the caller retries until they are confirmed: a
+   * completion the current master has, confirmed or not, is one whose message it will not hand to
+   * the bot again as long as that master lives, while one refused outright is asked again after the
+   * lease.
+   */
+  async #durable(
+    client: RedisClient,
+    wait: ReplicaRequirement,
+    run: ScriptRun,
+    name: ScriptName,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+    writeWhenShort = false,
+  ): Promise<unknown> {
+    const needed = wait.required(keys[0]!);
+    if (needed === 0) return run(name, keys, args);
+    if (wait.short(keys[0]!)) {
+      if (!writeWhenShort) throw tooFewReplicas(needed);
+      throw new UnconfirmedWriteError(tooFewReplicas(needed), await run(name, keys, args));
+    }
+    return this.#confirmed(client, wait, keys[0]!, needed, (p) =>
+      p[`switchboard_${name}`]!(...keys, ...args),
+    );
+  }
+
+  /**
+   * Plain commands (on the main connection, all on the slot of `key`) whose effect the gateway acts on:
+   * sent in one pipeline with the `WAIT` that {@link RedisStore.#durable} adds, when one is needed.
+   * Returns the replies of the commands; the first error is thrown.
+   */
+  async #durableCommands(key: string, build: (p: Pipe) => void): Promise<unknown[]> {
+    const needed = this.#mainWait.required(key);
+    if (needed > 0 && this.#mainWait.short(key)) throw tooFewReplicas(needed);
+    const pipeline = this.#redis.pipeline() as unknown as Pipe;
+    build(pipeline);
+    if (needed > 0) pipeline.wait(needed, this.#mainWait.timeoutMs);
+    const replies = (await pipeline.exec()) ?? [];
+    const out = needed > 0 ? replies.slice(0, -1) : replies;
+    for (const [err] of replies) if (err) throw err;
+    if (needed > 0) this.#checkConfirmed(key, replies[replies.length - 1], needed, this.#mainWait);
+    return out.map(([, value]) => value);
+  }
+
+  async #confirmed(
+    client: RedisClient,
+    wait: ReplicaRequirement,
+    key: string,
+    needed: number,
+    build: (p: Pipe) => void,
+  ): Promise<unknown> {
+    const pipeline = client.pipeline() as unknown as Pipe;
+    build(pipeline);
+    pipeline.wait(needed, wait.timeoutMs);
+    const [write, confirmed] = (await pipeline.exec()) ?? [];
+    if (!write) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
+    if (write[0]) throw write[0];
+    try {
+      this.#checkConfirmed(key, confirmed, needed, wait);
+    } catch (err) {
+      throw err instanceof StoreUnavailableError ? new UnconfirmedWriteError(err, write[1]) : err;
+    }
+    return write[1];
+  }
+
+  #checkConfirmed(
+    key: string,
+    confirmed: [Error | null, unknown] | undefined,
+    needed: number,
+    wait: ReplicaRequirement,
+  ) {
+    if (!confirmed) throw new StoreUnavailableError(new Error('Redis pipeline gave no reply'));
+    if (confirmed[0]) throw confirmed[0];
+    wait.confirmed(key, Number(confirmed[1]), needed);
+    if (Number(confirmed[1]) < needed) {
+      throw new StoreUnavailableError(
+        new Error(
+          `${confirmed[1]} of ${needed} Redis replicas confirmed the write within ${wait.timeoutMs} ms`,
+        ),
+      );
+    }
+  }
+
   async #cas(key: string, checks: string[], sets: string[]): Promise<boolean> {
-    return (await this.#run('cas', [key], [checks.length / 2, ...checks, ...sets])) === 1;
+    const args = [checks.length / 2, ...checks, ...sets];
+    return (await this.#durable(this.#redis, this.#mainWait, this.#run, 'cas', [key], args)) === 1;
   }
 
   /** Runs the claim script on one partition: `share` leases at most (0 only counts). */
-  #claimIn(
+  async #claimIn(
     partition: number,
     share: number,
     owner: string,
     leaseMs: number,
     at: string,
   ): Promise<ClaimReply> {
-    return this.#run(
-      'claim',
-      [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)],
-      [leaseMs, share, at, this.#keys.tag(partition), `${owner}:${randomUUID()}`],
-    ) as Promise<ClaimReply>;
+    try {
+      return (await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
+        'claim',
+        [this.#keys.sched(partition), this.#keys.lease(partition), this.#keys.pending(partition)],
+        [leaseMs, share, at, this.#keys.tag(partition), `${owner}:${randomUUID()}`],
+      )) as ClaimReply;
+    } catch (err) {
+      // Leases the replicas did not confirm are handed back at once and not counted as deliveries: a
+      // message claimed again and again through a failover must not end up set aside as poison, nor
+      // wait out a lease that no worker holds.
+      if (err instanceof UnconfirmedWriteError) {
+        const [, ...tuples] = err.result as ClaimReply;
+        await Promise.all(
+          tuples.map(([conversationId, token, , body]) => {
+            const k = this.#keys.conversation(conversationId);
+            const messageId = (JSON.parse(body) as Message).id;
+            const args = [conversationId, token, messageId, new Date().toISOString(), '1'];
+            return this.#run('release', [k.sched, k.lease, k.queue, k.msgs], args).catch(() => undefined);
+          }),
+        );
+      }
+      throw err;
+    }
   }
 
   /** Rings the doorbell; best effort, since a missed ring only delays work until a wait times out. */

@@ -19,7 +19,8 @@
 -- Returns  {'missing'} when the conversation does not exist;
 --          {'full'} when the partition is at its pending limit (nothing written);
 --          {'dup', body, processing|false, replyIds|false} for a known dedupe key (nothing written,
---          except the :w marker on the original while it is unfinished);
+--          except the :w marker on the original while it is unfinished, and the dedupe key's own TTL
+--          set again unchanged);
 --          {'ok', seq, sessionId, endedSessionId|'', ready} where ready = 1 when the conversation
 --          just became claimable (the caller rings the doorbell).
 -- uses lib/messages.lua
@@ -36,6 +37,12 @@ if original then
       if state == 'queued' or state == 'processing' then
         redis.call('HSET', KEYS[2], original .. ':w', '1')
       end
+    end
+    -- A write that changes nothing, so a WAIT after this script also covers the original, which the
+    -- request that stored it may have left unconfirmed.
+    local ttl = redis.call('PTTL', KEYS[7])
+    if ttl > 0 then
+      redis.call('PEXPIRE', KEYS[7], ttl)
     end
     return {'dup', m[1], m[2], m[3]}
   end

@@ -15,7 +15,12 @@
 -- ARGV[7]  now ISO (processing.at of the next message, lastMessageAt when replies are recorded)
 -- ARGV[8]  JSON array of the reply ids ('' records no replies)
 -- ARGV[9]  now (ms)
--- ARGV[10..] reply JSON objects without seq and sessionId, one per id
+-- ARGV[10] id of this completion, the same on every try of it (kept as <id>:c)
+-- ARGV[11..] reply JSON objects without seq and sessionId, one per id
+-- A retry of a completion that did land (its replicas confirmed too late, or its answer was lost in a
+-- failover) finds the lease gone or moved on, the message off the head and this completion's id on
+-- it: it changes nothing and answers as the first try did, except that notify is 0 (told once) and recorded replies come back as
+-- {'again', replyIdsJSON}; the next message is reported again while ARGV[5] still holds its lease.
 -- Returns  {0} when the lease was lost (nothing written); otherwise {code, notify, next, replies} where
 --          replies is false when none were given, {'ok', sessionId, seq1, ...} when they were recorded
 --          now, and {'dup', replyIdsJSON} when replies to this message were recorded before (nothing
@@ -26,13 +31,42 @@
 --          claim-3 tuple {conversation id, token, deliveries, body, processing, reply ids|false,
 --          conversation fields}, and false otherwise.
 -- uses lib/messages.lua
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
-  return {0}
-end
 local id = ARGV[3]
+local holder = redis.call('HGET', KEYS[2], ARGV[1])
+if holder ~= ARGV[2] then
+  if redis.call('HGET', KEYS[5], id .. ':c') ~= ARGV[10] or redis.call('LINDEX', KEYS[4], 0) == id then
+    return {0}
+  end
+  -- Written again unchanged, so the WAIT after this script covers the first try even on a connection
+  -- that has written nothing since (a reconnect): WAIT counts a connection's own writes.
+  redis.call('HSET', KEYS[5], id .. ':c', ARGV[10])
+  local again = false
+  if ARGV[8] ~= '' then
+    local prior = redis.call('HGET', KEYS[5], id .. ':r')
+    if prior then
+      again = {'again', prior}
+    end
+  end
+  if ARGV[5] ~= '' and holder == ARGV[5] then
+    local head = redis.call('LINDEX', KEYS[4], 0)
+    if head then
+      local m = redis.call('HMGET', KEYS[5], head, head .. ':r', head .. ':p', head .. ':d')
+      local c = redis.call('HMGET', KEYS[6],
+        'doc', 'sessionId', 'sessionStartedAt', 'sessionState', 'updatedAt', 'lastMessageAt')
+      return {3, 0, {ARGV[1], ARGV[5], tonumber(m[4]), m[1], m[3], m[2], c}, again}
+    end
+  end
+  if not holder and redis.call('LLEN', KEYS[4]) > 0 then
+    return {2, 0, false, again}
+  end
+  return {1, 0, false, again}
+end
 local replies = false
 if ARGV[8] ~= '' then
-  replies = append_messages(KEYS[6], KEYS[5], KEYS[7], id, ARGV[8], 10, ARGV[7], ARGV[9])
+  replies = append_messages(KEYS[6], KEYS[5], KEYS[7], id, ARGV[8], 11, ARGV[7], ARGV[9])
+end
+if redis.call('HEXISTS', KEYS[5], id) == 1 then
+  redis.call('HSET', KEYS[5], id .. ':c', ARGV[10])
 end
 if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[5], id) == 1 then
   redis.call('HSET', KEYS[5], id .. ':p', ARGV[4])

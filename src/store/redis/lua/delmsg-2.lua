@@ -8,6 +8,6 @@ local id = ARGV[1]
 if redis.call('HDEL', KEYS[1], id) == 0 then
   return 0
 end
-redis.call('HDEL', KEYS[1], id .. ':p', id .. ':r', id .. ':d', id .. ':s', id .. ':w')
+redis.call('HDEL', KEYS[1], id .. ':p', id .. ':r', id .. ':d', id .. ':s', id .. ':w', id .. ':c')
 redis.call('ZREM', KEYS[2], id)
 return 1

@@ -1,9 +1,35 @@
 -- Message storage shared by the scripts that write messages. A script that has the line
 -- "-- uses lib/messages.lua" gets this file put in front of it when it is loaded (scripts.ts).
 
+-- The seq fence. A conversation records, in its 'epoch' field, the replication id of the master that
+-- last gave out one of its seqs. A master has a new replication id when it was promoted from a replica
+-- (a failover) or restarted, which is exactly when the seqs it inherited may lag behind ones the
+-- former master gave out in writes that never reached it. The first seq given out under a new id then
+-- jumps SEQ_FENCE_GAP past the counter, so a lost message's seq is never given to another one, and
+-- every seq anyone saw stays below every later one (docs/replication.md).
+local SEQ_FENCE_GAP = 1000
+local current_epoch = nil
+
+local function master_epoch()
+  if not current_epoch then
+    local info = redis.call('INFO', 'replication')
+    current_epoch = string.match(info, 'master_replid:(%w+)') or ''
+  end
+  return current_epoch
+end
+
 -- Stores one message under the conversation's next seq and indexes it; returns the seq.
 -- body is the message JSON object without seq and sessionId, which are spliced in first.
 local function store_message(conv, msgs, seqidx, id, sid, body)
+  local epoch = master_epoch()
+  local seen = redis.call('HGET', conv, 'epoch')
+  if seen ~= epoch then
+    -- No epoch yet: a conversation written before the fence existed; nothing to jump over known.
+    if seen then
+      redis.call('HINCRBY', conv, 'seq', SEQ_FENCE_GAP)
+    end
+    redis.call('HSET', conv, 'epoch', epoch)
+  end
   local seq = redis.call('HINCRBY', conv, 'seq', 1)
   redis.call('HSET', msgs, id, '{"seq":' .. seq .. ',"sessionId":' .. cjson.encode(sid) .. ',' .. string.sub(body, 2))
   redis.call('ZADD', seqidx, seq, id)
@@ -23,6 +49,8 @@ local function append_messages(conv, msgs, seqidx, guard, ids_json, first, iso, 
   if guard ~= '' then
     local prior = redis.call('HGET', msgs, guard .. ':r')
     if prior then
+      -- Written again unchanged, so a WAIT after the script covers the replies recorded before.
+      redis.call('HSET', msgs, guard .. ':r', prior)
       return {'dup', prior}
     end
   end
