@@ -117,11 +117,15 @@ describe('events', () => {
     });
     // Handed to an agent and back: the three handoff events.
     await gw.api(`/v1/conversations/${conv}/handoff`, { method: 'POST', json: { reason: 'test' } });
-    await gw.api(`/v1/conversations/${conv}/handoff/assign`, {
-      method: 'POST',
-      json: { agent: { name: 'Ana' } },
-    });
+    const assigned = (await (
+      await gw.api(`/v1/conversations/${conv}/handoff/assign`, {
+        method: 'POST',
+        json: { agent: { name: 'Ana' } },
+      })
+    ).json()) as { handoff: { assignee: string } };
     await gw.api(`/v1/conversations/${conv}/handoff`, { method: 'DELETE' });
+    // The agent joined when assigned (participant.added) and leaves now (participant.removed).
+    await gw.api(`/v1/conversations/${conv}/participants/${assigned.handoff.assignee}`, { method: 'DELETE' });
     await gw.api(`/v1/conversations/${conv}`, { method: 'PATCH', json: { status: 'closed' } });
     // SESSION_IDLE_S=1: after a second of silence the next message ends the session and starts another.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
@@ -196,6 +200,8 @@ describe('events', () => {
     expect(created.map((m) => [m.direction, m.text])).toEqual([
       ['inbound', 'hello'],
       ['outbound', 'You said: hello'],
+      ['internal', 'Ana joined'],
+      ['internal', 'Ana left'],
       ['inbound', 'again'],
       ['outbound', 'You said: again'],
     ]);

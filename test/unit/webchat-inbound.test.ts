@@ -52,7 +52,7 @@ describe('parseClientFrame', () => {
     if (!result.ok) expect(result.message).not.toContain('secret-text');
   });
 
-  it('maps a message frame onto a stored user message', () => {
+  it('maps a message frame onto a stored user message, the visitor its author', () => {
     const parsed = parseClientFrame(
       '{"type":"message","clientMessageId":"c-9","text":"Yes","payload":"YES"}',
     );
@@ -62,6 +62,7 @@ describe('parseClientFrame', () => {
       direction: 'inbound',
       text: 'Yes',
       name: 'Jane',
+      participantId: 'v1',
       clientMessageId: 'c-9',
       meta: { quickReplyPayload: 'YES' },
     });
