@@ -5,11 +5,15 @@
  */
 import type { Router } from 'express';
 import { z } from 'zod';
+import { newId } from '../core/ids.js';
 import { PARTICIPANT_ROLES } from '../core/model.js';
 import type { GatewayDeps } from '../deps.js';
 import { conversationOr404, notFound } from '../http/api/lookup.js';
 import { parseInput } from '../http/api/schemas.js';
-import { agentOf } from './service.js';
+import { agentOf, type ParticipantInput } from './service.js';
+
+/** What the API says about a person is the caller's word only (as for `POST /v1/conversations`). */
+const API_IDENTITY = { verified: false, source: 'api' } as const;
 
 const addSchema = z.strictObject({
   id: z.string().min(1).max(200).optional(),
@@ -26,7 +30,7 @@ const typingSchema = z.strictObject({
 
 /** Mounts `/conversations/:id/participants` and `/conversations/:id/typing`. */
 export function participantRoutes(deps: GatewayDeps, router: Router): Router {
-  const { store, participants } = deps;
+  const { store, participants, contacts } = deps;
 
   router.get('/conversations/:id/participants', async (req, res) => {
     const conversation = await conversationOr404(store, req.params.id);
@@ -36,8 +40,24 @@ export function participantRoutes(deps: GatewayDeps, router: Router): Router {
   router.post('/conversations/:id/participants', async (req, res) => {
     const body = parseInput(addSchema, req.body ?? {});
     const conversation = await conversationOr404(store, req.params.id);
-    const result = await participants.add(conversation.id, body);
+    let input: ParticipantInput = body;
+    if (body.role === 'user') {
+      // A user participant gets a contact like any other (SPEC §9), on the caller's word alone
+      // (unverified, so it never links). Without an address the contact is keyed by the id.
+      const id = body.id ?? (body.address === undefined ? newId('part') : undefined);
+      const person = await contacts.contactOf(
+        conversation.channel,
+        { ...body, id: id ?? newId('part') },
+        API_IDENTITY,
+      );
+      input = { ...body, ...(id !== undefined ? { id } : {}), contactId: person.contactId };
+    }
+    const result = await participants.add(conversation.id, input);
     if (!result) throw notFound('Conversation', conversation.id);
+    if (result.added && result.participant.role === 'user') {
+      const current = await store.getConversation(conversation.id);
+      if (current) await contacts.attachContact(current, current.channel, result.participant, API_IDENTITY);
+    }
     res.status(result.added ? 201 : 200).json(result.participant);
   });
 

@@ -18,6 +18,8 @@ export interface ParticipantInput {
   role: ParticipantRole;
   name?: string;
   address?: string;
+  /** A user participant's contact (SPEC §9). */
+  contactId?: string;
 }
 
 export interface ParticipantDeps {
@@ -69,6 +71,7 @@ export class ParticipantService {
       role: input.role,
       ...(input.name !== undefined ? { name: input.name } : {}),
       ...(input.address !== undefined ? { address: input.address } : {}),
+      ...(input.contactId !== undefined ? { contactId: input.contactId } : {}),
     };
     let existing: Participant | undefined;
     const result = await this.#deps.handoff.change(conversationId, (current) => {

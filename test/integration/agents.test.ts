@@ -149,6 +149,8 @@ describe('the participants API', () => {
       }),
       201,
     );
+    // A user participant gets a contact like any other (unverified: the caller's word).
+    expect(typeof guest.contactId).toBe('string');
     const listed = await json<{ items: Participant[] }>(gw.api(`/v1/conversations/${c.id}/participants`));
     expect(listed.items.map((p) => p.id)).toEqual([ana.id, 'guest-1']);
 
