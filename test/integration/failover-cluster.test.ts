@@ -8,8 +8,8 @@
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
-import { type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
 import { expectClean } from '../helpers/failover-report.js';
+import { type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
 import { redisAvailable } from '../helpers/redis.js';
 import { ClusterRig, failoverLoad, redisCliAvailable } from '../helpers/redis-rigs.js';
 
