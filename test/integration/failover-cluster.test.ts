@@ -8,9 +8,10 @@
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
+import { expectClean } from '../helpers/failover-report.js';
 import { type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
 import { redisAvailable } from '../helpers/redis.js';
-import { ClusterRig, expectClean, failoverLoad, redisCliAvailable } from '../helpers/redis-rigs.js';
+import { ClusterRig, failoverLoad, redisCliAvailable } from '../helpers/redis-rigs.js';
 
 const enabled = redisAvailable() && redisCliAvailable();
 /** The slot of queue partition 0 (default key prefix): the fault hits the master that serves it. */

@@ -6,9 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
+import { expectClean } from '../helpers/failover-report.js';
 import { type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
 import { redisAvailable } from '../helpers/redis.js';
-import { expectClean, failoverLoad, SentinelRig } from '../helpers/redis-rigs.js';
+import { failoverLoad, SentinelRig } from '../helpers/redis-rigs.js';
 
 const enabled = redisAvailable();
 

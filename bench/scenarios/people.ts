@@ -1,0 +1,106 @@
+/**
+ * What the people half adds to the message path: every bot request carries the customer's contact
+ * (two store reads per message: the conversation's contact link and the contact), and every message
+ * is checked against the handoff state and the handoff keywords before the bot is asked. End to end
+ * (ingest, bot, reply stored) with both, against the same gateway with the contact lookup left out and
+ * no keywords, measured in alternating rounds of the same run, each round on a gateway of its own.
+ */
+import { ADAPTERS } from '../../adapters/index.js';
+import { loadConfig } from '../../config/load.js';
+import { createGateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/logger.js';
+import type { Bot, BotRequest, BotResponse } from '../../src/pipeline/bot/types.js';
+import { type BenchRow, countRow, load, messageBody, paired, pairedRow } from '../lib.js';
+
+const KEY = 'bench-people-key-0123456789abcdef';
+const CONNECTIONS = 50;
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
+const CONVERSATIONS = 100;
+
+/** Answers every message and counts what it saw, and how many requests carried a contact. */
+class CountingBot implements Bot {
+  readonly kind = 'demo' as const;
+  readonly seen = new Set<string>();
+  withContact = 0;
+
+  async reply({ message, contact }: BotRequest): Promise<BotResponse> {
+    this.seen.add(message.id);
+    if (contact) this.withContact += 1;
+    return { replies: [{ text: `You said: ${message.text}` }] };
+  }
+}
+
+async function endToEnd(redisUrl: string, prefix: string, features: boolean) {
+  const config = loadConfig(
+    {
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: prefix,
+      API_KEYS: KEY,
+      QUEUE_MAX_PENDING: '10000000',
+      LOG_LEVEL: 'silent',
+      // Words the load never says: each message is matched, none hands over.
+      ...(features ? { HANDOFF_KEYWORDS: 'human,agent,talk to a person' } : {}),
+    },
+    ADAPTERS,
+  );
+  const bot = new CountingBot();
+  const gw = await createGateway(config, createLogger('silent'), { bot });
+  // The path without it: the engine asks the same contacts service, which here answers at once.
+  if (!features) gw.deps.contacts.forBot = async () => undefined;
+  const url = await gw.start(0, '127.0.0.1');
+  try {
+    const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
+    const conversations = await Promise.all(
+      Array.from({ length: CONVERSATIONS }, async (_, i) => {
+        const res = await fetch(`${url}/v1/conversations`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ participants: [{ role: 'user', address: `customer-${i}@example.com` }] }),
+        });
+        return ((await res.json()) as { id: string }).id;
+      }),
+    );
+    let n = 0;
+    const start = performance.now();
+    const result = await load({
+      url: `${url}/v1/messages`,
+      headers,
+      request: () => ({ body: messageBody(conversations, `${prefix}-`, n++) }),
+      connections: CONNECTIONS,
+      durationS: DURATION_S,
+    });
+    for (let i = 0; (await gw.deps.store.pendingCount()) > 0; i++) {
+      if (i > 3_000) throw new Error('the queue did not drain');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const rps = bot.seen.size / ((performance.now() - start) / 1000);
+    return { rps, bot, errors: result.errors + result.non2xx };
+  } finally {
+    await gw.stop();
+  }
+}
+
+export async function run(redisUrl: string): Promise<BenchRow[]> {
+  let round = 0;
+  const result = await paired(
+    () => endToEnd(redisUrl, `bench-people-off-${round}`, false),
+    () => endToEnd(redisUrl, `bench-people-on-${round++}`, true),
+  );
+  const on = result.rounds.map((r) => r.subject);
+  const off = result.rounds.map((r) => r.baseline);
+  // Without a contact on the requests the comparison would measure nothing.
+  if (on.some((r) => r.bot.withContact === 0)) throw new Error('no bot request carried a contact');
+  if (off.some((r) => r.bot.withContact > 0)) throw new Error('the baseline still looked contacts up');
+  return [
+    pairedRow(
+      'people: end to end with contact in the bot request and handoff checks vs without',
+      'msg/s',
+      result,
+    ),
+    countRow(
+      'people: errors and non-2xx',
+      'count',
+      [...on, ...off].reduce((n, r) => n + r.errors, 0),
+    ),
+  ];
+}
