@@ -1,4 +1,5 @@
 """The ``/v1`` REST client: every call the gateway serves, plain dicts in and out."""
+import http.client
 import json
 import random
 import socket
@@ -181,7 +182,7 @@ class Client:
                 res.headers.get("X-Request-Id") if res.headers else None,
                 _retry_after(res.headers.get("Retry-After") if res.headers else None),
             ) from None
-        except (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError) as err:
+        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, ConnectionError, TimeoutError) as err:
             reason = getattr(err, "reason", err)
             # The URL is safe to show (the key is never in it); the headers are not shown.
             raise SwitchboardConnectionError(f"{method} {url.split('?', 1)[0]}: {reason}") from None
