@@ -82,7 +82,7 @@ describe.skipIf(!python)('Python SDK against a live gateway', () => {
     });
   });
 
-  describe.skipIf(!redisAvailable())('Redis backend', () => {
+  describe.skipIf(!python || !redisAvailable())('Redis backend', () => {
     let redis: RedisServer | undefined;
     let gw: TestGateway;
     beforeAll(async () => {
