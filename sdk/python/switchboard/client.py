@@ -226,9 +226,19 @@ class Client:
         attachments: Optional[List[Json]] = None,
         quick_replies: Optional[List[Any]] = None,
         meta: Optional[Json] = None,
+        from_agent: Optional[str] = None,
     ) -> Json:
-        """``POST /v1/conversations/:id/send``: a message out through the conversation's channel."""
-        body = _body(text=text, name=name, attachments=attachments, quickReplies=quick_replies, meta=meta)
+        """``POST /v1/conversations/:id/send``: a message out through the conversation's channel. With
+        ``from_agent`` (an agent participant's id) it is that agent's message (``type: "agent"``); an
+        ``open`` conversation then goes to handoff, assigned to that agent."""
+        body = _body(
+            text=text,
+            name=name,
+            attachments=attachments,
+            quickReplies=quick_replies,
+            meta=meta,
+            **({"from": {"id": from_agent}} if from_agent is not None else {}),
+        )
         return self.request("POST", f"/conversations/{_segment(conversation_id)}/send", json_body=body)
 
     # ------------------------------------------------------------------ conversations
@@ -324,6 +334,43 @@ class Client:
         """``DELETE /v1/conversations/:id/handoff``: the bot gets the conversation back
         (``409 GW_ERR_NOT_IN_HANDOFF`` when it is not in handoff)."""
         return self.request("DELETE", f"/conversations/{_segment(conversation_id)}/handoff")
+
+    # ------------------------------------------------------------------ participants and agents
+
+    def list_participants(self, conversation_id: str) -> Json:
+        """``GET /v1/conversations/:id/participants``: ``{"items": [...]}``."""
+        return self.request("GET", f"/conversations/{_segment(conversation_id)}/participants")
+
+    def add_participant(
+        self,
+        conversation_id: str,
+        role: str,
+        name: str,
+        *,
+        address: Optional[str] = None,
+        id: Optional[str] = None,
+    ) -> Json:
+        """``POST /v1/conversations/:id/participants``: a user or agent joins (an ``activity`` message
+        records it); adding the same participant again changes nothing."""
+        body = _body(role=role, name=name, address=address, id=id)
+        return self.request("POST", f"/conversations/{_segment(conversation_id)}/participants", json_body=body)
+
+    def remove_participant(self, conversation_id: str, participant_id: str) -> Json:
+        """``DELETE /v1/conversations/:id/participants/:pid``: ``{"id"}``; the leave is recorded."""
+        path = f"/conversations/{_segment(conversation_id)}/participants/{_segment(participant_id)}"
+        return self.request("DELETE", path)
+
+    def typing(self, conversation_id: str, agent_id: str, on: bool = True) -> None:
+        """``POST /v1/conversations/:id/typing``: the agent is typing (relayed to web chat)."""
+        body = {"from": {"id": agent_id}, "on": on}
+        self.request("POST", f"/conversations/{_segment(conversation_id)}/typing", json_body=body)
+
+    # ------------------------------------------------------------------ attachments
+
+    def download_attachment(self, attachment_id: str) -> bytes:
+        """``GET /v1/attachments/:id``: an inbound attachment's bytes (served while the email channel
+        is on; 404 once expired)."""
+        return self.request("GET", f"/attachments/{_segment(attachment_id)}", raw=True)
 
     # ------------------------------------------------------------------ contacts
 

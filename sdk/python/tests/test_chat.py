@@ -72,6 +72,23 @@ class ChatTest(unittest.TestCase):
         sent = self.client.send(conv, "An agent here", name="Kim")
         self.assertEqual(sent["text"], "An agent here")
 
+    def test_agent_joins_types_answers_and_leaves(self) -> None:
+        conv = self.client.create_session()["conversationId"]
+        agent = self.client.add_participant(conv, "agent", "Agent Ana", address="ana@example.com")
+        self.assertEqual(agent["role"], "agent")
+        ids = [p["id"] for p in self.client.list_participants(conv)["items"]]
+        self.assertIn(agent["id"], ids)
+        self.client.typing(conv, agent["id"])
+        sent = self.client.send(conv, "Ana here, I can help", from_agent=agent["id"])
+        self.assertEqual((sent["type"], sent["participantId"]), ("agent", agent["id"]))
+        # An agent's message takes an open conversation over, assigned to that agent.
+        conversation = self.client.get_conversation(conv)
+        self.assertEqual(conversation["status"], "handoff")
+        self.assertEqual(conversation["handoff"]["assignee"], agent["id"])
+        self.assertEqual(self.client.remove_participant(conv, agent["id"]), {"id": agent["id"]})
+        texts = [m["text"] for m in self.client.iter_messages(conv, type="activity")]
+        self.assertEqual(len(texts), 2, texts)
+
     def test_contacts_calls(self) -> None:
         page = self.client.list_contacts(take=5)
         self.assertIn("items", page)
