@@ -68,6 +68,12 @@ describe('contacts API', () => {
     expect(patched).toMatchObject({ name: 'Alma A.', meta: { tier: 'gold' } });
     expect(app.events.at(-1)).toMatchObject({ type: 'contact.updated' });
     expect(app.events.at(-1)?.changes?.sort()).toEqual(['meta', 'name']);
+    // An empty patch is refused, as on every PATCH route, and announces nothing.
+    const eventsBefore = app.events.length;
+    const empty = await app.api(`/v1/contacts/${a.contactId}`, { method: 'PATCH', json: {} });
+    expect(empty.status).toBe(400);
+    expect(await empty.json()).toMatchObject({ code: 'GW_ERR_VALIDATION' });
+    expect(app.events.length).toBe(eventsBefore);
     expect((await json<{ items: Contact[] }>('/v1/contacts?meta[tier]=gold')).items.map((c) => c.id)).toEqual(
       [a.contactId],
     );

@@ -23,10 +23,15 @@ const contactListQuery = listQuerySchema({
 });
 const pageQuery = listQuerySchema({});
 
-const patchContactSchema = z.strictObject({
-  name: z.string().min(1).max(500).nullable().optional(),
-  meta: metaSchema.optional(),
-});
+const patchContactSchema = z
+  .strictObject({
+    name: z.string().min(1).max(500).nullable().optional(),
+    meta: metaSchema.optional(),
+  })
+  // As for every other PATCH: an empty one would move updatedAt and announce a change of nothing.
+  .refine((patch) => patch.name !== undefined || patch.meta !== undefined, {
+    message: 'must set at least one of: name, meta',
+  });
 const mergeSchema = z.strictObject({
   from: z.string().min(1).max(64),
   reason: z.string().max(1000).optional(),
