@@ -7,27 +7,16 @@ import { ContactRepo } from '../../src/contacts/repo.js';
 import { RedisContactState } from '../../src/contacts/state-redis.js';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { RedisStore } from '../../src/store/redis/store.js';
-import { hasRedisServer, RedisServer, redisAvailable } from '../helpers/redis.js';
+import { RedisServer, redisAvailable } from '../helpers/redis.js';
+import { dropPrefix, redisForSuite } from '../helpers/redis-suite.js';
 import { contactsContract } from './contacts.contract.js';
 
 describe.skipIf(!redisAvailable())('RedisContactState', () => {
-  let server: RedisServer | undefined;
-  let url = process.env.REDIS_URL ?? '';
-
-  beforeAll(async () => {
-    if (hasRedisServer()) {
-      server = await RedisServer.start();
-      url = server.url;
-    }
-  });
-
-  afterAll(async () => {
-    await server?.dispose();
-  });
+  const suite = redisForSuite();
 
   contactsContract('redis', async () => {
     const prefix = `t-${randomUUID().slice(0, 8)}`;
-    const redis = new Redis(url);
+    const redis = new Redis(suite.url);
     return {
       state: new RedisContactState(redis, prefix),
       cleanup: async () => {
@@ -40,7 +29,7 @@ describe.skipIf(!redisAvailable())('RedisContactState', () => {
 
   it('asks for the replica confirmations the store requires, and answers 503 without them', async () => {
     const keyPrefix = `t-${randomUUID().slice(0, 8)}`;
-    const store = await RedisStore.connect(url, {
+    const store = await RedisStore.connect(suite.url, {
       keyPrefix,
       partitions: 1,
       maxPending: 100,
@@ -60,7 +49,7 @@ describe.skipIf(!redisAvailable())('RedisContactState', () => {
       expect(await store.shared.redis.hlen(`${keyPrefix}:{${keyPrefix}:ct}:c`)).toBe(1);
     } finally {
       await store.close();
-      const admin = new Redis(url);
+      const admin = new Redis(suite.url);
       const keys = await admin.keys(`${keyPrefix}:*`);
       if (keys.length > 0) await admin.unlink(...keys);
       admin.disconnect();

@@ -8,44 +8,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { RedisStore } from '../../src/store/redis/store.js';
 import { freePort, hasRedisServer, RedisServer, redisAvailable } from '../helpers/redis.js';
+import { dropPrefix, redisForSuite } from '../helpers/redis-suite.js';
 import { acceptInput } from '../helpers/store.js';
 import { DEFAULT_MAX_PENDING, storeContract } from './store.contract.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Deletes every key under a prefix, so runs against a shared REDIS_URL leave nothing behind. */
-async function dropPrefix(url: string, prefix: string): Promise<void> {
-  const admin = new Redis(url);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
-      if (keys.length > 0) await admin.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    admin.disconnect();
-  }
-}
-
 describe.skipIf(!redisAvailable())('RedisStore', () => {
-  let server: RedisServer | undefined;
-  let url = process.env.REDIS_URL ?? '';
-
-  beforeAll(async () => {
-    if (hasRedisServer()) {
-      server = await RedisServer.start();
-      url = server.url;
-    }
-  });
-
-  afterAll(async () => {
-    await server?.dispose();
-  });
+  const suite = redisForSuite();
 
   storeContract('redis', async (options) => {
     const keyPrefix = `t-${randomUUID().slice(0, 8)}`;
-    const store = await RedisStore.connect(url, {
+    const store = await RedisStore.connect(suite.url, {
       keyPrefix,
       // The limit is enforced per partition; one partition makes it exact for the limit test.
       partitions: options?.maxPending === undefined ? 4 : 1,
@@ -56,7 +30,7 @@ describe.skipIf(!redisAvailable())('RedisStore', () => {
       store,
       cleanup: async () => {
         await store.close();
-        await dropPrefix(url, keyPrefix);
+        await dropPrefix(suite.url, keyPrefix);
       },
     };
   });
@@ -64,14 +38,14 @@ describe.skipIf(!redisAvailable())('RedisStore', () => {
   it('refuses to run with a partition count other than the one the data was written with', async () => {
     const keyPrefix = `t-${randomUUID().slice(0, 8)}`;
     const options = { keyPrefix, maxPending: 100, retryAfterS: 5 };
-    const first = await RedisStore.connect(url, { ...options, partitions: 4 });
+    const first = await RedisStore.connect(suite.url, { ...options, partitions: 4 });
     await first.close();
-    await expect(RedisStore.connect(url, { ...options, partitions: 8 })).rejects.toThrow(
+    await expect(RedisStore.connect(suite.url, { ...options, partitions: 8 })).rejects.toThrow(
       /uses 4 queue partitions/,
     );
-    const same = await RedisStore.connect(url, { ...options, partitions: 4 });
+    const same = await RedisStore.connect(suite.url, { ...options, partitions: 4 });
     await same.close();
-    await dropPrefix(url, keyPrefix);
+    await dropPrefix(suite.url, keyPrefix);
   });
 
   it('fails to connect quickly with StoreUnavailableError when nothing listens', async () => {
