@@ -455,6 +455,7 @@ export const OPERATIONS: readonly Operation[] = [
     tag: 'Webhooks',
     summary: 'Send a `ping` event',
     responses: { 202: json('The delivery, queued', deliveryResponse) },
+    errors: ['GW_ERR_CONFLICT'],
   },
   {
     method: 'get',
