@@ -16,6 +16,8 @@ export interface DocumentChecker {
   document: Json;
   /** Validates one answer; returns the parsed body (undefined when the answer has none). */
   check(method: string, url: string, res: Response): Promise<unknown>;
+  /** The compiled validator of the schema at a JSON pointer into the document. */
+  schema(pointer: string): ValidateFunction;
   /** Every `METHOD /template status` checked so far. */
   checked: Set<string>;
 }
@@ -55,6 +57,7 @@ export function documentChecker(document: Json): DocumentChecker {
   return {
     document,
     checked,
+    schema: validator,
     async check(method, url, res) {
       const m = method.toLowerCase();
       const path = new URL(url, 'http://x').pathname;

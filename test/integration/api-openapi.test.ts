@@ -111,6 +111,28 @@ describe('GET /v1/openapi.json', () => {
     expect(undocumented).toEqual([]);
   });
 
+  it('resolves every $ref, and each schema compiles as JSON Schema 2020-12', () => {
+    const refs: string[] = [];
+    const collect = (node: unknown): void => {
+      if (Array.isArray(node)) node.forEach(collect);
+      else if (node && typeof node === 'object')
+        for (const [key, value] of Object.entries(node)) {
+          if (key === '$ref' && typeof value === 'string') refs.push(value);
+          else collect(value);
+        }
+    };
+    collect(doc.document);
+    expect(refs.length).toBeGreaterThan(100);
+    for (const ref of new Set(refs)) {
+      expect(ref).toMatch(/^#\/components\//);
+      let node: unknown = doc.document;
+      for (const part of ref.slice(2).split('/')) node = (node as Json | undefined)?.[part];
+      expect(node, ref).toBeDefined();
+    }
+    for (const name of Object.keys((doc.document.components as { schemas: Json }).schemas))
+      expect(() => doc.schema(`/components/schemas/${name}`), name).not.toThrow();
+  });
+
   it('documents pagination and the headers of every answer', () => {
     const list = ((doc.document.paths as Json)['/v1/conversations'] as Json).get as {
       parameters: Array<{ name: string; in: string }>;
