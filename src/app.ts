@@ -8,6 +8,7 @@
 import express, { type Express } from 'express';
 import type { GatewayDeps } from './deps.js';
 import { apiRouter } from './http/api/index.js';
+import { docsRoutes, openApiDocument } from './http/docs.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { pageRoutes } from './http/pages.js';
 import { defineRequestLogger, requestId } from './http/request-id.js';
@@ -26,7 +27,10 @@ export function createApp(deps: GatewayDeps): Express {
   defineRequestLogger(app.request, deps.logger);
   app.use(requestId(deps.logger));
   // The API first: it is where the traffic is, and no other route lives under /v1.
+  // The API's own description needs no key, so it is answered before the /v1 gate.
+  app.get('/v1/openapi.json', openApiDocument());
   app.use('/v1', apiRouter(deps));
+  docsRoutes(app);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -11,13 +11,13 @@ import { parseInput } from '../http/api/schemas.js';
 import { AGENT_REQUEST } from './machine.js';
 import { agentOr404, resolveAgent } from './participants.js';
 
-const requestSchema = z.strictObject({
+export const requestSchema = z.strictObject({
   reason: z.string().min(1).max(500).optional(),
   /** An agent participant's id: assigned at once. */
   assignee: z.string().min(1).max(200).optional(),
 });
 
-const assignSchema = z.strictObject({
+export const assignSchema = z.strictObject({
   agent: z.strictObject({
     id: z.string().min(1).max(200).optional(),
     name: z.string().min(1).max(200),

@@ -15,14 +15,14 @@ import { agentOf, type ParticipantInput } from './service.js';
 /** What the API says about a person is the caller's word only (as for `POST /v1/conversations`). */
 const API_IDENTITY = { verified: false, source: 'api' } as const;
 
-const addSchema = z.strictObject({
+export const addSchema = z.strictObject({
   id: z.string().min(1).max(200).optional(),
   role: z.enum(PARTICIPANT_ROLES),
   name: z.string().min(1).max(200),
   address: z.string().min(1).max(320).optional(),
 });
 
-const typingSchema = z.strictObject({
+export const typingSchema = z.strictObject({
   from: z.strictObject({ id: z.string().min(1).max(200) }),
   /** False clears the indicator before its timeout. */
   on: z.boolean().optional(),

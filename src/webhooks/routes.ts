@@ -46,13 +46,13 @@ const eventsSchema = z
 
 const descriptionSchema = z.string().max(500).nullable();
 
-const createSchema = z.strictObject({
+export const createSchema = z.strictObject({
   url: urlSchema,
   events: eventsSchema,
   description: descriptionSchema.optional(),
 });
 
-const patchSchema = z
+export const patchSchema = z
   .strictObject({
     url: urlSchema.optional(),
     events: eventsSchema.optional(),
@@ -64,10 +64,55 @@ const patchSchema = z
     message: 'must set at least one of: url, events, description, enabled, rotateSecret',
   });
 
-const endpointListQuery = listQuerySchema({});
-const deliveryListQuery = listQuerySchema({ status: z.enum(DELIVERY_STATUSES).optional() });
-const replayQuery = z.strictObject({ since: z.iso.datetime({ offset: true }) });
-const replayOneQuery = z.strictObject({ again: z.enum(['true', 'false']).optional() });
+export const endpointListQuery = listQuerySchema({});
+export const deliveryListQuery = listQuerySchema({ status: z.enum(DELIVERY_STATUSES).optional() });
+export const replayQuery = z.strictObject({ since: z.iso.datetime({ offset: true }) });
+export const replayOneQuery = z.strictObject({ again: z.enum(['true', 'false']).optional() });
+
+const timestamp = z.iso.datetime({ offset: true });
+
+/** A subscription as the API shows it: never its secret, except once (see {@link endpointWithSecretResponse}). */
+export const endpointResponse = z.object({
+  id: z.string(),
+  url: z.string(),
+  events: z.array(z.enum(EVENT_TYPES)),
+  description: z.string().nullable(),
+  enabled: z.boolean(),
+  disabledReason: z.enum(['gone']).nullable(),
+  previousSecretExpiresAt: timestamp
+    .nullable()
+    .meta({ description: 'Until then the secret before the last rotation still signs too.' }),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+/** On create and on `rotateSecret`: the subscription with its signing secret, shown this once. */
+export const endpointWithSecretResponse = endpointResponse.extend({ secret: z.string() });
+
+/** One delivery of one event to one subscription. */
+export const deliveryResponse = z.object({
+  id: z.string(),
+  webhookId: z.string(),
+  eventId: z.string(),
+  eventType: z.enum([...EVENT_TYPES, 'ping']),
+  conversationId: z.string().nullable(),
+  seq: z.number().int(),
+  replayOf: z.string().nullable(),
+  createdAt: timestamp,
+  status: z.enum(DELIVERY_STATUSES),
+  attempts: z.number().int(),
+  responseStatus: z.number().int().nullable(),
+  latencyMs: z.number().nullable(),
+  lastError: z.string().nullable(),
+  nextAttemptAt: timestamp.nullable(),
+  updatedAt: timestamp,
+  deliveredAt: timestamp.nullable(),
+  deadAt: timestamp.nullable(),
+  replayedBy: z.string().nullable(),
+});
+
+/** `POST /v1/webhooks/:id/replay`: the dead deliveries replayed. */
+export const replayResponse = z.object({ replayed: z.number().int(), items: z.array(deliveryResponse) });
 
 function parseList<T extends { cursor?: string }>(
   schema: z.ZodType<T>,

@@ -13,11 +13,11 @@ import type { GatewayDeps } from '../../deps.js';
 import { sendAsAgent } from '../../participants/agents.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
 import { conversationOr404, createConversation, notFound } from './lookup.js';
-import { parseInput } from './schemas.js';
+import { messageResponse, parseInput } from './schemas.js';
 
 const meta = z.record(z.string(), z.unknown());
 
-const sessionBody = z
+export const sessionBody = z
   .object({
     user: z
       .object({
@@ -31,7 +31,7 @@ const sessionBody = z
   })
   .strict();
 
-const messageBody = z
+export const messageBody = z
   .object({
     conversationId: z.string().min(1).max(100),
     text: z.string().min(1).max(10_000),
@@ -42,7 +42,7 @@ const messageBody = z
   })
   .strict();
 
-const sendBody = botReplySchema
+export const sendBody = botReplySchema
   .extend({
     text: z.string().min(1).max(10_000),
     name: z.string().max(200).optional(),
@@ -50,6 +50,23 @@ const sendBody = botReplySchema
     from: z.strictObject({ id: z.string().min(1).max(200) }).optional(),
   })
   .strict();
+
+/** `201` of `POST /v1/sessions`. */
+export const sessionResponse = z.object({ sessionId: z.string(), conversationId: z.string() });
+
+/** `202` of `POST /v1/messages`: accepted, the bot's replies not (yet) there within `wait`. */
+export const messageQueuedResponse = z.object({
+  status: z.literal('queued'),
+  duplicate: z.boolean(),
+  message: z.object({ id: z.string(), conversationId: z.string(), seq: z.number().int() }),
+});
+
+/** `200` of `POST /v1/messages`: processed within `wait`, with the bot's replies. */
+export const messageProcessedResponse = z.object({
+  duplicate: z.boolean(),
+  message: messageResponse,
+  replies: z.array(messageResponse),
+});
 
 /** Default `wait` for `POST /v1/messages`: long enough for the demo bot and typical HTTP bots. */
 const DEFAULT_WAIT_S = 5;

@@ -13,7 +13,7 @@ import type { GatewayDeps } from '../../deps.js';
 import { listQuerySchema, parseListQuery } from './query.js';
 import { metaSchema, parseInput } from './schemas.js';
 
-const contactListQuery = listQuerySchema({
+export const contactListQuery = listQuerySchema({
   identity: z
     .string()
     .max(600)
@@ -21,9 +21,9 @@ const contactListQuery = listQuerySchema({
     .optional(),
   q: z.string().min(1).max(200).optional(),
 });
-const pageQuery = listQuerySchema({});
+export const pageQuery = listQuerySchema({});
 
-const patchContactSchema = z
+export const patchContactSchema = z
   .strictObject({
     name: z.string().min(1).max(500).nullable().optional(),
     meta: metaSchema.optional(),
@@ -32,16 +32,54 @@ const patchContactSchema = z
   .refine((patch) => patch.name !== undefined || patch.meta !== undefined, {
     message: 'must set at least one of: name, meta',
   });
-const mergeSchema = z.strictObject({
+export const mergeSchema = z.strictObject({
   from: z.string().min(1).max(64),
   reason: z.string().max(1000).optional(),
   by: z.string().min(1).max(200).optional(),
 });
-const unmergeSchema = z.strictObject({
+export const unmergeSchema = z.strictObject({
   channel: z.enum(CHANNELS),
   address: z.string().min(1).max(500),
   reason: z.string().max(1000).optional(),
   by: z.string().min(1).max(200).optional(),
+});
+
+const identityResponse = z.object({
+  channel: z.enum(CHANNELS),
+  address: z.string(),
+  verified: z.boolean(),
+  source: z.string(),
+});
+
+/** A contact (SPEC §9), as every contacts route answers it. */
+export const contactResponse = z.object({
+  id: z.string(),
+  name: z.string().nullable(),
+  identities: z.array(identityResponse),
+  meta: metaSchema,
+  history: z.array(
+    z.object({
+      op: z.enum(['merged', 'unmerged']),
+      contactId: z.string(),
+      identities: z.array(z.object({ channel: z.enum(CHANNELS), address: z.string() })),
+      by: z.string(),
+      reason: z.string().nullable(),
+      at: z.iso.datetime({ offset: true }),
+    }),
+  ),
+  createdAt: z.iso.datetime({ offset: true }),
+  updatedAt: z.iso.datetime({ offset: true }),
+});
+
+/** `GET /v1/contacts/suggestions`: pairs of contacts that share an identifier not verified on both sides. */
+export const suggestionsResponse = z.object({
+  items: z.array(
+    z.object({
+      contactIds: z.tuple([z.string(), z.string()]),
+      reason: z.string(),
+      at: z.iso.datetime({ offset: true }),
+    }),
+  ),
 });
 
 function contactNotFound(id: string): GatewayError {

@@ -38,11 +38,11 @@ const DIRECTION_OF: Readonly<Record<MessageType, Direction>> = {
   agent: 'outbound',
 };
 
-const conversationListQuery = listQuerySchema({
+export const conversationListQuery = listQuerySchema({
   channel: z.enum(CHANNELS).optional(),
   status: z.enum(CONVERSATION_STATUSES).optional(),
 });
-const messageListQuery = listQuerySchema({ type: z.enum(MESSAGE_TYPES).optional() });
+export const messageListQuery = listQuerySchema({ type: z.enum(MESSAGE_TYPES).optional() });
 
 /** The seq of the newest message, which conversation events carry (0 when there is none). */
 async function lastSeq(store: Store, conversationId: string): Promise<number> {

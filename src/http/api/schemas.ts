@@ -4,8 +4,17 @@
  * (`participants.0.role`) and each message phrased for a person fixing a request.
  */
 import { z } from 'zod';
-import { GatewayError } from '../../core/errors.js';
-import { CHANNELS, CONVERSATION_STATUSES, MESSAGE_TYPES, PARTICIPANT_ROLES } from '../../core/model.js';
+import { ERRORS, type ErrorCode, GatewayError } from '../../core/errors.js';
+import {
+  CHANNELS,
+  CONVERSATION_STATUSES,
+  DELIVERY_STATUSES,
+  DIRECTIONS,
+  HANDOFF_REQUESTERS,
+  HANDOFF_STATES,
+  MESSAGE_TYPES,
+  PARTICIPANT_ROLES,
+} from '../../core/model.js';
 
 /** One problem with one field of a request. `(body)` names the body as a whole. */
 export interface FieldError {
@@ -153,4 +162,134 @@ export const patchMessageSchema = z
 /** `GET /v1/conversations/:id/export`. */
 export const exportQuerySchema = z.strictObject({
   format: z.enum(['jsonl', 'text']).default('jsonl'),
+});
+
+// Response schemas: what the routes answer. They are not used to parse anything at run time; they
+// are the source of the OpenAPI document (`GET /v1/openapi.json`), and the integration tests check
+// real answers against that document, so a field added to a record without its schema fails a test.
+
+const timestamp = z.iso.datetime({ offset: true });
+
+export const participantResponse = z.object({
+  id: z.string(),
+  role: z.enum(PARTICIPANT_ROLES),
+  address: z.string().optional(),
+  name: z.string().optional(),
+  contactId: z.string().optional().meta({ description: 'For user participants: the contact they are.' }),
+});
+
+export const handoffResponse = z.object({
+  state: z.enum(HANDOFF_STATES),
+  reason: z.string(),
+  requestedBy: z.enum(HANDOFF_REQUESTERS),
+  assignee: z.string().optional().meta({ description: "The agent participant's id, once assigned." }),
+  requestedAt: timestamp,
+  assignedAt: timestamp.optional(),
+  releaseAt: timestamp.optional(),
+});
+
+export const conversationResponse = z.object({
+  id: z.string(),
+  channel: z.enum(CHANNELS),
+  channelRef: z.string(),
+  participants: z.array(participantResponse),
+  status: z.enum(CONVERSATION_STATUSES),
+  handoff: handoffResponse.nullable().meta({ description: 'Set exactly while `status` is `handoff`.' }),
+  handoffResume: z.object({ afterSeq: z.number().int(), at: timestamp }).optional(),
+  sessionId: z.string(),
+  sessionStartedAt: timestamp,
+  sessionState: z.record(z.string(), z.unknown()),
+  meta: metaSchema,
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  lastMessageAt: timestamp.nullable(),
+});
+
+const entityResponse = z.object({
+  type: z.enum(['email', 'phone', 'card', 'iban']),
+  start: z.number().int(),
+  end: z.number().int(),
+});
+
+export const messageResponse = z.object({
+  id: z.string(),
+  conversationId: z.string(),
+  seq: z.number().int(),
+  type: z.enum(MESSAGE_TYPES),
+  text: z.string(),
+  name: z.string().optional(),
+  description: z.string().optional(),
+  meta: metaSchema,
+  entities: z.array(entityResponse),
+  direction: z.enum(DIRECTIONS),
+  externalId: z.string().optional(),
+  clientMessageId: z.string().optional(),
+  sessionId: z.string().optional(),
+  attachments: z.array(
+    z.object({
+      url: z.string(),
+      contentType: z.string(),
+      name: z.string().optional(),
+      size: z.number().int().optional(),
+    }),
+  ),
+  quickReplies: z.array(z.object({ title: z.string(), payload: z.string().optional() })).optional(),
+  delivery: z
+    .object({
+      status: z.enum(DELIVERY_STATUSES),
+      error: z.object({ code: z.string().optional(), message: z.string() }).optional(),
+      at: timestamp,
+    })
+    .optional()
+    .meta({ description: 'Outbound messages only.' }),
+  processing: z
+    .object({
+      state: z.enum(['queued', 'processing', 'done', 'skipped', 'error']),
+      attempts: z.number().int(),
+      error: z.object({ code: z.string(), message: z.string() }).optional(),
+      replyIds: z.array(z.string()).optional(),
+      at: timestamp,
+    })
+    .optional()
+    .meta({ description: 'Inbound messages that pass through the queue only.' }),
+  replyTo: z.string().optional(),
+  participantId: z.string().optional(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+});
+
+/** A page of a list (SPEC §5): `cursor` is opaque and `null` on the last page. */
+export function pageResponse<T extends z.ZodType>(item: T) {
+  return z.object({
+    items: z.array(item),
+    cursor: z
+      .string()
+      .nullable()
+      .meta({ description: 'Pass as `cursor` for the next page; null on the last.' }),
+  });
+}
+
+/** The answer of a DELETE: the id of what is gone. */
+export const deletedResponse = z.object({ id: z.string() });
+
+/** `PATCH /v1/conversations/:id/messages/:mid`: the message's id and its entities found again. */
+export const patchedMessageResponse = z.object({ id: z.string(), entities: z.array(entityResponse) });
+
+/** Every error answer (RFC 9457 `application/problem+json`) with its stable `code` from the registry. */
+export const problemResponse = z.looseObject({
+  type: z
+    .string()
+    .meta({ description: 'Identifies the error; the code appended to a fixed base. Need not resolve.' }),
+  title: z.string(),
+  status: z.number().int(),
+  detail: z.string(),
+  code: z.enum(Object.keys(ERRORS) as [ErrorCode, ...ErrorCode[]]),
+  requestId: z.string().meta({ description: 'The `X-Request-Id` of the request.' }),
+  errors: z
+    .array(z.object({ field: z.string(), message: z.string() }))
+    .optional()
+    .meta({ description: '`GW_ERR_VALIDATION`: every failing field, by its path (`participants.0.role`).' }),
+  field: z.string().optional().meta({ description: 'The request field the error is about, when one is.' }),
+  retryAfter: z.number().optional().meta({ description: 'Seconds; also sent as `Retry-After`.' }),
+  limit: z.number().int().optional().meta({ description: '`GW_ERR_PAYLOAD_TOO_LARGE`: the limit in bytes.' }),
 });
