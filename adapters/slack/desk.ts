@@ -145,7 +145,14 @@ export class SlackDesk {
         '1',
         DESK_TTL_S,
       );
-      if (claimed) await this.#post(conversation, handoff.requestedAt);
+      if (!claimed) return;
+      try {
+        await this.#post(conversation, handoff.requestedAt);
+      } catch (err) {
+        // Not posted: the handoff's next event (or a click) tries again, in whichever process.
+        await this.#kv.delete(claimKey(conversationId, handoff.requestedAt));
+        throw err;
+      }
       return;
     }
     if (card) await this.#update(card, conversation);
@@ -323,10 +330,14 @@ export class SlackDesk {
         this.#log.info({ conversationId, ts }, 'slack desk: reply for a conversation that is gone; dropped');
         return;
       }
-      const { text, attachments } = decision.inbound.message;
+      // Files shared in Slack are private to the workspace (url_private): only the text goes on.
+      const text = decision.inbound.message.text.trim();
+      if (!text) {
+        this.#log.info({ conversationId, ts }, 'slack desk: reply without text (files only) not sent on');
+        return;
+      }
       await sendAsAgent(services, conversation, agentId, {
         text,
-        ...(attachments && attachments.length > 0 ? { attachments } : {}),
         meta: { slackDesk: { channel: this.channel, ts } },
       });
     } catch (err) {
