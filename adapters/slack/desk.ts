@@ -26,6 +26,9 @@ export const RELEASE_ACTION = 'desk_release';
 const DESK_TTL_S = 30 * 86_400;
 /** Messages shown on a card. */
 const CARD_MESSAGES = 5;
+/** A customer message waits this long (tries × ms) for its handoff's card to be posted elsewhere. */
+const CARD_WAIT_TRIES = 10;
+const CARD_WAIT_MS = 200;
 /** A message on the card is cut to this many characters. */
 const CARD_TEXT_MAX = 300;
 
@@ -182,8 +185,16 @@ export class SlackDesk {
   async #mirror(message: Message): Promise<void> {
     const conversation = await this.#ctx.store.getConversation(message.conversationId);
     if (conversation?.status !== 'handoff' || !conversation.handoff) return;
-    const card = await this.#card(conversation.id);
-    if (!card || card.requestedAt !== conversation.handoff.requestedAt) return;
+    const { requestedAt } = conversation.handoff;
+    // Said before the handoff (the message that asked for it): on the card already.
+    if (message.createdAt <= requestedAt) return;
+    let card = await this.#card(conversation.id);
+    // The card may still be on its way from another process: wait for it a little.
+    for (let i = 0; i < CARD_WAIT_TRIES && card?.requestedAt !== requestedAt; i++) {
+      await new Promise((resolve) => setTimeout(resolve, CARD_WAIT_MS));
+      card = await this.#card(conversation.id);
+    }
+    if (!card || card.requestedAt !== requestedAt) return;
     const author = conversation.participants.find((p) => p.id === message.participantId);
     const who = author?.name ?? author?.address ?? customerOf(conversation);
     const files = message.attachments.map((a) => a.url);

@@ -226,6 +226,8 @@ describe.skipIf(!redisAvailable())("Slack as the agents' desk (two gateways, Red
       slack.threadOf(DESK, card.ts).find((p) => p.text.includes('my order is late')),
     );
     expect(mirrored.text).toContain(from);
+    // Only what was said after the handoff began: the message asking for it is on the card.
+    expect(slack.threadOf(DESK, card.ts).map((p) => p.text)).toEqual([mirrored.text]);
 
     // An agent answers in the thread (on the other gateway): the customer gets it by SMS.
     const reply = threadReply(card, 'Hi, Jane here. Let me check.');
@@ -318,6 +320,17 @@ describe.skipIf(!redisAvailable())("Slack as the agents' desk (two gateways, Red
     expect(textsTo(from).filter((t) => t === 'Only once, please')).toHaveLength(1);
     const agentMessages = (await messages(b, conversation.id)).filter((m) => m.type === 'agent');
     expect(agentMessages).toHaveLength(1);
+
+    // Closing the conversation ends the handoff; the card says so, without buttons.
+    const closed = await a.api(`/v1/conversations/${conversation.id}`, {
+      method: 'PATCH',
+      json: { status: 'closed' },
+    });
+    expect(closed.status).toBe(200);
+    const final = await eventually(() =>
+      updatesOf(card).find((u) => JSON.stringify(u.blocks).includes('*State*\\nClosed')),
+    );
+    expect(actionIds(final.blocks)).toEqual([]);
   }, 30_000);
 
   it('answers 200 to a click on a card whose conversation is deleted or unknown, changing nothing', async () => {
