@@ -22,7 +22,14 @@ import {
   signSlack,
   TEAM_ID,
 } from '../fakes/slack-api.js';
-import { ACCOUNT_SID, AUTH_TOKEN, FakeTwilioApi, postWebhook, smsParams } from '../fakes/twilio-api.js';
+import {
+  ACCOUNT_SID,
+  AUTH_TOKEN,
+  FakeTwilioApi,
+  postWebhook,
+  smsParams,
+  whatsappParams,
+} from '../fakes/twilio-api.js';
 import { eventually } from '../helpers/eventually.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { RedisServer, redisAvailable } from '../helpers/redis.js';
@@ -331,6 +338,39 @@ describe.skipIf(!redisAvailable())("Slack as the agents' desk (two gateways, Red
       updatesOf(card).find((u) => JSON.stringify(u.blocks).includes('*State*\\nClosed')),
     );
     expect(actionIds(final.blocks)).toEqual([]);
+  }, 30_000);
+
+  it('works a WhatsApp customer the same way, the handoff asked for through the API', async () => {
+    const from = 'whatsapp:+34600000105';
+    const params = whatsappParams({
+      From: from,
+      WaId: '34600000105',
+      ProfileName: 'Maria',
+      Body: 'My parcel',
+    });
+    const res = await postWebhook(`${b.url}/webhooks/twilio`, params, {
+      signedUrl: `${PUBLIC_URL}/webhooks/twilio`,
+    });
+    expect(res.status).toBe(200);
+    await eventually(() => textsTo(from).includes('re: My parcel'));
+    const conversation = await eventually(async () => {
+      const list = await a.api('/v1/conversations?channel=whatsapp&take=200');
+      return ((await list.json()) as { items: Conversation[] }).items.find((c) =>
+        c.channelRef.endsWith(`|${from.replace('whatsapp:', '')}`),
+      );
+    });
+    const asked = await b.api(`/v1/conversations/${conversation.id}/handoff`, {
+      method: 'POST',
+      json: { reason: 'lost_parcel' },
+    });
+    expect(asked.status).toBe(200);
+    const card = await eventually(() => cardsOf(conversation.id)[0]);
+    expect(JSON.stringify(card.blocks)).toMatch(/Maria[\s\S]*whatsapp[\s\S]*lost_parcel/);
+    expect((await click(a, card, 'desk_take', 'U0001')).status).toBe(200);
+    await eventually(() => updatesOf(card).some((u) => JSON.stringify(u.blocks).includes('Taken by Jane D')));
+    expect((await postEvent(a, threadReply(card, "Hi Maria, I'm Jane."))).status).toBe(200);
+    await eventually(() => textsTo(from).includes("Hi Maria, I'm Jane."));
+    expect((await get(b, conversation.id)).handoff?.assignee).toBe(`slack:${TEAM_ID}:U0001`);
   }, 30_000);
 
   it('answers 200 to a click on a card whose conversation is deleted or unknown, changing nothing', async () => {
