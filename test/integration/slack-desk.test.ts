@@ -132,9 +132,16 @@ describe.skipIf(!redisAvailable())("Slack as the agents' desk (two gateways, Red
     });
   }
 
+  /**
+   * A ts for a person's message, apart from the ones the fake gives the gateway's posts (same
+   * seconds, small counters), so a reply is never mistaken for a mirrored copy by accident.
+   */
+  let replies = 0;
+  const replyTs = () => `${Math.floor(Date.now() / 1000)}.${String(500_000 + ++replies)}`;
+
   /** An Events API `message` in the card's thread, as Slack sends a person's reply. */
   function threadReply(card: SlackPost, text: string, user = 'U0001', extra: Record<string, unknown> = {}) {
-    const ts = nextTs();
+    const ts = replyTs();
     return eventEnvelope({
       type: 'message',
       channel: DESK,
