@@ -142,6 +142,7 @@ export async function createGateway(
     contacts,
     participants,
   };
+  for (const adapter of adapters) adapter.attach?.(deps);
   const app = createApp(deps);
   const server = createServer();
   const drain = new HttpDrain(server);

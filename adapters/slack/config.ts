@@ -14,6 +14,7 @@ export const SLACK_SETTINGS = [
   'SLACK_BOT_TOKEN',
   'SLACK_API_URL',
   'SLACK_TEAM_ID',
+  'SLACK_AGENT_CHANNEL',
 ] as const;
 
 export interface SlackConfig {
@@ -25,6 +26,11 @@ export interface SlackConfig {
   apiUrl: string;
   /** When set, events and clicks from any other workspace are ignored (answered 200, nothing stored). */
   teamId?: string;
+  /**
+   * The agents' desk (SPEC §8): the channel where every handoff gets a card, its thread mirroring
+   * the customer and carrying the agents' replies back. Unset: no desk.
+   */
+  agentChannel?: string;
 }
 
 const schema = z.object({
@@ -38,6 +44,10 @@ const schema = z.object({
   SLACK_TEAM_ID: z
     .string()
     .regex(/^T[A-Z0-9]{2,}$/, 'must be a workspace id such as T0123ABCD')
+    .optional(),
+  SLACK_AGENT_CHANNEL: z
+    .string()
+    .regex(/^[CG][A-Z0-9]{2,}$/, 'must be a channel id such as C0123ABCD (not a name)')
     .optional(),
 });
 
@@ -69,6 +79,7 @@ export function configure(env: Env): AdapterConfigResult<SlackConfig> {
       botToken: d.SLACK_BOT_TOKEN,
       apiUrl: d.SLACK_API_URL.endsWith('/') ? d.SLACK_API_URL : `${d.SLACK_API_URL}/`,
       ...(d.SLACK_TEAM_ID ? { teamId: d.SLACK_TEAM_ID } : {}),
+      ...(d.SLACK_AGENT_CHANNEL ? { agentChannel: d.SLACK_AGENT_CHANNEL } : {}),
     },
   };
 }

@@ -20,7 +20,9 @@ import {
   type SenderIdentity,
   type SendResult,
 } from '../../src/core/index.js';
+import type { GatewayDeps } from '../../src/deps.js';
 import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
+import { SlackDesk } from './desk.js';
 import {
   classifyEvent,
   classifyInteraction,
@@ -72,6 +74,8 @@ class SlackAdapter implements ChannelAdapter {
   readonly #raw: express.RequestHandler;
   #botUserId: string | undefined;
   #identity: Promise<void> | undefined;
+  /** The agents' desk, with SLACK_AGENT_CHANNEL. */
+  readonly #desk: SlackDesk | undefined;
 
   constructor(ctx: ChannelContext, config: SlackConfig, api: SlackApi) {
     this.#ctx = ctx;
@@ -80,6 +84,13 @@ class SlackAdapter implements ChannelAdapter {
     this.#sender = new SlackSender(api, { logger: ctx.logger });
     // Any content type: the signature decides, and it is checked on exactly these bytes.
     this.#raw = express.raw({ type: () => true, limit: ctx.config.BODY_LIMIT_BYTES });
+    this.#desk = config.agentChannel
+      ? new SlackDesk({ channel: config.agentChannel, api, ctx, profile: (t, u) => this.#user(t, u) })
+      : undefined;
+  }
+
+  attach(deps: GatewayDeps): void {
+    this.#desk?.attach(deps);
   }
 
   routes(router: Router): void {
@@ -111,7 +122,7 @@ class SlackAdapter implements ChannelAdapter {
   }
 
   async stop(): Promise<void> {
-    await this.#identity;
+    await Promise.all([this.#identity, this.#desk?.stop()]);
   }
 
   send(conversation: Conversation, message: Message): Promise<SendResult> {
@@ -205,7 +216,7 @@ class SlackAdapter implements ChannelAdapter {
         await this.#delete(decision.ref);
         break;
       case 'accept':
-        await this.#accept(req, decision);
+        if (!(await this.#desk?.handle(decision))) await this.#accept(req, decision);
         break;
     }
     res.status(200).end();

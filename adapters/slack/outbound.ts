@@ -41,6 +41,8 @@ export interface PostMessageArgs {
 export interface SlackApi {
   /** `chat.postMessage`; resolves with the posted message's `ts`. */
   postMessage(args: PostMessageArgs): Promise<string>;
+  /** `chat.update`: replaces a posted message's text and blocks (the desk's handoff cards). */
+  updateMessage?(args: { channel: string; ts: string; text: string; blocks?: SlackBlock[] }): Promise<void>;
   /** `auth.test`: who the bot token belongs to. */
   authTest(): Promise<{ userId: string; botId?: string; teamId?: string }>;
   /** `users.info`: the person's display name, if they have one. */
@@ -153,6 +155,13 @@ export function createWebApi(config: SlackConfig, logger: Logger): SlackApi {
         const res = await poster.chat.postMessage(args);
         if (!res.ts) throw new SlackCallError('permanent', 'missing_ts');
         return res.ts;
+      } catch (err) {
+        throw classify(err);
+      }
+    },
+    async updateMessage(args) {
+      try {
+        await poster.chat.update(args);
       } catch (err) {
         throw classify(err);
       }

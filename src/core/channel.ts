@@ -15,6 +15,7 @@ import type { Server } from 'node:http';
 import type { RequestHandler, Router } from 'express';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
+import type { GatewayDeps } from '../deps.js';
 import type { EventHub } from './events.js';
 import type { ChannelName, Conversation, DeliveryStatus, Message, Meta, Participant } from './model.js';
 import type { AcceptResult, NewMessage, Store } from './store.js';
@@ -185,6 +186,11 @@ export interface ChannelAdapter {
    */
   send?(conversation: Conversation, message: Message): Promise<SendResult>;
   signal?(conversation: Conversation, signal: ChannelSignal): void;
+  /**
+   * Hands the adapter the gateway's services once they are all built (the engine, handoffs,
+   * participants), for adapters that act for agents as well as customers (the Slack agents' desk).
+   */
+  attach?(deps: GatewayDeps): void;
   /** Lines for the start-up log: the URLs to paste into the provider's console. */
   describe(): string[];
 }

@@ -1,5 +1,6 @@
 /**
- * A recording fake of the Slack Web API on loopback (`auth.test`, `users.info`, `chat.postMessage`),
+ * A recording fake of the Slack Web API on loopback (`auth.test`, `users.info`, `chat.postMessage`,
+ * `chat.update`),
  * reached by the real `@slack/web-api` WebClient through `SLACK_API_URL`, plus a signer for requests
  * "from Slack" made with Slack's documented v0 scheme at run time.
  */
@@ -79,9 +80,21 @@ export interface SlackPost {
   at: number;
 }
 
+/** One `chat.update` of a posted message. */
+export interface SlackUpdate {
+  channel: string;
+  ts: string;
+  text: string;
+  blocks?: Array<Record<string, unknown>>;
+  at: number;
+}
+
 export class FakeSlackApi {
   readonly calls: SlackCall[] = [];
   readonly posts: SlackPost[] = [];
+  readonly updates: SlackUpdate[] = [];
+  /** Milliseconds `chat.postMessage` takes to answer (a slow Slack). */
+  postDelayMs = 0;
   /** users.info answers; unknown users get `user_not_found`. */
   readonly users = new Map<
     string,
@@ -136,6 +149,7 @@ export class FakeSlackApi {
           });
         }
         case 'chat.postMessage': {
+          if (this.postDelayMs > 0) await new Promise((r) => setTimeout(r, this.postDelayMs));
           this.#seq += 1;
           const ts = `${Math.floor(Date.now() / 1000)}.${String(this.#seq).padStart(6, '0')}`;
           this.posts.push({
@@ -148,6 +162,21 @@ export class FakeSlackApi {
             at,
           });
           return reply({ ok: true, channel: params.channel, ts });
+        }
+        case 'chat.update': {
+          const post = this.posts.find((p) => p.channel === params.channel && p.ts === params.ts);
+          if (!post) return reply({ ok: false, error: 'message_not_found' });
+          const blocks = params.blocks ? JSON.parse(params.blocks) : undefined;
+          this.updates.push({
+            channel: post.channel,
+            ts: post.ts,
+            text: params.text ?? '',
+            ...(blocks ? { blocks } : {}),
+            at,
+          });
+          post.text = params.text ?? post.text;
+          if (blocks) post.blocks = blocks;
+          return reply({ ok: true, channel: post.channel, ts: post.ts, text: post.text });
         }
         default:
           return reply({ ok: false, error: 'unknown_method' });
@@ -175,6 +204,11 @@ export class FakeSlackApi {
     const list = this.#script.get(method) ?? [];
     list.push({ error });
     this.#script.set(method, list);
+  }
+
+  /** The thread replies posted under `ts` in `channel`, oldest first. */
+  threadOf(channel: string, ts: string): SlackPost[] {
+    return this.posts.filter((p) => p.channel === channel && p.thread_ts === ts);
   }
 
   callsOf(method: string): SlackCall[] {

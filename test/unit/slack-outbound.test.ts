@@ -243,4 +243,19 @@ describe('configure', () => {
       config: { apiUrl: 'http://127.0.0.1:9/api/', teamId: 'T0001' },
     });
   });
+
+  it('takes SLACK_AGENT_CHANNEL as a channel id only, and needs the channel on for it', () => {
+    expect(configure({ ...full, SLACK_AGENT_CHANNEL: 'C0DESK' })).toMatchObject({
+      enabled: true,
+      config: { agentChannel: 'C0DESK' },
+    });
+    expect(configure({ ...full, SLACK_AGENT_CHANNEL: 'G0PRIV' })).toMatchObject({
+      config: { agentChannel: 'G0PRIV' },
+    });
+    const named = configure({ ...full, SLACK_AGENT_CHANNEL: '#support-desk' });
+    expect(named).toMatchObject({ enabled: false, errors: [expect.stringContaining('SLACK_AGENT_CHANNEL')] });
+    const alone = configure({ SLACK_AGENT_CHANNEL: 'C0DESK' });
+    expect(alone).toMatchObject({ enabled: false, errors: expect.any(Array) });
+    expect(configure(full)).not.toMatchObject({ config: { agentChannel: expect.anything() } });
+  });
 });
