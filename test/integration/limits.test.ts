@@ -4,8 +4,10 @@
  */
 import type { Server } from 'node:http';
 import express from 'express';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyValue } from '../../src/core/store.js';
+import { errorHandler } from '../../src/http/errors.js';
 import { idempotency } from '../../src/http/idempotency.js';
 import { MemoryKeyValue } from '../../src/store/memory.js';
 import { RedisStore } from '../../src/store/redis/store.js';
@@ -274,6 +276,72 @@ describe('a 5xx answer is not stored: the retry runs again', () => {
     } finally {
       await store.close();
       await redis.stop();
+    }
+  });
+});
+
+describe('a duplicate of a request still in flight', () => {
+  /** A route whose first call never answers (a process that died mid-request), the others 201. */
+  async function hangingApp(options: { inFlightTtlS: number; waitMs: number }) {
+    let runs = 0;
+    const app = express();
+    app.use(express.json());
+    app.use(idempotency({ kv: new MemoryKeyValue(), ...options }));
+    app.post('/things', (_req, res) => {
+      runs++;
+      if (runs > 1) res.status(201).json({ run: runs });
+    });
+    app.use(errorHandler(pino({ level: 'silent' })));
+    const server: Server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const addr = server.address();
+    const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+    const hung = new AbortController();
+    const post = (signal?: AbortSignal) =>
+      fetch(`${url}/things`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'hang-1' },
+        body: '{}',
+        ...(signal ? { signal } : {}),
+      });
+    post(hung.signal).catch(() => {});
+    await new Promise((r) => setTimeout(r, 100));
+    return {
+      post,
+      runs: () => runs,
+      close: () => {
+        hung.abort();
+        server.closeAllConnections();
+        return new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  it('waits, then answers 409 problem+json with Retry-After', async () => {
+    const app = await hangingApp({ inFlightTtlS: 60, waitMs: 300 });
+    try {
+      const started = Date.now();
+      const res = await app.post();
+      expect(res.status).toBe(409);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(((await res.json()) as { code: string }).code).toBe('GW_ERR_IDEMPOTENCY_IN_FLIGHT');
+      expect(app.runs()).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('runs once the in-flight marker of a request that never finished has expired', async () => {
+    const app = await hangingApp({ inFlightTtlS: 0.5, waitMs: 3_000 });
+    try {
+      const res = await app.post();
+      expect(res.status).toBe(201);
+      expect(await res.json()).toEqual({ run: 2 });
+    } finally {
+      await app.close();
     }
   });
 });
