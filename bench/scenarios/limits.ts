@@ -5,6 +5,7 @@
  * reserves tokens in Redis in batches, so the figure shows whether that keeps the check off the
  * request's critical path.
  */
+import { Redis } from 'ioredis';
 import { ADAPTERS } from '../../adapters/index.js';
 import { loadConfig } from '../../config/load.js';
 import { createGateway } from '../../src/gateway.js';
@@ -17,6 +18,26 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 5);
 const CONVERSATIONS = 100;
 /** High enough that the load never reaches it: the check runs on every request, none is refused. */
 const HIGH_LIMIT = '100000000';
+
+/**
+ * Drops a round's keys once it is measured. The engine is off, so every accepted message stays
+ * queued: left in place, each round would run against a bigger Redis (and its append-only file
+ * rewrites) than the one before, and the second gateway of every pair would pay for the first's.
+ */
+async function clear(redisUrl: string, prefix: string): Promise<void> {
+  if (!/^rediss?:\/\//.test(redisUrl)) return;
+  const redis = new Redis(redisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
 
 async function ingest(redisUrl: string, prefix: string, limited: boolean) {
   const config = loadConfig(
@@ -56,6 +77,7 @@ async function ingest(redisUrl: string, prefix: string, limited: boolean) {
     return { rps: result.rps, errors: result.errors + result.non2xx };
   } finally {
     await gw.stop();
+    await clear(redisUrl, prefix);
   }
 }
 
