@@ -6,6 +6,7 @@ export const DEFAULTS = {
   HOST: '0.0.0.0',
   /** SPEC §2: one day covers every provider's retry horizon for a single delivery attempt chain. */
   DEDUPE_TTL_S: 86_400,
+  RATE_LIMIT_PER_MIN: 600,
   /** SPEC §2: 30 minutes of silence ends a session (the usual analytics definition). */
   SESSION_IDLE_S: 1_800,
   /** SPEC §4.4: a dead process's conversation is taken over within this time. */

@@ -30,6 +30,9 @@ export const ERRORS = {
   GW_ERR_MERGE_SELF: { status: 422, title: 'A contact cannot be merged into itself' },
   GW_ERR_IDENTITY_NOT_FOUND: { status: 404, title: 'The contact has no such identity' },
   GW_ERR_UNMERGE_LAST_IDENTITY: { status: 422, title: 'The contact has no other identity to split it from' },
+  GW_ERR_RATE_LIMITED: { status: 429, title: 'Rate limit exceeded for this API key' },
+  GW_ERR_IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key reused for another request' },
+  GW_ERR_IDEMPOTENCY_IN_FLIGHT: { status: 409, title: 'A request with this Idempotency-Key is in progress' },
   GW_ERR_INTERNAL: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, ErrorSpec>;
 

@@ -11,6 +11,7 @@ import { participantRoutes } from '../../participants/index.js';
 import { webhooksRouter } from '../../webhooks/index.js';
 import { apiKeyCheck } from '../auth.js';
 import { refuseDeepJson } from '../json-depth.js';
+import { apiLimits } from '../limits.js';
 import { chatbotRoutes } from './chatbot.js';
 import { contactRoutes } from './contacts.js';
 import { conversationRoutes } from './conversations.js';
@@ -77,6 +78,7 @@ function apiGate(deps: GatewayDeps): RequestHandler {
 export function apiRouter(deps: GatewayDeps): Router {
   const router = Router();
   router.use(apiGate(deps));
+  router.use(apiLimits(deps));
   // Added to this router rather than mounted as routers of their own: every nested router is one more
   // dispatch (and its allocations) on every request.
   chatbotRoutes(deps, router);
