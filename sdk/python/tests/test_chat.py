@@ -89,6 +89,12 @@ class ChatTest(unittest.TestCase):
         texts = [m["text"] for m in self.client.iter_messages(conv, type="activity")]
         self.assertEqual(len(texts), 2, texts)
 
+    def test_a_retried_write_takes_effect_once(self) -> None:
+        key = f"py-{uuid.uuid4()}"
+        first = self.client.request("POST", "/conversations", json_body={}, idempotency_key=key)
+        again = self.client.request("POST", "/conversations", json_body={}, idempotency_key=key)
+        self.assertEqual(first["id"], again["id"])
+
     def test_contacts_calls(self) -> None:
         page = self.client.list_contacts(take=5)
         self.assertIn("items", page)

@@ -555,6 +555,8 @@ function errorCodes(op: Operation): ErrorCode[] {
     // Every /v1 request that is not a GET may carry a body, which the gate parses before the route.
     codes.push('GW_ERR_INVALID_JSON', 'GW_ERR_PAYLOAD_TOO_LARGE', 'GW_ERR_UNSUPPORTED_MEDIA_TYPE');
     if (!op.body) codes.push('GW_ERR_VALIDATION');
+    // Every write may carry an Idempotency-Key (docs/limits.md).
+    if (op.auth !== false) codes.push('GW_ERR_IDEMPOTENCY_KEY_REUSED', 'GW_ERR_IDEMPOTENCY_IN_FLIGHT');
   }
   for (const code of op.errors ?? []) codes.push(code);
   return [...new Set(codes)];
@@ -679,6 +681,16 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         description:
           'Exact-match filters on top-level meta keys: `meta[<key>]=<value>`, compared as strings.',
         schema: { type: 'object', additionalProperties: { type: 'string' } },
+      });
+    }
+    if (op.method !== 'get' && op.auth !== false) {
+      parameters.push({
+        name: 'Idempotency-Key',
+        in: 'header',
+        required: false,
+        description:
+          'Makes a retry safe: a repeat with the same key and body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) without a second effect; 1–255 printable ASCII characters without spaces.',
+        schema: { type: 'string', minLength: 1, maxLength: 255 },
       });
     }
     parameters.push({
