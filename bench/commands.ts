@@ -83,6 +83,7 @@ async function main(): Promise<void> {
       WORKER_CONCURRENCY: '32',
       QUEUE_MAX_PENDING: '10000000',
       LOG_LEVEL: 'silent',
+      RATE_LIMIT_PER_MIN: '0',
     },
     ADAPTERS,
   );

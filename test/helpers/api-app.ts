@@ -54,7 +54,8 @@ function unused<T extends object>(name: string): T {
 
 /** Starts the app on a free loopback port. `env` overrides settings (e.g. `BODY_LIMIT_BYTES`). */
 export async function startApiApp(env: Record<string, string> = {}): Promise<ApiApp> {
-  const config = loadConfig({ API_KEYS: API_KEY, LOG_LEVEL: 'info', ...env }, []);
+  // The per-key rate limit is off unless a test sets it (see test/helpers/gateway.ts).
+  const config = loadConfig({ API_KEYS: API_KEY, LOG_LEVEL: 'info', RATE_LIMIT_PER_MIN: '0', ...env }, []);
   const logs = new LogCapture();
   const logger = createLogger(config.LOG_LEVEL, logs);
   const store = new MemoryStore({ maxPending: 1000, retryAfterS: 1, logger });

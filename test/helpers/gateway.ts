@@ -31,7 +31,16 @@ export async function startGateway(
 ): Promise<TestGateway> {
   const port = await freePort();
   const loaded = loadConfig(
-    { API_KEYS: API_KEY, LOG_LEVEL: 'info', PORT: String(port), HOST: '127.0.0.1', ...env },
+    // One key sends every request of a test, at rates no client would: the per-key limit (default
+    // 600 a minute) is off unless a test sets it (test/integration/limits.test.ts does).
+    {
+      API_KEYS: API_KEY,
+      LOG_LEVEL: 'info',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      RATE_LIMIT_PER_MIN: '0',
+      ...env,
+    },
     ADAPTERS,
   );
   const channels = { ...loaded.channels };
@@ -73,6 +82,8 @@ export async function spawnGateway(env: Record<string, string>): Promise<Spawned
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_LEVEL: 'info',
+      // As in startGateway: the per-key limit is off unless the test sets it.
+      RATE_LIMIT_PER_MIN: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
