@@ -72,6 +72,8 @@ export class BotConfigService {
   #timer: NodeJS.Timeout | null = null;
   #unsubscribe: (() => Promise<void>) | null = null;
   #refreshing: Promise<void> | null = null;
+  /** Counts the changes applied here: a read that saw an older state than one applied meanwhile is dropped. */
+  #epoch = 0;
 
   constructor(deps: BotConfigDeps) {
     this.#deps = deps;
@@ -119,9 +121,15 @@ export class BotConfigService {
     await this.#deps.repo.close();
   }
 
-  /** Reads the stored version and applies it when it is not the one in force. */
+  /**
+   * Reads the stored version and applies it when it is not the one in force. The store is the truth,
+   * so a lower version (a Redis emptied and written again) is applied too; only a read overtaken by
+   * a change applied while it was under way is dropped (the next re-read brings what is newer).
+   */
   async refresh(): Promise<void> {
-    this.#apply(await this.#deps.repo.read());
+    const epoch = this.#epoch;
+    const stored = await this.#deps.repo.read();
+    if (epoch === this.#epoch) this.#apply(stored);
   }
 
   /** The configuration as stored now (read from the store, and applied here if newer). */
@@ -159,6 +167,7 @@ export class BotConfigService {
       const json = JSON.stringify(doc);
       // A write that names its version fails on a change since; one that does not retries on the
       // newer document (a PATCH merges into what is there then).
+      const epoch = this.#epoch;
       const result = await this.#deps.repo.write(json, stored.version, updatedAt);
       if (!result.ok) {
         if (ifMatch !== undefined && ifMatch.trim() !== '*') throw preconditionFailed(result.version);
@@ -170,8 +179,10 @@ export class BotConfigService {
         }
         continue;
       }
-      this.#apply({ doc: json, version: result.version, updatedAt });
-      this.#log.info({ version: result.version, fields: this.#view().stored }, 'bot configuration changed');
+      const written = toView(overlay(this.#deps.base, doc), doc, result.version, updatedAt);
+      // Unless a newer change was applied meanwhile (another process wrote after this one).
+      if (epoch === this.#epoch) this.#apply({ doc: json, version: result.version, updatedAt });
+      this.#log.info({ version: result.version, fields: written.stored }, 'bot configuration changed');
       if (this.#deps.options?.announce !== false) {
         await this.#deps.bus
           .publish(CHANGED_TOPIC, String(result.version))
@@ -179,7 +190,7 @@ export class BotConfigService {
             this.#log.warn({ err }, 'bot configuration change not announced; other processes re-read it'),
           );
       }
-      return this.#view();
+      return written;
     }
   }
 
@@ -194,8 +205,6 @@ export class BotConfigService {
 
   #apply(stored: StoredBotConfig): void {
     if (stored.version === this.#stored.version && stored.doc === this.#stored.doc) return;
-    // Versions only grow; an older read arriving late (a re-read racing a write) changes nothing.
-    if (stored.version < this.#stored.version) return;
     let doc: BotConfigDocument;
     try {
       doc = parseStored(stored.doc);
@@ -216,6 +225,7 @@ export class BotConfigService {
       );
       return;
     }
+    this.#epoch += 1;
     this.#doc = doc;
     this.#stored = stored;
     this.#current = settings;
