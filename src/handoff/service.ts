@@ -220,6 +220,8 @@ export class HandoffService {
     if (this.#timer) return;
     if (typeof this.#deps.settings !== 'function' && this.settings.idleReleaseS <= 0) return;
     this.#timer = setInterval(() => {
+      // 0 = never, from the moment it is set: timers already set wait until idle release is back on.
+      if (this.settings.idleReleaseS <= 0) return;
       this.#polling ??= this.pollDue()
         .catch((err: unknown) => this.#log.warn({ err }, 'idle release poll failed; retrying'))
         .finally(() => {

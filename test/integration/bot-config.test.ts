@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Conversation, Message } from '../../src/core/model.js';
 import { generateSecret } from '../../src/webhooks/signing.js';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
+import { eventually } from '../helpers/eventually.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
 let botA: FakeBot;
@@ -261,6 +262,21 @@ describe('PUT and PATCH', () => {
     // The environment's keyword no longer applies.
     const agent = await converse('agent');
     expect(agent.replies.map((r) => r.text)).toEqual(['re: agent']);
+  });
+
+  it('turns the idle release on without a restart (the environment has it off)', async () => {
+    await patch({ handoff: { idleReleaseS: 1 } });
+    const { conversationId } = await converse('hello');
+    const requested = await gw.api(`/v1/conversations/${conversationId}/handoff`, {
+      method: 'POST',
+      json: {},
+    });
+    const handoff = ((await requested.json()) as Conversation).handoff;
+    expect(handoff?.releaseAt).toBeDefined();
+    await eventually(async () => {
+      const res = await gw.api(`/v1/conversations/${conversationId}`);
+      return ((await res.json()) as Conversation).status === 'open';
+    }, 5_000);
   });
 
   it('moves to a new bot with a new secret, signed so that the new bot verifies it', async () => {
