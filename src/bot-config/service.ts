@@ -74,6 +74,8 @@ export class BotConfigService {
   #refreshing: Promise<void> | null = null;
   /** Counts the changes applied here: a read that saw an older state than one applied meanwhile is dropped. */
   #epoch = 0;
+  /** True while re-reads fail (the store unreachable): the settings in force stay as they are. */
+  #readFailing = false;
 
   constructor(deps: BotConfigDeps) {
     this.#deps = deps;
@@ -196,7 +198,15 @@ export class BotConfigService {
 
   #refreshSoon(): Promise<void> {
     this.#refreshing ??= this.refresh()
-      .catch((err: unknown) => this.#log.warn({ err }, 'bot configuration re-read failed; retrying'))
+      .then(() => {
+        if (this.#readFailing) this.#log.info('bot configuration re-read works again');
+        this.#readFailing = false;
+      })
+      .catch((err: unknown) => {
+        // Once per outage, not once a second.
+        if (!this.#readFailing) this.#log.warn({ err }, 'bot configuration re-read failed; retrying');
+        this.#readFailing = true;
+      })
       .finally(() => {
         this.#refreshing = null;
       });
