@@ -1,6 +1,7 @@
 /** @module The dependencies the gateway is wired from; tests build their own. */
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config/schema.js';
+import type { BotConfig } from './bot-config/index.js';
 import type { ContactService } from './contacts/service.js';
 import type { ChannelAdapter, DeliveryReporter, Ingest } from './core/channel.js';
 import type { EventHub } from './core/events.js';
@@ -35,4 +36,6 @@ export interface GatewayDeps {
   contacts: ContactService;
   /** Participants of conversations: joins, leaves and their events (SPEC §8). */
   participants: ParticipantService;
+  /** The bot configuration in force and the bot that follows it (SPEC §10). */
+  botConfig: BotConfig;
 }

@@ -244,6 +244,21 @@ describe('real answers match the document', () => {
     await call('DELETE', `/v1/webhooks/${id}`);
   });
 
+  it('the bot configuration, its health and the test request', async () => {
+    const first = await call('GET', '/v1/bot');
+    await call('PATCH', '/v1/bot', { greeting: 'Hi', breaker: { threshold: 3 } });
+    const stale = await gw.api('/v1/bot', {
+      method: 'PATCH',
+      json: { greeting: 'lost' },
+      headers: { 'if-match': `"${first.version}"` },
+    });
+    expect(((await doc.check('PATCH', '/v1/bot', stale)) as Json).code).toBe('GW_ERR_PRECONDITION_FAILED');
+    await call('PUT', '/v1/bot', { timeoutMs: 999_999 }); // 400
+    await call('GET', '/v1/bot/health');
+    await call('POST', '/v1/bot/test', { text: 'ping' });
+    await call('PUT', '/v1/bot', {});
+  });
+
   it('problems: 400 validation, 401, 404, 409, 415', async () => {
     const bad = await call('POST', '/v1/conversations', { channel: 'fax', extra: 1 });
     expect(bad.code).toBe('GW_ERR_VALIDATION');

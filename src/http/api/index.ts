@@ -4,6 +4,7 @@
  * `BODY_LIMIT_BYTES` (413); then the routes. Errors go to the app's problem+json handler.
  */
 import express, { type Request, type RequestHandler, Router } from 'express';
+import { botConfigRoutes } from '../../bot-config/index.js';
 import { GatewayError } from '../../core/errors.js';
 import type { GatewayDeps } from '../../deps.js';
 import { handoffRoutes } from '../../handoff/index.js';
@@ -86,6 +87,7 @@ export function apiRouter(deps: GatewayDeps): Router {
   handoffRoutes(deps, router);
   participantRoutes(deps, router);
   contactRoutes(deps, router);
+  botConfigRoutes(deps, router);
   router.use('/webhooks', webhooksRouter(deps));
   return router;
 }
