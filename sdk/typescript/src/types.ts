@@ -67,7 +67,7 @@ export interface RequestOptions {
   retries?: number;
 }
 
-type Optional<T> = {} extends T ? true : false;
+type Optional<T> = Partial<T> extends T ? true : false;
 
 /** The options of one operation: `path`, `query`, `body` as the document types them. */
 export type CallOptions<O> = RequestOptions &

@@ -87,7 +87,9 @@ function secretKey(secret: string): Uint8Array<ArrayBuffer> {
   return key;
 }
 
-async function hmacKey(secret: string, usage: 'sign' | 'verify'): Promise<CryptoKey> {
+type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
+
+async function hmacKey(secret: string, usage: 'sign' | 'verify'): Promise<HmacKey> {
   return crypto.subtle.importKey('raw', secretKey(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [usage]);
 }
 
