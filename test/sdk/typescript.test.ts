@@ -27,6 +27,7 @@ import {
 } from '../../sdk/typescript/src/index.js';
 import { API_KEY, startGateway, type TestGateway } from '../helpers/gateway.js';
 import { readBody } from '../helpers/http.js';
+import { hasRedisServer, RedisServer, redisAvailable } from '../helpers/redis.js';
 import { type ReceivedDelivery, WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const VECTORS = JSON.parse(
@@ -436,6 +437,18 @@ describe('TypeScript SDK against a live gateway', () => {
       expect(err.status).toBeUndefined();
     });
 
+    it('the caller’s AbortSignal cancels the call, retries included', async () => {
+      fresh({ timeoutMs: 10_000 });
+      proxy.plan.push({ kind: 'hang' });
+      const controller = new AbortController();
+      const call = client.conversations.create({ channel: 'api' }, { signal: controller.signal });
+      setTimeout(() => controller.abort(), 100);
+      const err = await refusal(call);
+      expect((err as Error).name).toBe('AbortError');
+      expect(proxy.attempts('POST', '/v1/conversations')).toHaveLength(1);
+      expect(waits).toEqual([]);
+    });
+
     it('a real rate limit answers RateLimitedError with its Retry-After', async () => {
       const limitedGw = await startGateway({ RATE_LIMIT_PER_MIN: '2' });
       try {
@@ -609,5 +622,40 @@ describe('TypeScript SDK against a live gateway', () => {
         await sb.webhooks.delete(hook.id);
       });
     });
+  });
+});
+
+describe.skipIf(!redisAvailable())('TypeScript SDK against a gateway on Redis', () => {
+  let redis: RedisServer | undefined;
+  let gw: TestGateway;
+  let proxy: LossyProxy;
+  beforeAll(async () => {
+    let url = process.env.REDIS_URL;
+    if (hasRedisServer()) {
+      redis = await RedisServer.start();
+      url = redis.url;
+    }
+    gw = await startGateway({ REDIS_URL: url, REDIS_KEY_PREFIX: `tssdk-${process.pid}:` });
+    proxy = await new LossyProxy(gw.url).start();
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await gw?.stop();
+    await redis?.dispose();
+  });
+
+  it('the quick start, and a message whose answer is lost takes effect once', async () => {
+    const sb = new Switchboard({ baseUrl: proxy.url, apiKey: API_KEY, sleep: async () => {} });
+    const { conversationId } = await sb.createSession();
+    proxy.match = (req) => req.url === '/v1/messages';
+    proxy.plan.push({ kind: 'lose-answer' });
+    const answer = await sb.sendMessage(conversationId, 'Hello', { wait: 10 });
+    if (!('replies' in answer)) throw new Error(`queued: ${JSON.stringify(answer)}`);
+    expect(answer.replies.map((r) => r.text)).toEqual(['You said: Hello']);
+    const keys = proxy.attempts('POST', '/v1/messages').map((a) => a.idempotencyKey);
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe(keys[0]);
+    const texts = (await sb.messages.list(conversationId, { take: 1 }).toArray()).map((m) => m.text);
+    expect(texts).toEqual(['Hello', 'You said: Hello']);
   });
 });

@@ -3,8 +3,10 @@
  * `npm run sdk:generate` makes from the gateway's routes today: a route added or changed without
  * regenerating fails here, and every operation of the document is callable by its `operationId`.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { generateSdk, staleSdkFiles } from '../../scripts/generate-sdk.js';
+import { VERSION } from '../../sdk/typescript/src/client.js';
 import { OPERATIONS as SDK_OPERATIONS } from '../../sdk/typescript/src/generated/operations.js';
 import { OPERATIONS } from '../../src/http/api/openapi.js';
 
@@ -26,6 +28,13 @@ describe('TypeScript SDK generated files', () => {
       const paginated = Boolean(op.query && 'cursor' in op.query.shape);
       expect(SDK_OPERATIONS[op.id as keyof typeof SDK_OPERATIONS].paginated, op.id).toBe(paginated);
     }
+  });
+
+  it('the package version is the one the client sends', () => {
+    const pkg = JSON.parse(
+      readFileSync(new URL('../../sdk/typescript/package.json', import.meta.url), 'utf8'),
+    );
+    expect(pkg.version).toBe(VERSION);
   });
 
   it('is deterministic', { timeout: 30_000 }, async () => {

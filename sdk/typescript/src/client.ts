@@ -350,6 +350,7 @@ export class Switchboard {
     const url = `${this.baseUrl}${fillPath(template, opts.path)}${queryString(opts.query)}`;
     const headers: Record<string, string> = {
       Accept: 'application/json, application/problem+json',
+      'User-Agent': `switchboard-typescript/${VERSION}`,
       ...opts.headers,
       Authorization: `Bearer ${this.#apiKey}`,
     };
@@ -368,19 +369,20 @@ export class Switchboard {
       let waitHint: number | undefined;
       const res = await this.#attempt(url, { method, headers, body }, timeoutMs, opts.signal).catch(
         (err: unknown) => {
+          // The caller's own cancellation is not retried.
           if (opts.signal?.aborted) throw opts.signal.reason;
           return err instanceof Error ? err : new Error(String(err));
         },
       );
       if (res instanceof Error) {
         failure = new SwitchboardConnectionError(`${where}: ${res.message}`, { cause: res });
-      } else if (res.ok) {
-        return this.#read(res);
+      } else if (res.status >= 200 && res.status < 300) {
+        return read(res);
       } else {
         waitHint = retryAfterMs(res.headers.get('Retry-After'));
         failure = errorFor(
           res.status,
-          await this.#problem(res),
+          problemOf(res.bytes),
           res.headers.get('X-Request-Id') ?? undefined,
           waitHint === undefined ? undefined : waitHint / 1000,
         );
@@ -395,12 +397,13 @@ export class Switchboard {
     }
   }
 
+  /** One attempt, its answer read whole within the timeout (a stalled body is a failed attempt). */
   async #attempt(
     url: string,
     init: { method: string; headers: Record<string, string>; body: string | undefined },
     timeoutMs: number,
     signal: AbortSignal | undefined,
-  ): Promise<Response> {
+  ): Promise<Answer> {
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal?.reason);
     if (signal?.aborted) onAbort();
@@ -411,13 +414,7 @@ export class Switchboard {
         : undefined;
     try {
       const res = await this.#fetch(url, { ...init, signal: controller.signal });
-      // The body is read inside the timeout too, so a stalled answer counts as a failed attempt.
-      const bytes = new Uint8Array(await res.arrayBuffer());
-      return new Response(res.status === 204 || res.status === 304 ? null : bytes, {
-        status: res.status,
-        statusText: res.statusText,
-        headers: res.headers,
-      });
+      return { status: res.status, headers: res.headers, bytes: new Uint8Array(await res.arrayBuffer()) };
     } catch (err) {
       if (controller.signal.aborted && !signal?.aborted) throw controller.signal.reason;
       throw err;
@@ -426,24 +423,29 @@ export class Switchboard {
       signal?.removeEventListener('abort', onAbort);
     }
   }
+}
 
-  async #read(res: Response): Promise<unknown> {
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.length === 0) return undefined;
-    if (JSON_MEDIA.test(res.headers.get('Content-Type') ?? ''))
-      return JSON.parse(new TextDecoder().decode(bytes));
-    return bytes;
-  }
+interface Answer {
+  status: number;
+  headers: Headers;
+  bytes: Uint8Array;
+}
 
-  async #problem(res: Response): Promise<Problem> {
-    try {
-      const parsed: unknown = JSON.parse(await res.text());
-      return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
-        ? (parsed as Problem)
-        : {};
-    } catch {
-      return {};
-    }
+/** A 2xx body: JSON parsed, an empty one undefined, anything else (a download) as bytes. */
+function read(res: Answer): unknown {
+  if (res.bytes.length === 0) return undefined;
+  if (JSON_MEDIA.test(res.headers.get('Content-Type') ?? ''))
+    return JSON.parse(new TextDecoder().decode(res.bytes));
+  return res.bytes;
+}
+
+/** The problem document of a refusal; `{}` when the body is not a JSON object. */
+function problemOf(bytes: Uint8Array): Problem {
+  try {
+    const parsed: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Problem) : {};
+  } catch {
+    return {};
   }
 }
 
