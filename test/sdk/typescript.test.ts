@@ -12,16 +12,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   BadRequestError,
   ConflictError,
+  ForbiddenError,
+  InternalServerError,
   isSwitchboardError,
   NotFoundError,
+  PayloadTooLargeError,
   RateLimitedError,
   ServiceUnavailableError,
   Switchboard,
   SwitchboardConnectionError,
-  type SwitchboardError,
+  SwitchboardError,
   signWebhook,
   UnauthorizedError,
   UnprocessableError,
+  UnsupportedMediaTypeError,
   verifyWebhook,
   WebhookVerificationError,
 } from '../../sdk/typescript/src/index.js';
@@ -276,6 +280,88 @@ describe('TypeScript SDK against a live gateway', () => {
       } finally {
         await proxy.close();
       }
+    });
+  });
+
+  describe('without a gateway', () => {
+    const answering =
+      (status: number, body: string, headers: Record<string, string> = {}, urls: string[] = []) =>
+      async (input: string | URL | Request) => {
+        urls.push(String(input));
+        return new Response(body, {
+          status,
+          headers: { 'content-type': 'application/problem+json', ...headers },
+        });
+      };
+
+    it('maps each status to its class, any other to SwitchboardError itself', async () => {
+      const classes: Record<number, typeof SwitchboardError> = {
+        400: BadRequestError,
+        401: UnauthorizedError,
+        403: ForbiddenError,
+        404: NotFoundError,
+        409: ConflictError,
+        413: PayloadTooLargeError,
+        415: UnsupportedMediaTypeError,
+        422: UnprocessableError,
+        429: RateLimitedError,
+        500: InternalServerError,
+        503: ServiceUnavailableError,
+        418: SwitchboardError,
+      };
+      const problem = JSON.stringify({
+        code: 'GW_ERR_VALIDATION',
+        title: 'Request failed validation',
+        detail: 'bad',
+        requestId: 'req-body',
+        errors: [{ field: 'participants.0.role', message: 'Invalid' }],
+        retryAfter: 7,
+      });
+      for (const [status, Class] of Object.entries(classes)) {
+        const c = new Switchboard({
+          baseUrl: 'http://gw.test',
+          apiKey: 'k',
+          retries: 0,
+          fetch: answering(Number(status), problem, { 'x-request-id': 'req-header' }),
+        });
+        const err = await refusal(c.conversations.get('x'));
+        expect(err.constructor, status).toBe(Class);
+        expect(err).toBeInstanceOf(SwitchboardError);
+        expect([err.status, err.code, err.title, err.detail]).toEqual([
+          Number(status),
+          'GW_ERR_VALIDATION',
+          'Request failed validation',
+          'bad',
+        ]);
+        expect(err.requestId).toBe('req-header');
+        expect(err.fields).toEqual(['participants.0.role']);
+        expect(err.retryAfter).toBe(7);
+      }
+      const html = new Switchboard({
+        baseUrl: 'http://gw.test',
+        apiKey: 'k',
+        fetch: answering(502, '<html>'),
+      });
+      const err = await refusal(html.conversations.get('x'));
+      expect([err.status, err.code, err.errors]).toEqual([502, undefined, []]);
+    });
+
+    it('encodes path parameters, meta filters and booleans', async () => {
+      const urls: string[] = [];
+      const c = new Switchboard({
+        baseUrl: 'http://gw.test/v1/',
+        apiKey: 'k',
+        fetch: answering(404, '{}', {}, urls),
+      });
+      await refusal(c.api.replayDelivery({ path: { id: 'a b', did: 'd/1' }, query: { again: true } }));
+      await refusal(c.conversations.list({ take: 5, status: 'open', meta: { tier: 'gold' } }).page());
+      expect(urls).toEqual([
+        'http://gw.test/v1/webhooks/a%20b/deliveries/d%2F1/replay?again=true',
+        'http://gw.test/v1/conversations?take=5&status=open&meta%5Btier%5D=gold',
+      ]);
+      await expect(c.api.getConversation({ path: { id: '' } })).rejects.toThrow(
+        /Missing path parameter `id`/,
+      );
     });
   });
 
