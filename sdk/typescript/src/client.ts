@@ -25,7 +25,6 @@ import type {
   PaginatedOperationId,
   PathOperation,
   PathsWith,
-  QueryOf,
   RequestOptions,
   Webhook,
 } from './types.js';
@@ -448,5 +447,3 @@ function problemOf(bytes: Uint8Array): Problem {
     return {};
   }
 }
-
-export type { QueryOf };
