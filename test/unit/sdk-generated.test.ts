@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { generateSdk, staleSdkFiles } from '../../scripts/generate-sdk.js';
-import { VERSION } from '../../sdk/typescript/src/client.js';
+import { Switchboard, VERSION } from '../../sdk/typescript/src/client.js';
 import { OPERATIONS as SDK_OPERATIONS } from '../../sdk/typescript/src/generated/operations.js';
 import { OPERATIONS } from '../../src/http/api/openapi.js';
 
@@ -28,6 +28,12 @@ describe('TypeScript SDK generated files', () => {
       const paginated = Boolean(op.query && 'cursor' in op.query.shape);
       expect(SDK_OPERATIONS[op.id as keyof typeof SDK_OPERATIONS].paginated, op.id).toBe(paginated);
     }
+  });
+
+  it('makes every operation a method of client.api, with no hand-written code', () => {
+    const { api } = new Switchboard({ baseUrl: 'http://gw.test', apiKey: 'k' });
+    expect(Object.keys(api).sort()).toEqual(OPERATIONS.map((op) => op.id).sort());
+    for (const fn of Object.values(api)) expect(typeof fn).toBe('function');
   });
 
   it('the package version is the one the client sends', () => {
