@@ -3,7 +3,8 @@
  * Built from the zod schemas the routes validate with (requests) and answer with (responses) through
  * zod's own JSON Schema 2020-12 output, which OpenAPI 3.1 uses as is. What is written here is only
  * the path table: which schema each route takes and answers, and which error codes it can give.
- * A test walks the router and this table both ways, so a route cannot ship undocumented.
+ * A test walks the router and this table both ways, so a route cannot ship undocumented. The
+ * TypeScript SDK's types are generated from this document: after a change, `npm run sdk:generate`.
  */
 import { z } from 'zod';
 import { botHealthResponse, botTestResponse, botTestSchema } from '../../bot-config/routes.js';
