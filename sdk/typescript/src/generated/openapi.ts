@@ -491,6 +491,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/bot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The bot configuration in force (the environment overlaid by the stored one); never the secret */
+        get: operations["getBotConfig"];
+        /** Replace the stored bot configuration (absent fields: the environment’s) */
+        put: operations["replaceBotConfig"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change the stored bot configuration (JSON merge patch, RFC 7396: `null` removes a value) */
+        patch: operations["updateBotConfig"];
+        trace?: never;
+    };
+    "/v1/bot/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This process's view of the bot: breaker state, last error, recent latency */
+        get: operations["getBotHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bot/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send the bot one signed test request (outside the breaker) and report its answer */
+        post: operations["testBot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/attachments/{id}": {
         parameters: {
             query?: never;
@@ -649,6 +702,45 @@ export interface components {
             /** @constant */
             rotateSecret?: true;
         };
+        replaceBotConfigRequest: {
+            url?: string;
+            secret?: string;
+            timeoutMs?: number;
+            maxAttempts?: number;
+            fallbackText?: string;
+            breaker?: {
+                threshold?: number;
+                cooldownMs?: number;
+            };
+            historyLimit?: number;
+            greeting?: string;
+            handoff?: {
+                keywords?: string[];
+                onBotFailure?: boolean;
+                idleReleaseS?: number;
+            };
+        };
+        updateBotConfigRequest: {
+            url?: string | null;
+            secret?: string | null;
+            timeoutMs?: number | null;
+            maxAttempts?: number | null;
+            fallbackText?: string | null;
+            breaker?: {
+                threshold?: number | null;
+                cooldownMs?: number | null;
+            } | null;
+            historyLimit?: number | null;
+            greeting?: string | null;
+            handoff?: {
+                keywords?: string[] | null;
+                onBotFailure?: boolean | null;
+                idleReleaseS?: number | null;
+            } | null;
+        };
+        testBotRequest: {
+            text?: string;
+        };
         Problem: {
             /** @description Identifies the error; the code appended to a fixed base. Need not resolve. */
             type: string;
@@ -656,7 +748,7 @@ export interface components {
             status: number;
             detail: string;
             /** @enum {string} */
-            code: "GW_ERR_UNAUTHORIZED" | "GW_ERR_NOT_FOUND" | "GW_ERR_ROUTE_NOT_FOUND" | "GW_ERR_BAD_REQUEST" | "GW_ERR_INVALID_JSON" | "GW_ERR_VALIDATION" | "GW_ERR_INVALID_CURSOR" | "GW_ERR_UNSUPPORTED_MEDIA_TYPE" | "GW_ERR_PAYLOAD_TOO_LARGE" | "GW_ERR_CONFLICT" | "GW_ERR_CHANNEL_UNAVAILABLE" | "GW_ERR_NOT_IN_HANDOFF" | "GW_ERR_NOT_AN_AGENT" | "GW_ERR_QUEUE_FULL" | "GW_ERR_STORE_UNAVAILABLE" | "GW_ERR_SHUTTING_DOWN" | "GW_ERR_SIGNATURE_INVALID" | "GW_ERR_WEBHOOK_TARGET_REFUSED" | "GW_ERR_MERGE_SELF" | "GW_ERR_IDENTITY_NOT_FOUND" | "GW_ERR_UNMERGE_LAST_IDENTITY" | "GW_ERR_RATE_LIMITED" | "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_IDEMPOTENCY_IN_FLIGHT" | "GW_ERR_INTERNAL";
+            code: "GW_ERR_UNAUTHORIZED" | "GW_ERR_NOT_FOUND" | "GW_ERR_ROUTE_NOT_FOUND" | "GW_ERR_BAD_REQUEST" | "GW_ERR_INVALID_JSON" | "GW_ERR_VALIDATION" | "GW_ERR_INVALID_CURSOR" | "GW_ERR_UNSUPPORTED_MEDIA_TYPE" | "GW_ERR_PAYLOAD_TOO_LARGE" | "GW_ERR_CONFLICT" | "GW_ERR_CHANNEL_UNAVAILABLE" | "GW_ERR_NOT_IN_HANDOFF" | "GW_ERR_NOT_AN_AGENT" | "GW_ERR_QUEUE_FULL" | "GW_ERR_STORE_UNAVAILABLE" | "GW_ERR_SHUTTING_DOWN" | "GW_ERR_SIGNATURE_INVALID" | "GW_ERR_WEBHOOK_TARGET_REFUSED" | "GW_ERR_MERGE_SELF" | "GW_ERR_IDENTITY_NOT_FOUND" | "GW_ERR_UNMERGE_LAST_IDENTITY" | "GW_ERR_RATE_LIMITED" | "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_IDEMPOTENCY_IN_FLIGHT" | "GW_ERR_PRECONDITION_FAILED" | "GW_ERR_INTERNAL";
             /** @description The `X-Request-Id` of the request. */
             requestId: string;
             /** @description `GW_ERR_VALIDATION`: every failing field, by its path (`participants.0.role`). */
@@ -951,6 +1043,93 @@ export interface components {
         replayDeadDeliveries202Response: {
             replayed: number;
             items: components["schemas"]["Delivery"][];
+        };
+        getBotConfig200Response: {
+            /** @enum {string} */
+            bot: "http" | "demo";
+            url: string | null;
+            secretSet: boolean;
+            timeoutMs: number;
+            maxAttempts: number;
+            fallbackText: string;
+            breaker: {
+                threshold: number;
+                cooldownMs: number;
+            };
+            historyLimit: number;
+            greeting: string | null;
+            handoff: {
+                keywords: string[];
+                onBotFailure: boolean;
+                idleReleaseS: number;
+            };
+            stored: string[];
+            version: number;
+            updatedAt: string | null;
+        };
+        getBotHealth200Response: {
+            /** @enum {string} */
+            bot: "http" | "demo";
+            url: string | null;
+            breaker: {
+                /** @enum {string} */
+                state: "closed" | "open" | "half-open";
+                consecutiveFailures: number;
+                threshold: number;
+                cooldownMs: number;
+                openedAt: string | null;
+            };
+            lastError: {
+                code: string;
+                message: string;
+                at: string;
+            } | null;
+            lastSuccessAt: string | null;
+            latency: {
+                samples: number;
+                p50Ms: number;
+                p95Ms: number;
+                maxMs: number;
+            } | null;
+            version: number;
+            /** @constant */
+            scope: "process";
+        };
+        testBot200Response: {
+            ok: boolean;
+            /** @enum {string} */
+            bot: "http" | "demo";
+            url: string | null;
+            status?: number;
+            latencyMs: number;
+            response?: {
+                replies: {
+                    text: string;
+                    attachments?: {
+                        /** Format: uri */
+                        url: string;
+                        contentType: string;
+                        name?: string;
+                        size?: number;
+                    }[];
+                    quickReplies?: {
+                        title: string;
+                        payload?: string;
+                    }[];
+                    meta?: {
+                        [key: string]: unknown;
+                    };
+                }[];
+                handoff?: boolean;
+                handoffReason?: string;
+                sessionState?: {
+                    [key: string]: unknown;
+                };
+            };
+            error?: {
+                code: string;
+                message: string;
+            };
         };
     };
     responses: {
@@ -1446,6 +1625,24 @@ export interface components {
                 };
             };
         };
+        /** @description `GW_ERR_PRECONDITION_FAILED`: The resource changed since it was read (If-Match) */
+        Error412: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @enum {unknown} */
+                    code?: "GW_ERR_PRECONDITION_FAILED";
+                    /** @constant */
+                    status?: 412;
+                };
+            };
+        };
     };
     parameters: never;
     requestBodies: never;
@@ -1454,6 +1651,8 @@ export interface components {
         "X-Request-Id": string;
         /** @description The URL path of the resource created. */
         Location: string;
+        /** @description The version of the resource as a strong entity tag; send it back as `If-Match`. */
+        ETag: string;
         /** @description Seconds to wait before trying again. */
         "Retry-After": number;
         /** @description Requests allowed per window for the key (when rate limits apply). */
@@ -3197,6 +3396,203 @@ export interface operations {
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
             404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            415: components["responses"]["Error415"];
+            422: components["responses"]["Error422"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    getBotConfig: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bot configuration */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["getBotConfig200Response"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    replaceBotConfig: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: a repeat with the same key and body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) without a second effect; 1–255 printable ASCII characters without spaces. */
+                "Idempotency-Key"?: string;
+                /** @description The `ETag` the change is based on: when the resource has changed since, nothing is written and the answer is 412. */
+                "If-Match"?: string;
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["replaceBotConfigRequest"];
+            };
+        };
+        responses: {
+            /** @description The bot configuration now in force */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["getBotConfig200Response"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            409: components["responses"]["Error409_2"];
+            412: components["responses"]["Error412"];
+            413: components["responses"]["Error413"];
+            415: components["responses"]["Error415"];
+            422: components["responses"]["Error422"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    updateBotConfig: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: a repeat with the same key and body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) without a second effect; 1–255 printable ASCII characters without spaces. */
+                "Idempotency-Key"?: string;
+                /** @description The `ETag` the change is based on: when the resource has changed since, nothing is written and the answer is 412. */
+                "If-Match"?: string;
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["updateBotConfigRequest"];
+            };
+        };
+        responses: {
+            /** @description The bot configuration now in force */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["getBotConfig200Response"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            409: components["responses"]["Error409_2"];
+            412: components["responses"]["Error412"];
+            413: components["responses"]["Error413"];
+            415: components["responses"]["Error415"];
+            422: components["responses"]["Error422"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    getBotHealth: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bot health in this process */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["getBotHealth200Response"];
+                };
+            };
+            401: components["responses"]["Error401"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    testBot: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: a repeat with the same key and body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) without a second effect; 1–255 printable ASCII characters without spaces. */
+                "Idempotency-Key"?: string;
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["testBotRequest"];
+            };
+        };
+        responses: {
+            /** @description What the bot answered (`ok: false` with the error when it failed) */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["testBot200Response"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];

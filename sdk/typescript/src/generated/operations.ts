@@ -44,5 +44,10 @@ export const OPERATIONS = {
   getDelivery: { method: 'GET', path: '/v1/webhooks/{id}/deliveries/{did}', paginated: false },
   replayDelivery: { method: 'POST', path: '/v1/webhooks/{id}/deliveries/{did}/replay', paginated: false },
   replayDeadDeliveries: { method: 'POST', path: '/v1/webhooks/{id}/replay', paginated: false },
+  getBotConfig: { method: 'GET', path: '/v1/bot', paginated: false },
+  replaceBotConfig: { method: 'PUT', path: '/v1/bot', paginated: false },
+  updateBotConfig: { method: 'PATCH', path: '/v1/bot', paginated: false },
+  getBotHealth: { method: 'GET', path: '/v1/bot/health', paginated: false },
+  testBot: { method: 'POST', path: '/v1/bot/test', paginated: false },
   getAttachment: { method: 'GET', path: '/v1/attachments/{id}', paginated: false },
 } as const;
