@@ -13,6 +13,7 @@ import { createContacts } from './contacts/index.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
+import { VERIFY_MODES } from './core/verify-mode.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
 import { createHandoff } from './handoff/index.js';
 import { apiKeyAuth } from './http/auth.js';
@@ -98,6 +99,24 @@ export async function createGateway(
     requireApiKey: apiKeyAuth(config.apiKeys),
     rejected(channel, reason) {
       metrics.rejected.inc({ channel, reason });
+    },
+    verificationMode(channel, mode, setting) {
+      for (const m of VERIFY_MODES) metrics.verificationMode.set({ channel, mode: m }, m === mode ? 1 : 0);
+      if (mode === 'report') {
+        logger.warn(
+          { channel, setting },
+          `${setting}=report: ${channel} requests whose signature does not verify are ACCEPTED and only logged; set ${setting}=enforce once the warnings stop`,
+        );
+      }
+    },
+    verificationFailed(channel, reason, mode, fields = {}) {
+      metrics.verificationFailed.inc({ channel, reason, mode });
+      if (mode === 'report') {
+        logger.warn(
+          { channel, reason, mode, ...fields },
+          `${channel} request failed verification; accepted (report mode)`,
+        );
+      }
     },
   };
   const adapters: ChannelAdapter[] = [];

@@ -70,6 +70,18 @@ export function createMetrics(pendingCount: () => Promise<number>) {
       labelNames: ['channel', 'reason'] as const,
       registers: [registry],
     }),
+    verificationFailed: new Counter({
+      name: 'switchboard_verification_failures_total',
+      help: 'Provider requests whose signature did not verify, by mode: refused (enforce) or accepted (report)',
+      labelNames: ['channel', 'reason', 'mode'] as const,
+      registers: [registry],
+    }),
+    verificationMode: new Gauge({
+      name: 'switchboard_verification_mode',
+      help: '1 for the verification mode each provider webhook runs in (SPEC §12: enforce or report)',
+      labelNames: ['channel', 'mode'] as const,
+      registers: [registry],
+    }),
     processed: new Counter({
       name: 'switchboard_messages_processed_total',
       help: 'Messages handled by the pipeline, by outcome',
