@@ -60,6 +60,8 @@ export const coreSchema = z.object({
   DEDUPE_TTL_S: int(1, 30 * 86_400).default(DEFAULTS.DEDUPE_TTL_S),
   // Requests per minute per API key on /v1 (SPEC §10; docs/limits.md); 0 turns the limit off.
   RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(DEFAULTS.RATE_LIMIT_PER_MIN),
+  // Days a conversation is kept after its last message (SPEC §12); unset keeps everything.
+  RETENTION_DAYS: int(1, 36_500).optional(),
   SESSION_IDLE_S: int(1, 30 * 86_400).default(DEFAULTS.SESSION_IDLE_S),
   LEASE_MS: int(200, 600_000).default(DEFAULTS.LEASE_MS),
   WORKER_CONCURRENCY: int(1, 1024).default(DEFAULTS.WORKER_CONCURRENCY),

@@ -14,6 +14,7 @@ import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
 import { VERIFY_MODES } from './core/verify-mode.js';
+import { createRetention } from './retention/index.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
 import { createHandoff } from './handoff/index.js';
 import { apiKeyAuth } from './http/auth.js';
@@ -162,6 +163,14 @@ export async function createGateway(
     participants,
   };
   for (const adapter of adapters) adapter.attach?.(deps);
+  const retention = createRetention({
+    days: config.RETENTION_DAYS,
+    store,
+    contacts,
+    events,
+    metrics,
+    logger,
+  });
   const app = createApp(deps);
   const server = createServer();
   const drain = new HttpDrain(server);
@@ -189,6 +198,7 @@ export async function createGateway(
       if (opts.startEngine !== false) {
         await engine.start();
         handoff.start();
+        retention?.start();
       }
       await webhooks.start();
       const address = server.address() as AddressInfo;
@@ -239,6 +249,7 @@ export async function createGateway(
           within(adaptersStopped, left()),
           engine.stop(left()),
           handoff.stop(),
+          retention?.stop(),
           sleep(Math.min(config.SHUTDOWN_DRAIN_MS, left())),
         ]);
         await drain.settle(deadline);

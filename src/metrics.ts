@@ -82,6 +82,18 @@ export function createMetrics(pendingCount: () => Promise<number>) {
       labelNames: ['channel', 'mode'] as const,
       registers: [registry],
     }),
+    retentionRuns: new Counter({
+      name: 'switchboard_retention_runs_total',
+      help: 'Retention job runs (RETENTION_DAYS), by outcome: ran, skipped (another process held the lock), failed',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    retentionErased: new Counter({
+      name: 'switchboard_retention_erased_total',
+      help: 'Conversations, and contacts left without one, erased by the retention job',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     processed: new Counter({
       name: 'switchboard_messages_processed_total',
       help: 'Messages handled by the pipeline, by outcome',
