@@ -14,7 +14,6 @@ import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
 import { VERIFY_MODES } from './core/verify-mode.js';
-import { createRetention } from './retention/index.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
 import { createHandoff } from './handoff/index.js';
 import { apiKeyAuth } from './http/auth.js';
@@ -28,6 +27,8 @@ import type { Bot } from './pipeline/bot/types.js';
 import { DeliveryService } from './pipeline/delivery.js';
 import { Engine } from './pipeline/engine.js';
 import { IngestService } from './pipeline/ingest.js';
+import { privacyPolicy, redactingBot, redactingIngest, redactingListener } from './privacy/index.js';
+import { createRetention } from './retention/index.js';
 import { createStore } from './store/index.js';
 import { createWebhooks, type WebhookOptions } from './webhooks/index.js';
 
@@ -74,7 +75,9 @@ export async function createGateway(
   const contacts = createContacts({ store, events, logger: logger.child({ component: 'contacts' }) });
   const handoff = await createHandoff({ config, logger, store, events });
   const participants = new ParticipantService({ store, events, handoff });
-  const ingest = new IngestService({ store, config, events, metrics, lifecycle, contacts, participants });
+  const privacy = privacyPolicy(config);
+  const accepting = new IngestService({ store, config, events, metrics, lifecycle, contacts, participants });
+  const ingest = privacy?.store ? redactingIngest(accepting, privacy.types) : accepting;
   const bot =
     opts.bot ??
     (config.BOT_URL && config.BOT_SECRET
@@ -135,7 +138,7 @@ export async function createGateway(
     config,
     logger,
     store,
-    bot,
+    bot: privacy ? redactingBot(bot, privacy.types) : bot,
     adapters,
     events,
     metrics,
@@ -145,7 +148,7 @@ export async function createGateway(
   });
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
-  events.on(webhooks.onEvent);
+  events.on(privacy ? redactingListener(webhooks.onEvent, privacy.types) : webhooks.onEvent);
   const deps: GatewayDeps = {
     config,
     logger,
