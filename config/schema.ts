@@ -61,6 +61,8 @@ export const coreSchema = z.object({
   // Requests per minute per API key on /v1 (SPEC §10; docs/limits.md); 0 turns the limit off.
   RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(DEFAULTS.RATE_LIMIT_PER_MIN),
   SESSION_IDLE_S: int(1, 30 * 86_400).default(DEFAULTS.SESSION_IDLE_S),
+  // SPEC §9 (docs/contacts.md#conversation-scope): one conversation per channel thread, or per contact.
+  CONVERSATION_SCOPE: z.enum(['channel', 'contact']).default(DEFAULTS.CONVERSATION_SCOPE),
   LEASE_MS: int(200, 600_000).default(DEFAULTS.LEASE_MS),
   WORKER_CONCURRENCY: int(1, 1024).default(DEFAULTS.WORKER_CONCURRENCY),
   QUEUE_MAX_PENDING: int(1, 100_000_000).default(DEFAULTS.QUEUE_MAX_PENDING),
