@@ -240,7 +240,12 @@ export class Session implements LocalSocket {
       },
       identity,
     );
-    const resolved = await ingest.resolveConversation({ channel: 'webchat', channelRef: visitor.id, from });
+    const resolved = await ingest.resolveConversation({
+      channel: 'webchat',
+      channelRef: visitor.id,
+      from,
+      identity,
+    });
     const { created } = resolved;
     const conversation = await ingest.attachContact(resolved.conversation, 'webchat', from, identity);
     if (created) await events.announceConversation(conversation);

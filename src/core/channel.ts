@@ -99,6 +99,7 @@ export interface Ingest {
     channel: ChannelName;
     channelRef: string;
     from: Participant;
+    identity?: SenderIdentity;
     meta?: Meta;
   }): Promise<{ conversation: Conversation; created: boolean }>;
   attachContact(

@@ -95,6 +95,7 @@ export class IngestService implements Ingest {
       channel: inbound.channel,
       channelRef: inbound.channelRef,
       from,
+      ...(inbound.identity ? { identity: inbound.identity } : {}),
       ...(inbound.conversationMeta ? { meta: inbound.conversationMeta } : {}),
     });
     let conv = conversation;
@@ -120,10 +121,12 @@ export class IngestService implements Ingest {
     channel: ChannelName;
     channelRef: string;
     from: Participant;
+    identity?: SenderIdentity;
     meta?: Meta;
   }): Promise<{ conversation: Conversation; created: boolean }> {
-    const { channel, channelRef, from, meta } = input;
-    const contactId = from.contactId;
+    const { channel, channelRef, meta } = input;
+    let from = input.from;
+    let contactId = from.contactId;
     if (this.#config.CONVERSATION_SCOPE !== 'contact' || !this.#contacts || !contactId)
       return this.#store.resolveConversation({ channel, channelRef, participants: [from], meta });
     const contacts = this.#contacts;
@@ -157,10 +160,15 @@ export class IngestService implements Ingest {
         routes: [route],
       });
       const holder = await contacts.claimConversation(contactId, resolved.conversation.id);
-      if (holder === null || holder === resolved.conversation.id) return resolved;
-      // A first message of theirs on another channel started their conversation at the same time:
-      // this thread joins that one. Nothing was stored in the one made here yet.
+      if (holder === resolved.conversation.id) return resolved;
+      // A first message of theirs on another channel started their conversation at the same time
+      // (this thread joins that one), or a merge removed the contact meanwhile (the sender is looked
+      // up again and joins the survivor's). Nothing was stored in the one made here yet.
       if (resolved.created) await this.#store.deleteConversation(resolved.conversation.id);
+      if (holder === null) {
+        from = await this.contactOf(channel, from, input.identity);
+        contactId = from.contactId ?? contactId;
+      }
     }
     throw new GatewayError('GW_ERR_CONFLICT', 'The conversation kept changing while being resolved; retry');
   }
