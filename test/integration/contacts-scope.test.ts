@@ -360,6 +360,13 @@ describe.skipIf(!redisAvailable())('contact scope on Redis', () => {
       await widget.botSays(`You said: ${t}`);
       expect(twilioSent(`You said: ${t}`)).toEqual([]);
     }
+    // The widget's history is its own channel's: a resume replays no SMS, WhatsApp or mail.
+    const from = widget.frames.length;
+    widget.send({ type: 'resume', afterSeq: 0 });
+    await widget.botSays('You said: order 7', from);
+    const replayed = widget.find((f) => f.type === 'message', from).map((f) => f.message.text);
+    expect(replayed).toContain('three from the site');
+    expect(replayed.filter((t) => /SMS|WhatsApp|mail|order [0246]/.test(t))).toEqual([]);
   });
 
   it("an agent's message leaves by the customer's latest channel, or the one named", async () => {
