@@ -110,7 +110,7 @@ async function ingestIn(redisUrl: string, prefix: string, scope: 'channel' | 'co
     let n = 0;
     let errors = 0;
     const send = (i: number) => {
-      const number = `+1415555${String(i % CONVERSATIONS).padStart(4, '0')}`;
+      const number = `+1415555${String(Math.floor(i / 2) % CONVERSATIONS).padStart(4, '0')}`;
       const channel = i % 2 === 0 ? ('sms' as const) : ('whatsapp' as const);
       return ingest
         .accept({
@@ -129,7 +129,8 @@ async function ingestIn(redisUrl: string, prefix: string, scope: 'channel' | 'co
     const until = start + DURATION_S * 1000;
     await Promise.all(
       Array.from({ length: CONNECTIONS }, async () => {
-        while (performance.now() < until) await send(n++);
+        // Every thread gets its first message however short the run.
+        while (n < 2 * CONVERSATIONS || performance.now() < until) await send(n++);
       }),
     );
     for (let i = 0; (await gw.deps.store.pendingCount()) > 0; i++) {
@@ -162,9 +163,13 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
   );
   // Each scope must have done what it says: two threads a customer, one conversation or two each.
   if (scoped.rounds.some((r) => r.baseline.conversations !== 2 * CONVERSATIONS))
-    throw new Error('channel scope did not keep a conversation per thread');
+    throw new Error(
+      `channel scope did not keep a conversation per thread: ${scoped.rounds.map((r) => r.baseline.conversations)}`,
+    );
   if (scoped.rounds.some((r) => r.subject.conversations !== CONVERSATIONS))
-    throw new Error('contact scope did not keep one conversation per contact');
+    throw new Error(
+      `contact scope did not keep one conversation per contact: ${scoped.rounds.map((r) => r.subject.conversations)}`,
+    );
   return [
     pairedRow(
       'people: end to end with contact in the bot request and handoff checks vs without',
