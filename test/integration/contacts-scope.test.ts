@@ -517,3 +517,67 @@ describe.skipIf(!redisAvailable())('contact scope on Redis', () => {
     return found;
   }
 });
+
+/** The embedded backend in both scopes: the same accept path over the in-memory store and contacts. */
+describe('conversation scope on the embedded backend', () => {
+  const gateways: TestGateway[] = [];
+  let fake: FakeTwilioApi;
+
+  beforeAll(async () => {
+    fake = await FakeTwilioApi.start();
+  });
+
+  afterAll(async () => {
+    for (const g of gateways) await g.stop();
+    await fake?.close();
+  });
+
+  async function gatewayIn(scope: 'channel' | 'contact'): Promise<TestGateway> {
+    const g = await startGateway(
+      {
+        PUBLIC_URL,
+        CONVERSATION_SCOPE: scope,
+        TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+        TWILIO_API_URL: fake.url,
+      },
+      { bot: new RecordingBot() },
+    );
+    gateways.push(g);
+    return g;
+  }
+
+  async function writeBoth(g: TestGateway, number: string): Promise<Conversation[]> {
+    const path = '/webhooks/twilio';
+    for (const params of [
+      smsParams({ From: number, Body: `${number} by SMS` }),
+      whatsappParams({ From: `whatsapp:${number}`, WaId: number.slice(1), Body: `${number} on WhatsApp` }),
+    ]) {
+      const res = await postWebhook(`${g.url}${path}`, params, { signedUrl: `${PUBLIC_URL}${path}` });
+      expect(res.status).toBe(200);
+    }
+    await eventually(() =>
+      ['SMS', 'WhatsApp'].every((via) =>
+        fake
+          .created()
+          .some((r) => r.fields.Body === `You said: ${number} ${via === 'SMS' ? 'by SMS' : 'on WhatsApp'}`),
+      ),
+    );
+    const res = await g.api(`/v1/contacts?identity=${encodeURIComponent(`sms:${number}`)}`);
+    const [contact] = ((await res.json()) as { items: Contact[] }).items;
+    const convs = await g.api(`/v1/contacts/${contact!.id}/conversations`);
+    return ((await convs.json()) as { items: Conversation[] }).items;
+  }
+
+  it('channel scope keeps a conversation per thread; contact scope one for both', async () => {
+    const perThread = await writeBoth(await gatewayIn('channel'), '+14155551001');
+    expect(perThread.map((c) => c.channel).sort()).toEqual(['sms', 'whatsapp']);
+    expect(perThread.every((c) => c.routes === undefined)).toBe(true);
+
+    const perContact = await writeBoth(await gatewayIn('contact'), '+14155551002');
+    expect(perContact).toHaveLength(1);
+    expect(perContact[0]!.routes?.map((r) => r.channel)).toEqual(['sms', 'whatsapp']);
+    const replies = fake.created().filter((r) => r.fields.Body?.includes('+14155551002'));
+    expect(replies.map((r) => r.fields.To)).toEqual(['+14155551002', 'whatsapp:+14155551002']);
+  });
+});
