@@ -237,8 +237,12 @@ export interface Store {
   ): Promise<{ conversation: Conversation; added: boolean } | null>;
   listConversations(query: ConversationQuery): Promise<Page<Conversation>>;
   updateConversation(id: string, patch: ConversationPatch): Promise<Conversation | null>;
-  /** Erases the conversation, its messages, its queue and its channelRef mappings (one per route). */
-  deleteConversation(id: string): Promise<boolean>;
+  /**
+   * Erases the conversation, its messages, its queue and its channelRef mappings (one per route).
+   * With `ifEmpty`, only while no message was ever stored in it (checked in the same atomic step):
+   * false, and nothing changed, otherwise.
+   */
+  deleteConversation(id: string, options?: { ifEmpty?: boolean }): Promise<boolean>;
 
   // --- messages ----------------------------------------------------------------------------------
   /** Stores a message with the next `seq`, without queueing it (API-created, bot replies, outbound). */

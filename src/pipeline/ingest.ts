@@ -90,6 +90,20 @@ export class IngestService implements Ingest {
         this.#refs.delete(key);
       }
     }
+    // Contact scope may remove a conversation made in a race just after this process resolved it
+    // (see resolveConversation): the thread is then resolved again. Channel scope never does.
+    for (let round = 0; ; round++) {
+      try {
+        return await this.#resolveAndAccept(key, inbound);
+      } catch (err) {
+        const gone = err instanceof GatewayError && err.code === 'GW_ERR_NOT_FOUND';
+        if (!gone || round >= 2 || this.#config.CONVERSATION_SCOPE !== 'contact') throw err;
+        this.#refs.delete(key);
+      }
+    }
+  }
+
+  async #resolveAndAccept(key: string, inbound: InboundMessage): Promise<IngestResult> {
     const from = await this.contactOf(inbound.channel, inbound.from, inbound.identity);
     const { conversation, created } = await this.resolveConversation({
       channel: inbound.channel,
@@ -163,8 +177,11 @@ export class IngestService implements Ingest {
       if (holder === resolved.conversation.id) return resolved;
       // A first message of theirs on another channel started their conversation at the same time
       // (this thread joins that one), or a merge removed the contact meanwhile (the sender is looked
-      // up again and joins the survivor's). Nothing was stored in the one made here yet.
-      if (resolved.created) await this.#store.deleteConversation(resolved.conversation.id);
+      // up again and joins the survivor's). The one made here goes only while nothing was stored in
+      // it: a message another process accepted into it meanwhile keeps it (and is never lost).
+      const removed = await this.#store.deleteConversation(resolved.conversation.id, { ifEmpty: true });
+      if (!removed && (await this.#store.getConversation(resolved.conversation.id)))
+        return { conversation: resolved.conversation, created: resolved.created };
       if (holder === null) {
         from = await this.contactOf(channel, from, input.identity);
         contactId = from.contactId ?? contactId;

@@ -299,9 +299,10 @@ export class MemoryStore implements Store {
     return structuredClone(s.conversation);
   }
 
-  async deleteConversation(id: string): Promise<boolean> {
+  async deleteConversation(id: string, options: { ifEmpty?: boolean } = {}): Promise<boolean> {
     const s = this.#conversations.get(id);
     if (!s) return false;
+    if (options.ifEmpty && s.seq > 0) return false;
     for (const route of routesOf(s.conversation)) {
       const ref = refKey(route.channel, route.channelRef);
       if (this.#refs.get(ref) === id) this.#refs.delete(ref);

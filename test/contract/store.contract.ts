@@ -283,6 +283,26 @@ export function storeContract(name: string, factory: StoreFactory): void {
           expect(plain).not.toHaveProperty('channel');
         });
 
+        it('deletes only an empty conversation when asked to, leaving a used one as it was', async () => {
+          const { conversation: used } = await store.resolveConversation({ ...sms, routes: [sms] });
+          await store.addRoute(used.id, chat);
+          await store.accept(input(used.id, 'kept'));
+          expect(await store.deleteConversation(used.id, { ifEmpty: true })).toBe(false);
+          expect(await store.getConversation(used.id)).toMatchObject({ routes: [sms, chat] });
+          expect((await store.findConversation('sms', '+1000|+1555'))?.id).toBe(used.id);
+          expect((await store.findConversation('webchat', 'visitor-9'))?.id).toBe(used.id);
+          expect(await store.listMessages(used.id, { take: 10, order: 'asc' })).toMatchObject({
+            items: [{ text: 'kept' }],
+          });
+          const { conversation: empty } = await store.resolveConversation({
+            channel: 'email',
+            channelRef: '<root@example.com>',
+          });
+          expect(await store.deleteConversation(empty.id, { ifEmpty: true })).toBe(true);
+          expect(await store.getConversation(empty.id)).toBeNull();
+          expect(await store.findConversation('email', '<root@example.com>')).toBeNull();
+        });
+
         it('deleting a conversation frees every thread it was reached by', async () => {
           const { conversation: c } = await store.resolveConversation({ ...sms, routes: [sms] });
           await store.addRoute(c.id, chat);

@@ -520,7 +520,7 @@ export class RedisStore implements Store {
     });
   }
 
-  deleteConversation(id: string): Promise<boolean> {
+  deleteConversation(id: string, options: { ifEmpty?: boolean } = {}): Promise<boolean> {
     return this.#guard(async () => {
       const c = await this.#getConversation(id);
       if (!c) return false;
@@ -530,17 +530,24 @@ export class RedisStore implements Store {
         await this.#run('cad', [this.#keys.ref(route.channel, route.channelRef)], [id]);
       const k = this.#keys.conversation(id);
       // Confirmed: an erasure the new master lacks after a failover would bring the data back.
-      const deleted =
-        (await this.#durable(
-          this.#redis,
-          this.#mainWait,
-          this.#run,
-          'delconv',
-          [k.conv, k.msgs, k.seqidx, k.queue, k.sched, k.lease, k.pending],
-          [id],
-        )) === 1;
+      const outcome = await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
+        'delconv',
+        [k.conv, k.msgs, k.seqidx, k.queue, k.sched, k.lease, k.pending],
+        [id, options.ifEmpty ? '1' : '0'],
+      );
+      if (outcome === -1) {
+        // Not empty after all: its threads map to it again, unless another conversation took one.
+        for (const route of routesOf(c)) {
+          const ref = this.#keys.ref(route.channel, route.channelRef);
+          await this.#durableCommands(ref, (p) => p.set!(ref, id, 'NX'));
+        }
+        return false;
+      }
       await this.#redis.zrem(this.#keys.index, id);
-      return deleted;
+      return outcome === 1;
     });
   }
 
