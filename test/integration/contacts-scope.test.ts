@@ -580,4 +580,15 @@ describe('conversation scope on the embedded backend', () => {
     const replies = fake.created().filter((r) => r.fields.Body?.includes('+14155551002'));
     expect(replies.map((r) => r.fields.To)).toEqual(['+14155551002', 'whatsapp:+14155551002']);
   });
+
+  it('a deleted contact conversation frees its threads: the next messages start and join a new one', async () => {
+    const g = await gatewayIn('contact');
+    const [first] = await writeBoth(g, '+14155551003');
+    expect((await g.api(`/v1/conversations/${first!.id}`, { method: 'DELETE' })).status).toBeLessThan(300);
+    fake.reset();
+    const again = await writeBoth(g, '+14155551003');
+    expect(again).toHaveLength(1);
+    expect(again[0]!.id).not.toBe(first!.id);
+    expect(again[0]!.routes?.map((r) => r.channel)).toEqual(['sms', 'whatsapp']);
+  });
 });
