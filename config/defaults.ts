@@ -9,6 +9,8 @@ export const DEFAULTS = {
   RATE_LIMIT_PER_MIN: 600,
   /** SPEC §2: 30 minutes of silence ends a session (the usual analytics definition). */
   SESSION_IDLE_S: 1_800,
+  /** SPEC §9: one conversation per channel thread, as every channel worked before contacts. */
+  CONVERSATION_SCOPE: 'channel' as 'channel' | 'contact',
   /** SPEC §4.4: a dead process's conversation is taken over within this time. */
   LEASE_MS: 30_000,
   /** Concurrent conversations one process works on; bounded by p-queue. */

@@ -64,6 +64,8 @@ export const coreSchema = z.object({
   // Days a conversation is kept after its last message (SPEC §12); unset keeps everything.
   RETENTION_DAYS: int(1, 36_500).optional(),
   SESSION_IDLE_S: int(1, 30 * 86_400).default(DEFAULTS.SESSION_IDLE_S),
+  // SPEC §9 (docs/contacts.md#conversation-scope): one conversation per channel thread, or per contact.
+  CONVERSATION_SCOPE: z.enum(['channel', 'contact']).default(DEFAULTS.CONVERSATION_SCOPE),
   LEASE_MS: int(200, 600_000).default(DEFAULTS.LEASE_MS),
   WORKER_CONCURRENCY: int(1, 1024).default(DEFAULTS.WORKER_CONCURRENCY),
   QUEUE_MAX_PENDING: int(1, 100_000_000).default(DEFAULTS.QUEUE_MAX_PENDING),

@@ -47,11 +47,15 @@ export type ServerFrame =
   | { type: 'receipt'; id: string; seq: number; status: DeliveryStatus }
   | { type: 'error'; code: string; message: string; clientMessageId?: string; retryAfter?: number };
 
-/** Whether a stored message is shown to the visitor: everything but internal notes (`context` etc.). */
+/**
+ * Whether a stored message is shown to the visitor: everything but internal notes (`context` etc.),
+ * and, in a conversation that spans channels (contact scope), only what was said on web chat.
+ */
 export function isVisible(message: Message): boolean {
   return (
     message.direction !== 'internal' &&
-    (message.type === 'user' || message.type === 'bot' || message.type === 'agent')
+    (message.type === 'user' || message.type === 'bot' || message.type === 'agent') &&
+    (message.channel === undefined || message.channel === 'webchat')
   );
 }
 

@@ -228,7 +228,7 @@ export class Session implements LocalSocket {
     clearTimeout(this.#authTimer);
     const visitor = this.#checkToken(token);
     if (!visitor) return;
-    const { store, events, ingest } = this.#deps;
+    const { events, ingest } = this.#deps;
     const identity = visitorIdentity(visitor);
     const from = await ingest.contactOf(
       'webchat',
@@ -240,10 +240,11 @@ export class Session implements LocalSocket {
       },
       identity,
     );
-    const resolved = await store.resolveConversation({
+    const resolved = await ingest.resolveConversation({
       channel: 'webchat',
       channelRef: visitor.id,
-      participants: [from],
+      from,
+      identity,
     });
     const { created } = resolved;
     const conversation = await ingest.attachContact(resolved.conversation, 'webchat', from, identity);
@@ -326,6 +327,7 @@ export class Session implements LocalSocket {
         'webchat',
         `client:${frame.clientMessageId}`,
         toNewMessage(frame, this.#visitor!),
+        { channelRef: this.#visitor!.id },
       );
     } catch (err) {
       if (isGatewayError(err) && err.status === 503) {

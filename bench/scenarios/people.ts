@@ -82,6 +82,69 @@ async function endToEnd(redisUrl: string, prefix: string, features: boolean) {
   }
 }
 
+/**
+ * Ingest through the shared accept path (`ingest.accept`, as every channel adapter calls it) for
+ * customers who write from two channel threads each (SMS and WhatsApp from one number), in one
+ * scope or the other: in channel scope each thread is its own conversation, in contact scope both
+ * join the contact's. Only the first message of a thread resolves anything; the rest take the ref
+ * cache in both scopes, so the row shows what contact scope costs the steady state.
+ */
+async function ingestIn(redisUrl: string, prefix: string, scope: 'channel' | 'contact') {
+  const config = loadConfig(
+    {
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: prefix,
+      API_KEYS: KEY,
+      QUEUE_MAX_PENDING: '10000000',
+      LOG_LEVEL: 'silent',
+      RATE_LIMIT_PER_MIN: '0',
+      CONVERSATION_SCOPE: scope,
+    },
+    ADAPTERS,
+  );
+  const bot = new CountingBot();
+  const gw = await createGateway(config, createLogger('silent'), { bot });
+  await gw.start(0, '127.0.0.1');
+  try {
+    const { ingest } = gw.deps;
+    let n = 0;
+    let errors = 0;
+    const send = (i: number) => {
+      const number = `+1415555${String(Math.floor(i / 2) % CONVERSATIONS).padStart(4, '0')}`;
+      const channel = i % 2 === 0 ? ('sms' as const) : ('whatsapp' as const);
+      return ingest
+        .accept({
+          channel,
+          channelRef: `+15005550006|${number}`,
+          dedupeKey: `${prefix}-${i}`,
+          from: { id: `${channel}:${number}`, role: 'user', address: number },
+          identity: { verified: true, source: channel === 'sms' ? 'twilio' : 'twilio_waid' },
+          message: { text: `message ${i}` },
+        })
+        .catch(() => {
+          errors += 1;
+        });
+    };
+    const start = performance.now();
+    const until = start + DURATION_S * 1000;
+    await Promise.all(
+      Array.from({ length: CONNECTIONS }, async () => {
+        // Every thread gets its first message however short the run.
+        while (n < 2 * CONVERSATIONS || performance.now() < until) await send(n++);
+      }),
+    );
+    for (let i = 0; (await gw.deps.store.pendingCount()) > 0; i++) {
+      if (i > 3_000) throw new Error('the queue did not drain');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const rps = bot.seen.size / ((performance.now() - start) / 1000);
+    const conversations = (await gw.deps.store.listConversations({ take: 200, order: 'asc' })).items.length;
+    return { rps, errors, conversations };
+  } finally {
+    await gw.stop();
+  }
+}
+
 export async function run(redisUrl: string): Promise<BenchRow[]> {
   let round = 0;
   const result = await paired(
@@ -93,6 +156,20 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
   // Without a contact on the requests the comparison would measure nothing.
   if (on.some((r) => r.bot.withContact === 0)) throw new Error('no bot request carried a contact');
   if (off.some((r) => r.bot.withContact > 0)) throw new Error('the baseline still looked contacts up');
+  let scopeRound = 0;
+  const scoped = await paired(
+    () => ingestIn(redisUrl, `bench-scope-channel-${scopeRound}`, 'channel'),
+    () => ingestIn(redisUrl, `bench-scope-contact-${scopeRound++}`, 'contact'),
+  );
+  // Each scope must have done what it says: two threads a customer, one conversation or two each.
+  if (scoped.rounds.some((r) => r.baseline.conversations !== 2 * CONVERSATIONS))
+    throw new Error(
+      `channel scope did not keep a conversation per thread: ${scoped.rounds.map((r) => r.baseline.conversations)}`,
+    );
+  if (scoped.rounds.some((r) => r.subject.conversations !== CONVERSATIONS))
+    throw new Error(
+      `contact scope did not keep one conversation per contact: ${scoped.rounds.map((r) => r.subject.conversations)}`,
+    );
   return [
     pairedRow(
       'people: end to end with contact in the bot request and handoff checks vs without',
@@ -103,6 +180,12 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
       'people: errors and non-2xx',
       'count',
       [...on, ...off].reduce((n, r) => n + r.errors, 0),
+    ),
+    pairedRow('people: ingest and reply in contact scope vs channel scope', 'msg/s', scoped),
+    countRow(
+      'people: scope ingest errors',
+      'count',
+      scoped.rounds.reduce((n, r) => n + r.subject.errors + r.baseline.errors, 0),
     ),
   ];
 }

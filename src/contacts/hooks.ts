@@ -10,4 +10,7 @@ export interface ContactHooks {
     from: Participant,
     identity?: SenderIdentity,
   ): Promise<Conversation>;
+  /** Contact scope: the contact's conversation, and making one theirs (see ContactService). */
+  conversationOf(contactId: string): Promise<Conversation | null>;
+  claimConversation(contactId: string, conversationId: string): Promise<string | null>;
 }

@@ -329,13 +329,51 @@ export class ContactRepo {
       const [raw] = await this.state.hget('conv', [conversationId]);
       if (!raw) return { done: null };
       const link = JSON.parse(raw) as ConversationLink;
+      // In contact scope the contact's conversation pointer goes with it (SPEC §9).
+      const [open] = await this.state.hget('open', [link.contactId]);
+      const ops: Op[] = [
+        ['hdel', 'conv', conversationId],
+        ['zrem', `cc:${link.contactId}`, conversationId],
+      ];
+      const checks: Check[] = [['h', 'conv', conversationId, raw]];
+      if (open === conversationId) {
+        checks.push(['h', 'open', link.contactId, conversationId]);
+        ops.push(['hdel', 'open', link.contactId]);
+      }
       return {
-        checks: [['h', 'conv', conversationId, raw]],
-        ops: [
-          ['hdel', 'conv', conversationId],
-          ['zrem', `cc:${link.contactId}`, conversationId],
-        ],
+        checks,
+        ops,
         result: link.contactId,
+      };
+    });
+  }
+
+  /** Contact scope (SPEC §9): the contact's conversation, the one new channel threads of theirs join. */
+  async openOf(contactId: string): Promise<string | null> {
+    const [id] = await this.state.hget('open', [contactId]);
+    return id ?? null;
+  }
+
+  /**
+   * Makes `conversationId` the contact's conversation unless they have one other than `stale` (a
+   * conversation found gone). Answers the contact's conversation afterwards, or null when the contact
+   * is gone (merged into another meanwhile: the caller looks the sender up again).
+   */
+  claimOpen(contactId: string, conversationId: string, stale: string | null = null): Promise<string | null> {
+    return this.#txn<string | null>(async () => {
+      const [[raw], [current]] = await Promise.all([
+        this.state.hget('c', [contactId]),
+        this.state.hget('open', [contactId]),
+      ]);
+      if (!raw) return { done: null };
+      if (current && current !== stale) return { done: current };
+      return {
+        checks: [
+          ['h', 'c', contactId, raw],
+          ['h', 'open', contactId, current ?? false],
+        ],
+        ops: [['hset', 'open', contactId, conversationId]],
+        result: conversationId,
       };
     });
   }
@@ -434,6 +472,13 @@ export class ContactRepo {
         ops.push(['zadd', `cc:${intoId}`, link.at, cid]);
       }
       ops.push(['del', `cc:${fromId}`]);
+      // Contact scope: the survivor's conversation stays theirs; the other's becomes it when they had none.
+      const [openInto, openFrom] = await this.state.hget('open', [intoId, fromId]);
+      if (openFrom) {
+        checks.push(['h', 'open', fromId, openFrom], ['h', 'open', intoId, openInto ?? false]);
+        ops.push(['hdel', 'open', fromId]);
+        if (!openInto) ops.push(['hset', 'open', intoId, openFrom]);
+      } else checks.push(['h', 'open', fromId, false]);
       await this.#moveIndexes(b.identities, fromId, intoId, checks, ops, new Set());
       const have = new Set(a.identities.map(indexKeyOf));
       for (const i of b.identities) if (!have.has(indexKeyOf(i))) a.identities.push(i);
@@ -513,6 +558,11 @@ export class ContactRepo {
         ops.push(['zrem', `cc:${contactId}`, cid], ['zadd', `cc:${split.id}`, link.at, cid]);
         moved.push(cid);
       }
+      // Contact scope: a conversation that leaves with the identity stays the conversation of whoever has it.
+      const [open] = await this.state.hget('open', [contactId]);
+      checks.push(['h', 'open', contactId, open ?? false]);
+      if (open && moved.includes(open))
+        ops.push(['hdel', 'open', contactId], ['hset', 'open', split.id, open]);
       const kept = new Set(source.identities.map(linkKeyOf).filter((l): l is string => l !== null));
       await this.#moveIndexes(moving, contactId, split.id, checks, ops, kept);
       const identities = moving.map(({ channel, address }) => ({ channel, address }));
@@ -619,6 +669,7 @@ export class ContactRepo {
       const ops: Op[] = [];
       for (const cid of convIds) ops.push(['hdel', 'conv', cid]);
       ops.push(['del', `cc:${contactId}`], ['hdel', 'c', contactId], ['zrem', 'idx', contactId]);
+      ops.push(['hdel', 'open', contactId]);
       const keys = c.identities.map(indexKeyOf);
       const linkKeys = [...new Set(c.identities.map(linkKeyOf).filter((l): l is string => l !== null))];
       const [owners, linked, loose] = await Promise.all([

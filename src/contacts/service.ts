@@ -129,6 +129,29 @@ export class ContactService {
     return updated ?? conversation;
   }
 
+  /**
+   * Contact scope (SPEC §9): the conversation the contact's channel threads join, or null when they
+   * have none yet (or it was deleted).
+   */
+  async conversationOf(contactId: string): Promise<Conversation | null> {
+    const id = await this.repo.openOf(contactId);
+    return id ? this.#store.getConversation(id) : null;
+  }
+
+  /**
+   * Makes `conversationId` the contact's conversation unless they have a live one already (a deleted
+   * one is replaced). Answers the contact's conversation id afterwards; null when the contact is gone.
+   */
+  async claimConversation(contactId: string, conversationId: string): Promise<string | null> {
+    for (;;) {
+      const current = await this.repo.claimOpen(contactId, conversationId);
+      if (current === null || current === conversationId) return current;
+      if (await this.#store.getConversation(current)) return current;
+      const next = await this.repo.claimOpen(contactId, conversationId, current);
+      if (next !== current) return next;
+    }
+  }
+
   /** The contact the bot's request carries (SPEC §6, §9). */
   async forBot(conversation: Conversation): Promise<BotContact | undefined> {
     const link = await this.repo.linkOf(conversation.id);

@@ -15,6 +15,7 @@
  * conv        hash  conversation id -> JSON { contactId, identity, at }
  * cc:<id>     zset  a contact's conversation ids, scored by when they came (ms)
  * sug         hash  `<id> <id>` (sorted) -> suggestion JSON
+ * open        hash  contact id -> their conversation in contact scope (CONVERSATION_SCOPE=contact)
  * ```
  */
 

@@ -92,6 +92,17 @@ export interface Ingest {
    * `contactId`, and, once the conversation is known, the conversation attached to that contact.
    */
   contactOf(channel: ChannelName, from: Participant, identity?: SenderIdentity): Promise<Participant>;
+  /**
+   * The conversation of a channel thread for a sender `contactOf` answered: the thread's own in
+   * channel scope, the contact's in contact scope (SPEC §9).
+   */
+  resolveConversation(input: {
+    channel: ChannelName;
+    channelRef: string;
+    from: Participant;
+    identity?: SenderIdentity;
+    meta?: Meta;
+  }): Promise<{ conversation: Conversation; created: boolean }>;
   attachContact(
     conversation: Conversation,
     channel: ChannelName,
@@ -105,6 +116,8 @@ export interface AcceptOptions {
   skipQueue?: boolean;
   /** The caller waits for the outcome (see `AcceptInput.notify`). */
   notify?: boolean;
+  /** The channel thread the message came by; recorded on it in contact scope (SPEC §9). */
+  channelRef?: string;
 }
 
 export interface DeliveryReporter {

@@ -64,6 +64,16 @@ export interface HandoffResume {
   at: string;
 }
 
+/**
+ * SPEC §9, contact scope: one channel thread a conversation is reached by, with what the channel
+ * needs to answer on it (the meta that thread's first message brought).
+ */
+export interface Route {
+  channel: ChannelName;
+  channelRef: string;
+  meta: Meta;
+}
+
 export interface Conversation {
   id: string;
   channel: ChannelName;
@@ -75,6 +85,11 @@ export interface Conversation {
   handoff: Handoff | null;
   /** Present from the end of a handoff until the bot's next request (see {@link HandoffResume}). */
   handoffResume?: HandoffResume;
+  /**
+   * Contact scope (SPEC §9): every channel thread the conversation is reached by, the first being its
+   * own `channel`/`channelRef`. Absent on conversations of the channel scope.
+   */
+  routes?: Route[];
   sessionId: string;
   sessionStartedAt: string;
   /** State kept for the current session only; reset when a new session starts. */
@@ -132,6 +147,12 @@ export interface Message {
   meta: Meta;
   entities: Entity[];
   direction: Direction;
+  /**
+   * Contact scope (SPEC §9): the channel thread the message came in by or went out through (a reply
+   * leaves through the thread of the message it answers).
+   */
+  channel?: ChannelName;
+  channelRef?: string;
   externalId?: string;
   clientMessageId?: string;
   sessionId?: string;

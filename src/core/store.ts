@@ -19,6 +19,7 @@ import type {
   Participant,
   Processing,
   QuickReply,
+  Route,
 } from './model.js';
 
 export interface Page<T> {
@@ -53,6 +54,8 @@ export interface NewConversation {
   participants?: Participant[];
   meta?: Meta;
   status?: ConversationStatus;
+  /** Contact scope: the conversation's routes (the first is its own channel thread). */
+  routes?: Route[];
 }
 
 export interface ConversationPatch {
@@ -71,6 +74,9 @@ export interface NewMessage {
   type: MessageType;
   text: string;
   direction: Direction;
+  /** Contact scope: the channel thread it came in by or goes out through. */
+  channel?: ChannelName;
+  channelRef?: string;
   name?: string;
   description?: string;
   meta?: Meta;
@@ -217,10 +223,26 @@ export interface Store {
     input: NewConversation & { channelRef: string },
   ): Promise<{ conversation: Conversation; created: boolean }>;
   getConversation(id: string): Promise<Conversation | null>;
+  /** The conversation a channel thread maps to, if any (never creates one). */
+  findConversation(channel: ChannelName, channelRef: string): Promise<Conversation | null>;
+  /**
+   * Contact scope (SPEC §9): maps `route`'s channel thread to the conversation, unless it maps to one
+   * already, and records the route on the conversation (idempotent). Answers the conversation the
+   * thread maps to afterwards, with `added` false when that is another one (the thread was taken),
+   * or null when the conversation does not exist.
+   */
+  addRoute(
+    conversationId: string,
+    route: Route,
+  ): Promise<{ conversation: Conversation; added: boolean } | null>;
   listConversations(query: ConversationQuery): Promise<Page<Conversation>>;
   updateConversation(id: string, patch: ConversationPatch): Promise<Conversation | null>;
-  /** Erases the conversation, its messages, its queue and its channelRef mapping. */
-  deleteConversation(id: string): Promise<boolean>;
+  /**
+   * Erases the conversation, its messages, its queue and its channelRef mappings (one per route).
+   * With `ifEmpty`, only while no message was ever stored in it (checked in the same atomic step):
+   * false, and nothing changed, otherwise.
+   */
+  deleteConversation(id: string, options?: { ifEmpty?: boolean }): Promise<boolean>;
 
   // --- messages ----------------------------------------------------------------------------------
   /** Stores a message with the next `seq`, without queueing it (API-created, bot replies, outbound). */

@@ -118,6 +118,27 @@ export interface OutboundInput {
   meta?: Meta;
   attachments?: Attachment[];
   quickReplies?: QuickReply[];
+  /**
+   * Contact scope (SPEC §9): the channel to send on, among those the conversation is reached by;
+   * by default the channel of the customer's latest message.
+   */
+  channel?: ChannelName;
+}
+
+/**
+ * Contact scope (SPEC §9): the conversation as one of its channel threads sees it, for the adapter
+ * that answers on that thread (its channel, ref and the meta the thread brought). A conversation
+ * without routes, or a message without a thread, answers the conversation itself.
+ */
+export function throughThread(
+  conversation: Conversation,
+  thread: Pick<Message, 'channel' | 'channelRef'>,
+): Conversation {
+  const { channel, channelRef } = thread;
+  if (!conversation.routes || !channel || channelRef === undefined) return conversation;
+  if (channel === conversation.channel && channelRef === conversation.channelRef) return conversation;
+  const route = conversation.routes.find((r) => r.channel === channel && r.channelRef === channelRef);
+  return { ...conversation, channel, channelRef, meta: { ...conversation.meta, ...route?.meta } };
 }
 
 export interface EngineDeps {
@@ -221,16 +242,19 @@ export class Engine {
 
   /** Sends a message out through the conversation's channel (agent replies, proactive messages). */
   async sendOutbound(conversation: Conversation, input: OutboundInput): Promise<Message> {
-    const adapter = this.adapterFor(conversation.channel);
+    const thread = await this.#threadFor(conversation, input.channel);
+    const via = throughThread(conversation, thread);
+    const adapter = this.adapterFor(via.channel);
     if (!adapter) {
       throw new GatewayError(
         'GW_ERR_CHANNEL_UNAVAILABLE',
-        `The ${conversation.channel} channel is not enabled on this gateway`,
+        `The ${via.channel} channel is not enabled on this gateway`,
       );
     }
     const stored = await this.#deps.store.appendMessage(conversation.id, {
       type: input.type ?? 'bot',
       direction: 'outbound',
+      ...thread,
       text: input.text,
       name: input.name,
       // A proactive bot message is the bot participant's, when the conversation names one.
@@ -245,14 +269,52 @@ export class Engine {
       delivery: { status: adapter.send ? 'pending' : 'sent', at: new Date().toISOString() },
     });
     if (!stored) throw new GatewayError('GW_ERR_NOT_FOUND', `Conversation ${conversation.id} not found`);
-    if (!adapter.send) this.#deps.metrics.sent.inc({ channel: conversation.channel, outcome: 'sent' });
+    if (!adapter.send) this.#deps.metrics.sent.inc({ channel: via.channel, outcome: 'sent' });
     await this.#deps.events.emit({
       type: 'message.created',
       conversationId: conversation.id,
       seq: stored.seq,
       message: stored,
     });
-    return this.#deliver(conversation, stored, adapter);
+    return this.#deliver(via, stored, adapter);
+  }
+
+  /**
+   * The channel thread an outbound message leaves by: in contact scope that of the customer's latest
+   * message (on `channel`, when named), else the conversation's own; nothing in channel scope.
+   */
+  async #threadFor(
+    conversation: Conversation,
+    channel: ChannelName | undefined,
+  ): Promise<Pick<Message, 'channel' | 'channelRef'>> {
+    const routes = conversation.routes;
+    if (!routes) {
+      if (channel !== undefined && channel !== conversation.channel)
+        throw new GatewayError(
+          'GW_ERR_VALIDATION',
+          `Conversation ${conversation.id} is reached only by ${conversation.channel}`,
+          { field: 'channel' },
+        );
+      return {};
+    }
+    const recent = await this.#deps.store.listMessages(conversation.id, {
+      take: 50,
+      order: 'desc',
+      type: 'user',
+    });
+    const latest = recent.items.find(
+      (m) => m.direction === 'inbound' && m.channel && (channel === undefined || m.channel === channel),
+    );
+    if (latest?.channel && latest.channelRef !== undefined)
+      return { channel: latest.channel, channelRef: latest.channelRef };
+    const route = channel === undefined ? routes[0] : routes.findLast((r) => r.channel === channel);
+    if (!route)
+      throw new GatewayError(
+        'GW_ERR_VALIDATION',
+        `Conversation ${conversation.id} is not reached by ${channel}; it is reached by ${[...new Set(routes.map((r) => r.channel))].join(', ')}`,
+        { field: 'channel' },
+      );
+    return { channel: route.channel, channelRef: route.channelRef };
   }
 
   // --- the worker loop ---------------------------------------------------------------------------
@@ -410,7 +472,8 @@ export class Engine {
     const { store, metrics, handoff } = this.#deps;
     const message = claim.message;
     let conversation = claim.conversation;
-    const adapter = this.adapterFor(conversation.channel);
+    // Contact scope: the reply leaves through the channel thread of the message it answers.
+    const adapter = this.adapterFor(throughThread(conversation, message).channel);
     const attempts = message.processing?.attempts ?? claim.deliveries;
 
     if (claim.deliveries > MAX_DELIVERIES && !message.processing?.replyIds) {
@@ -448,8 +511,8 @@ export class Engine {
         // A customer writing into a closed conversation reopens it, as help desks do.
         conversation = await this.#setStatus(conversation, 'open', message.seq);
       }
-      adapter?.signal?.(conversation, { type: 'typing', on: true });
-      const result = await this.#askBot(conversation, message, signal, log);
+      adapter?.signal?.(throughThread(conversation, message), { type: 'typing', on: true });
+      const result = await this.#askBot(throughThread(conversation, message), message, signal, log);
       if (signal.aborted) return null;
       outcome = result.error
         ? { state: 'error', attempts, error: result.error }
@@ -457,9 +520,11 @@ export class Engine {
       const storing = adapter !== undefined && !adapter.send;
       // The bot's replies are the bot participant's, when the conversation names one.
       const botId = conversation.participants.find((p) => p.role === 'bot')?.id;
-      const drafts = result.replies.map((r) =>
-        replyMessage(message.id, r.text, r, result.fallback, storing ? 'sent' : 'pending', botId),
-      );
+      const thread = message.channel ? { channel: message.channel, channelRef: message.channelRef } : {};
+      const drafts = result.replies.map((r) => ({
+        ...replyMessage(message.id, r.text, r, result.fallback, storing ? 'sent' : 'pending', botId),
+        ...thread,
+      }));
       const { sessionState } = result.response ?? {};
       const enter = handoff.entryAfterBot(
         result.response,
@@ -471,9 +536,9 @@ export class Engine {
         // Not when the conversation changes too: the replies are recorded before that change, as
         // below, so a crash in between cannot leave a handed-off conversation without its reply,
         // and the completion's lease on the next message reads the conversation as changed.
-        adapter.signal?.(conversation, { type: 'typing', on: false });
-        if (drafts.length > 0)
-          metrics.sent.inc({ channel: conversation.channel, outcome: 'sent' }, drafts.length);
+        const via = throughThread(conversation, message);
+        adapter.signal?.(via, { type: 'typing', on: false });
+        if (drafts.length > 0) metrics.sent.inc({ channel: via.channel, outcome: 'sent' }, drafts.length);
         metrics.processed.inc({ outcome: outcome.state });
         return { outcome, record: drafts };
       }
@@ -485,13 +550,14 @@ export class Engine {
       if (enter) conversation = (await handoff.request(conversation.id, enter)) ?? conversation;
     }
 
+    const via = throughThread(conversation, message);
     try {
       for (const reply of replies) {
         if (signal.aborted) return null;
-        await this.#deliver(conversation, reply, adapter);
+        await this.#deliver(via, reply, adapter);
       }
     } finally {
-      adapter?.signal?.(conversation, { type: 'typing', on: false });
+      adapter?.signal?.(via, { type: 'typing', on: false });
     }
     metrics.processed.inc({ outcome: outcome.state });
     return { outcome };

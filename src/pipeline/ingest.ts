@@ -11,7 +11,7 @@ import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
 import { extend } from '../core/extend.js';
 import { LruCache } from '../core/lru.js';
-import type { ChannelName, Conversation, Participant } from '../core/model.js';
+import type { ChannelName, Conversation, Meta, Participant, Route } from '../core/model.js';
 import type { AcceptResult, NewMessage, Store } from '../core/store.js';
 import type { Lifecycle } from '../deps.js';
 import type { Metrics } from '../metrics.js';
@@ -90,12 +90,27 @@ export class IngestService implements Ingest {
         this.#refs.delete(key);
       }
     }
+    // Contact scope may remove a conversation made in a race just after this process resolved it
+    // (see resolveConversation): the thread is then resolved again. Channel scope never does.
+    for (let round = 0; ; round++) {
+      try {
+        return await this.#resolveAndAccept(key, inbound);
+      } catch (err) {
+        const gone = err instanceof GatewayError && err.code === 'GW_ERR_NOT_FOUND';
+        if (!gone || round >= 2 || this.#config.CONVERSATION_SCOPE !== 'contact') throw err;
+        this.#refs.delete(key);
+      }
+    }
+  }
+
+  async #resolveAndAccept(key: string, inbound: InboundMessage): Promise<IngestResult> {
     const from = await this.contactOf(inbound.channel, inbound.from, inbound.identity);
-    const { conversation, created } = await this.#store.resolveConversation({
+    const { conversation, created } = await this.resolveConversation({
       channel: inbound.channel,
       channelRef: inbound.channelRef,
-      participants: [from],
-      meta: inbound.conversationMeta,
+      from,
+      ...(inbound.identity ? { identity: inbound.identity } : {}),
+      ...(inbound.conversationMeta ? { meta: inbound.conversationMeta } : {}),
     });
     let conv = conversation;
     if (created) await this.#events.announceConversation(conv);
@@ -110,6 +125,71 @@ export class IngestService implements Ingest {
     return this.#acceptInbound(conv.id, inbound);
   }
 
+  /**
+   * The conversation of a channel thread, for a sender whose contact is known ({@link contactOf}).
+   * In channel scope, the thread's own (get or create). In contact scope (SPEC §9), a thread that has
+   * a conversation keeps it; a new one joins the contact's conversation as a further route, or starts
+   * the contact's conversation when they have none.
+   */
+  async resolveConversation(input: {
+    channel: ChannelName;
+    channelRef: string;
+    from: Participant;
+    identity?: SenderIdentity;
+    meta?: Meta;
+  }): Promise<{ conversation: Conversation; created: boolean }> {
+    const { channel, channelRef, meta } = input;
+    let from = input.from;
+    let contactId = from.contactId;
+    if (this.#config.CONVERSATION_SCOPE !== 'contact' || !this.#contacts || !contactId)
+      return this.#store.resolveConversation({ channel, channelRef, participants: [from], meta });
+    const contacts = this.#contacts;
+    const route: Route = { channel, channelRef, meta: meta ?? {} };
+    // A few rounds cover a conversation deleted meanwhile and two first messages racing.
+    for (let round = 0; round < 5; round++) {
+      const existing = await this.#store.findConversation(channel, channelRef);
+      if (existing) {
+        await contacts.claimConversation(contactId, existing.id);
+        // A route whose mapping was made but not recorded (a crash between the two) is completed.
+        if (
+          !existing.routes ||
+          existing.routes.some((r) => r.channel === channel && r.channelRef === channelRef)
+        )
+          return { conversation: existing, created: false };
+        const healed = await this.#store.addRoute(existing.id, route);
+        if (healed) return { conversation: healed.conversation, created: false };
+        continue;
+      }
+      const open = await contacts.conversationOf(contactId);
+      if (open) {
+        const joined = await this.#store.addRoute(open.id, route);
+        if (joined) return { conversation: joined.conversation, created: false };
+        continue;
+      }
+      const resolved = await this.#store.resolveConversation({
+        channel,
+        channelRef,
+        participants: [from],
+        meta,
+        routes: [route],
+      });
+      const holder = await contacts.claimConversation(contactId, resolved.conversation.id);
+      if (holder === resolved.conversation.id) return resolved;
+      // A first message of theirs on another channel started their conversation at the same time
+      // (this thread joins that one), or a merge removed the contact meanwhile (the sender is looked
+      // up again and joins the survivor's). The one made here goes only while nothing was stored in
+      // it: a message another process accepted into it meanwhile keeps it (and is never lost).
+      const removed = await this.#store.deleteConversation(resolved.conversation.id, { ifEmpty: true });
+      if (!removed && (await this.#store.getConversation(resolved.conversation.id)))
+        return { conversation: resolved.conversation, created: resolved.created };
+      if (holder === null) {
+        from = await this.contactOf(channel, from, input.identity);
+        contactId = from.contactId ?? contactId;
+      }
+    }
+    throw new GatewayError('GW_ERR_CONFLICT', 'The conversation kept changing while being resolved; retry');
+  }
+
   #acceptInbound(conversationId: string, inbound: InboundMessage): Promise<AcceptResult> {
     const { message } = inbound;
     return this.acceptInto(
@@ -122,7 +202,7 @@ export class IngestService implements Ingest {
         name: message.name ?? inbound.from.name,
         participantId: message.participantId ?? inbound.from.id,
       }),
-      { skipQueue: inbound.skipBot === true },
+      { skipQueue: inbound.skipBot === true, channelRef: inbound.channelRef },
     );
   }
 
@@ -148,7 +228,13 @@ export class IngestService implements Ingest {
         sessionIdleS: this.#config.SESSION_IDLE_S,
         skipQueue: options.skipQueue === true,
         notify: options.notify === true,
-        message: extend(message, { entities: message.entities ?? detectEntities(message.text) }),
+        message: extend(message, {
+          entities: message.entities ?? detectEntities(message.text),
+          // Contact scope: each message keeps the channel thread it came by, which its replies leave by.
+          ...(this.#config.CONVERSATION_SCOPE === 'contact' && options.channelRef !== undefined
+            ? { channel, channelRef: options.channelRef }
+            : {}),
+        }),
       });
       if (result.duplicate) {
         this.#metrics.duplicates.inc({ channel });

@@ -70,6 +70,7 @@ export function redactingIngest(ingest: Ingest, types: ReadonlySet<EntityType>):
       options?: AcceptOptions,
     ) => ingest.acceptInto(conversation, channel, dedupeKey, redactMessage(message, types), options),
     contactOf: (...args) => ingest.contactOf(...args),
+    resolveConversation: (input) => ingest.resolveConversation(input),
     attachContact: (...args) => ingest.attachContact(...args),
   };
 }

@@ -132,7 +132,9 @@ export class RetentionJob {
     for (const p of c.participants) if (p.role === 'user' && p.contactId) owners.add(p.contactId);
     const last = await store.listMessages(c.id, { take: 1, order: 'desc' });
     if (await store.deleteConversation(c.id)) {
-      const needles = [c.id, c.channelRef].filter((n) => n.length >= MIN_NEEDLE);
+      // Every channel thread the conversation was reached by (several in contact scope).
+      const refs = [c.channelRef, ...(c.routes ?? []).map((r) => r.channelRef)];
+      const needles = [...new Set([c.id, ...refs])].filter((n) => n.length >= MIN_NEEDLE);
       await sweeper?.sweep([c.id], needles, new Set());
       metrics.retentionErased.inc({ kind: 'conversation' });
       // Without the erased content, as contact.deleted: a subscriber learns what went, not what it held.

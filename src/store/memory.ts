@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { GatewayError, QueueFullError } from '../core/errors.js';
 import { newId } from '../core/ids.js';
-import type { Conversation, DeliveryStatus, Message, Processing } from '../core/model.js';
+import type { ChannelName, Conversation, DeliveryStatus, Message, Processing, Route } from '../core/model.js';
 import type {
   AcceptInput,
   AcceptResult,
@@ -45,7 +45,9 @@ import {
   newConversation,
   parseConversationCursor,
   parseMessageCursor,
+  routesOf,
   toPage,
+  withRoute,
 } from './shared.js';
 
 /** How often expired dedupe and kv entries are swept; lookups ignore expired entries regardless. */
@@ -232,6 +234,29 @@ export class MemoryStore implements Store {
     return s ? structuredClone(s.conversation) : null;
   }
 
+  async findConversation(channel: ChannelName, channelRef: string): Promise<Conversation | null> {
+    const id = this.#refs.get(refKey(channel, channelRef));
+    const s = id === undefined ? undefined : this.#conversations.get(id);
+    return s ? structuredClone(s.conversation) : null;
+  }
+
+  async addRoute(
+    conversationId: string,
+    route: Route,
+  ): Promise<{ conversation: Conversation; added: boolean } | null> {
+    const s = this.#conversations.get(conversationId);
+    if (!s) return null;
+    const ref = refKey(route.channel, route.channelRef);
+    const owner = this.#refs.get(ref);
+    const taken = owner === undefined ? undefined : this.#conversations.get(owner);
+    if (taken && owner !== conversationId)
+      return { conversation: structuredClone(taken.conversation), added: false };
+    this.#refs.set(ref, conversationId);
+    const next = withRoute(s.conversation, structuredClone(route));
+    if (next !== s.conversation) s.conversation = { ...next, updatedAt: new Date().toISOString() };
+    return { conversation: structuredClone(s.conversation), added: true };
+  }
+
   async listConversations(query: ConversationQuery): Promise<Page<Conversation>> {
     const after = query.cursor === undefined ? undefined : parseConversationCursor(query.cursor);
     const asc = query.order === 'asc';
@@ -274,11 +299,14 @@ export class MemoryStore implements Store {
     return structuredClone(s.conversation);
   }
 
-  async deleteConversation(id: string): Promise<boolean> {
+  async deleteConversation(id: string, options: { ifEmpty?: boolean } = {}): Promise<boolean> {
     const s = this.#conversations.get(id);
     if (!s) return false;
-    const ref = refKey(s.conversation.channel, s.conversation.channelRef);
-    if (this.#refs.get(ref) === id) this.#refs.delete(ref);
+    if (options.ifEmpty && s.seq > 0) return false;
+    for (const route of routesOf(s.conversation)) {
+      const ref = refKey(route.channel, route.channelRef);
+      if (this.#refs.get(ref) === id) this.#refs.delete(ref);
+    }
     this.#conversations.delete(id);
     this.#order.splice(lowerBound(this.#order, id), 1);
     this.#pending -= s.queue.length;

@@ -14,6 +14,7 @@ import {
   type Meta,
   type Participant,
   type Processing,
+  type Route,
 } from '../core/model.js';
 import type {
   ConversationPatch,
@@ -37,6 +38,7 @@ export type ConversationDoc = Pick<
   | 'status'
   | 'handoff'
   | 'handoffResume'
+  | 'routes'
   | 'meta'
   | 'createdAt'
 >;
@@ -61,6 +63,7 @@ export function conversationDoc(id: string, input: NewConversation, at: string):
     participants: input.participants ?? [],
     status: input.status ?? 'open',
     handoff: null,
+    ...(input.routes && input.routes.length > 0 ? { routes: input.routes } : {}),
     meta: input.meta ?? {},
     createdAt: at,
   };
@@ -76,6 +79,7 @@ export function pickConversationDoc(c: Conversation): ConversationDoc {
     // Records written before handoffs existed have none.
     handoff: c.handoff ?? null,
     ...(c.handoffResume ? { handoffResume: c.handoffResume } : {}),
+    ...(c.routes ? { routes: c.routes } : {}),
     meta: c.meta,
     createdAt: c.createdAt,
   };
@@ -109,6 +113,8 @@ export function draftMessage(conversationId: string, input: NewMessage, at: stri
     meta: input.meta ?? {},
     entities: input.entities ?? [],
     direction: input.direction,
+    channel: input.channel,
+    channelRef: input.channelRef,
     externalId: input.externalId,
     clientMessageId: input.clientMessageId,
     attachments: input.attachments ?? [],
@@ -316,4 +322,16 @@ export function toPage<T>(
   if (items.length <= take) return { items, cursor: null };
   const page = items.slice(0, take);
   return { items: page, cursor: cursorOf(page[page.length - 1]!) };
+}
+
+/** The channel threads a conversation is reached by: its routes, or its own thread alone. */
+export function routesOf(c: Pick<Conversation, 'channel' | 'channelRef' | 'meta' | 'routes'>): Route[] {
+  return c.routes ?? [{ channel: c.channel, channelRef: c.channelRef, meta: c.meta }];
+}
+
+/** The conversation with `route` recorded (unchanged when it has it); the first route is its own thread. */
+export function withRoute(c: Conversation, route: Route): Conversation {
+  const routes = routesOf(c);
+  if (routes.some((r) => r.channel === route.channel && r.channelRef === route.channelRef)) return c;
+  return { ...c, routes: [...routes, route] };
 }

@@ -188,5 +188,70 @@ export function contactsContract(name: string, factory: StateFactory): void {
         expect(fresh.created).toBe(true);
       }),
     );
+    it(
+      "keeps each contact's conversation (contact scope) through claims, merges, unmerges and removal",
+      withRepo(async (repo) => {
+        const a = (await repo.identify(sms('+15550008881'), [])).contact;
+        const b = (await repo.identify(mail('lou@example.com', true), [])).contact;
+        expect(await repo.openOf(a.id)).toBeNull();
+        expect(await repo.claimOpen(a.id, 'conv_A')).toBe('conv_A');
+        // Another claim finds the one there; a stale one (found deleted) is replaced.
+        expect(await repo.claimOpen(a.id, 'conv_A2')).toBe('conv_A');
+        expect(await repo.claimOpen(a.id, 'conv_A2', 'conv_gone')).toBe('conv_A');
+        expect(await repo.claimOpen(a.id, 'conv_A2', 'conv_A')).toBe('conv_A2');
+        expect(await repo.claimOpen(a.id, 'conv_A')).toBe('conv_A2');
+        expect(await repo.claimOpen('ct_nobody', 'conv_Z')).toBeNull();
+        await repo.attach('conv_A2', sms('+15550008881'));
+        await repo.attach('conv_B', mail('lou@example.com', true));
+        expect(await repo.claimOpen(b.id, 'conv_B')).toBe('conv_B');
+
+        // The survivor keeps its own; the merged one's pointer goes with it.
+        await repo.merge(a.id, b.id, 'agent:kim', null);
+        expect(await repo.openOf(a.id)).toBe('conv_A2');
+        expect(await repo.openOf(b.id)).toBeNull();
+        expect(await repo.claimOpen(b.id, 'conv_late')).toBeNull();
+
+        // An unmerge hands a conversation that leaves with the identity to the new contact.
+        const c = (await repo.identify(wa('+15550008882'), [])).contact;
+        await repo.attach('conv_C', wa('+15550008882'));
+        await repo.claimOpen(c.id, 'conv_C');
+        await repo.merge(a.id, c.id, 'agent:kim', null);
+        expect(await repo.openOf(a.id)).toBe('conv_A2');
+        const split = await repo.unmerge(
+          a.id,
+          { channel: 'sms', address: '+15550008881' },
+          'agent:kim',
+          null,
+        );
+        expect(await repo.openOf(split.contact.id)).toBe('conv_A2');
+        expect(await repo.openOf(a.id)).toBeNull();
+
+        // A contact without one takes the merged one's.
+        const d = (await repo.identify(sms('+15550008883'), [])).contact;
+        await repo.merge(d.id, split.contact.id, 'agent:kim', null);
+        expect(await repo.openOf(d.id)).toBe('conv_A2');
+
+        expect((await repo.remove(d.id, await repo.conversationIds(d.id))).removed).toBe(true);
+        expect(await repo.openOf(d.id)).toBeNull();
+      }),
+    );
+
+    it(
+      'a claim racing a merge ends on the surviving contact',
+      withRepo(async (repo) => {
+        for (let round = 0; round < 5; round++) {
+          const a = (await repo.identify(sms(`+1555000990${round}`), [])).contact;
+          const b = (await repo.identify(visitor(`visitor-race-${round}`), [])).contact;
+          const [, claimed] = await Promise.all([
+            repo.merge(a.id, b.id, 'agent:kim', null),
+            repo.claimOpen(b.id, `conv_race_${round}`),
+          ]);
+          // Either the claim came first and the merge carried it over, or it found b gone.
+          if (claimed === null) expect(await repo.openOf(a.id)).toBeNull();
+          else expect(await repo.openOf(a.id)).toBe(`conv_race_${round}`);
+          expect(await repo.openOf(b.id)).toBeNull();
+        }
+      }),
+    );
   });
 }

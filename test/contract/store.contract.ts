@@ -231,6 +231,89 @@ export function storeContract(name: string, factory: StoreFactory): void {
         expect(again.conversation.id).not.toBe(c.id);
       });
 
+      describe('routes (contact scope)', () => {
+        const sms = { channel: 'sms' as const, channelRef: '+1000|+1555', meta: {} };
+        const chat = { channel: 'webchat' as const, channelRef: 'visitor-9', meta: { page: '/help' } };
+
+        it('maps a further channel thread to a conversation and records the route once', async () => {
+          const { conversation: c } = await store.resolveConversation({ ...sms, routes: [sms] });
+          expect(c.routes).toEqual([sms]);
+          expect(await store.findConversation('webchat', 'visitor-9')).toBeNull();
+          const r = await store.addRoute(c.id, chat);
+          expect(r?.added).toBe(true);
+          expect(r?.conversation.routes).toEqual([sms, chat]);
+          expect(r?.conversation.channel).toBe('sms');
+          const again = await store.addRoute(c.id, chat);
+          expect(again?.conversation.routes).toEqual([sms, chat]);
+          expect((await store.findConversation('webchat', 'visitor-9'))?.id).toBe(c.id);
+          expect((await store.findConversation('sms', '+1000|+1555'))?.id).toBe(c.id);
+          const resolved = await store.resolveConversation({ channel: 'webchat', channelRef: 'visitor-9' });
+          expect(resolved).toMatchObject({ created: false, conversation: { id: c.id } });
+          expect((await store.getConversation(c.id))?.routes).toEqual([sms, chat]);
+          // A patch leaves the routes alone.
+          await store.updateConversation(c.id, { meta: { k: 'v' } });
+          expect((await store.getConversation(c.id))?.routes).toEqual([sms, chat]);
+        });
+
+        it('never takes a thread another conversation holds, and answers that one', async () => {
+          const { conversation: a } = await store.resolveConversation({ ...sms, routes: [sms] });
+          const { conversation: b } = await store.resolveConversation({ ...chat, routes: [chat] });
+          const r = await store.addRoute(a.id, chat);
+          expect(r).toMatchObject({ added: false, conversation: { id: b.id } });
+          expect((await store.getConversation(a.id))?.routes).toEqual([sms]);
+          expect(await store.addRoute('conv_01ARZ3NDEKTSV4RRFFQ69G5FAV', chat)).toBeNull();
+          expect(await store.findConversation('webchat', 'visitor-9')).toMatchObject({ id: b.id });
+        });
+
+        it('records the channel thread of each message', async () => {
+          const { conversation: c } = await store.resolveConversation({ ...sms, routes: [sms] });
+          const r = await store.accept(
+            input(c.id, 'by chat', {
+              message: user('by chat', { channel: 'webchat', channelRef: 'visitor-9' }),
+            }),
+          );
+          expect(r.message).toMatchObject({ channel: 'webchat', channelRef: 'visitor-9' });
+          const m = await store.appendMessage(
+            c.id,
+            bot('reply', { channel: 'webchat', channelRef: 'visitor-9' }),
+          );
+          expect(m).toMatchObject({ channel: 'webchat', channelRef: 'visitor-9' });
+          expect(await store.getMessage(c.id, r.message.id)).toMatchObject({ channel: 'webchat' });
+          const plain = await store.appendMessage(c.id, bot('no route'));
+          expect(plain).not.toHaveProperty('channel');
+        });
+
+        it('deletes only an empty conversation when asked to, leaving a used one as it was', async () => {
+          const { conversation: used } = await store.resolveConversation({ ...sms, routes: [sms] });
+          await store.addRoute(used.id, chat);
+          await store.accept(input(used.id, 'kept'));
+          expect(await store.deleteConversation(used.id, { ifEmpty: true })).toBe(false);
+          expect(await store.getConversation(used.id)).toMatchObject({ routes: [sms, chat] });
+          expect((await store.findConversation('sms', '+1000|+1555'))?.id).toBe(used.id);
+          expect((await store.findConversation('webchat', 'visitor-9'))?.id).toBe(used.id);
+          expect(await store.listMessages(used.id, { take: 10, order: 'asc' })).toMatchObject({
+            items: [{ text: 'kept' }],
+          });
+          const { conversation: empty } = await store.resolveConversation({
+            channel: 'email',
+            channelRef: '<root@example.com>',
+          });
+          expect(await store.deleteConversation(empty.id, { ifEmpty: true })).toBe(true);
+          expect(await store.getConversation(empty.id)).toBeNull();
+          expect(await store.findConversation('email', '<root@example.com>')).toBeNull();
+        });
+
+        it('deleting a conversation frees every thread it was reached by', async () => {
+          const { conversation: c } = await store.resolveConversation({ ...sms, routes: [sms] });
+          await store.addRoute(c.id, chat);
+          expect(await store.deleteConversation(c.id)).toBe(true);
+          expect(await store.findConversation('sms', '+1000|+1555')).toBeNull();
+          expect(await store.findConversation('webchat', 'visitor-9')).toBeNull();
+          const again = await store.resolveConversation({ channel: 'webchat', channelRef: 'visitor-9' });
+          expect(again.created).toBe(true);
+        });
+      });
+
       it('pages conversations by id both ways, stable while conversations are added', async () => {
         const created: string[] = [];
         for (let i = 0; i < 7; i++) created.push((await open()).id);

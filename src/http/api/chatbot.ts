@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { GatewayError } from '../../core/errors.js';
 import { newId } from '../../core/ids.js';
 import { LruCache } from '../../core/lru.js';
-import type { ChannelName, Message } from '../../core/model.js';
+import { CHANNELS, type ChannelName, type Message } from '../../core/model.js';
 import type { GatewayDeps } from '../../deps.js';
 import { sendAsAgent } from '../../participants/agents.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
@@ -48,6 +48,10 @@ export const sendBody = botReplySchema
     name: z.string().max(200).optional(),
     /** An agent participant sending this message (SPEC §8). */
     from: z.strictObject({ id: z.string().min(1).max(200) }).optional(),
+    channel: z.enum(CHANNELS).optional().meta({
+      description:
+        "With `CONVERSATION_SCOPE=contact`: the channel to send on, one the conversation is reached by (default: the channel of the customer's latest message).",
+    }),
   })
   .strict();
 

@@ -196,6 +196,13 @@ export const conversationResponse = z.object({
   status: z.enum(CONVERSATION_STATUSES),
   handoff: handoffResponse.nullable().meta({ description: 'Set exactly while `status` is `handoff`.' }),
   handoffResume: z.object({ afterSeq: z.number().int(), at: timestamp }).optional(),
+  routes: z
+    .array(z.object({ channel: z.enum(CHANNELS), channelRef: z.string(), meta: metaSchema }))
+    .optional()
+    .meta({
+      description:
+        'With `CONVERSATION_SCOPE=contact`: every channel thread the conversation is reached by, the first being its own.',
+    }),
   sessionId: z.string(),
   sessionStartedAt: timestamp,
   sessionState: z.record(z.string(), z.unknown()),
@@ -226,6 +233,10 @@ export const messageResponse = z.object({
   meta: metaSchema,
   entities: z.array(entityResponse),
   direction: z.enum(DIRECTIONS),
+  channel: z.enum(CHANNELS).optional().meta({
+    description: 'With `CONVERSATION_SCOPE=contact`: the channel the message came in by or went out through.',
+  }),
+  channelRef: z.string().optional().meta({ description: 'The channel thread, beside `channel`.' }),
   externalId: z.string().optional(),
   clientMessageId: z.string().optional(),
   sessionId: z.string().optional(),

@@ -11,7 +11,14 @@ import type { Logger } from 'pino';
 import { GatewayError, QueueFullError, StoreUnavailableError } from '../../core/errors.js';
 import { extend } from '../../core/extend.js';
 import { newId } from '../../core/ids.js';
-import type { Conversation, DeliveryStatus, Message, Processing } from '../../core/model.js';
+import type {
+  ChannelName,
+  Conversation,
+  DeliveryStatus,
+  Message,
+  Processing,
+  Route,
+} from '../../core/model.js';
 import type {
   AcceptInput,
   AcceptResult,
@@ -49,7 +56,9 @@ import {
   parseConversationCursor,
   parseMessageCursor,
   pickConversationDoc,
+  routesOf,
   toPage,
+  withRoute,
 } from '../shared.js';
 import {
   type ClientTimeouts,
@@ -412,6 +421,53 @@ export class RedisStore implements Store {
     return this.#guard(() => this.#getConversation(id));
   }
 
+  findConversation(channel: ChannelName, channelRef: string): Promise<Conversation | null> {
+    return this.#guard(async () => {
+      const id = await this.#redis.get(this.#keys.ref(channel, channelRef));
+      return id === null ? null : this.#getConversation(id);
+    });
+  }
+
+  addRoute(
+    conversationId: string,
+    route: Route,
+  ): Promise<{ conversation: Conversation; added: boolean } | null> {
+    return this.#guard(async () => {
+      const ref = this.#keys.ref(route.channel, route.channelRef);
+      const key = this.#keys.conversation(conversationId).conv;
+      if ((await this.#redis.exists(key)) === 0) return null;
+      for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        // The mapping first, as in resolveConversation (confirmed, so a failover cannot split the
+        // thread); a crash before the route is recorded leaves a mapping the next call completes.
+        const [set] = await this.#durableCommands(ref, (p) => p.set!(ref, conversationId, 'NX'));
+        if (set !== 'OK') {
+          const owner = await this.#redis.get(ref);
+          if (owner === null) continue;
+          if (owner !== conversationId) {
+            const taken = await this.#getConversation(owner);
+            if (taken) return { conversation: taken, added: false };
+            // A mapping left by a deleted conversation: take it over only if it is still that one.
+            await this.#run('cad', [ref], [owner]);
+            continue;
+          }
+        }
+        const h = await this.#redis.hgetall(key);
+        const current = toConversation(h);
+        if (!current) {
+          await this.#run('cad', [ref], [conversationId]);
+          return null;
+        }
+        const next = withRoute(current, route);
+        if (next === current) return { conversation: current, added: true };
+        const at = new Date().toISOString();
+        const sets = ['doc', JSON.stringify(pickConversationDoc(next)), 'updatedAt', at];
+        if (await this.#cas(key, ['doc', h.doc!], sets))
+          return { conversation: { ...next, updatedAt: at }, added: true };
+      }
+      throw conflict();
+    });
+  }
+
   listConversations(query: ConversationQuery): Promise<Page<Conversation>> {
     return this.#guard(async () => {
       let from = query.cursor === undefined ? undefined : parseConversationCursor(query.cursor);
@@ -464,26 +520,34 @@ export class RedisStore implements Store {
     });
   }
 
-  deleteConversation(id: string): Promise<boolean> {
+  deleteConversation(id: string, options: { ifEmpty?: boolean } = {}): Promise<boolean> {
     return this.#guard(async () => {
       const c = await this.#getConversation(id);
       if (!c) return false;
       // Mapping first, so a crash part-way leaves a listed conversation to delete again rather than a
       // mapping that would resurrect it.
-      await this.#run('cad', [this.#keys.ref(c.channel, c.channelRef)], [id]);
+      for (const route of routesOf(c))
+        await this.#run('cad', [this.#keys.ref(route.channel, route.channelRef)], [id]);
       const k = this.#keys.conversation(id);
       // Confirmed: an erasure the new master lacks after a failover would bring the data back.
-      const deleted =
-        (await this.#durable(
-          this.#redis,
-          this.#mainWait,
-          this.#run,
-          'delconv',
-          [k.conv, k.msgs, k.seqidx, k.queue, k.sched, k.lease, k.pending],
-          [id],
-        )) === 1;
+      const outcome = await this.#durable(
+        this.#redis,
+        this.#mainWait,
+        this.#run,
+        'delconv',
+        [k.conv, k.msgs, k.seqidx, k.queue, k.sched, k.lease, k.pending],
+        [id, options.ifEmpty ? '1' : '0'],
+      );
+      if (outcome === -1) {
+        // Not empty after all: its threads map to it again, unless another conversation took one.
+        for (const route of routesOf(c)) {
+          const ref = this.#keys.ref(route.channel, route.channelRef);
+          await this.#durableCommands(ref, (p) => p.set!(ref, id, 'NX'));
+        }
+        return false;
+      }
       await this.#redis.zrem(this.#keys.index, id);
-      return deleted;
+      return outcome === 1;
     });
   }
 

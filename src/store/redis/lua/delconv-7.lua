@@ -6,9 +6,13 @@
 -- KEYS[5]  partition schedule zset   KEYS[6]  partition lease hash
 -- KEYS[7]  partition pending counter
 -- ARGV[1]  conversation id
--- Returns  1 when deleted, 0 when there was no such conversation.
+-- ARGV[2]  '1': only while no message was ever stored in it
+-- Returns  1 when deleted, 0 when there was no such conversation, -1 when it was not empty.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
+end
+if ARGV[2] == '1' and tonumber(redis.call('HGET', KEYS[1], 'seq') or '0') > 0 then
+  return -1
 end
 local n = redis.call('LLEN', KEYS[4])
 if n > 0 then
