@@ -604,6 +604,11 @@ export interface components {
             from?: {
                 id: string;
             };
+            /**
+             * @description With `CONVERSATION_SCOPE=contact`: the channel to send on, one the conversation is reached by (default: the channel of the customer's latest message).
+             * @enum {string}
+             */
+            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
         };
         createConversationRequest: {
             /**
@@ -809,6 +814,13 @@ export interface components {
             }[];
             /** @enum {string} */
             direction: "inbound" | "outbound" | "internal";
+            /**
+             * @description With `CONVERSATION_SCOPE=contact`: the channel the message came in by or went out through.
+             * @enum {string}
+             */
+            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            /** @description The channel thread, beside `channel`. */
+            channelRef?: string;
             externalId?: string;
             clientMessageId?: string;
             sessionId?: string;
@@ -882,6 +894,15 @@ export interface components {
                 /** Format: date-time */
                 at: string;
             };
+            /** @description With `CONVERSATION_SCOPE=contact`: every channel thread the conversation is reached by, the first being its own. */
+            routes?: {
+                /** @enum {string} */
+                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channelRef: string;
+                meta: {
+                    [key: string]: unknown;
+                };
+            }[];
             sessionId: string;
             /** Format: date-time */
             sessionStartedAt: string;
