@@ -18,6 +18,7 @@ import { createHandoff } from './handoff/index.js';
 import { apiKeyAuth } from './http/auth.js';
 import { handleExpectContinue } from './http/continue.js';
 import { answerUnclaimedUpgrade, HttpDrain } from './http/drain.js';
+import { createKeys } from './keys/index.js';
 import { createMetrics } from './metrics.js';
 import { ParticipantService } from './participants/index.js';
 import { DemoBot } from './pipeline/bot/demo.js';
@@ -126,6 +127,7 @@ export async function createGateway(
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
   events.on(webhooks.onEvent);
+  const keys = await createKeys({ store, config, logger: logger.child({ component: 'keys' }) });
   const deps: GatewayDeps = {
     config,
     logger,
@@ -141,6 +143,7 @@ export async function createGateway(
     handoff,
     contacts,
     participants,
+    keys,
   };
   for (const adapter of adapters) adapter.attach?.(deps);
   const app = createApp(deps);
@@ -149,7 +152,7 @@ export async function createGateway(
   // Every request goes through the drain, which answers 503 once shutdown has begun.
   const handle = drain.handler(app);
   server.on('request', handle);
-  handleExpectContinue(server, handle, config, logger, () => drain.draining);
+  handleExpectContinue(server, handle, { ...config, keys }, logger, () => drain.draining);
   // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
@@ -233,6 +236,7 @@ export async function createGateway(
             .catch((err) => logger.error({ err }, 'webhooks stop failed')),
         ]);
         await handoff.dispose().catch((err) => logger.error({ err }, 'handoff close failed'));
+        await keys.stop().catch((err) => logger.error({ err }, 'keys close failed'));
         await store.close();
         logger.info('shutdown complete');
       })();

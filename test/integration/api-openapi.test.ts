@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { ERRORS } from '../../src/core/errors.js';
 import { OPERATIONS, openApiPath } from '../../src/http/api/openapi.js';
+import { SCOPE_RULES, scopeFor } from '../../src/keys/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { type DocumentChecker, documentChecker } from '../helpers/openapi.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -99,6 +100,42 @@ describe('GET /v1/openapi.json', () => {
     expect(OPERATIONS.map((op) => `${op.method.toUpperCase()} ${openApiPath(op.path)}`).sort()).toEqual(
       [...documented].sort(),
     );
+  });
+
+  it('gives every /v1 route served a scope, the one its operation shows (src/keys/scopes.ts)', () => {
+    const app = createApp(gw.gateway.deps);
+    const served = servedRoutes(app).filter((r) => r.split(' ')[1]?.startsWith('/v1/'));
+    const paths = doc.document.paths as Record<string, Record<string, Json>>;
+    const unscoped: string[] = [];
+    for (const route of served) {
+      const [method, path] = route.split(' ') as [string, string];
+      const op = paths[openApiPath(path)]?.[method.toLowerCase()];
+      if (path === '/v1/openapi.json') {
+        expect(op?.security).toEqual([]);
+        continue;
+      }
+      const scope = scopeFor(method, path);
+      if (scope === undefined) {
+        unscoped.push(route);
+        continue;
+      }
+      expect(op?.security, route).toEqual([{ bearer: [scope] }]);
+      expect(op?.['x-scope'], route).toBe(scope);
+    }
+    expect(unscoped, 'served without a scope rule').toEqual([]);
+    // Every rule covers a route served, except the bot configuration's, kept for routes mounted
+    // beside these (SPEC §10: `/v1/bot*` is scope admin).
+    const idle = SCOPE_RULES.filter(
+      (rule) =>
+        !served.some((r) => {
+          const [method, path] = r.split(' ') as [string, string];
+          return (
+            (rule.method === '*' || rule.method === method) &&
+            (path === rule.path || path.startsWith(`${rule.path}/`))
+          );
+        }),
+    ).map((rule) => `${rule.method} ${rule.path}`);
+    expect(idle.filter((r) => r !== '* /v1/bot')).toEqual([]);
   });
 
   it('names only registry codes, and every code a /v1 answer can carry', () => {
