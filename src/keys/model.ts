@@ -38,7 +38,12 @@ export interface KeyRecord {
   /** What a person may see of the key to recognise it: `sbk_<ULID>_…<last 4>`. */
   hint: string;
   createdAt: string;
+  /** When a request last used the key, to within {@link LAST_USED_RESOLUTION_MS}; null: never. Kept apart from the record. */
+  lastUsedAt?: string | null;
 }
+
+/** `lastUsedAt` is written at most this often per key and process: a write per request would cost. */
+export const LAST_USED_RESOLUTION_MS = 60_000;
 
 /** Who a `/v1` request acts as, set on `res.locals.principal` once its key is accepted. */
 export interface Principal {

@@ -6,6 +6,7 @@ import { type KeyListQuery, type KeyRepo, pageOf } from './repo.js';
 export class MemoryKeyRepo implements KeyRepo {
   readonly kind = 'memory' as const;
   readonly #records = new Map<string, KeyRecord>();
+  readonly #used = new Map<string, string>();
 
   async insert(record: KeyRecord): Promise<void> {
     this.#records.set(record.id, structuredClone(record));
@@ -13,7 +14,11 @@ export class MemoryKeyRepo implements KeyRepo {
 
   async get(id: string): Promise<KeyRecord | null> {
     const record = this.#records.get(id);
-    return record ? structuredClone(record) : null;
+    return record ? this.#view(record) : null;
+  }
+
+  #view(record: KeyRecord): KeyRecord {
+    return { ...structuredClone(record), lastUsedAt: this.#used.get(record.id) ?? null };
   }
 
   async list(query: KeyListQuery): Promise<Page<KeyRecord>> {
@@ -25,12 +30,17 @@ export class MemoryKeyRepo implements KeyRepo {
       .filter((id) => after === undefined || (asc ? id > after : id < after))
       .slice(0, query.take + 1);
     return pageOf(
-      picked.map((id) => structuredClone(this.#records.get(id)!)),
+      picked.map((id) => this.#view(this.#records.get(id)!)),
       query.take,
     );
   }
 
   async remove(id: string): Promise<boolean> {
+    this.#used.delete(id);
     return this.#records.delete(id);
+  }
+
+  async touch(id: string, at: string): Promise<void> {
+    if (this.#records.has(id)) this.#used.set(id, at);
   }
 }

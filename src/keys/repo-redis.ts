@@ -4,6 +4,7 @@
  * ```
  * <p>:{<p>:key}:k:<id>   the record (JSON): name, scopes, limit, the key's SHA-256, hint, createdAt
  * <p>:{<p>:key}:ids      every id, a sorted set at score 0 (listed in lexical = creation order)
+ * <p>:{<p>:key}:used     id → when a request last used it (a hash; written at most once a minute)
  * ```
  *
  * One hash tag for both, so each write is one MULTI on one Cluster slot. Keys are written when an
@@ -50,8 +51,10 @@ export class RedisKeyRepo implements KeyRepo {
   }
 
   async get(id: string): Promise<KeyRecord | null> {
-    const raw = await guard(this.#redis.get(this.recordKey(id)));
-    return raw === null ? null : (JSON.parse(raw) as KeyRecord);
+    const [raw, used] = await guard(
+      Promise.all([this.#redis.get(this.recordKey(id)), this.#redis.hget(`${this.#base}used`, id)]),
+    );
+    return raw === null ? null : { ...(JSON.parse(raw) as KeyRecord), lastUsedAt: used };
   }
 
   async list(query: KeyListQuery): Promise<Page<KeyRecord>> {
@@ -64,15 +67,42 @@ export class RedisKeyRepo implements KeyRepo {
         : this.#redis.zrevrangebylex(index, after === undefined ? '+' : `(${after}`, '-', 'LIMIT', 0, count),
     );
     if (ids.length === 0) return { items: [], cursor: null };
-    const raws = await guard(this.#redis.mget(...ids.map((id) => this.recordKey(id))));
-    const items = raws.filter((r): r is string => r !== null).map((r) => JSON.parse(r) as KeyRecord);
+    const [raws, used] = await guard(
+      Promise.all([
+        this.#redis.mget(...ids.map((id) => this.recordKey(id))),
+        this.#redis.hmget(`${this.#base}used`, ...ids),
+      ]),
+    );
+    const items: KeyRecord[] = [];
+    raws.forEach((raw, i) => {
+      if (raw !== null) items.push({ ...(JSON.parse(raw) as KeyRecord), lastUsedAt: used[i] ?? null });
+    });
     return pageOf(items, query.take);
   }
 
   async remove(id: string): Promise<boolean> {
     const result = await guard(
-      this.#redis.multi().del(this.recordKey(id)).zrem(`${this.#base}ids`, id).exec(),
+      this.#redis
+        .multi()
+        .del(this.recordKey(id))
+        .zrem(`${this.#base}ids`, id)
+        .hdel(`${this.#base}used`, id)
+        .exec(),
     );
     return result?.[0]?.[1] === 1;
+  }
+
+  async touch(id: string, at: string): Promise<void> {
+    // Only while the record exists, in one step: a use racing a revocation leaves nothing behind.
+    await guard(
+      this.#redis.eval(
+        "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end",
+        2,
+        this.recordKey(id),
+        `${this.#base}used`,
+        id,
+        at,
+      ),
+    );
   }
 }

@@ -20,6 +20,8 @@ export interface KeyRepo {
   list(query: KeyListQuery): Promise<Page<KeyRecord>>;
   /** True when the key existed. */
   remove(id: string): Promise<boolean>;
+  /** Records that the key was used at `at` (ISO 8601); a key that is gone stays gone. */
+  touch(id: string, at: string): Promise<void>;
 }
 
 /** Builds a page from ids in page order, `take + 1` at most: the extra one only proves another page. */

@@ -46,6 +46,10 @@ export const keyResponse = z.object({
     .meta({ description: 'The key’s own limit per minute; `null`: `RATE_LIMIT_PER_MIN`.' }),
   hint: z.string().meta({ description: 'The start and last four characters of the key, to recognise it.' }),
   createdAt: z.iso.datetime({ offset: true }),
+  lastUsedAt: z.iso
+    .datetime({ offset: true })
+    .nullable()
+    .meta({ description: 'When a request last used the key, to within a minute; `null`: not yet.' }),
 });
 
 /** On create only: the key with its secret, shown this once. */
@@ -64,6 +68,7 @@ export function keyView(record: KeyRecord): z.infer<typeof keyResponse> {
     rateLimitPerMin: record.rateLimitPerMin,
     hint: record.hint,
     createdAt: record.createdAt,
+    lastUsedAt: record.lastUsedAt ?? null,
   };
 }
 

@@ -23,6 +23,7 @@ import {
   hashMatches,
   type KeyRecord,
   keyIdOf,
+  LAST_USED_RESOLUTION_MS,
   managedPrincipal,
   newToken,
   type Principal,
@@ -90,6 +91,8 @@ export class KeyService {
   readonly #inflight = new Map<string, Promise<Cached | null>>();
   /** Ids revoked while this process ran: never trusted again, whatever a read in flight brings back. */
   readonly #revoked = new Set<string>();
+  /** When this process last wrote `lastUsedAt` of each key. */
+  readonly #touched = new Map<string, number>();
   #unsubscribe: (() => Promise<void>) | null = null;
 
   constructor(options: KeyServiceOptions) {
@@ -149,11 +152,26 @@ export class KeyService {
     if (id === undefined || this.#revoked.has(id)) return undefined;
     const cached = this.#cache.get(id);
     if (cached !== undefined && this.#now() - cached.checkedAt < this.#revalidateMs) {
-      return hashMatches(token, cached.record.hash) ? cached.principal : undefined;
+      return hashMatches(token, cached.record.hash) ? this.#used(cached) : undefined;
     }
     return this.#load(id).then((entry) =>
-      entry !== null && hashMatches(token, entry.record.hash) ? entry.principal : undefined,
+      entry !== null && hashMatches(token, entry.record.hash) ? this.#used(entry) : undefined,
     );
+  }
+
+  /** The principal of a key just accepted; notes the use at most once a minute (never waited for). */
+  #used(entry: Cached): Principal {
+    const id = entry.record.id;
+    const now = this.#now();
+    const last = this.#touched.get(id);
+    if (last === undefined || now - last >= LAST_USED_RESOLUTION_MS) {
+      if (last === undefined && this.#touched.size >= CACHE_MAX) this.#touched.clear();
+      this.#touched.set(id, now);
+      this.#repo.touch(id, new Date(now).toISOString()).catch((err: unknown) => {
+        this.#logger?.debug({ err, keyId: id }, 'api key last use not recorded');
+      });
+    }
+    return entry.principal;
   }
 
   /** Reads a key from the store into the cache; one read per id at a time. */

@@ -183,6 +183,9 @@ describe.skipIf(!enabled)('managed keys across two processes (Redis)', () => {
     const aof = appendOnlyFiles(redis.dir);
     expect(aof).toContain(id);
     expect(aof).not.toContain(secret);
+    // Its use was noted, beside the record.
+    const seen = (await (await call(b.url, API_KEY, `/v1/keys/${id}`)).json()) as Json;
+    expect(seen.lastUsedAt).toEqual(expect.any(String));
     const logs = [...a.output, ...b.output].join('');
     expect(logs).toContain(id);
     expect(logs).not.toContain(secret);

@@ -59,11 +59,19 @@ describe('POST /v1/keys', () => {
     expect(res.headers.get('location')).toBe(`/v1/keys/${body.id}`);
     expect(body.key).toMatch(/^sbk_[0-9A-HJKMNP-TV-Z]{26}_[A-Za-z0-9_-]{43}$/);
     expect(body.key.slice(4, 30)).toBe(body.id.slice(4));
-    expect(body).toMatchObject({ name: 'crm sync', scopes: ['conversations:read'], rateLimitPerMin: null });
+    expect(body).toMatchObject({
+      name: 'crm sync',
+      scopes: ['conversations:read'],
+      rateLimitPerMin: null,
+      lastUsedAt: null,
+    });
     expect(body.hint).toBe(`${body.key.slice(0, 31)}…${body.key.slice(-4)}`);
     expect(body).not.toHaveProperty('hash');
 
+    const before = Date.now();
     expect((await as(body.key, '/v1/conversations')).status).toBe(200);
+    const used = (await (await app.api(`/v1/keys/${body.id}`)).json()) as Json;
+    expect(Date.parse(String(used.lastUsedAt))).toBeGreaterThanOrEqual(before - 1);
     // Only its scope.
     expect((await as(body.key, '/v1/conversations', { method: 'POST', json: {} })).status).toBe(403);
   });
@@ -165,6 +173,7 @@ describe('GET /v1/keys, GET /v1/keys/:id', () => {
         'createdAt',
         'hint',
         'id',
+        'lastUsedAt',
         'name',
         'rateLimitPerMin',
         'scopes',
