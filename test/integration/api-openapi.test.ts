@@ -281,6 +281,27 @@ describe('real answers match the document', () => {
     await call('DELETE', `/v1/webhooks/${id}`);
   });
 
+  it('API keys, and a managed key refused a scope (403)', async () => {
+    const made = await call('POST', '/v1/keys', {
+      name: 'documented',
+      scopes: ['messages'],
+      rateLimitPerMin: 60,
+    });
+    const id = made.id as string;
+    await call('GET', '/v1/keys?take=1');
+    await call('GET', `/v1/keys/${id}`);
+    await call('POST', '/v1/keys', { name: 'x', scopes: ['everything'] }); // 400
+    const refused = await fetch(`${gw.url}/v1/contacts`, {
+      headers: { authorization: `Bearer ${made.key}` },
+    });
+    expect((await doc.check('GET', '/v1/contacts', refused)) as Json).toMatchObject({
+      code: 'GW_ERR_INSUFFICIENT_SCOPE',
+      scope: 'contacts',
+    });
+    await call('DELETE', `/v1/keys/${id}`);
+    await call('DELETE', `/v1/keys/${id}`); // 404
+  });
+
   it('problems: 400 validation, 401, 404, 409, 415', async () => {
     const bad = await call('POST', '/v1/conversations', { channel: 'fax', extra: 1 });
     expect(bad.code).toBe('GW_ERR_VALIDATION');
@@ -339,6 +360,8 @@ describe('real answers match the document', () => {
       'DELETE /v1/conversations/{id}/handoff 409',
       'POST /v1/contacts/{id}/merge 422',
       'POST /v1/webhooks 201',
+      'POST /v1/keys 201',
+      'GET /v1/contacts 403',
       'POST /v1/conversations 400',
       'GET /v1/conversations/{id} 404',
     ])
