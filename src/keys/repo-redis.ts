@@ -13,8 +13,11 @@
 import { StoreUnavailableError } from '../core/errors.js';
 import type { Page } from '../core/store.js';
 import { isUnavailableError, type RedisClient } from '../store/redis/connection.js';
+import { defineScripts, loadScripts, type ScriptRun } from '../store/redis/scripts.js';
 import type { KeyRecord } from './model.js';
 import { type KeyListQuery, type KeyRepo, pageOf } from './repo.js';
+
+const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), { touch: 2 });
 
 /** Maps connection trouble to StoreUnavailableError (503 with Retry-After), as the store does. */
 async function guard<T>(op: Promise<T>): Promise<T> {
@@ -29,10 +32,12 @@ export class RedisKeyRepo implements KeyRepo {
   readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #base: string;
+  readonly #run: ScriptRun<'touch'>;
 
   constructor(redis: RedisClient, prefix: string) {
     this.#redis = redis;
     this.#base = `${prefix}:{${prefix}:key}:`;
+    this.#run = defineScripts(redis, SCRIPTS, 'switchboard_key');
   }
 
   /** The full Redis key of a record (for tests). */
@@ -94,15 +99,6 @@ export class RedisKeyRepo implements KeyRepo {
 
   async touch(id: string, at: string): Promise<void> {
     // Only while the record exists, in one step: a use racing a revocation leaves nothing behind.
-    await guard(
-      this.#redis.eval(
-        "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end",
-        2,
-        this.recordKey(id),
-        `${this.#base}used`,
-        id,
-        at,
-      ),
-    );
+    await guard(this.#run('touch', [this.recordKey(id), `${this.#base}used`], [id, at]));
   }
 }
