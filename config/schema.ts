@@ -53,7 +53,7 @@ export const coreSchema = z.object({
   BOT_BREAKER_THRESHOLD: int(1, 1000).default(DEFAULTS.BOT_BREAKER_THRESHOLD),
   BOT_BREAKER_COOLDOWN_MS: int(100, 3_600_000).default(DEFAULTS.BOT_BREAKER_COOLDOWN_MS),
   BOT_FALLBACK_TEXT: z.string().min(1).max(1000).default(DEFAULTS.BOT_FALLBACK_TEXT),
-  // SPEC §8: until the bot configuration of §10 exists, the handoff settings are read from here.
+  // SPEC §8: the first values of the handoff settings; the bot configuration (§10) can change them.
   HANDOFF_KEYWORDS: z
     .string()
     .optional()

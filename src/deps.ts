@@ -1,6 +1,7 @@
 /** @module The dependencies the gateway is wired from; tests build their own. */
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config/schema.js';
+import type { BotConfig } from './bot-config/index.js';
 import type { ContactService } from './contacts/service.js';
 import type { ChannelAdapter, DeliveryReporter, Ingest } from './core/channel.js';
 import type { EventHub } from './core/events.js';
@@ -38,4 +39,6 @@ export interface GatewayDeps {
   participants: ParticipantService;
   /** API keys: `API_KEYS` and managed keys with their scopes (SPEC §10). */
   keys: KeyService;
+  /** The bot configuration in force and the bot that follows it (SPEC §10). */
+  botConfig: BotConfig;
 }

@@ -6,9 +6,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { ADAPTERS } from '../adapters/index.js';
-import { DEFAULTS } from '../config/defaults.js';
 import type { AppConfig } from '../config/schema.js';
 import { createApp, EMBEDDED_WARNING } from './app.js';
+import { type BotConfigOptions, createBotConfig } from './bot-config/index.js';
 import { createContacts } from './contacts/index.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
@@ -21,8 +21,6 @@ import { answerUnclaimedUpgrade, HttpDrain } from './http/drain.js';
 import { createKeys } from './keys/index.js';
 import { createMetrics } from './metrics.js';
 import { ParticipantService } from './participants/index.js';
-import { DemoBot } from './pipeline/bot/demo.js';
-import { HttpBot } from './pipeline/bot/http.js';
 import type { Bot } from './pipeline/bot/types.js';
 import { DeliveryService } from './pipeline/delivery.js';
 import { Engine } from './pipeline/engine.js';
@@ -56,6 +54,8 @@ export interface GatewayOptions {
   startEngine?: boolean;
   /** Outbound webhook tunables (tests shorten timeouts and the retry schedule). */
   webhooks?: Partial<WebhookOptions>;
+  /** Bot configuration tunables (tests turn the change announcements off to test the re-read alone). */
+  botConfig?: BotConfigOptions;
 }
 
 export async function createGateway(
@@ -71,22 +71,19 @@ export async function createGateway(
   const metrics = createMetrics(() => store.pendingCount());
   const delivery = new DeliveryService(store, events);
   const contacts = createContacts({ store, events, logger: logger.child({ component: 'contacts' }) });
-  const handoff = await createHandoff({ config, logger, store, events });
+  // Read before anything runs, so the first message already has the stored bot configuration.
+  const botConfig = await createBotConfig({ config, logger, store, options: opts.botConfig });
+  await botConfig.service.start();
+  const handoff = await createHandoff({
+    config,
+    logger,
+    store,
+    events,
+    settings: () => botConfig.service.current.handoff,
+  });
   const participants = new ParticipantService({ store, events, handoff });
   const ingest = new IngestService({ store, config, events, metrics, lifecycle, contacts, participants });
-  const bot =
-    opts.bot ??
-    (config.BOT_URL && config.BOT_SECRET
-      ? new HttpBot({
-          url: config.BOT_URL,
-          secret: config.BOT_SECRET,
-          timeoutMs: config.BOT_TIMEOUT_MS,
-          maxAttempts: config.BOT_MAX_ATTEMPTS,
-          breakerThreshold: config.BOT_BREAKER_THRESHOLD,
-          breakerCooldownMs: config.BOT_BREAKER_COOLDOWN_MS,
-          maxResponseBytes: DEFAULTS.BOT_MAX_RESPONSE_BYTES,
-        })
-      : new DemoBot());
+  const bot: Bot = opts.bot ?? botConfig.bot;
 
   const ctx: ChannelContext = {
     config,
@@ -123,6 +120,7 @@ export async function createGateway(
     delivery,
     handoff,
     contacts,
+    botSettings: botConfig.service,
   });
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
@@ -144,6 +142,7 @@ export async function createGateway(
     contacts,
     participants,
     keys,
+    botConfig,
   };
   for (const adapter of adapters) adapter.attach?.(deps);
   const app = createApp(deps);
@@ -186,10 +185,11 @@ export async function createGateway(
           publicUrl: config.PUBLIC_URL,
           backend: store.kind,
           bot: bot.kind,
+          botConfigVersion: botConfig.service.version,
           channels: adapters.map((a) => a.name),
           ...(embedded ? { warning: EMBEDDED_WARNING } : {}),
         },
-        `gateway listening on ${url} (${embedded ? `${EMBEDDED_WARNING}` : 'Redis backend'}; ${bot.kind === 'demo' ? 'demo bot' : `HTTP bot at ${config.BOT_URL}`})`,
+        `gateway listening on ${url} (${embedded ? `${EMBEDDED_WARNING}` : 'Redis backend'}; ${bot.kind === 'demo' ? 'demo bot' : `HTTP bot at ${botConfig.service.current.url}`})`,
       );
       for (const adapter of adapters) for (const line of adapter.describe()) logger.info(line);
       if (config.apiKeyGenerated) {
@@ -223,6 +223,7 @@ export async function createGateway(
           within(adaptersStopped, left()),
           engine.stop(left()),
           handoff.stop(),
+          botConfig.service.stop(),
           sleep(Math.min(config.SHUTDOWN_DRAIN_MS, left())),
         ]);
         await drain.settle(deadline);
@@ -237,6 +238,9 @@ export async function createGateway(
         ]);
         await handoff.dispose().catch((err) => logger.error({ err }, 'handoff close failed'));
         await keys.stop().catch((err) => logger.error({ err }, 'keys close failed'));
+        await botConfig.service
+          .dispose()
+          .catch((err) => logger.error({ err }, 'bot configuration close failed'));
         await store.close();
         logger.info('shutdown complete');
       })();

@@ -11,7 +11,7 @@ import { MemoryStore } from '../store/memory.js';
 import type { HandoffRepo } from './repo.js';
 import { MemoryHandoffRepo } from './repo-memory.js';
 import { RedisHandoffRepo } from './repo-redis.js';
-import { HandoffService, type HandoffSettings } from './service.js';
+import { HandoffService, type HandoffSettings, type HandoffSettingsSource } from './service.js';
 
 export { handoffRoutes } from './routes.js';
 export { HandoffService } from './service.js';
@@ -25,7 +25,8 @@ export async function createHandoff(deps: {
   logger: Logger;
   store: Store;
   events: EventHub;
-  settings?: Partial<HandoffSettings>;
+  /** Fixed overrides of the environment's settings, or the live settings (the bot configuration). */
+  settings?: Partial<HandoffSettings> | (() => HandoffSettings);
 }): Promise<HandoffService> {
   const { config, store } = deps;
   let repo: HandoffRepo;
@@ -38,11 +39,19 @@ export async function createHandoff(deps: {
     store,
     events: deps.events,
     logger: deps.logger,
-    settings: {
-      keywords: config.HANDOFF_KEYWORDS,
-      onBotFailure: config.HANDOFF_ON_BOT_FAILURE,
-      idleReleaseS: config.HANDOFF_IDLE_RELEASE_S,
-      ...deps.settings,
-    },
+    settings: liveOrFixed(config, deps.settings),
   });
+}
+
+function liveOrFixed(
+  config: AppConfig,
+  settings: Partial<HandoffSettings> | (() => HandoffSettings) | undefined,
+): HandoffSettingsSource {
+  if (typeof settings === 'function') return settings;
+  return {
+    keywords: config.HANDOFF_KEYWORDS,
+    onBotFailure: config.HANDOFF_ON_BOT_FAILURE,
+    idleReleaseS: config.HANDOFF_IDLE_RELEASE_S,
+    ...settings,
+  };
 }

@@ -31,6 +31,12 @@ export interface HandoffSettings {
   pollMs?: number;
 }
 
+/**
+ * The settings as given: fixed, or read at each use (the bot configuration of SPEC §10 changes them
+ * while running).
+ */
+export type HandoffSettingsSource = HandoffSettings | (() => HandoffSettings);
+
 /** A claimed idle timer is retried this much later when its claimer died before releasing. */
 const DUE_RETRY_MS = 30_000;
 /** Timers claimed per poll. */
@@ -41,7 +47,7 @@ export interface HandoffDeps {
   store: Store;
   events: EventHub;
   logger: Logger;
-  settings: HandoffSettings;
+  settings: HandoffSettingsSource;
 }
 
 export function notInHandoff(id: string): GatewayError {
@@ -49,18 +55,28 @@ export function notInHandoff(id: string): GatewayError {
 }
 
 export class HandoffService {
-  readonly settings: HandoffSettings;
   readonly #deps: HandoffDeps;
   readonly #log: Logger;
-  readonly #matches: ((text: string) => boolean) | null;
+  /** The keyword matcher, made again when the keywords change. */
+  #matcher: { keywords: readonly string[]; matches: ((text: string) => boolean) | null } | null = null;
   #timer: NodeJS.Timeout | null = null;
   #polling: Promise<unknown> | null = null;
 
   constructor(deps: HandoffDeps) {
     this.#deps = deps;
-    this.settings = deps.settings;
     this.#log = deps.logger.child({ component: 'handoff' });
-    this.#matches = keywordMatcher(deps.settings.keywords);
+  }
+
+  /** The settings in force now. */
+  get settings(): HandoffSettings {
+    const { settings } = this.#deps;
+    return typeof settings === 'function' ? settings() : settings;
+  }
+
+  get #matches(): ((text: string) => boolean) | null {
+    const { keywords } = this.settings;
+    if (this.#matcher?.keywords !== keywords) this.#matcher = { keywords, matches: keywordMatcher(keywords) };
+    return this.#matcher.matches;
   }
 
   // --- transitions ---------------------------------------------------------------------------------
@@ -195,10 +211,17 @@ export class HandoffService {
 
   // --- the idle release timer --------------------------------------------------------------------
 
-  /** Starts polling for due idle releases (every process polls; each release happens once). */
+  /**
+   * Starts polling for due idle releases (every process polls; each release happens once). With fixed
+   * settings and no idle release there is nothing to poll for; settings that can change are polled
+   * for always, since an idle release may be configured at any time.
+   */
   start(): void {
-    if (this.settings.idleReleaseS <= 0 || this.#timer) return;
+    if (this.#timer) return;
+    if (typeof this.#deps.settings !== 'function' && this.settings.idleReleaseS <= 0) return;
     this.#timer = setInterval(() => {
+      // 0 = never, from the moment it is set: timers already set wait until idle release is back on.
+      if (this.settings.idleReleaseS <= 0) return;
       this.#polling ??= this.pollDue()
         .catch((err: unknown) => this.#log.warn({ err }, 'idle release poll failed; retrying'))
         .finally(() => {

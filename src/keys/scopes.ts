@@ -31,7 +31,7 @@ export const SCOPE_RULES: readonly ScopeRule[] = [
   { method: '*', path: '/v1/contacts', scope: 'contacts' },
   { method: '*', path: '/v1/webhooks', scope: 'webhooks' },
   { method: '*', path: '/v1/keys', scope: 'admin' },
-  // Bot configuration, health and test (SPEC §10): admin, whether or not those routes are mounted.
+  // Bot configuration, its health and the test request (SPEC §10).
   { method: '*', path: '/v1/bot', scope: 'admin' },
 ];
 

@@ -7,8 +7,8 @@
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 export class CircuitBreaker {
-  readonly #threshold: number;
-  readonly #cooldownMs: number;
+  #threshold: number;
+  #cooldownMs: number;
   readonly #now: () => number;
   #failures = 0;
   #openedAt = 0;
@@ -16,12 +16,46 @@ export class CircuitBreaker {
   #trialInFlight = false;
 
   constructor(opts: { threshold: number; cooldownMs: number; now?: () => number }) {
-    if (!Number.isInteger(opts.threshold) || opts.threshold < 1) {
-      throw new TypeError(`Expected \`threshold\` to be a positive integer, got ${opts.threshold}`);
-    }
+    assertThreshold(opts.threshold);
     this.#threshold = opts.threshold;
     this.#cooldownMs = opts.cooldownMs;
     this.#now = opts.now ?? Date.now;
+  }
+
+  /**
+   * Changes the threshold and cooldown while running (the bot configuration, SPEC §10). The count so
+   * far is kept: a lower threshold already reached opens the breaker at the next failure; an open
+   * breaker's cooldown is measured from when it opened.
+   */
+  configure(opts: { threshold: number; cooldownMs: number }): void {
+    assertThreshold(opts.threshold);
+    this.#threshold = opts.threshold;
+    this.#cooldownMs = opts.cooldownMs;
+  }
+
+  /** Back to closed with no failures counted (a different bot behind the breaker). */
+  reset(): void {
+    this.#failures = 0;
+    this.#trialInFlight = false;
+    this.#state = 'closed';
+  }
+
+  /** Consecutive failures counted since the last success. */
+  get failures(): number {
+    return this.#failures;
+  }
+
+  get threshold(): number {
+    return this.#threshold;
+  }
+
+  get cooldownMs(): number {
+    return this.#cooldownMs;
+  }
+
+  /** When the breaker last opened (ms since the epoch), or null while closed. */
+  get openedAt(): number | null {
+    return this.#state === 'closed' ? null : this.#openedAt;
   }
 
   get state(): BreakerState {
@@ -53,5 +87,11 @@ export class CircuitBreaker {
       this.#state = 'open';
       this.#openedAt = this.#now();
     }
+  }
+}
+
+function assertThreshold(threshold: number): void {
+  if (!Number.isInteger(threshold) || threshold < 1) {
+    throw new TypeError(`Expected \`threshold\` to be a positive integer, got ${threshold}`);
   }
 }

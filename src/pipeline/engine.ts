@@ -10,6 +10,7 @@
 import PQueue from 'p-queue';
 import type { LogFn, Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
+import { type BotSettings, DEFAULT_HISTORY_LIMIT } from '../bot-config/schema.js';
 import type { ContactService } from '../contacts/service.js';
 import { sleep } from '../core/backoff.js';
 import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
@@ -36,8 +37,6 @@ import type { DeliveryService } from './delivery.js';
 
 /** A message claimed this many times without finishing is set aside instead of crashing workers forever. */
 const MAX_DELIVERIES = 5;
-/** How many earlier messages the HTTP bot receives as context. */
-const HISTORY_SIZE = 20;
 /** Longest idle wait between claim attempts; bounds how late an expired lease is noticed. */
 const MAX_IDLE_WAIT_MS = 1_000;
 /**
@@ -133,6 +132,11 @@ export interface EngineDeps {
   handoff: HandoffService;
   /** The contact the bot's request carries (SPEC §6, §9); see `src/contacts/`. */
   contacts?: Pick<ContactService, 'forBot'>;
+  /**
+   * The bot settings in force (SPEC §10), read at each message: the history size and the fallback
+   * reply. Without it, the environment's.
+   */
+  botSettings?: { readonly current: Pick<BotSettings, 'historyLimit' | 'fallbackText'> };
 }
 
 export class Engine {
@@ -521,11 +525,15 @@ export class Engine {
     error?: { code: string; message: string };
     fallback: boolean;
   }> {
-    const { bot, store, config, metrics, handoff } = this.#deps;
+    const { bot, store, config, metrics, handoff, botSettings } = this.#deps;
+    const settings = botSettings?.current ?? {
+      historyLimit: DEFAULT_HISTORY_LIMIT,
+      fallbackText: config.BOT_FALLBACK_TEXT,
+    };
     const history =
       bot.kind === 'demo'
         ? [message]
-        : (await store.listMessages(conversation.id, { take: HISTORY_SIZE, order: 'desc' })).items
+        : (await store.listMessages(conversation.id, { take: settings.historyLimit, order: 'desc' })).items
             .filter((m) => m.seq <= message.seq)
             .reverse();
     const contact = await this.#deps.contacts?.forBot(conversation);
@@ -559,7 +567,7 @@ export class Engine {
           ? { code: err.code, message: err.message }
           : { code: 'BOT_FAILED', message: (err as Error).message };
       log.warn({ code: error.code, reason: error.message }, 'bot failed; sending the fallback reply');
-      return { replies: [{ text: config.BOT_FALLBACK_TEXT }], error, fallback: true };
+      return { replies: [{ text: settings.fallbackText }], error, fallback: true };
     }
   }
 

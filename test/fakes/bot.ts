@@ -20,6 +20,8 @@ export interface BotCall {
   history: string[];
   /** The request's `resumed` flag (first request after a handoff ended). */
   resumed: boolean;
+  /** The request's `test` flag (`POST /v1/bot/test`). */
+  test: boolean;
   at: number;
 }
 
@@ -42,14 +44,15 @@ export class FakeBot {
   #hung = new Set<() => void>();
   url = '';
 
-  private constructor() {
-    const verifier = new Webhook(BOT_SECRET);
+  private constructor(secret: string) {
+    const verifier = new Webhook(secret);
     this.#server = createServer(async (req, res) => {
       const body = await readBody(req);
       let payload: {
         message: { id: string; seq: number; text: string; conversationId: string };
         history: Array<{ text: string }>;
         resumed?: boolean;
+        test?: boolean;
       };
       try {
         payload = verifier.verify(body, {
@@ -71,6 +74,7 @@ export class FakeBot {
         historySize: payload.history.length,
         history: payload.history.map((m) => m.text),
         resumed: payload.resumed === true,
+        test: payload.test === true,
         at: Date.now(),
       };
       this.calls.push(call);
@@ -121,8 +125,9 @@ export class FakeBot {
     });
   }
 
-  static async start(): Promise<FakeBot> {
-    const bot = new FakeBot();
+  /** Starts a bot that verifies with `secret` (by default {@link BOT_SECRET}). */
+  static async start(secret = BOT_SECRET): Promise<FakeBot> {
+    const bot = new FakeBot(secret);
     await new Promise<void>((resolve) => bot.#server.listen(0, '127.0.0.1', () => resolve()));
     bot.url = `http://127.0.0.1:${(bot.#server.address() as AddressInfo).port}/bot`;
     return bot;

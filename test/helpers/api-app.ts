@@ -7,6 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../config/load.js';
 import { createApp } from '../../src/app.js';
+import { createBotConfig } from '../../src/bot-config/index.js';
 import { createContacts } from '../../src/contacts/index.js';
 import type { DeliveryReporter, Ingest } from '../../src/core/channel.js';
 import { type DomainEvent, EventHub } from '../../src/core/events.js';
@@ -72,6 +73,7 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     logger,
     settings: { keywords: [], onBotFailure: false, idleReleaseS: 0 },
   });
+  const botConfig = await createBotConfig({ config, logger, store });
   const deps: GatewayDeps = {
     config,
     logger,
@@ -88,6 +90,7 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     participants: new ParticipantService({ store, events, handoff }),
     contacts: createContacts({ store, events }),
     keys: await createKeys({ store, config, logger }),
+    botConfig,
   };
   const server = createApp(deps).listen(0, '127.0.0.1');
   await new Promise<void>((resolve, reject) => {

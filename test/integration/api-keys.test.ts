@@ -318,6 +318,9 @@ describe('scopes', () => {
     const bot = await as(key.key, '/v1/bot');
     expect(bot.status).toBe(403);
     expect(((await bot.json()) as Json).scope).toBe('admin');
+    const admin = await createKey({ name: 'bot admin', scopes: ['admin'] });
+    expect((await as(admin.key, '/v1/bot')).status).toBe(200);
+    expect((await as(admin.key, '/v1/bot/health')).status).toBe(200);
   });
 
   it('keys in API_KEYS keep every scope', async () => {

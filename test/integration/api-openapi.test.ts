@@ -123,8 +123,7 @@ describe('GET /v1/openapi.json', () => {
       expect(op?.['x-scope'], route).toBe(scope);
     }
     expect(unscoped, 'served without a scope rule').toEqual([]);
-    // Every rule covers a route served, except the bot configuration's, kept for routes mounted
-    // beside these (SPEC §10: `/v1/bot*` is scope admin).
+    // Every rule covers a route served: none is left over from a route that is gone.
     const idle = SCOPE_RULES.filter(
       (rule) =>
         !served.some((r) => {
@@ -135,7 +134,7 @@ describe('GET /v1/openapi.json', () => {
           );
         }),
     ).map((rule) => `${rule.method} ${rule.path}`);
-    expect(idle.filter((r) => r !== '* /v1/bot')).toEqual([]);
+    expect(idle).toEqual([]);
   });
 
   it('names only registry codes, and every code a /v1 answer can carry', () => {
@@ -300,6 +299,21 @@ describe('real answers match the document', () => {
     });
     await call('DELETE', `/v1/keys/${id}`);
     await call('DELETE', `/v1/keys/${id}`); // 404
+  });
+
+  it('the bot configuration, its health and the test request', async () => {
+    const first = await call('GET', '/v1/bot');
+    await call('PATCH', '/v1/bot', { greeting: 'Hi', breaker: { threshold: 3 } });
+    const stale = await gw.api('/v1/bot', {
+      method: 'PATCH',
+      json: { greeting: 'lost' },
+      headers: { 'if-match': `"${first.version}"` },
+    });
+    expect(((await doc.check('PATCH', '/v1/bot', stale)) as Json).code).toBe('GW_ERR_PRECONDITION_FAILED');
+    await call('PUT', '/v1/bot', { timeoutMs: 999_999 }); // 400
+    await call('GET', '/v1/bot/health');
+    await call('POST', '/v1/bot/test', { text: 'ping' });
+    await call('PUT', '/v1/bot', {});
   });
 
   it('problems: 400 validation, 401, 404, 409, 415', async () => {

@@ -118,12 +118,16 @@ class Client:
         json_body: Optional[Any] = None,
         raw: bool = False,
         idempotency_key: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Any:
         """One logical call to ``/v1{path}``, with its retries. Returns the parsed JSON (``None`` for an
-        empty body), or the raw bytes with ``raw=True``."""
+        empty body), or the raw bytes with ``raw=True``. ``headers`` are sent besides the client's own
+        (e.g. ``If-Match``)."""
         method = method.upper()
         url = f"{self.base_url}/v1{path}{_query(params)}"
+        extra = dict(headers or {})
         headers = {
+            **extra,
             "Authorization": f"Bearer {self._api_key}",
             "Accept": "application/json, application/problem+json",
             "User-Agent": self.user_agent,
@@ -516,3 +520,34 @@ class Client:
     def revoke_key(self, key_id: str) -> Json:
         """``DELETE /v1/keys/:id``: refused by every gateway process within a second → ``{"id"}``."""
         return self.request("DELETE", f"/keys/{_segment(key_id)}")
+
+    # ------------------------------------------------------------------ bot configuration
+
+    def get_bot_config(self) -> Json:
+        """``GET /v1/bot``: the bot configuration in force (never the secret: ``secretSet`` says whether
+        one is set). Its ``version`` is what the ``ETag`` carries; pass it as ``if_version`` to a write."""
+        return self.request("GET", "/bot")
+
+    def replace_bot_config(self, config: Json, *, if_version: Optional[int] = None) -> Json:
+        """``PUT /v1/bot``: replaces the stored configuration (fields left out are the environment's).
+        With ``if_version``, only if it is still that version (``PreconditionFailedError`` otherwise)."""
+        return self.request("PUT", "/bot", json_body=config, headers=_if_match(if_version))
+
+    def update_bot_config(self, patch: Json, *, if_version: Optional[int] = None) -> Json:
+        """``PATCH /v1/bot``: a JSON merge patch of the stored configuration (``None`` removes a value,
+        back to the environment's). ``if_version`` as for :meth:`replace_bot_config`."""
+        return self.request("PATCH", "/bot", json_body=patch, headers=_if_match(if_version))
+
+    def bot_health(self) -> Json:
+        """``GET /v1/bot/health``: breaker state, last error and recent latency of the process that answers."""
+        return self.request("GET", "/bot/health")
+
+    def test_bot(self, text: Optional[str] = None) -> Json:
+        """``POST /v1/bot/test``: one signed test request to the bot → ``{"ok", "status", "latencyMs",
+        "response" | "error"}``."""
+        return self.request("POST", "/bot/test", json_body=_body(text=text))
+
+
+def _if_match(version: Optional[int]) -> Optional[Dict[str, str]]:
+    """The ``If-Match`` header for a configuration version (its ``ETag`` is the version, quoted)."""
+    return None if version is None else {"If-Match": f'"{int(version)}"'}

@@ -75,6 +75,11 @@ class ConflictError(SwitchboardError):
     """409: the request conflicts with the current state (e.g. ``GW_ERR_NOT_IN_HANDOFF``)."""
 
 
+class PreconditionFailedError(SwitchboardError):
+    """412: ``If-Match`` named a version that is no longer the current one (``GW_ERR_PRECONDITION_FAILED``);
+    read again and retry."""
+
+
 class UnprocessableError(SwitchboardError):
     """422: understood but refused (e.g. ``GW_ERR_MERGE_SELF``)."""
 
@@ -93,6 +98,7 @@ STATUS_ERRORS = {
     403: ForbiddenError,
     404: NotFoundError,
     409: ConflictError,
+    412: PreconditionFailedError,
     422: UnprocessableError,
     429: RateLimitedError,
     503: ServiceUnavailableError,

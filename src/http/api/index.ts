@@ -11,6 +11,7 @@ import express, {
   type Response,
   Router,
 } from 'express';
+import { botConfigRoutes } from '../../bot-config/index.js';
 import { GatewayError } from '../../core/errors.js';
 import type { GatewayDeps } from '../../deps.js';
 import { handoffRoutes } from '../../handoff/index.js';
@@ -118,6 +119,7 @@ export function apiRouter(deps: GatewayDeps): Router {
   participantRoutes(deps, router);
   contactRoutes(deps, router);
   keyRoutes(deps, router);
+  botConfigRoutes(deps, router);
   router.use('/webhooks', webhooksRouter(deps));
   return router;
 }

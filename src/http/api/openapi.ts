@@ -3,9 +3,12 @@
  * Built from the zod schemas the routes validate with (requests) and answer with (responses) through
  * zod's own JSON Schema 2020-12 output, which OpenAPI 3.1 uses as is. What is written here is only
  * the path table: which schema each route takes and answers, and which error codes it can give.
- * A test walks the router and this table both ways, so a route cannot ship undocumented.
+ * A test walks the router and this table both ways, so a route cannot ship undocumented. The
+ * TypeScript SDK's types are generated from this document: after a change, `npm run sdk:generate`.
  */
 import { z } from 'zod';
+import { botHealthResponse, botTestResponse, botTestSchema } from '../../bot-config/routes.js';
+import { botConfigDocument, botConfigPatch, botConfigResponse } from '../../bot-config/schema.js';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../../core/errors.js';
 import { assignSchema, requestSchema } from '../../handoff/routes.js';
 import { createKeySchema, keyListQuery, keyResponse, keyWithSecretResponse } from '../../keys/routes.js';
@@ -83,6 +86,8 @@ export interface Operation {
   errors?: readonly ErrorCode[];
   /** False: answered without an API key. */
   auth?: boolean;
+  /** True: takes an optional `If-Match` (a stale one answers 412). */
+  ifMatch?: boolean;
 }
 
 const json = (description: string, schema: z.ZodType, headers?: readonly string[]): Answer => ({
@@ -530,6 +535,56 @@ export const OPERATIONS: readonly Operation[] = [
     summary: 'Revoke an API key, in every process at once',
     responses: { 200: deleted },
   },
+  // Bot configuration (scope admin)
+  {
+    method: 'get',
+    path: '/v1/bot',
+    id: 'getBotConfig',
+    tag: 'Bot',
+    summary: 'The bot configuration in force (the environment overlaid by the stored one); never the secret',
+    responses: { 200: json('The bot configuration', botConfigResponse, ['ETag']) },
+  },
+  {
+    method: 'put',
+    path: '/v1/bot',
+    id: 'replaceBotConfig',
+    tag: 'Bot',
+    summary: 'Replace the stored bot configuration (absent fields: the environment’s)',
+    body: botConfigDocument,
+    responses: { 200: json('The bot configuration now in force', botConfigResponse, ['ETag']) },
+    errors: ['GW_ERR_PRECONDITION_FAILED', 'GW_ERR_CONFLICT'],
+    ifMatch: true,
+  },
+  {
+    method: 'patch',
+    path: '/v1/bot',
+    id: 'updateBotConfig',
+    tag: 'Bot',
+    summary: 'Change the stored bot configuration (JSON merge patch, RFC 7396: `null` removes a value)',
+    body: botConfigPatch,
+    responses: { 200: json('The bot configuration now in force', botConfigResponse, ['ETag']) },
+    errors: ['GW_ERR_PRECONDITION_FAILED', 'GW_ERR_CONFLICT'],
+    ifMatch: true,
+  },
+  {
+    method: 'get',
+    path: '/v1/bot/health',
+    id: 'getBotHealth',
+    tag: 'Bot',
+    summary: "This process's view of the bot: breaker state, last error, recent latency",
+    responses: { 200: json('The bot health in this process', botHealthResponse) },
+  },
+  {
+    method: 'post',
+    path: '/v1/bot/test',
+    id: 'testBot',
+    tag: 'Bot',
+    summary: 'Send the bot one signed test request (outside the breaker) and report its answer',
+    body: botTestSchema,
+    responses: {
+      200: json('What the bot answered (`ok: false` with the error when it failed)', botTestResponse),
+    },
+  },
   // Email channel
   {
     method: 'get',
@@ -567,6 +622,10 @@ const HEADERS = {
     schema: { type: 'string' },
   },
   Location: { description: 'The URL path of the resource created.', schema: { type: 'string' } },
+  ETag: {
+    description: 'The version of the resource as a strong entity tag; send it back as `If-Match`.',
+    schema: { type: 'string' },
+  },
   'Retry-After': { description: 'Seconds to wait before trying again.', schema: { type: 'integer' } },
   'RateLimit-Limit': {
     description: 'Requests allowed per window for the key (when rate limits apply).',
@@ -730,6 +789,16 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         description:
           'Makes a retry safe: a repeat with the same key and body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) without a second effect; 1–255 printable ASCII characters without spaces.',
         schema: { type: 'string', minLength: 1, maxLength: 255 },
+      });
+    }
+    if (op.ifMatch) {
+      parameters.push({
+        name: 'If-Match',
+        in: 'header',
+        required: false,
+        description:
+          'The `ETag` the change is based on: when the resource has changed since, nothing is written and the answer is 412.',
+        schema: { type: 'string' },
       });
     }
     parameters.push({

@@ -63,11 +63,19 @@ export type BotErrorCode =
 export class BotError extends Error {
   readonly code: BotErrorCode;
   readonly retryable: boolean;
-  constructor(code: BotErrorCode, message: string, retryable: boolean, options?: { cause?: unknown }) {
+  /** The bot's HTTP status, when it answered one. */
+  readonly status: number | undefined;
+  constructor(
+    code: BotErrorCode,
+    message: string,
+    retryable: boolean,
+    options?: { cause?: unknown; status?: number },
+  ) {
     super(message, options);
     this.name = 'BotError';
     this.code = code;
     this.retryable = retryable;
+    this.status = options?.status;
   }
 }
 
