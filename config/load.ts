@@ -194,6 +194,9 @@ export function loadConfig(
   if (env.BOT_SECRET && !/^whsec_[A-Za-z0-9+/=]{32,}$/.test(env.BOT_SECRET)) {
     add('BOT_SECRET', 'expected a Standard Webhooks secret, "whsec_" followed by base64 of 24-64 bytes');
   }
+  if (env.PII_REDACT_STORE && /^(true|1)$/.test(env.PII_REDACT_STORE) && !env.PII_REDACT?.trim()) {
+    add('PII_REDACT_STORE', 'masks the stored copy of what PII_REDACT lists; set PII_REDACT too');
+  }
   const apiKeys = (env.API_KEYS ?? '')
     .split(',')
     .map((k) => k.trim())

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { parseTrustedProxies } from '../src/core/client-address.js';
 import { parseKeywords } from '../src/handoff/keywords.js';
+import { ENTITY_TYPES, type EntityType } from '../src/privacy/redact.js';
 import { DEFAULTS } from './defaults.js';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -63,6 +64,8 @@ export const coreSchema = z.object({
   DEDUPE_TTL_S: int(1, 30 * 86_400).default(DEFAULTS.DEDUPE_TTL_S),
   // Requests per minute per API key on /v1 (SPEC §10; docs/limits.md); 0 turns the limit off.
   RATE_LIMIT_PER_MIN: int(0, MAX_RATE_LIMIT_PER_MIN).default(DEFAULTS.RATE_LIMIT_PER_MIN),
+  // Days a conversation is kept after its last message (SPEC §12); unset keeps everything.
+  RETENTION_DAYS: int(1, 36_500).optional(),
   SESSION_IDLE_S: int(1, 30 * 86_400).default(DEFAULTS.SESSION_IDLE_S),
   LEASE_MS: int(200, 600_000).default(DEFAULTS.LEASE_MS),
   WORKER_CONCURRENCY: int(1, 1024).default(DEFAULTS.WORKER_CONCURRENCY),
@@ -80,6 +83,24 @@ export const coreSchema = z.object({
       for (const message of problems) ctx.addIssue({ code: 'custom', message });
       return cidrs;
     }),
+  // SPEC §12: entity types masked before the bot, the logs and outbound webhooks see a message.
+  PII_REDACT: z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      const types = (value ?? '')
+        .split(',')
+        .map((t) => t.trim().toLowerCase())
+        .filter(Boolean);
+      const unknown = types.filter((t) => !(ENTITY_TYPES as readonly string[]).includes(t));
+      if (unknown.length > 0)
+        ctx.addIssue({
+          code: 'custom',
+          message: `unknown entity type ${unknown.join(', ')}; use ${ENTITY_TYPES.join(', ')}`,
+        });
+      return [...new Set(types)] as EntityType[];
+    }),
+  PII_REDACT_STORE: bool.default(false),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default(DEFAULTS.LOG_LEVEL),

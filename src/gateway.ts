@@ -13,6 +13,7 @@ import { createContacts } from './contacts/index.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
+import { VERIFY_MODES } from './core/verify-mode.js';
 import type { GatewayDeps, Lifecycle } from './deps.js';
 import { createHandoff } from './handoff/index.js';
 import { apiKeyAuth } from './http/auth.js';
@@ -25,6 +26,8 @@ import type { Bot } from './pipeline/bot/types.js';
 import { DeliveryService } from './pipeline/delivery.js';
 import { Engine } from './pipeline/engine.js';
 import { IngestService } from './pipeline/ingest.js';
+import { privacyPolicy, redactingBot, redactingIngest, redactingListener } from './privacy/index.js';
+import { createRetention } from './retention/index.js';
 import { createStore } from './store/index.js';
 import { createWebhooks, type WebhookOptions } from './webhooks/index.js';
 
@@ -82,7 +85,9 @@ export async function createGateway(
     settings: () => botConfig.service.current.handoff,
   });
   const participants = new ParticipantService({ store, events, handoff });
-  const ingest = new IngestService({ store, config, events, metrics, lifecycle, contacts, participants });
+  const privacy = privacyPolicy(config);
+  const accepting = new IngestService({ store, config, events, metrics, lifecycle, contacts, participants });
+  const ingest = privacy?.store ? redactingIngest(accepting, privacy.types) : accepting;
   const bot: Bot = opts.bot ?? botConfig.bot;
 
   const ctx: ChannelContext = {
@@ -96,6 +101,24 @@ export async function createGateway(
     requireApiKey: apiKeyAuth(config.apiKeys),
     rejected(channel, reason) {
       metrics.rejected.inc({ channel, reason });
+    },
+    verificationMode(channel, mode, setting) {
+      for (const m of VERIFY_MODES) metrics.verificationMode.set({ channel, mode: m }, m === mode ? 1 : 0);
+      if (mode === 'report') {
+        logger.warn(
+          { channel, setting },
+          `${setting}=report: ${channel} requests whose signature does not verify are ACCEPTED and only logged; set ${setting}=enforce once the warnings stop`,
+        );
+      }
+    },
+    verificationFailed(channel, reason, mode, fields = {}) {
+      metrics.verificationFailed.inc({ channel, reason, mode });
+      if (mode === 'report') {
+        logger.warn(
+          { channel, reason, mode, ...fields },
+          `${channel} request failed verification; accepted (report mode)`,
+        );
+      }
     },
   };
   const adapters: ChannelAdapter[] = [];
@@ -113,7 +136,7 @@ export async function createGateway(
     config,
     logger,
     store,
-    bot,
+    bot: privacy ? redactingBot(bot, privacy.types) : bot,
     adapters,
     events,
     metrics,
@@ -124,7 +147,7 @@ export async function createGateway(
   });
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
-  events.on(webhooks.onEvent);
+  events.on(privacy ? redactingListener(webhooks.onEvent, privacy.types) : webhooks.onEvent);
   const keys = await createKeys({ store, config, logger: logger.child({ component: 'keys' }) });
   const deps: GatewayDeps = {
     config,
@@ -145,6 +168,14 @@ export async function createGateway(
     botConfig,
   };
   for (const adapter of adapters) adapter.attach?.(deps);
+  const retention = createRetention({
+    days: config.RETENTION_DAYS,
+    store,
+    contacts,
+    events,
+    metrics,
+    logger,
+  });
   const app = createApp(deps);
   const server = createServer();
   const drain = new HttpDrain(server);
@@ -172,6 +203,7 @@ export async function createGateway(
       if (opts.startEngine !== false) {
         await engine.start();
         handoff.start();
+        retention?.start();
       }
       await webhooks.start();
       const address = server.address() as AddressInfo;
@@ -224,6 +256,7 @@ export async function createGateway(
           engine.stop(left()),
           handoff.stop(),
           botConfig.service.stop(),
+          retention?.stop(),
           sleep(Math.min(config.SHUTDOWN_DRAIN_MS, left())),
         ]);
         await drain.settle(deadline);

@@ -70,6 +70,30 @@ export function createMetrics(pendingCount: () => Promise<number>) {
       labelNames: ['channel', 'reason'] as const,
       registers: [registry],
     }),
+    verificationFailed: new Counter({
+      name: 'switchboard_verification_failures_total',
+      help: 'Provider requests whose signature did not verify, by mode: refused (enforce) or accepted (report)',
+      labelNames: ['channel', 'reason', 'mode'] as const,
+      registers: [registry],
+    }),
+    verificationMode: new Gauge({
+      name: 'switchboard_verification_mode',
+      help: '1 for the verification mode each provider webhook runs in (SPEC §12: enforce or report)',
+      labelNames: ['channel', 'mode'] as const,
+      registers: [registry],
+    }),
+    retentionRuns: new Counter({
+      name: 'switchboard_retention_runs_total',
+      help: 'Retention job runs (RETENTION_DAYS), by outcome: ran, skipped (another process held the lock), failed',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    retentionErased: new Counter({
+      name: 'switchboard_retention_erased_total',
+      help: 'Conversations, and contacts left without one, erased by the retention job',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
     processed: new Counter({
       name: 'switchboard_messages_processed_total',
       help: 'Messages handled by the pipeline, by outcome',

@@ -7,7 +7,12 @@
  */
 import { accessSync, constants } from 'node:fs';
 import { z } from 'zod';
-import type { AdapterConfigResult, Env } from '../../src/core/index.js';
+import {
+  type AdapterConfigResult,
+  type Env,
+  type VerifyMode,
+  verifyModeSchema,
+} from '../../src/core/index.js';
 import type { DnsResolver } from './auth.js';
 
 /** The settings this adapter reads. */
@@ -21,6 +26,7 @@ export const SETTINGS = [
   'EMAIL_TLS_KEY',
   'EMAIL_TLS_CERT',
   'MAILGUN_SIGNING_KEY',
+  'MAILGUN_VERIFY',
   'EMAIL_BOUNCE_SECRET',
   'EMAIL_TRUSTED_AUTHSERV_ID',
 ] as const;
@@ -56,6 +62,8 @@ export interface EmailConfig {
   maxBytes: number;
   /** Mailgun "HTTP webhook signing key", when the Mailgun route is enabled. */
   mailgunSigningKey: string | null;
+  /** `enforce` refuses a Mailgun post whose signature does not verify; `report` accepts and logs it (SPEC §12). */
+  mailgunVerify: VerifyMode;
   /** HMAC key of the bounce (VERP) addresses of our answers; never logged. */
   bounceSecret: string;
   /**
@@ -144,6 +152,7 @@ const schema = z.object({
     .string()
     .regex(/^\S{16,256}$/, 'must be 16 to 256 characters without spaces')
     .optional(),
+  MAILGUN_VERIFY: verifyModeSchema,
   // Signs every bounce address; as long as a signing key, so it cannot be guessed.
   EMAIL_BOUNCE_SECRET: z
     .string()
@@ -187,6 +196,8 @@ export function configure(env: Env): AdapterConfigResult<EmailConfig> {
     if (env[name] && !env.EMAIL_SMTP_PORT)
       errors.push(`${name}: only used by the SMTP listener; set EMAIL_SMTP_PORT too`);
   }
+  if (env.MAILGUN_VERIFY && !env.MAILGUN_SIGNING_KEY)
+    errors.push('MAILGUN_VERIFY: only used by the Mailgun route; set MAILGUN_SIGNING_KEY too');
   if (Boolean(env.EMAIL_TLS_KEY) !== Boolean(env.EMAIL_TLS_CERT)) {
     errors.push(
       'EMAIL_TLS_KEY and EMAIL_TLS_CERT: set both (STARTTLS needs the key and its certificate) or neither',
@@ -236,6 +247,7 @@ export function configure(env: Env): AdapterConfigResult<EmailConfig> {
       accept: accept?.rules ?? [{ kind: 'address', local: from.local, domain: from.domain }],
       maxBytes: d.EMAIL_MAX_BYTES,
       mailgunSigningKey: d.MAILGUN_SIGNING_KEY ?? null,
+      mailgunVerify: d.MAILGUN_VERIFY,
       bounceSecret: d.EMAIL_BOUNCE_SECRET,
       trustedAuthservId: d.EMAIL_TRUSTED_AUTHSERV_ID?.toLowerCase() ?? null,
     },

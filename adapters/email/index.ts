@@ -36,6 +36,7 @@ export default defineAdapter<EmailConfig>({
       receiver,
       rejected: (reason) => ctx.rejected('email', reason),
     });
+    if (config.mailgunSigningKey) ctx.verificationMode('email', config.mailgunVerify, 'MAILGUN_VERIFY');
     return {
       name: 'email',
       channels: ['email'],

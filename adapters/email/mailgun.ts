@@ -191,20 +191,33 @@ export function mailgunRoute(deps: MailgunRouteDeps): RequestHandler {
       signingKey,
       deps.nowS?.(),
     );
-    if (!check.ok) return refuse(res, 403, check.reason);
-    const tokenKey = `email:mgtok:${createHash('sha256').update(check.token).digest('hex')}`;
-    let fresh: boolean;
-    try {
-      fresh = await ctx.store.kv.setIfAbsent(tokenKey, '1', TOKEN_TTL_S);
-    } catch (err) {
-      log.error(
-        { err: { message: (err as Error).message } },
-        'email: store unreachable; Mailgun post answered 503',
-      );
-      res.setHeader('Retry-After', '5');
-      return void res.status(503).type('text/plain').send('Service Unavailable');
+    let trusted = check.ok;
+    if (!check.ok) {
+      ctx.verificationFailed('email', check.reason, config.mailgunVerify, { path: req.path });
+      if (config.mailgunVerify === 'enforce') return refuse(res, 403, check.reason);
     }
-    if (!fresh) return refuse(res, 403, 'replayed_token');
+    // The token's replay check only means something for a post whose signature covers the token.
+    const tokenKey = check.ok
+      ? `email:mgtok:${createHash('sha256').update(check.token).digest('hex')}`
+      : null;
+    if (tokenKey) {
+      let fresh: boolean;
+      try {
+        fresh = await ctx.store.kv.setIfAbsent(tokenKey, '1', TOKEN_TTL_S);
+      } catch (err) {
+        log.error(
+          { err: { message: (err as Error).message } },
+          'email: store unreachable; Mailgun post answered 503',
+        );
+        res.setHeader('Retry-After', '5');
+        return void res.status(503).type('text/plain').send('Service Unavailable');
+      }
+      if (!fresh) {
+        ctx.verificationFailed('email', 'replayed_token', config.mailgunVerify, { path: req.path });
+        if (config.mailgunVerify === 'enforce') return refuse(res, 403, 'replayed_token');
+        trusted = false;
+      }
+    }
 
     try {
       const mime = form.fields.get('body-mime');
@@ -219,12 +232,12 @@ export function mailgunRoute(deps: MailgunRouteDeps): RequestHandler {
       // Mailgun checked the sender when it received the mail; its results ride in the headers it adds.
       const fromField = mime ? undefined : form.fields.get('from');
       const auth = verdictFromMailgun(input.headers, input.envelope.mailFrom, fromField);
-      const outcome = await receiver.receive(input, auth);
+      const outcome = await receiver.receive(input, auth, trusted);
       res.status(200).json({ status: outcome.duplicate ? 'duplicate' : 'accepted', id: outcome.messageId });
     } catch (err) {
       if (err instanceof MailRejected) return refuse(res, 406, err.reason);
       // Not accepted: forget the token so Mailgun's retry of this very post is not taken for a replay.
-      await ctx.store.kv.delete(tokenKey).catch(() => undefined);
+      if (tokenKey) await ctx.store.kv.delete(tokenKey).catch(() => undefined);
       log.error(
         { err: { message: (err as Error).message, code: (err as { code?: string }).code } },
         'email: could not accept a Mailgun post; answered 503 so Mailgun retries',

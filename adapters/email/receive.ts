@@ -12,7 +12,13 @@
  * its message `meta.auth.verdict: 'fail'` with the results, and is never queued for the bot. A delivery report changes our message's status only when it came
  * to that message's bounce (VERP) address, whose HMAC token is checked here (verify.ts).
  */
-import type { ChannelContext, IngestResult, Participant, SenderIdentity } from '../../src/core/index.js';
+import {
+  type ChannelContext,
+  type IngestResult,
+  type Participant,
+  type SenderIdentity,
+  untrusted,
+} from '../../src/core/index.js';
 import type { AttachmentStore } from './attachments.js';
 import type { AuthVerdict } from './auth.js';
 import type { EmailConfig } from './config.js';
@@ -98,7 +104,11 @@ export class MailReceiver {
    * @throws MailRejected for mail refused for good (nothing stored).
    * @throws whatever `ingest.accept` or the store throws (the sender should retry).
    */
-  async receive(input: MailInput, auth: AuthVerdict): Promise<ReceiveOutcome> {
+  /**
+   * `trusted: false` marks mail that came by a provider post whose signature did not verify, accepted
+   * in report mode (SPEC §12): its sender identity never counts as verified.
+   */
+  async receive(input: MailInput, auth: AuthVerdict, trusted = true): Promise<ReceiveOutcome> {
     const mail = normalizeMail(input, {
       accept: this.#config.accept,
       isOwnAddress: (a) => this.isOwnAddress(a),
@@ -173,7 +183,7 @@ export class MailReceiver {
         address: mail.from.address,
         ...(mail.from.name ? { name: mail.from.name } : {}),
       },
-      identity: senderIdentity(verdict),
+      identity: trusted ? senderIdentity(verdict) : untrusted(senderIdentity(verdict)),
       message: {
         type: automated ? 'activity' : 'user',
         text: mail.visibleText,

@@ -3,7 +3,12 @@
  * are set; any Slack setting without both is a start-stopping error (fail closed, no bypass).
  */
 import { z } from 'zod';
-import type { AdapterConfigResult, Env } from '../../src/core/index.js';
+import {
+  type AdapterConfigResult,
+  type Env,
+  type VerifyMode,
+  verifyModeSchema,
+} from '../../src/core/index.js';
 
 /** Slack's own Web API base; tests and proxies point `SLACK_API_URL` elsewhere. */
 export const DEFAULT_SLACK_API_URL = 'https://slack.com/api/';
@@ -15,6 +20,7 @@ export const SLACK_SETTINGS = [
   'SLACK_API_URL',
   'SLACK_TEAM_ID',
   'SLACK_AGENT_CHANNEL',
+  'SLACK_VERIFY',
 ] as const;
 
 export interface SlackConfig {
@@ -31,6 +37,8 @@ export interface SlackConfig {
    * the customer and carrying the agents' replies back. Unset: no desk.
    */
   agentChannel?: string;
+  /** `enforce` refuses a request whose signature does not verify; `report` accepts and logs it (SPEC §12). */
+  verify: VerifyMode;
 }
 
 const schema = z.object({
@@ -49,6 +57,7 @@ const schema = z.object({
     .string()
     .regex(/^[CG][A-Z0-9]{2,}$/, 'must be a channel id such as C0123ABCD (not a name)')
     .optional(),
+  SLACK_VERIFY: verifyModeSchema,
 });
 
 /**
@@ -76,6 +85,7 @@ export function configure(env: Env): AdapterConfigResult<SlackConfig> {
     enabled: true,
     config: {
       signingSecret: d.SLACK_SIGNING_SECRET,
+      verify: d.SLACK_VERIFY,
       botToken: d.SLACK_BOT_TOKEN,
       apiUrl: d.SLACK_API_URL.endsWith('/') ? d.SLACK_API_URL : `${d.SLACK_API_URL}/`,
       ...(d.SLACK_TEAM_ID ? { teamId: d.SLACK_TEAM_ID } : {}),

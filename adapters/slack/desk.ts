@@ -287,6 +287,17 @@ export class SlackDesk {
    * Takes an accepted Slack message or click when it belongs to the desk: a click on a card's button,
    * or a person's reply in a card's thread. False when it is not the desk's (the adapter goes on).
    */
+  /**
+   * Whether {@link handle} may act on this event as an agent's (a click on a card, or a message in the
+   * desk channel): such events are refused when their signature did not verify, even in report mode.
+   */
+  claims(decision: Extract<SlackDecision, { kind: 'accept' }>): boolean {
+    const slack = (decision.inbound.message.meta?.slack ?? {}) as { channel?: string; actionId?: string };
+    return (
+      slack.actionId === TAKE_ACTION || slack.actionId === RELEASE_ACTION || slack.channel === this.channel
+    );
+  }
+
   async handle(decision: Extract<SlackDecision, { kind: 'accept' }>): Promise<boolean> {
     const slack = (decision.inbound.message.meta?.slack ?? {}) as {
       channel?: string;

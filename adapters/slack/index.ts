@@ -19,6 +19,7 @@ import {
   type Message,
   type SenderIdentity,
   type SendResult,
+  untrusted,
 } from '../../src/core/index.js';
 import type { GatewayDeps } from '../../src/deps.js';
 import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
@@ -76,6 +77,8 @@ class SlackAdapter implements ChannelAdapter {
   #identity: Promise<void> | undefined;
   /** The agents' desk, with SLACK_AGENT_CHANNEL. */
   readonly #desk: SlackDesk | undefined;
+  /** Requests accepted in report mode although their signature did not verify. */
+  readonly #unverified = new WeakSet<Request>();
 
   constructor(ctx: ChannelContext, config: SlackConfig, api: SlackApi) {
     this.#ctx = ctx;
@@ -84,6 +87,7 @@ class SlackAdapter implements ChannelAdapter {
     this.#sender = new SlackSender(api, { logger: ctx.logger });
     // Any content type: the signature decides, and it is checked on exactly these bytes.
     this.#raw = express.raw({ type: () => true, limit: ctx.config.BODY_LIMIT_BYTES });
+    ctx.verificationMode('slack', config.verify, 'SLACK_VERIFY');
     this.#desk = config.agentChannel
       ? new SlackDesk({ channel: config.agentChannel, api, ctx, profile: (t, u) => this.#user(t, u) })
       : undefined;
@@ -154,8 +158,13 @@ class SlackAdapter implements ChannelAdapter {
       timestamp: req.get('x-slack-request-timestamp'),
     });
     if (!verified.ok) {
-      this.#refuse(req, res, 401, verified.reason);
-      return;
+      this.#ctx.verificationFailed('slack', verified.reason, this.#config.verify, { path: req.path });
+      if (this.#config.verify === 'enforce') {
+        this.#refuse(req, res, 401, verified.reason);
+        return;
+      }
+      // Report mode (SPEC §12): accepted, but nothing it says about the sender is trusted.
+      this.#unverified.add(req);
     }
     const payload = kind === 'event' ? parseJson(body.toString('utf8')) : parseInteractionForm(body);
     if (!payload.ok) {
@@ -216,6 +225,11 @@ class SlackAdapter implements ChannelAdapter {
         await this.#delete(decision.ref);
         break;
       case 'accept':
+        // An agent's reply or click acts with an agent's authority: never on an unverified request.
+        if (this.#unverified.has(req) && this.#desk?.claims(decision)) {
+          this.#refuse(req, res, 401, 'unverified_agent_action');
+          return;
+        }
         if (!(await this.#desk?.handle(decision))) await this.#accept(req, decision);
         break;
     }
@@ -243,13 +257,14 @@ class SlackAdapter implements ChannelAdapter {
     }
     const { name, email } = await this.#user(decision.team, decision.userId);
     // Slack signs the event, so the user id is Slack's word; so is the profile email (SPEC §9).
-    const identity: SenderIdentity = {
+    const signed: SenderIdentity = {
       verified: true,
       source: 'slack',
       ...(email
         ? { also: [{ channel: 'email', address: email, verified: true, source: 'slack_profile' }] }
         : {}),
     };
+    const identity = this.#unverified.has(req) ? untrusted(signed)! : signed;
     const result = await this.#ctx.ingest.accept(
       extend(name ? extend(inbound, { from: extend(inbound.from, { name }) }) : inbound, { identity }),
     );

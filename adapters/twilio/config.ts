@@ -4,10 +4,20 @@
  * without the auth token no webhook can be verified).
  */
 import { z } from 'zod';
-import type { AdapterConfigResult, Env } from '../../src/core/index.js';
+import {
+  type AdapterConfigResult,
+  type Env,
+  type VerifyMode,
+  verifyModeSchema,
+} from '../../src/core/index.js';
 
 /** The settings this adapter reads. */
-export const SETTINGS = ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_API_URL'] as const;
+export const SETTINGS = [
+  'TWILIO_ACCOUNT_SID',
+  'TWILIO_AUTH_TOKEN',
+  'TWILIO_API_URL',
+  'TWILIO_VERIFY',
+] as const;
 
 /** Twilio's REST API; tests point `TWILIO_API_URL` at a local fake. */
 export const DEFAULT_API_URL = 'https://api.twilio.com';
@@ -17,6 +27,8 @@ export interface TwilioConfig {
   authToken: string;
   /** Base URL of the REST API, without a trailing slash. @default https://api.twilio.com */
   apiUrl: string;
+  /** `enforce` refuses a webhook whose signature does not verify; `report` accepts and logs it (SPEC §12). */
+  verify: VerifyMode;
 }
 
 const schema = z.object({
@@ -29,6 +41,7 @@ const schema = z.object({
     .refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL')
     .refine((v) => !v.includes('?') && !v.includes('#'), 'must not have a query or fragment')
     .default(DEFAULT_API_URL),
+  TWILIO_VERIFY: verifyModeSchema,
 });
 
 /** Reads the Twilio settings; see the module comment for when it is enabled. */
@@ -52,6 +65,7 @@ export function configure(env: Env): AdapterConfigResult<TwilioConfig> {
       accountSid: parsed.data.TWILIO_ACCOUNT_SID,
       authToken: parsed.data.TWILIO_AUTH_TOKEN,
       apiUrl: parsed.data.TWILIO_API_URL.replace(/\/+$/, ''),
+      verify: parsed.data.TWILIO_VERIFY,
     },
   };
 }

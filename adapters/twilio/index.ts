@@ -16,13 +16,15 @@ import {
   type ChannelAdapter,
   type ChannelContext,
   defineAdapter,
+  extend,
   isGatewayError,
+  untrusted,
 } from '../../src/core/index.js';
 import { configure, SETTINGS, type TwilioConfig } from './config.js';
 import { checkIds } from './ids.js';
 import { type StatusUpdate, toInbound, toStatusUpdate } from './inbound.js';
 import { createMessagesClient, type MessagesClient, sendMessage } from './outbound.js';
-import { type Params, verifyTwilioRequest } from './verify.js';
+import { type Params, parseForm, parseJson, verifyTwilioRequest } from './verify.js';
 
 /** The empty answer to a message webhook (twilio-node `MessagingResponse().toString()`): no TwiML reply. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
@@ -53,6 +55,7 @@ export function createTwilioAdapter(
     opts.messages ?? createMessagesClient(config.accountSid, config.authToken, config.apiUrl, logger);
   const limit = Math.min(ctx.config.BODY_LIMIT_BYTES, MAX_BODY_BYTES);
   const readRaw = express.raw({ type: () => true, limit, inflate: false });
+  ctx.verificationMode('twilio', config.verify, 'TWILIO_VERIFY');
 
   /** Answers a refused webhook, logs it once at warn with its reason and counts it; returns undefined. */
   function reject(
@@ -70,7 +73,10 @@ export function createTwilioAdapter(
   }
 
   /** Reads, checks and verifies a webhook; answers the refusal itself and returns undefined when refused. */
-  async function accepted(req: Request, res: Response): Promise<Params | undefined> {
+  async function accepted(
+    req: Request,
+    res: Response,
+  ): Promise<{ params: Params; trusted: boolean } | undefined> {
     const refuse = (status: number, reason: string, detail: string, extra?: Record<string, unknown>) =>
       reject(req, res, status, reason, detail, extra);
     const kind = req.is('application/x-www-form-urlencoded')
@@ -104,17 +110,27 @@ export function createTwilioAdapter(
       body,
       kind,
     });
-    if (!verified.ok) {
-      const detail =
-        verified.reason === 'url_mismatch'
-          ? 'The signature is for the URL this request was sent to, not for PUBLIC_URL + path: set PUBLIC_URL to the URL configured in Twilio'
-          : 'The X-Twilio-Signature does not verify';
-      return refuse(403, verified.reason, detail, { url });
+    let params: Params;
+    let trusted = true;
+    if (verified.ok) {
+      params = verified.params;
+    } else {
+      ctx.verificationFailed('twilio', verified.reason, config.verify, { path: req.path, url });
+      if (config.verify === 'enforce') {
+        const detail =
+          verified.reason === 'url_mismatch'
+            ? 'The signature is for the URL this request was sent to, not for PUBLIC_URL + path: set PUBLIC_URL to the URL configured in Twilio'
+            : 'The X-Twilio-Signature does not verify';
+        return refuse(403, verified.reason, detail, { url });
+      }
+      // Report mode (SPEC §12): accepted, but nothing it says about the sender is trusted.
+      params = kind === 'form' ? parseForm(body) : parseJson(body);
+      trusted = false;
     }
     // Signed is not enough: a re-split of signed bytes also verifies (see ids.ts).
-    const ids = checkIds(verified.params, config.accountSid);
+    const ids = checkIds(params, config.accountSid);
     if (ids) return refuse(ids.status, ids.reason, ids.detail);
-    return verified.params;
+    return { params, trusted };
   }
 
   /** 503 (with Retry-After) when the store or queue refused, so Twilio's retry policy may try again. */
@@ -133,16 +149,19 @@ export function createTwilioAdapter(
   }
 
   const onMessage: RequestHandler = async (req, res) => {
-    const params = await accepted(req, res);
-    if (!params) return;
-    const mapped = toInbound(params);
+    const checked = await accepted(req, res);
+    if (!checked) return;
+    const mapped = toInbound(checked.params);
     if (!mapped.ok) {
       reject(req, res, 400, 'missing_fields', `Bad request: ${mapped.reason}`);
       return;
     }
-    const fields = { messageSid: mapped.value.dedupeKey };
+    const inbound = checked.trusted
+      ? mapped.value
+      : extend(mapped.value, { identity: untrusted(mapped.value.identity) });
+    const fields = { messageSid: inbound.dedupeKey };
     try {
-      const result = await ctx.ingest.accept(mapped.value);
+      const result = await ctx.ingest.accept(inbound);
       logger.debug(
         { conversationId: result.message.conversationId, duplicate: result.duplicate, ...fields },
         'Twilio message accepted',
@@ -155,9 +174,9 @@ export function createTwilioAdapter(
   };
 
   const onStatus: RequestHandler = async (req, res) => {
-    const params = await accepted(req, res);
-    if (!params) return;
-    const mapped = toStatusUpdate(params);
+    const checked = await accepted(req, res);
+    if (!checked) return;
+    const mapped = toStatusUpdate(checked.params);
     if (!mapped.ok) {
       reject(req, res, 400, 'missing_fields', `Bad request: ${mapped.reason}`);
       return;

@@ -320,6 +320,26 @@ export class ContactRepo {
     });
   }
 
+  /**
+   * Detaches an erased conversation from its contact (the conversation link and the contact's list),
+   * so no index names it any more; idempotent. The contact's id, or null when it had none.
+   */
+  detach(conversationId: string): Promise<string | null> {
+    return this.#txn<string | null>(async () => {
+      const [raw] = await this.state.hget('conv', [conversationId]);
+      if (!raw) return { done: null };
+      const link = JSON.parse(raw) as ConversationLink;
+      return {
+        checks: [['h', 'conv', conversationId, raw]],
+        ops: [
+          ['hdel', 'conv', conversationId],
+          ['zrem', `cc:${link.contactId}`, conversationId],
+        ],
+        result: link.contactId,
+      };
+    });
+  }
+
   /** A contact's conversation ids, newest first. */
   conversationIds(contactId: string): Promise<string[]> {
     return this.state.zrange(`cc:${contactId}`, 0, -1, true);

@@ -19,6 +19,7 @@ import type { GatewayDeps } from '../deps.js';
 import type { EventHub } from './events.js';
 import type { ChannelName, Conversation, DeliveryStatus, Message, Meta, Participant } from './model.js';
 import type { AcceptResult, NewMessage, Store } from './store.js';
+import type { VerifyMode } from './verify-mode.js';
 
 /** An inbound message's content; `type` defaults to `user`, `direction` is always `inbound`. */
 export type NewMessageInput = Omit<NewMessage, 'direction' | 'type' | 'delivery' | 'replyTo'> & {
@@ -140,6 +141,22 @@ export interface ChannelContext {
   readonly requireApiKey: RequestHandler;
   /** Counts a refused provider request (bad signature, stale timestamp ...) for `/metrics`. */
   rejected(channel: string, reason: string): void;
+  /**
+   * Records the verification mode a provider webhook runs in (SPEC §12) for `/metrics`, and warns at
+   * start-up when it is `report`. Called once by each adapter that verifies provider signatures.
+   */
+  verificationMode(channel: string, mode: VerifyMode, setting: string): void;
+  /**
+   * Counts a request whose signature did not verify (`mode` tells whether it was refused or, in report
+   * mode, accepted). In report mode it also logs the reason at warn; in enforce mode the adapter's
+   * refusal does that, so each request is logged once.
+   */
+  verificationFailed(
+    channel: string,
+    reason: string,
+    mode: VerifyMode,
+    fields?: Record<string, unknown>,
+  ): void;
 }
 
 export interface SendResult {

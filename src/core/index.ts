@@ -17,3 +17,4 @@ export { extend } from './extend.js';
 export * from './ids.js';
 export * from './model.js';
 export type * from './store.js';
+export * from './verify-mode.js';

@@ -89,6 +89,8 @@ export interface Entity {
   type: 'email' | 'phone' | 'card' | 'iban';
   start: number;
   end: number;
+  /** The span is a mask (`[email]` ...) put in place of the data (`PII_REDACT`, SPEC §12). */
+  redacted?: true;
 }
 
 export interface Attachment {

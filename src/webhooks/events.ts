@@ -61,6 +61,9 @@ export function toWebhookEvent(event: DomainEvent): WebhookEvent {
     if (event.by !== undefined) data.by = event.by;
     if (event.reason !== undefined) data.reason = event.reason;
     if (event.conversationIds) data.conversationIds = event.conversationIds;
+  } else if (event.type === 'conversation.deleted' && event.reason) {
+    // Erased by retention (SPEC §12): no conversation body, as the erased content is gone.
+    data.reason = event.reason;
   }
   return {
     id: newId('evt'),

@@ -208,6 +208,7 @@ describe('configure', () => {
         signingSecret: full.SLACK_SIGNING_SECRET,
         botToken: 'xoxb-1-2',
         apiUrl: 'https://slack.com/api/',
+        verify: 'enforce',
       },
     });
   });

@@ -131,7 +131,7 @@ describe('configure', () => {
   it('is enabled with SID and token, defaulting the API URL', () => {
     expect(configure({ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: TOKEN })).toEqual({
       enabled: true,
-      config: { accountSid: SID, authToken: TOKEN, apiUrl: 'https://api.twilio.com' },
+      config: { accountSid: SID, authToken: TOKEN, apiUrl: 'https://api.twilio.com', verify: 'enforce' },
     });
   });
 

@@ -209,6 +209,10 @@ const entityResponse = z.object({
   type: z.enum(['email', 'phone', 'card', 'iban']),
   start: z.number().int(),
   end: z.number().int(),
+  redacted: z
+    .literal(true)
+    .optional()
+    .describe('The span is a mask put in place of the data (PII_REDACT_STORE)'),
 });
 
 export const messageResponse = z.object({

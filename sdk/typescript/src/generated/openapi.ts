@@ -843,6 +843,11 @@ export interface components {
                 type: "email" | "phone" | "card" | "iban";
                 start: number;
                 end: number;
+                /**
+                 * @description The span is a mask put in place of the data (PII_REDACT_STORE)
+                 * @constant
+                 */
+                redacted?: true;
             }[];
             /** @enum {string} */
             direction: "inbound" | "outbound" | "internal";
@@ -954,6 +959,11 @@ export interface components {
                 type: "email" | "phone" | "card" | "iban";
                 start: number;
                 end: number;
+                /**
+                 * @description The span is a mask put in place of the data (PII_REDACT_STORE)
+                 * @constant
+                 */
+                redacted?: true;
             }[];
         };
         listParticipants200Response: {
