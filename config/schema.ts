@@ -15,6 +15,9 @@ const httpUrl = z
   .url()
   .refine((v) => /^https?:\/\//.test(v), 'must be an http(s) URL');
 
+/** The highest `RATE_LIMIT_PER_MIN`, and of a managed key's own `rateLimitPerMin`. */
+export const MAX_RATE_LIMIT_PER_MIN = 100_000_000;
+
 export const coreSchema = z.object({
   PORT: int(0, 65_535).default(DEFAULTS.PORT),
   HOST: z.string().min(1).default(DEFAULTS.HOST),
@@ -60,7 +63,7 @@ export const coreSchema = z.object({
   HANDOFF_IDLE_RELEASE_S: int(0, 30 * 86_400).default(DEFAULTS.HANDOFF_IDLE_RELEASE_S),
   DEDUPE_TTL_S: int(1, 30 * 86_400).default(DEFAULTS.DEDUPE_TTL_S),
   // Requests per minute per API key on /v1 (SPEC §10; docs/limits.md); 0 turns the limit off.
-  RATE_LIMIT_PER_MIN: int(0, 100_000_000).default(DEFAULTS.RATE_LIMIT_PER_MIN),
+  RATE_LIMIT_PER_MIN: int(0, MAX_RATE_LIMIT_PER_MIN).default(DEFAULTS.RATE_LIMIT_PER_MIN),
   // Days a conversation is kept after its last message (SPEC §12); unset keeps everything.
   RETENTION_DAYS: int(1, 36_500).optional(),
   SESSION_IDLE_S: int(1, 30 * 86_400).default(DEFAULTS.SESSION_IDLE_S),

@@ -7,6 +7,7 @@ import type { ChannelAdapter, DeliveryReporter, Ingest } from './core/channel.js
 import type { EventHub } from './core/events.js';
 import type { Store } from './core/store.js';
 import type { HandoffService } from './handoff/service.js';
+import type { KeyService } from './keys/service.js';
 import type { Metrics } from './metrics.js';
 import type { ParticipantService } from './participants/service.js';
 import type { Engine } from './pipeline/engine.js';
@@ -36,6 +37,8 @@ export interface GatewayDeps {
   contacts: ContactService;
   /** Participants of conversations: joins, leaves and their events (SPEC §8). */
   participants: ParticipantService;
+  /** API keys: `API_KEYS` and managed keys with their scopes (SPEC §10). */
+  keys: KeyService;
   /** The bot configuration in force and the bot that follows it (SPEC §10). */
   botConfig: BotConfig;
 }

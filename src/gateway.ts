@@ -19,6 +19,7 @@ import { createHandoff } from './handoff/index.js';
 import { apiKeyAuth } from './http/auth.js';
 import { handleExpectContinue } from './http/continue.js';
 import { answerUnclaimedUpgrade, HttpDrain } from './http/drain.js';
+import { createKeys } from './keys/index.js';
 import { createMetrics } from './metrics.js';
 import { ParticipantService } from './participants/index.js';
 import type { Bot } from './pipeline/bot/types.js';
@@ -147,6 +148,7 @@ export async function createGateway(
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
   const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
   events.on(privacy ? redactingListener(webhooks.onEvent, privacy.types) : webhooks.onEvent);
+  const keys = await createKeys({ store, config, logger: logger.child({ component: 'keys' }) });
   const deps: GatewayDeps = {
     config,
     logger,
@@ -162,6 +164,7 @@ export async function createGateway(
     handoff,
     contacts,
     participants,
+    keys,
     botConfig,
   };
   for (const adapter of adapters) adapter.attach?.(deps);
@@ -179,7 +182,7 @@ export async function createGateway(
   // Every request goes through the drain, which answers 503 once shutdown has begun.
   const handle = drain.handler(app);
   server.on('request', handle);
-  handleExpectContinue(server, handle, config, logger, () => drain.draining);
+  handleExpectContinue(server, handle, { ...config, keys }, logger, () => drain.draining);
   // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
@@ -267,6 +270,7 @@ export async function createGateway(
             .catch((err) => logger.error({ err }, 'webhooks stop failed')),
         ]);
         await handoff.dispose().catch((err) => logger.error({ err }, 'handoff close failed'));
+        await keys.stop().catch((err) => logger.error({ err }, 'keys close failed'));
         await botConfig.service
           .dispose()
           .catch((err) => logger.error({ err }, 'bot configuration close failed'));

@@ -10,6 +10,7 @@ export interface ErrorSpec {
 
 export const ERRORS = {
   GW_ERR_UNAUTHORIZED: { status: 401, title: 'Missing or invalid API key' },
+  GW_ERR_INSUFFICIENT_SCOPE: { status: 403, title: 'The API key lacks the scope this route needs' },
   GW_ERR_NOT_FOUND: { status: 404, title: 'Resource not found' },
   GW_ERR_ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   GW_ERR_BAD_REQUEST: { status: 400, title: 'Malformed request' },

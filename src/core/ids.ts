@@ -18,7 +18,7 @@ function pooledPrng(): number {
 
 const ulid = monotonicFactory(pooledPrng);
 
-export type IdPrefix = 'conv' | 'msg' | 'sess' | 'part' | 'wh' | 'evt' | 'dlv' | 'att' | 'ct';
+export type IdPrefix = 'conv' | 'msg' | 'sess' | 'part' | 'wh' | 'evt' | 'dlv' | 'att' | 'ct' | 'key';
 
 /** A new id such as `msg_01JD...`; ids made later sort after ids made earlier in this process. */
 export function newId(prefix: IdPrefix): string {

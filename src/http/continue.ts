@@ -16,13 +16,15 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { GatewayError } from '../core/errors.js';
-import { apiKeyMatch } from './auth.js';
+import { apiKeyMatch, type PrincipalSource } from './auth.js';
 import { problemType } from './errors.js';
 import { pathOf, REQUEST_ID_HEADER } from './request-id.js';
 
 export interface ContinueOptions {
   /** The API keys of `/v1`. */
   apiKeys: readonly string[];
+  /** Managed keys (src/keys): a key not in `apiKeys` is asked about here. */
+  keys?: PrincipalSource;
   /** The largest body any route reads (`BODY_LIMIT_BYTES`). */
   bodyLimitBytes: number;
   logger: Logger;
@@ -34,20 +36,35 @@ function isApiPath(url: string | undefined): boolean {
   return path === '/v1' || path.startsWith('/v1/') || path.startsWith('/v1?');
 }
 
+type Refusal = 'too_large' | 'unauthorized' | undefined;
+
 /**
  * Why the app will refuse this request without reading its body, or undefined when it will read it:
- * an API request without a valid key, or a declared length above the body limit.
+ * an API request without a valid key, or a declared length above the body limit. Asynchronous only
+ * for a managed key that is not cached; one that cannot be checked now counts as refused (the app
+ * then answers its 503 from the headers).
  */
 export function refusedBeforeBody(
   options: ContinueOptions,
-): (req: IncomingMessage) => 'too_large' | 'unauthorized' | undefined {
+): (req: IncomingMessage) => Refusal | Promise<Refusal> {
   const matchKey = apiKeyMatch(options.apiKeys);
-  return (req) => {
-    // The key first, as the API checks it: an unauthenticated caller learns nothing about limits.
-    if (isApiPath(req.url) && matchKey(req.headers.authorization) !== undefined) return 'unauthorized';
+  const bySize = (req: IncomingMessage): Refusal => {
     const length = req.headers['content-length'];
     if (length !== undefined && Number(length) > options.bodyLimitBytes) return 'too_large';
     return undefined;
+  };
+  return (req) => {
+    // The key first, as the API checks it: an unauthenticated caller learns nothing about limits.
+    if (!isApiPath(req.url)) return bySize(req);
+    const verdict = matchKey(req.headers.authorization);
+    if (verdict === undefined) return bySize(req);
+    if (verdict === 'missing' || options.keys === undefined) return 'unauthorized';
+    const managed = options.keys.check(req.headers.authorization);
+    if (!(managed instanceof Promise)) return typeof managed === 'object' ? bySize(req) : 'unauthorized';
+    return managed.then(
+      (p) => (p === undefined ? 'unauthorized' : bySize(req)),
+      () => 'unauthorized' as const,
+    );
   };
 }
 
@@ -93,7 +110,7 @@ function tooLarge(req: IncomingMessage, res: ServerResponse, options: ContinueOp
 export function handleExpectContinue(
   server: Server,
   app: RequestListener,
-  config: { apiKeys: readonly string[]; BODY_LIMIT_BYTES: number },
+  config: { apiKeys: readonly string[]; BODY_LIMIT_BYTES: number; keys?: PrincipalSource },
   logger: Logger,
   draining: () => boolean = () => false,
 ): void {
@@ -101,6 +118,7 @@ export function handleExpectContinue(
     apiKeys: config.apiKeys,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     logger,
+    ...(config.keys ? { keys: config.keys } : {}),
   };
   const refused = refusedBeforeBody(options);
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -110,14 +128,18 @@ export function handleExpectContinue(
       app(req, res);
       return;
     }
+    const answer = (reason: Refusal): void => {
+      if (reason === undefined) {
+        res.writeContinue();
+        app(req, res);
+        return;
+      }
+      res.shouldKeepAlive = false;
+      if (reason === 'too_large') tooLarge(req, res, options);
+      else app(req, res);
+    };
     const reason = refused(req);
-    if (reason === undefined) {
-      res.writeContinue();
-      app(req, res);
-      return;
-    }
-    res.shouldKeepAlive = false;
-    if (reason === 'too_large') tooLarge(req, res, options);
-    else app(req, res);
+    if (reason instanceof Promise) void reason.then(answer);
+    else answer(reason);
   });
 }

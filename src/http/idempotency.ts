@@ -7,7 +7,8 @@
  * first is still running waits for it (up to {@link IN_FLIGHT_WAIT_MS}), then answers `409` with
  * `Retry-After`. Another method, path or body under the same key is `422`. A 5xx answer is not kept:
  * the marker is dropped so the retry runs again. A process that dies mid-request leaves a marker that
- * expires after {@link IN_FLIGHT_TTL_S}, so the key is never wedged.
+ * expires after {@link IN_FLIGHT_TTL_S}, so the key is never wedged. Members a route marks secret
+ * (`res.locals.secretFields`, e.g. a new API key) are kept as null: a replay never carries them.
  *
  * Storage is the store's key/value space (`Store.kv`): Redis when the gateway runs on Redis (shared by
  * every process), in memory on the embedded backend.
@@ -16,6 +17,7 @@ import { hash, randomUUID } from 'node:crypto';
 import type { RequestHandler, Response } from 'express';
 import { GatewayError } from '../core/errors.js';
 import type { KeyValue } from '../core/store.js';
+import type { Principal } from '../keys/model.js';
 import { validationError } from './api/schemas.js';
 import { apiKeyId } from './rate-limit.js';
 
@@ -109,7 +111,8 @@ export function idempotency(options: IdempotencyOptions): RequestHandler {
       );
       return;
     }
-    const storageKey = `idem:${apiKeyId(req.get('authorization'))}:${key}`;
+    const principal = res.locals.principal as Principal | undefined;
+    const storageKey = `idem:${principal?.keyId ?? apiKeyId(req.get('authorization'))}:${key}`;
     const fp = hash(
       'sha256',
       `${req.method}\n${req.originalUrl}\n${req.body === undefined ? '' : JSON.stringify(req.body)}`,
@@ -150,7 +153,9 @@ export function idempotency(options: IdempotencyOptions): RequestHandler {
             const value = res.getHeader(name);
             if (value !== undefined) headers[name] = String(value);
           }
-          const done: Done = { state: 'done', fp, status, headers, body: body.toString('base64') };
+          const secrets = res.locals.secretFields as readonly string[] | undefined;
+          const kept = secrets === undefined ? body : withoutSecrets(body, secrets);
+          const done: Done = { state: 'done', fp, status, headers, body: kept.toString('base64') };
           await kv.set(storageKey, JSON.stringify(done), ttlS);
         },
         (err) => req.log?.warn({ err }, 'idempotency: the answer could not be stored'),
@@ -159,6 +164,21 @@ export function idempotency(options: IdempotencyOptions): RequestHandler {
     };
     run().catch(next);
   };
+}
+
+/**
+ * A JSON answer with its secret members (a route names them in `res.locals.secretFields`) set to
+ * null: a secret shown once, such as a new API key, is never kept for replay.
+ */
+function withoutSecrets(body: Buffer, fields: readonly string[]): Buffer {
+  try {
+    const value = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    for (const field of fields) if (Object.hasOwn(value, field)) value[field] = null;
+    return Buffer.from(JSON.stringify(value));
+  } catch {
+    // Not JSON: nothing of it is kept.
+    return Buffer.alloc(0);
+  }
 }
 
 /**

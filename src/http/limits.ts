@@ -5,17 +5,17 @@
  */
 import type { RequestHandler } from 'express';
 import type { GatewayDeps } from '../deps.js';
+import type { Principal } from '../keys/model.js';
 import { idempotency } from './idempotency.js';
 import { rateLimit } from './rate-limit.js';
 
 /**
  * Mounted on the `/v1` router after the API key check and the body parser. `RATE_LIMIT_PER_MIN=0`
- * leaves only the idempotency check.
+ * leaves only the idempotency check for keys without a limit of their own (docs/keys.md).
  */
 export function apiLimits(deps: Pick<GatewayDeps, 'store' | 'config' | 'logger'>): RequestHandler {
   const idem = idempotency({ kv: deps.store.kv });
   const perMinute = deps.config.RATE_LIMIT_PER_MIN;
-  if (perMinute === 0) return idem;
   let warnedAt = Number.NEGATIVE_INFINITY;
   const limit = rateLimit({
     store: deps.store,
@@ -28,6 +28,10 @@ export function apiLimits(deps: Pick<GatewayDeps, 'store' | 'config' | 'logger'>
     },
   });
   return function apiLimitsMiddleware(req, res, next) {
+    if (perMinute === 0 && (res.locals.principal as Principal | undefined)?.rateLimitPerMin === undefined) {
+      idem(req, res, next);
+      return;
+    }
     limit(req, res, (err?: unknown) => {
       if (err !== undefined) next(err);
       else idem(req, res, next);

@@ -1,6 +1,6 @@
 /**
- * @module Rate limits per API key for `/v1` (SPEC §10; docs/limits.md): `RATE_LIMIT_PER_MIN` requests
- * per fixed one-minute window, counted by `rate-limiter-flexible` in Redis across every process (in
+ * @module Rate limits per API key for `/v1` (SPEC §10; docs/limits.md): `RATE_LIMIT_PER_MIN` requests,
+ * or the managed key's own `rateLimitPerMin` (docs/keys.md), per fixed one-minute window, counted by `rate-limiter-flexible` in Redis across every process (in
  * memory on the embedded backend). Every answer carries `RateLimit-Limit`, `RateLimit-Remaining` and
  * `RateLimit-Reset` (seconds until the window ends); over the limit the answer is `429` with
  * `Retry-After`.
@@ -22,6 +22,7 @@ import {
 } from 'rate-limiter-flexible';
 import { GatewayError } from '../core/errors.js';
 import type { Store } from '../core/store.js';
+import type { Principal } from '../keys/model.js';
 import { RedisStore } from '../store/redis/store.js';
 
 /** The window: SPEC §10 counts per minute. */
@@ -162,19 +163,27 @@ function setHeaders(res: Response, v: Verdict): void {
 
 export interface RateLimitOptions {
   store: Store;
-  /** Requests per minute per API key; 0 turns the limit off. */
+  /** Requests per minute per API key without a limit of its own; 0 turns that limit off. */
   perMinute: number;
   onError?: (err: unknown) => void;
 }
 
-/** The middleware, mounted on the `/v1` router after the API key check. */
+/**
+ * The middleware, mounted on the `/v1` router after the API key check. A request's limit is its
+ * principal's own `rateLimitPerMin` when it has one, else `perMinute`; 0 is no limit. One batched
+ * limiter per distinct limit (keys with the same limit share it, each counted under its own id).
+ */
 export function rateLimit(options: RateLimitOptions): RequestHandler {
-  if (options.perMinute === 0) {
-    return function noRateLimit(_req, _res, next) {
-      next();
-    };
-  }
-  const limiter = keyRateLimiterFor(options.store, options.perMinute);
+  const limiters = new Map<number, KeyRateLimiter>();
+  const limiterFor = (limit: number): KeyRateLimiter => {
+    let limiter = limiters.get(limit);
+    if (limiter === undefined) {
+      limiter = keyRateLimiterFor(options.store, limit);
+      limiters.set(limit, limiter);
+    }
+    return limiter;
+  };
+  const fallback = options.perMinute === 0 ? undefined : limiterFor(options.perMinute);
   const decide = (res: Response, v: Verdict, next: (err?: unknown) => void): void => {
     setHeaders(res, v);
     if (v.allowed) {
@@ -188,7 +197,14 @@ export function rateLimit(options: RateLimitOptions): RequestHandler {
     );
   };
   return function rateLimitMiddleware(req, res, next) {
-    const verdict = limiter.check(apiKeyId(req.get('authorization')));
+    const principal = res.locals.principal as Principal | undefined;
+    const own = principal?.rateLimitPerMin;
+    const limiter = own === undefined ? fallback : own === 0 ? undefined : limiterFor(own);
+    if (limiter === undefined) {
+      next();
+      return;
+    }
+    const verdict = limiter.check(principal?.keyId ?? apiKeyId(req.get('authorization')));
     if (!(verdict instanceof Promise)) {
       decide(res, verdict, next);
       return;

@@ -14,6 +14,7 @@ import { type DomainEvent, EventHub } from '../../src/core/events.js';
 import type { GatewayDeps } from '../../src/deps.js';
 import { MemoryHandoffRepo } from '../../src/handoff/repo-memory.js';
 import { HandoffService } from '../../src/handoff/service.js';
+import { createKeys } from '../../src/keys/index.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { ParticipantService } from '../../src/participants/service.js';
@@ -88,6 +89,7 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     handoff,
     participants: new ParticipantService({ store, events, handoff }),
     contacts: createContacts({ store, events }),
+    keys: await createKeys({ store, config, logger }),
     botConfig,
   };
   const server = createApp(deps).listen(0, '127.0.0.1');

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { ERRORS } from '../../src/core/errors.js';
 import { OPERATIONS, openApiPath } from '../../src/http/api/openapi.js';
+import { SCOPE_RULES, scopeFor } from '../../src/keys/index.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { type DocumentChecker, documentChecker } from '../helpers/openapi.js';
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
@@ -99,6 +100,41 @@ describe('GET /v1/openapi.json', () => {
     expect(OPERATIONS.map((op) => `${op.method.toUpperCase()} ${openApiPath(op.path)}`).sort()).toEqual(
       [...documented].sort(),
     );
+  });
+
+  it('gives every /v1 route served a scope, the one its operation shows (src/keys/scopes.ts)', () => {
+    const app = createApp(gw.gateway.deps);
+    const served = servedRoutes(app).filter((r) => r.split(' ')[1]?.startsWith('/v1/'));
+    const paths = doc.document.paths as Record<string, Record<string, Json>>;
+    const unscoped: string[] = [];
+    for (const route of served) {
+      const [method, path] = route.split(' ') as [string, string];
+      const op = paths[openApiPath(path)]?.[method.toLowerCase()];
+      if (path === '/v1/openapi.json') {
+        expect(op?.security).toEqual([]);
+        continue;
+      }
+      const scope = scopeFor(method, path);
+      if (scope === undefined) {
+        unscoped.push(route);
+        continue;
+      }
+      expect(op?.security, route).toEqual([{ bearer: [scope] }]);
+      expect(op?.['x-scope'], route).toBe(scope);
+    }
+    expect(unscoped, 'served without a scope rule').toEqual([]);
+    // Every rule covers a route served: none is left over from a route that is gone.
+    const idle = SCOPE_RULES.filter(
+      (rule) =>
+        !served.some((r) => {
+          const [method, path] = r.split(' ') as [string, string];
+          return (
+            (rule.method === '*' || rule.method === method) &&
+            (path === rule.path || path.startsWith(`${rule.path}/`))
+          );
+        }),
+    ).map((rule) => `${rule.method} ${rule.path}`);
+    expect(idle).toEqual([]);
   });
 
   it('names only registry codes, and every code a /v1 answer can carry', () => {
@@ -244,6 +280,27 @@ describe('real answers match the document', () => {
     await call('DELETE', `/v1/webhooks/${id}`);
   });
 
+  it('API keys, and a managed key refused a scope (403)', async () => {
+    const made = await call('POST', '/v1/keys', {
+      name: 'documented',
+      scopes: ['messages'],
+      rateLimitPerMin: 60,
+    });
+    const id = made.id as string;
+    await call('GET', '/v1/keys?take=1');
+    await call('GET', `/v1/keys/${id}`);
+    await call('POST', '/v1/keys', { name: 'x', scopes: ['everything'] }); // 400
+    const refused = await fetch(`${gw.url}/v1/contacts`, {
+      headers: { authorization: `Bearer ${made.key}` },
+    });
+    expect((await doc.check('GET', '/v1/contacts', refused)) as Json).toMatchObject({
+      code: 'GW_ERR_INSUFFICIENT_SCOPE',
+      scope: 'contacts',
+    });
+    await call('DELETE', `/v1/keys/${id}`);
+    await call('DELETE', `/v1/keys/${id}`); // 404
+  });
+
   it('the bot configuration, its health and the test request', async () => {
     const first = await call('GET', '/v1/bot');
     await call('PATCH', '/v1/bot', { greeting: 'Hi', breaker: { threshold: 3 } });
@@ -317,6 +374,8 @@ describe('real answers match the document', () => {
       'DELETE /v1/conversations/{id}/handoff 409',
       'POST /v1/contacts/{id}/merge 422',
       'POST /v1/webhooks 201',
+      'POST /v1/keys 201',
+      'GET /v1/contacts 403',
       'POST /v1/conversations 400',
       'GET /v1/conversations/{id} 404',
     ])

@@ -91,6 +91,21 @@ describe('Expect: 100-continue', () => {
     expect(JSON.parse(out.body)).toMatchObject({ meta: { via: 'expect' } });
   });
 
+  it('sends 100 Continue for a managed key it has to look up, and not once the key is revoked', async () => {
+    const made = await gw.api('/v1/keys', {
+      method: 'POST',
+      json: { name: 'uploader', scopes: ['conversations:write'] },
+    });
+    const { id, key } = (await made.json()) as { id: string; key: string };
+    const out = await upload(gw.url, { authorization: `Bearer ${key}` }, '{"meta":{"via":"managed"}}');
+    expect(out.continued).toBe(true);
+    expect(out.status).toBe(201);
+    expect((await gw.api(`/v1/keys/${id}`, { method: 'DELETE' })).status).toBe(200);
+    const refused = await upload(gw.url, { authorization: `Bearer ${key}` }, '', 10 * 1024 * 1024);
+    expect(refused.continued).toBe(false);
+    expect(refused.status).toBe(401);
+  });
+
   it('answers broken percent-encoding in any path below 500, without an error-level log', async () => {
     for (const path of [
       '/%',

@@ -67,7 +67,7 @@ class Client:
     """A client for one gateway.
 
     ``base_url`` is the gateway's address (``http://localhost:3000``; a trailing ``/v1`` is accepted),
-    ``api_key`` one of its ``API_KEYS``. ``timeout`` bounds each attempt in seconds. Connection errors,
+    ``api_key`` one of its ``API_KEYS`` or a key made with :meth:`create_key`. ``timeout`` bounds each attempt in seconds. Connection errors,
     ``429`` and ``503`` are retried up to ``max_retries`` times with jittered exponential backoff
     (``backoff_base`` seconds doubling up to ``backoff_max``), waiting at least the ``Retry-After`` the
     gateway sent (capped at ``max_retry_after``). Answers are plain dicts (lists are
@@ -492,6 +492,34 @@ class Client:
         (an ISO 8601 string or an aware ``datetime``) → ``{"replayed", "items"}``."""
         since_text = since if isinstance(since, str) else since.isoformat()
         return self.request("POST", f"/webhooks/{_segment(webhook_id)}/replay", params={"since": since_text})
+
+    # ------------------------------------------------------------------ API keys (scope admin)
+
+    def create_key(self, name: str, scopes: List[str], *, rate_limit_per_min: Optional[int] = None) -> Json:
+        """``POST /v1/keys`` → the key's record with ``key``, the API key itself, shown this once.
+
+        ``scopes`` are among ``messages``, ``conversations:read``, ``conversations:write``, ``contacts``,
+        ``webhooks``, ``admin`` and ``console``; ``rate_limit_per_min`` is the key's own limit (``0`` = none).
+        If the first answer was lost and the retry replays it, ``key`` is ``None``: the gateway never keeps
+        the key, so revoke that ``id`` and create another."""
+        body = _body(name=name, scopes=scopes, rateLimitPerMin=rate_limit_per_min)
+        return self.request("POST", "/keys", json_body=body)
+
+    def list_keys(self, **params: Any) -> Json:
+        """``GET /v1/keys``: one page (never the keys themselves)."""
+        return self.request("GET", "/keys", params=params)
+
+    def iter_keys(self, **params: Any) -> Iterator[Json]:
+        """Every managed key, following ``cursor``."""
+        return self._pages("/keys", params)
+
+    def get_key(self, key_id: str) -> Json:
+        """``GET /v1/keys/:id`` (never the key itself)."""
+        return self.request("GET", f"/keys/{_segment(key_id)}")
+
+    def revoke_key(self, key_id: str) -> Json:
+        """``DELETE /v1/keys/:id``: refused by every gateway process within a second → ``{"id"}``."""
+        return self.request("DELETE", f"/keys/{_segment(key_id)}")
 
     # ------------------------------------------------------------------ bot configuration
 

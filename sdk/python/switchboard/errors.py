@@ -58,7 +58,13 @@ class UnauthorizedError(SwitchboardError):
 
 
 class ForbiddenError(SwitchboardError):
-    """403."""
+    """403: the API key lacks the scope of the route (``GW_ERR_INSUFFICIENT_SCOPE``; see ``scope``)."""
+
+    @property
+    def scope(self) -> Optional[str]:
+        """The scope the key would need, when the gateway named one."""
+        value = self.problem.get("scope")
+        return value if isinstance(value, str) else None
 
 
 class NotFoundError(SwitchboardError):

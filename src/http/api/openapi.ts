@@ -11,6 +11,8 @@ import { botHealthResponse, botTestResponse, botTestSchema } from '../../bot-con
 import { botConfigDocument, botConfigPatch, botConfigResponse } from '../../bot-config/schema.js';
 import { ERRORS, type ErrorCode, type ErrorSpec } from '../../core/errors.js';
 import { assignSchema, requestSchema } from '../../handoff/routes.js';
+import { createKeySchema, keyListQuery, keyResponse, keyWithSecretResponse } from '../../keys/routes.js';
+import { scopeFor } from '../../keys/scopes.js';
 import { addSchema, typingSchema } from '../../participants/routes.js';
 import {
   createSchema as createWebhookSchema,
@@ -498,6 +500,41 @@ export const OPERATIONS: readonly Operation[] = [
     query: replayQuery,
     responses: { 202: json('The deliveries replayed', replayResponse) },
   },
+  // API keys (docs/keys.md)
+  {
+    method: 'post',
+    path: '/v1/keys',
+    id: 'createKey',
+    tag: 'Keys',
+    summary: 'Create an API key with scopes (the key is shown this once)',
+    body: createKeySchema,
+    responses: { 201: created('The key with its secret', keyWithSecretResponse) },
+  },
+  {
+    method: 'get',
+    path: '/v1/keys',
+    id: 'listKeys',
+    tag: 'Keys',
+    summary: 'List the managed API keys (never their secrets)',
+    query: keyListQuery,
+    responses: { 200: json('A page of keys', pageResponse(keyResponse)) },
+  },
+  {
+    method: 'get',
+    path: '/v1/keys/:id',
+    id: 'getKey',
+    tag: 'Keys',
+    summary: 'Get an API key (never its secret)',
+    responses: { 200: json('The key', keyResponse) },
+  },
+  {
+    method: 'delete',
+    path: '/v1/keys/:id',
+    id: 'revokeKey',
+    tag: 'Keys',
+    summary: 'Revoke an API key, in every process at once',
+    responses: { 200: deleted },
+  },
   // Bot configuration (scope admin)
   {
     method: 'get',
@@ -570,6 +607,8 @@ const NAMED: ReadonlyArray<[z.ZodType, string]> = [
   [endpointResponse, 'Webhook'],
   [endpointWithSecretResponse, 'WebhookWithSecret'],
   [deliveryResponse, 'Delivery'],
+  [keyResponse, 'ApiKey'],
+  [keyWithSecretResponse, 'ApiKeyWithSecret'],
   [deletedResponse, 'Deleted'],
   [conversationPage, 'ConversationPage'],
   [messagePage, 'MessagePage'],
@@ -606,7 +645,7 @@ export function openApiPath(expressPath: string): string {
 /** The error codes an operation can answer: those of every route of its kind plus its own. */
 function errorCodes(op: Operation): ErrorCode[] {
   const codes: ErrorCode[] = ['GW_ERR_INTERNAL', 'GW_ERR_STORE_UNAVAILABLE'];
-  if (op.auth !== false) codes.push('GW_ERR_UNAUTHORIZED');
+  if (op.auth !== false) codes.push('GW_ERR_UNAUTHORIZED', 'GW_ERR_INSUFFICIENT_SCOPE');
   if (op.path.includes(':')) codes.push('GW_ERR_NOT_FOUND', 'GW_ERR_BAD_REQUEST');
   if (op.query || op.body) codes.push('GW_ERR_VALIDATION');
   if (op.query && 'cursor' in op.query.shape) codes.push('GW_ERR_INVALID_CURSOR');
@@ -808,6 +847,8 @@ export function buildOpenApiDocument(version: string): JsonSchema {
       );
     }
 
+    // The scope from the gate's own table (src/keys/scopes.ts), so document and enforcement agree.
+    const scope = op.auth === false ? undefined : scopeFor(op.method, op.path);
     const operation: JsonSchema = {
       operationId: op.id,
       tags: [op.tag],
@@ -827,6 +868,7 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         : {}),
       responses: answers,
       ...(op.auth === false ? { security: [] } : {}),
+      ...(scope !== undefined ? { security: [{ bearer: [scope] }], 'x-scope': scope } : {}),
     };
     const path = openApiPath(op.path);
     paths[path] = { ...paths[path], [op.method]: operation };
@@ -844,7 +886,9 @@ export function buildOpenApiDocument(version: string): JsonSchema {
         'The `/v1` REST API of the Switchboard chatbot gateway. Every request but this document needs ' +
         '`Authorization: Bearer <key>`. Bodies are `application/json`. Every error is ' +
         '`application/problem+json` with a stable `code`. Lists take `cursor`, `take` (1–200, default 50) ' +
-        'and `order` (`asc` | `desc`) and answer `{ items, cursor }`, `cursor` null on the last page.',
+        'and `order` (`asc` | `desc`) and answer `{ items, cursor }`, `cursor` null on the last page. ' +
+        'Each operation names the scope a managed key needs (`security`, `x-scope`); keys in `API_KEYS` ' +
+        'have every scope, and a key without the scope gets `403 GW_ERR_INSUFFICIENT_SCOPE`.',
     },
     servers: [{ url: '/' }],
     security: [{ bearer: [] }],
@@ -852,7 +896,12 @@ export function buildOpenApiDocument(version: string): JsonSchema {
     paths,
     components: {
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'An API key from `API_KEYS`.' },
+        bearer: {
+          type: 'http',
+          scheme: 'bearer',
+          description:
+            'An API key: one of `API_KEYS` (every scope) or a managed key from `POST /v1/keys` (its scopes).',
+        },
       },
       headers: HEADERS,
       responses: problemResponses,

@@ -491,6 +491,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the managed API keys (never their secrets) */
+        get: operations["listKeys"];
+        put?: never;
+        /** Create an API key with scopes (the key is shown this once) */
+        post: operations["createKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get an API key (never its secret) */
+        get: operations["getKey"];
+        put?: never;
+        post?: never;
+        /** Revoke an API key, in every process at once */
+        delete: operations["revokeKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/bot": {
         parameters: {
             query?: never;
@@ -707,6 +743,12 @@ export interface components {
             /** @constant */
             rotateSecret?: true;
         };
+        createKeyRequest: {
+            name: string;
+            scopes: ("messages" | "conversations:read" | "conversations:write" | "contacts" | "webhooks" | "admin" | "console")[];
+            /** @description Requests per minute for this key (0 = no limit); absent: `RATE_LIMIT_PER_MIN`. */
+            rateLimitPerMin?: number;
+        };
         replaceBotConfigRequest: {
             url?: string;
             secret?: string;
@@ -753,7 +795,7 @@ export interface components {
             status: number;
             detail: string;
             /** @enum {string} */
-            code: "GW_ERR_UNAUTHORIZED" | "GW_ERR_NOT_FOUND" | "GW_ERR_ROUTE_NOT_FOUND" | "GW_ERR_BAD_REQUEST" | "GW_ERR_INVALID_JSON" | "GW_ERR_VALIDATION" | "GW_ERR_INVALID_CURSOR" | "GW_ERR_UNSUPPORTED_MEDIA_TYPE" | "GW_ERR_PAYLOAD_TOO_LARGE" | "GW_ERR_CONFLICT" | "GW_ERR_CHANNEL_UNAVAILABLE" | "GW_ERR_NOT_IN_HANDOFF" | "GW_ERR_NOT_AN_AGENT" | "GW_ERR_QUEUE_FULL" | "GW_ERR_STORE_UNAVAILABLE" | "GW_ERR_SHUTTING_DOWN" | "GW_ERR_SIGNATURE_INVALID" | "GW_ERR_WEBHOOK_TARGET_REFUSED" | "GW_ERR_MERGE_SELF" | "GW_ERR_IDENTITY_NOT_FOUND" | "GW_ERR_UNMERGE_LAST_IDENTITY" | "GW_ERR_RATE_LIMITED" | "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_IDEMPOTENCY_IN_FLIGHT" | "GW_ERR_PRECONDITION_FAILED" | "GW_ERR_INTERNAL";
+            code: "GW_ERR_UNAUTHORIZED" | "GW_ERR_INSUFFICIENT_SCOPE" | "GW_ERR_NOT_FOUND" | "GW_ERR_ROUTE_NOT_FOUND" | "GW_ERR_BAD_REQUEST" | "GW_ERR_INVALID_JSON" | "GW_ERR_VALIDATION" | "GW_ERR_INVALID_CURSOR" | "GW_ERR_UNSUPPORTED_MEDIA_TYPE" | "GW_ERR_PAYLOAD_TOO_LARGE" | "GW_ERR_CONFLICT" | "GW_ERR_CHANNEL_UNAVAILABLE" | "GW_ERR_NOT_IN_HANDOFF" | "GW_ERR_NOT_AN_AGENT" | "GW_ERR_QUEUE_FULL" | "GW_ERR_STORE_UNAVAILABLE" | "GW_ERR_SHUTTING_DOWN" | "GW_ERR_SIGNATURE_INVALID" | "GW_ERR_WEBHOOK_TARGET_REFUSED" | "GW_ERR_MERGE_SELF" | "GW_ERR_IDENTITY_NOT_FOUND" | "GW_ERR_UNMERGE_LAST_IDENTITY" | "GW_ERR_RATE_LIMITED" | "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_IDEMPOTENCY_IN_FLIGHT" | "GW_ERR_PRECONDITION_FAILED" | "GW_ERR_INTERNAL";
             /** @description The `X-Request-Id` of the request. */
             requestId: string;
             /** @description `GW_ERR_VALIDATION`: every failing field, by its path (`participants.0.role`). */
@@ -1075,6 +1117,39 @@ export interface components {
             replayed: number;
             items: components["schemas"]["Delivery"][];
         };
+        ApiKeyWithSecret: {
+            id: string;
+            name: string;
+            scopes: ("messages" | "conversations:read" | "conversations:write" | "contacts" | "webhooks" | "admin" | "console")[];
+            /** @description The key’s own limit per minute; `null`: `RATE_LIMIT_PER_MIN`. */
+            rateLimitPerMin: number | null;
+            /** @description The start and last four characters of the key, to recognise it. */
+            hint: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description When a request last used the key, to within a minute; `null`: not yet. */
+            lastUsedAt: string | null;
+            /** @description The API key. Shown in this answer only; store it now. `null` in an `Idempotency-Key` replay: the key is never kept. */
+            key: string | null;
+        };
+        listKeys200Response: {
+            items: components["schemas"]["ApiKey"][];
+            /** @description Pass as `cursor` for the next page; null on the last. */
+            cursor: string | null;
+        };
+        ApiKey: {
+            id: string;
+            name: string;
+            scopes: ("messages" | "conversations:read" | "conversations:write" | "contacts" | "webhooks" | "admin" | "console")[];
+            /** @description The key’s own limit per minute; `null`: `RATE_LIMIT_PER_MIN`. */
+            rateLimitPerMin: number | null;
+            /** @description The start and last four characters of the key, to recognise it. */
+            hint: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description When a request last used the key, to within a minute; `null`: not yet. */
+            lastUsedAt: string | null;
+        };
         getBotConfig200Response: {
             /** @enum {string} */
             bot: "http" | "demo";
@@ -1236,6 +1311,24 @@ export interface components {
                     code?: "GW_ERR_UNAUTHORIZED";
                     /** @constant */
                     status?: 401;
+                };
+            };
+        };
+        /** @description `GW_ERR_INSUFFICIENT_SCOPE`: The API key lacks the scope this route needs */
+        Error403: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @enum {unknown} */
+                    code?: "GW_ERR_INSUFFICIENT_SCOPE";
+                    /** @constant */
+                    status?: 403;
                 };
             };
         };
@@ -1759,6 +1852,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
@@ -1814,6 +1908,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409_2"];
             413: components["responses"]["Error413"];
@@ -1859,6 +1954,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409_3"];
             413: components["responses"]["Error413"];
@@ -1909,6 +2005,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_3"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -1948,6 +2045,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
@@ -1986,6 +2084,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_4"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -2023,6 +2122,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_5"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2068,6 +2168,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409_2"];
             413: components["responses"]["Error413"];
@@ -2119,6 +2220,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_6"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -2161,6 +2263,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2201,6 +2304,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_4"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -2239,6 +2343,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_5"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2285,6 +2390,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2327,6 +2433,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_7"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -2368,6 +2475,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2409,6 +2517,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_5"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409_4"];
             413: components["responses"]["Error413"];
@@ -2454,6 +2563,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409_4"];
             413: components["responses"]["Error413"];
@@ -2493,6 +2603,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_4"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -2547,6 +2658,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409_2"];
             413: components["responses"]["Error413"];
@@ -2589,6 +2701,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_5"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2632,6 +2745,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2682,6 +2796,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_3"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -2713,6 +2828,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -2747,6 +2863,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_4"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -2784,6 +2901,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_5"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2829,6 +2947,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -2875,6 +2994,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_6"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -2917,6 +3037,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_6"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -2958,6 +3079,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -3016,6 +3138,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404_2"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -3060,6 +3183,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_3"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -3099,6 +3223,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_8"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
@@ -3137,6 +3262,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_4"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -3174,6 +3300,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_5"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -3219,6 +3346,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_9"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -3260,6 +3388,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_5"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409_2"];
             413: components["responses"]["Error413"];
@@ -3307,6 +3436,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_6"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -3343,6 +3473,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_4"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
@@ -3383,6 +3514,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409_2"];
             413: components["responses"]["Error413"];
@@ -3426,6 +3558,169 @@ export interface operations {
             };
             400: components["responses"]["Error400_2"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            415: components["responses"]["Error415"];
+            422: components["responses"]["Error422"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    listKeys: {
+        parameters: {
+            query?: {
+                /** @description The `cursor` of the previous page; absent for the first page. */
+                cursor?: string;
+                /** @description Page size, 1–200 (default 50). */
+                take?: string;
+                /** @description Oldest first (`asc`, the default) or newest first (`desc`). */
+                order?: "asc" | "desc";
+            };
+            header?: {
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of keys */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["listKeys200Response"];
+                };
+            };
+            400: components["responses"]["Error400_3"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    createKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: a repeat with the same key and body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) without a second effect; 1–255 printable ASCII characters without spaces. */
+                "Idempotency-Key"?: string;
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["createKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The key with its secret, created */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKeyWithSecret"];
+                };
+            };
+            400: components["responses"]["Error400"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            409: components["responses"]["Error409"];
+            413: components["responses"]["Error413"];
+            415: components["responses"]["Error415"];
+            422: components["responses"]["Error422"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    getKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiKey"];
+                };
+            };
+            400: components["responses"]["Error400_4"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
+            404: components["responses"]["Error404"];
+            429: components["responses"]["Error429"];
+            500: components["responses"]["Error500"];
+            503: components["responses"]["Error503"];
+        };
+    };
+    revokeKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: a repeat with the same key and body within 24 hours answers the first answer again (`Idempotent-Replayed: true`) without a second effect; 1–255 printable ASCII characters without spaces. */
+                "Idempotency-Key"?: string;
+                /** @description Kept as the request id when 1–64 of `A-Za-z0-9._-`. */
+                "X-Request-Id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted: the id of what is gone */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Deleted"];
+                };
+            };
+            400: components["responses"]["Error400_5"];
+            401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
@@ -3463,6 +3758,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -3504,6 +3800,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             409: components["responses"]["Error409_2"];
             412: components["responses"]["Error412"];
             413: components["responses"]["Error413"];
@@ -3550,6 +3847,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             409: components["responses"]["Error409_2"];
             412: components["responses"]["Error412"];
             413: components["responses"]["Error413"];
@@ -3586,6 +3884,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -3624,6 +3923,7 @@ export interface operations {
             };
             400: components["responses"]["Error400"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
@@ -3662,6 +3962,7 @@ export interface operations {
             };
             400: components["responses"]["Error400_4"];
             401: components["responses"]["Error401"];
+            403: components["responses"]["Error403"];
             404: components["responses"]["Error404"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
