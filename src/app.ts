@@ -12,7 +12,7 @@ import { docsRoutes, openApiDocument } from './http/docs.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { pageRoutes } from './http/pages.js';
 import { defineRequestLogger, requestId } from './http/request-id.js';
-import { metricsAccess, metricsGuard } from './metrics.js';
+import { metricsAccess, metricsGuard, requestMetrics } from './metrics.js';
 
 /** What the start-up log and `/readyz` say on the embedded backend. */
 export const EMBEDDED_WARNING =
@@ -29,7 +29,7 @@ export function createApp(deps: GatewayDeps): Express {
   // The API first: it is where the traffic is, and no other route lives under /v1.
   // The API's own description needs no key, so it is answered before the /v1 gate.
   app.get('/v1/openapi.json', openApiDocument());
-  app.use('/v1', apiRouter(deps));
+  app.use('/v1', requestMetrics(deps.metrics, 'api'), apiRouter(deps));
   docsRoutes(app);
 
   app.get('/healthz', (_req, res) => {
@@ -60,6 +60,9 @@ export function createApp(deps: GatewayDeps): Express {
     res.send(await deps.metrics.registry.metrics());
   });
 
+  // Counted for every provider, whatever the adapter answers (refusals included).
+  const channels = new Set(deps.adapters.map((a) => a.name));
+  app.use('/webhooks', requestMetrics(deps.metrics, 'webhook', channels));
   const webhooks = express.Router();
   for (const adapter of deps.adapters) adapter.routes?.(webhooks);
   app.use(webhooks);

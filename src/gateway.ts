@@ -89,6 +89,7 @@ export async function createGateway(
   const accepting = new IngestService({ store, config, events, metrics, lifecycle, contacts, participants });
   const ingest = privacy?.store ? redactingIngest(accepting, privacy.types) : accepting;
   const bot: Bot = opts.bot ?? botConfig.bot;
+  metrics.watchBreaker(() => bot.circuitOpen?.() ?? false);
 
   const ctx: ChannelContext = {
     config,
@@ -146,7 +147,16 @@ export async function createGateway(
     botSettings: botConfig.service,
   });
   // Outbound webhooks: the listener only enqueues; the dispatcher starts and stops with the gateway.
-  const webhooks = await createWebhooks({ config, logger, store, options: opts.webhooks });
+  const webhooks = await createWebhooks({
+    config,
+    logger,
+    store,
+    options: opts.webhooks,
+    onAttempt(outcome, latencyMs) {
+      metrics.webhookDeliveries.inc({ outcome });
+      if (latencyMs !== null) metrics.webhookDeliveryDuration.observe(latencyMs / 1000);
+    },
+  });
   events.on(privacy ? redactingListener(webhooks.onEvent, privacy.types) : webhooks.onEvent);
   const keys = await createKeys({ store, config, logger: logger.child({ component: 'keys' }) });
   const deps: GatewayDeps = {

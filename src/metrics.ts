@@ -49,6 +49,7 @@ export function metricsGuard(config: { METRICS_TOKEN?: string; NODE_ENV?: string
 
 export function createMetrics(pendingCount: () => Promise<number>) {
   const registry = new Registry();
+  let breakerState: () => boolean = () => false;
   collectDefaultMetrics({ register: registry });
   return {
     registry,
@@ -112,6 +113,75 @@ export function createMetrics(pendingCount: () => Promise<number>) {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    /** Provider webhook requests (`/webhooks/...`) by channel and status class, refused or not. */
+    webhookRequests: new Counter({
+      name: 'switchboard_webhook_requests_total',
+      help: 'Provider webhook requests, by channel and status class (2xx, 4xx, 5xx)',
+      labelNames: ['channel', 'status'] as const,
+      registers: [registry],
+    }),
+    apiRequests: new Counter({
+      name: 'switchboard_api_requests_total',
+      help: 'REST API (/v1) requests, by method and status class (2xx, 4xx, 5xx)',
+      labelNames: ['method', 'status'] as const,
+      registers: [registry],
+    }),
+    httpDuration: new Histogram({
+      name: 'switchboard_http_request_duration_seconds',
+      help: 'Time to answer an HTTP request, by surface (webhook, api)',
+      labelNames: ['surface'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    rateLimited: new Counter({
+      name: 'switchboard_rate_limited_total',
+      help: 'REST API requests refused with 429 by the per-key rate limit',
+      registers: [registry],
+    }),
+    queueWait: new Histogram({
+      name: 'switchboard_queue_wait_seconds',
+      help: 'Time from accepting a message to a worker taking it (queue lag), by channel',
+      labelNames: ['channel'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    botRequests: new Counter({
+      name: 'switchboard_bot_requests_total',
+      help: 'Calls to the bot, by outcome: ok, error (failed after its retries), breaker_open (not called)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    breakerOpen: new Gauge({
+      name: 'switchboard_bot_breaker_open',
+      help: "1 while the bot's circuit breaker is open in this process (calls fail fast), else 0",
+      registers: [registry],
+      collect() {
+        this.set(breakerState() ? 1 : 0);
+      },
+    }),
+    sendDuration: new Histogram({
+      name: 'switchboard_send_duration_seconds',
+      help: 'Time a provider took to take an outbound message, by channel',
+      labelNames: ['channel'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    webhookDeliveries: new Counter({
+      name: 'switchboard_webhook_delivery_attempts_total',
+      help: 'Outbound webhook delivery attempts, by outcome: delivered, failed (will retry), dead (gave up)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    webhookDeliveryDuration: new Histogram({
+      name: 'switchboard_webhook_delivery_duration_seconds',
+      help: 'Time an outbound webhook endpoint took to answer an attempt',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    /** Tells the breaker gauge where to look (the bot is built after the metrics). */
+    watchBreaker(open: () => boolean) {
+      breakerState = open;
+    },
     pending: new Gauge({
       name: 'switchboard_queue_pending',
       help: 'Messages accepted and not yet processed',
@@ -124,3 +194,36 @@ export function createMetrics(pendingCount: () => Promise<number>) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** A status code's class as a label: `2xx`, `4xx`, `5xx` (low cardinality, whatever the code). */
+function statusClass(status: number): string {
+  return `${Math.floor(status / 100)}xx`;
+}
+
+/** The channel of a provider webhook path (`/webhooks/<channel>/...`); `other` for anything else. */
+export function webhookChannel(path: string, known: ReadonlySet<string>): string {
+  const name = /^\/webhooks\/([a-z_-]+)/.exec(path)?.[1];
+  return name !== undefined && known.has(name) ? name : 'other';
+}
+
+/**
+ * Counts every request of a surface once it is answered, with its duration: `api` for `/v1`,
+ * `webhook` for provider webhooks (by channel). One `finish` listener per request.
+ */
+export function requestMetrics(
+  metrics: Metrics,
+  surface: 'api' | 'webhook',
+  channels: ReadonlySet<string> = new Set(),
+): RequestHandler {
+  return function requestMetricsMiddleware(req, res, next) {
+    const started = performance.now();
+    res.once('finish', () => {
+      const status = statusClass(res.statusCode);
+      if (surface === 'api') metrics.apiRequests.inc({ method: req.method, status });
+      else metrics.webhookRequests.inc({ channel: webhookChannel(req.originalUrl, channels), status });
+      if (res.statusCode === 429 && surface === 'api') metrics.rateLimited.inc();
+      metrics.httpDuration.observe({ surface }, (performance.now() - started) / 1000);
+    });
+    next();
+  };
+}

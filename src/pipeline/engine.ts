@@ -475,6 +475,12 @@ export class Engine {
     // Contact scope: the reply leaves through the channel thread of the message it answers.
     const adapter = this.adapterFor(throughThread(conversation, message).channel);
     const attempts = message.processing?.attempts ?? claim.deliveries;
+    // Queue lag: from the accept to the first claim (a redelivery would time the crash, not the queue).
+    if (claim.deliveries === 1 && message.direction === 'inbound')
+      metrics.queueWait.observe(
+        { channel: conversation.channel },
+        Math.max(0, Date.now() - Date.parse(message.createdAt)) / 1000,
+      );
 
     if (claim.deliveries > MAX_DELIVERIES && !message.processing?.replyIds) {
       log.error({ deliveries: claim.deliveries }, 'message set aside after repeated crashes');
@@ -625,6 +631,7 @@ export class Engine {
       await handoff
         .resumed(conversation)
         .catch((err: unknown) => log.warn({ err }, 'handoff resume marker not cleared'));
+      metrics.botRequests.inc({ outcome: 'ok' });
       return { replies: response.replies, response, fallback: false };
     } catch (err) {
       if (signal.aborted) throw err;
@@ -632,6 +639,7 @@ export class Engine {
         err instanceof BotError
           ? { code: err.code, message: err.message }
           : { code: 'BOT_FAILED', message: (err as Error).message };
+      metrics.botRequests.inc({ outcome: error.code === 'BOT_CIRCUIT_OPEN' ? 'breaker_open' : 'error' });
       log.warn({ code: error.code, reason: error.message }, 'bot failed; sending the fallback reply');
       return { replies: [{ text: settings.fallbackText }], error, fallback: true };
     }
@@ -669,8 +677,13 @@ export class Engine {
         message: 'A previous attempt to send this message was interrupted; its outcome is unknown',
       });
     }
+    const sendStarted = performance.now();
     try {
       const result = await adapter.send(conversation, message);
+      metrics.sendDuration.observe(
+        { channel: conversation.channel },
+        (performance.now() - sendStarted) / 1000,
+      );
       if (result.externalId) {
         await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);
       }

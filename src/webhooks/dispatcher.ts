@@ -51,12 +51,16 @@ export function retryDelay(
   return retryAfterMs === undefined ? jittered : Math.max(jittered, Math.min(retryAfterMs, longest));
 }
 
+/** Told of each recorded attempt: its outcome and the endpoint's answer time (null when never sent). */
+export type AttemptObserver = (outcome: 'delivered' | 'failed' | 'dead', latencyMs: number | null) => void;
+
 export class Dispatcher {
   readonly #repo: WebhookRepo;
   readonly #source: EndpointSource;
   readonly #opts: WebhookOptions;
   readonly #allowPrivate: boolean;
   readonly #logger: Logger;
+  readonly #onAttempt: AttemptObserver | undefined;
   readonly #breakers = new Map<string, CircuitBreaker>();
   readonly #inflight = new Map<string, number>();
   readonly #attempts = new Set<Promise<void>>();
@@ -74,7 +78,9 @@ export class Dispatcher {
     options: WebhookOptions;
     allowPrivate: boolean;
     logger: Logger;
+    onAttempt?: AttemptObserver;
   }) {
+    this.#onAttempt = deps.onAttempt;
     this.#repo = deps.repo;
     this.#source = deps.source;
     this.#opts = deps.options;
@@ -245,6 +251,11 @@ export class Dispatcher {
       status: outcome.status,
       latencyMs: outcome.latencyMs,
     };
+    if (applied)
+      this.#onAttempt?.(
+        outcome.kind === 'success' ? 'delivered' : action === 'dead' ? 'dead' : 'failed',
+        outcome.kind === 'refused' ? null : outcome.latencyMs,
+      );
     if (!applied) {
       this.#logger.warn(
         log,

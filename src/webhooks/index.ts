@@ -7,12 +7,14 @@
 import type { Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
 import type { Store } from '../core/store.js';
+import type { AttemptObserver } from './dispatcher.js';
 import { type WebhookOptions, webhookOptions } from './options.js';
 import type { WebhookRepo } from './repo.js';
 import { MemoryWebhookRepo } from './repo-memory.js';
 import { RedisWebhookRepo } from './repo-redis.js';
 import { WebhookService } from './service.js';
 
+export type { AttemptObserver } from './dispatcher.js';
 export type { WebhookOptions } from './options.js';
 export { webhooksRouter } from './routes.js';
 export { WebhookService } from './service.js';
@@ -26,6 +28,8 @@ export async function createWebhooks(deps: {
   logger: Logger;
   store: Store;
   options?: Partial<WebhookOptions>;
+  /** Told of every attempt's outcome, for metrics. */
+  onAttempt?: AttemptObserver;
 }): Promise<WebhookService> {
   const { config, store } = deps;
   const repo: WebhookRepo =
@@ -38,5 +42,6 @@ export async function createWebhooks(deps: {
     options: webhookOptions(deps.options),
     allowPrivate: config.WEBHOOKS_ALLOW_PRIVATE,
     logger: deps.logger.child({ component: 'webhooks' }),
+    ...(deps.onAttempt ? { onAttempt: deps.onAttempt } : {}),
   });
 }

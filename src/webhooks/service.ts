@@ -9,7 +9,7 @@ import { GatewayError } from '../core/errors.js';
 import type { DomainEvent, EventType } from '../core/events.js';
 import { newId } from '../core/ids.js';
 import type { Bus, Page } from '../core/store.js';
-import { Dispatcher, type EndpointSource } from './dispatcher.js';
+import { type AttemptObserver, Dispatcher, type EndpointSource } from './dispatcher.js';
 import { pingEvent, toWebhookEvent, type WebhookEvent } from './events.js';
 import type { WebhookOptions } from './options.js';
 import type {
@@ -111,6 +111,7 @@ export class WebhookService implements EndpointSource {
     options: WebhookOptions;
     allowPrivate: boolean;
     logger: Logger;
+    onAttempt?: AttemptObserver;
   }) {
     this.repo = deps.repo;
     this.#bus = deps.bus;
@@ -123,6 +124,7 @@ export class WebhookService implements EndpointSource {
       options: deps.options,
       allowPrivate: deps.allowPrivate,
       logger: deps.logger,
+      ...(deps.onAttempt ? { onAttempt: deps.onAttempt } : {}),
     });
   }
 
