@@ -8,6 +8,7 @@ import type { Store } from './core/store.js';
 import type { HandoffService } from './handoff/service.js';
 import type { Metrics } from './metrics.js';
 import type { ParticipantService } from './participants/service.js';
+import type { Bot } from './pipeline/bot/types.js';
 import type { Engine } from './pipeline/engine.js';
 import type { WebhookService } from './webhooks/service.js';
 
@@ -35,4 +36,6 @@ export interface GatewayDeps {
   contacts: ContactService;
   /** Participants of conversations: joins, leaves and their events (SPEC §8). */
   participants: ParticipantService;
+  /** The bot the engine calls, for its health in the operator console (SPEC §11). */
+  bot?: Bot;
 }

@@ -9,6 +9,7 @@ import { ADAPTERS } from '../adapters/index.js';
 import { DEFAULTS } from '../config/defaults.js';
 import type { AppConfig } from '../config/schema.js';
 import { createApp, EMBEDDED_WARNING } from './app.js';
+import type { ConsoleOptions } from './console/routes.js';
 import { createContacts } from './contacts/index.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
@@ -55,6 +56,8 @@ export interface GatewayOptions {
   startEngine?: boolean;
   /** Outbound webhook tunables (tests shorten timeouts and the retry schedule). */
   webhooks?: Partial<WebhookOptions>;
+  /** The operator console: who may sign in (the `console` scope check), session lifetime. */
+  console?: ConsoleOptions;
 }
 
 export async function createGateway(
@@ -141,9 +144,10 @@ export async function createGateway(
     handoff,
     contacts,
     participants,
+    bot,
   };
   for (const adapter of adapters) adapter.attach?.(deps);
-  const app = createApp(deps);
+  const app = createApp(deps, opts.console);
   const server = createServer();
   const drain = new HttpDrain(server);
   // Every request goes through the drain, which answers 503 once shutdown has begun.
@@ -232,6 +236,7 @@ export async function createGateway(
             .stop(Math.min(left(), 5_000))
             .catch((err) => logger.error({ err }, 'webhooks stop failed')),
         ]);
+        app.closeConsole();
         await handoff.dispose().catch((err) => logger.error({ err }, 'handoff close failed'));
         await store.close();
         logger.info('shutdown complete');
