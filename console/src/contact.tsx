@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, type Contact, type Conversation, type MergeSuggestion, type Page } from './api.js';
 import { subscribe } from './bus.js';
-import { ChannelIcon, channelLabel, customerOf, StatusBadge, time, titleOf } from './ui.js';
+import { ChannelIcon, channelLabel, customerOf, Glyph, StatusBadge, time, titleOf } from './ui.js';
 
 interface Loaded {
   contact: Contact;
@@ -65,7 +65,7 @@ export function ContactPanel({
           onClick={onClose}
           aria-label="Close contact details"
         >
-          ×
+          <Glyph name="close" />
         </button>
       </header>
       {!contactId ? (

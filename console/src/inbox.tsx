@@ -158,7 +158,7 @@ export function Inbox({ session, drafts }: { session: SessionInfo; drafts: Map<s
               value={filters.channel}
               onChange={(e) => set({ channel: e.currentTarget.value })}
             >
-              <option value="">All channels</option>
+              <option value="">Any channel</option>
               {CHANNELS.map((c) => (
                 <option value={c} key={c}>
                   {channelLabel(c)}

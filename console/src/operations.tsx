@@ -77,7 +77,7 @@ export function Operations() {
           <tbody>
             {queue.channels.map((row) => (
               <tr key={row.channel} data-channel={row.channel}>
-                <td>
+                <td class="channel-cell">
                   <ChannelIcon channel={row.channel} /> {channelLabel(row.channel)}
                 </td>
                 <td>{row.depth}</td>

@@ -15,7 +15,7 @@ import {
   SignedOut,
 } from './api.js';
 import { debounce, subscribe } from './bus.js';
-import { ChannelIcon, channelLabel, StatusBadge, Ticks, time, titleOf } from './ui.js';
+import { ChannelIcon, channelLabel, Glyph, StatusBadge, Ticks, time, titleOf } from './ui.js';
 
 function Attachments({ items }: { items: Attachment[] }) {
   if (items.length === 0) return null;
@@ -24,9 +24,7 @@ function Attachments({ items }: { items: Attachment[] }) {
       {items.map((a) => (
         <li key={a.url}>
           <a href={a.url} target="_blank" rel="noopener noreferrer">
-            <span class="clip" aria-hidden="true">
-              📎
-            </span>
+            <Glyph name="clip" />
             {a.name ?? a.url.split('/').pop() ?? 'attachment'}
           </a>
           <span class="muted"> {a.contentType}</span>
@@ -56,9 +54,8 @@ function Bubble({ message, conversation }: { message: Message; conversation: Con
     <li class={`msg msg-${message.type}`} data-type={message.type} data-message={message.id}>
       <div class="msg-who">
         {who}
-        {message.type !== 'user' && (
-          <span class="role-tag">{message.type === 'agent' ? 'Agent' : 'Bot'}</span>
-        )}
+        {message.type === 'agent' && <span class="role-tag">Agent</span>}
+        {message.type === 'bot' && who !== 'Bot' && <span class="role-tag">Bot</span>}
       </div>
       <div class="msg-body">
         <p class="msg-text">{message.text}</p>
@@ -199,7 +196,7 @@ export function Transcript({
     <div class="transcript">
       <header class="conv-header">
         <button type="button" class="icon-button back" onClick={onBack} aria-label="Back to conversations">
-          ←
+          <Glyph name="back" />
         </button>
         <ChannelIcon channel={conversation.channel} />
         <div class="conv-heading">
@@ -242,7 +239,7 @@ export function Transcript({
             onClick={onToggleContact}
             aria-label="Contact details"
           >
-            ⓘ
+            <Glyph name="info" />
           </button>
         </div>
       </header>

@@ -37,6 +37,23 @@ export function ChannelIcon({ channel }: { channel: ChannelName | string }) {
   );
 }
 
+/** Small outline icons for controls (the page uses no emoji: fonts may lack them). */
+const GLYPHS = {
+  clip: 'M16.5 6.5v10a4.5 4.5 0 0 1-9 0V5a3 3 0 0 1 6 0v10.5a1.5 1.5 0 0 1-3 0V6.5H9v9a3 3 0 0 0 6 0V5a4.5 4.5 0 0 0-9 0v11.5a6 6 0 0 0 12 0v-10h-1.5z',
+  info: 'M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm0 2a8 8 0 1 1 0 16 8 8 0 0 1 0-16zm-1 6v7h2v-7h-2zm0-3v2h2V7h-2z',
+  back: 'M20 11H7.8l5.6-5.6L12 4l-8 8 8 8 1.4-1.4L7.8 13H20v-2z',
+  close:
+    'M18.3 5.7 16.9 4.3 12 9.2 7.1 4.3 5.7 5.7 10.6 12l-4.9 4.9 1.4 1.4 4.9-4.9 4.9 4.9 1.4-1.4-4.9-4.9 4.9-6.3z',
+} as const;
+
+export function Glyph({ name }: { name: keyof typeof GLYPHS }) {
+  return (
+    <svg class="glyph" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">
+      <path d={GLYPHS[name]} fill="currentColor" />
+    </svg>
+  );
+}
+
 export function StatusBadge({ conversation }: { conversation: Conversation }) {
   if (conversation.status === 'handoff') {
     const assigned = conversation.handoff?.state === 'assigned';
@@ -100,6 +117,8 @@ export function titleOf(conversation: Conversation): string {
 }
 
 export function initials(name: string): string {
+  // Phone numbers and other names without letters get a neutral mark, not their first digits.
+  if (!/\p{L}/u.test(name)) return '#';
   const words = name
     .replace(/[^\p{L}\p{N} ]/gu, ' ')
     .trim()

@@ -6,6 +6,7 @@
  * browser context; after Hand back the bot answers the next message; a webhook delivery that failed
  * is replayed from the operations view and reaches the receiver.
  */
+import { hash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -211,6 +212,26 @@ describe.skipIf(!haveChromium)('operator console in Chromium', () => {
     expect(width).toBeLessThanOrEqual(360);
     await agent.getByRole('button', { name: 'Back to conversations' }).click();
     await item.waitFor();
+  });
+
+  it('keeps a typed reply through an expired session, and sends it after signing in again', async () => {
+    await agent.getByRole('button', { name: 'Inbox' }).click();
+    await conversations().locator(`[data-conversation="${conversationId}"]`).click();
+    const box = agent.getByLabel(/Reply as/);
+    await box.fill('Typed before the session ran out');
+    // The session ends on the server (as an idle expiry would): its record is gone from the store.
+    const cookie = (await agentContext.cookies()).find((c) => c.name === 'sb_console')!;
+    await gw.gateway.deps.store.kv.delete(`console:session:${hash('sha256', cookie.value, 'base64url')}`);
+    await box.press('Enter');
+    await agent.getByRole('heading', { name: 'Your session ended' }).waitFor();
+    expect(await box.inputValue()).toBe('Typed before the session ran out');
+    await agent.getByLabel('API key').fill(API_KEY);
+    await agent.getByRole('button', { name: 'Sign in' }).click();
+    await agent.getByRole('heading', { name: 'Your session ended' }).waitFor({ state: 'detached' });
+    expect(await box.inputValue()).toBe('Typed before the session ran out');
+    await box.press('Enter');
+    await widgetLog().getByText('Typed before the session ran out').waitFor({ timeout: 10_000 });
+    expect(await box.inputValue()).toBe('');
   });
 
   it('caused no script errors and no CSP violations', () => {
