@@ -26,6 +26,8 @@ export function Inbox({ session, drafts }: { session: SessionInfo; drafts: Map<s
   const selectedRef = useRef(selected);
   selectedRef.current = selected;
   const search = useRef<HTMLInputElement>(null);
+  /** Per conversation, the `lastMessageAt` its preview was read at. */
+  const previewedAt = useRef(new Map<string, string | null>());
 
   const load = useCallback(async () => {
     const query = new URLSearchParams({ take: '100', order: 'desc' });
@@ -35,8 +37,12 @@ export function Inbox({ session, drafts }: { session: SessionInfo; drafts: Map<s
       const page = await api<Page<Conversation>>(`/conversations?${query}`);
       setConversations(page.items);
       setError(undefined);
-      // Previews for the conversations not yet shown with one.
-      const missing = page.items.slice(0, 60).filter((c) => c.lastMessageAt !== null);
+      // Previews only for the conversations with a message not yet shown: a reload after one change
+      // reads one preview, not sixty.
+      const missing = page.items
+        .slice(0, 60)
+        .filter((c) => c.lastMessageAt !== null && previewedAt.current.get(c.id) !== c.lastMessageAt);
+      for (const c of missing) previewedAt.current.set(c.id, c.lastMessageAt);
       const found = await Promise.all(
         missing.map((c) =>
           api<Page<Message>>(`/conversations/${c.id}/messages?take=1&order=desc`)

@@ -28,7 +28,7 @@ export function Operations() {
   useEffect(() => {
     void load();
     const every = setInterval(() => void load(), 5_000);
-    const reload = debounce(() => void load(), 500);
+    const reload = debounce(() => void load(), 1_000);
     const off = subscribe(reload);
     return () => {
       clearInterval(every);
