@@ -55,11 +55,15 @@ export const pageHeaders: RequestHandler = (_req, res, next) => {
   next();
 };
 
-/** Adds `GET /console` and `GET /console/assets/:name` to `router` (mounted at `/console`). */
-export function pageRoutes(router: Router): void {
+/**
+ * Adds `GET /console` and `GET /console/assets/:name` to `router` (mounted at `/console`), served from
+ * `buildDir` (default: {@link consoleBuildDir}).
+ */
+export function pageRoutes(router: Router, buildDir: () => string | undefined = consoleBuildDir): void {
   let index: { dir: string; html: string; mtimeMs: number } | undefined;
   const load = () => {
-    const dir = consoleBuildDir();
+    const dir = buildDir();
+    if (dir !== undefined && !existsSync(join(dir, 'index.html'))) return undefined;
     if (dir === undefined) return undefined;
     // Read again only after a rebuild, which writes a new index.html naming the new assets.
     const { mtimeMs } = statSync(join(dir, 'index.html'));

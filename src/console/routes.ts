@@ -38,6 +38,8 @@ export interface ConsoleOptions {
   authenticate?: ConsoleAuthenticate;
   /** Idle lifetime of a session in seconds (tests shorten it). */
   sessionIdleS?: number;
+  /** Where the built page is (default: `console/dist` of this checkout). */
+  buildDir?: string;
 }
 
 const signInSchema = z.strictObject({
@@ -136,7 +138,7 @@ export function consoleRouter(deps: GatewayDeps, opts: ConsoleOptions = {}): Rou
   const parseJson = jsonBody(deps);
 
   const router = Router() as Router & { close(): void };
-  pageRoutes(router);
+  pageRoutes(router, opts.buildDir === undefined ? undefined : () => opts.buildDir);
 
   const noStore: RequestHandler = (_req, res, next) => {
     res.setHeader('Cache-Control', 'no-store');
