@@ -6,9 +6,9 @@
  *   sets the session cookie; `GET` answers who is signed in and the CSRF token; `DELETE` signs out.
  * - `/console/api/*`: the page's data behind the session cookie. Every write must carry the
  *   session's `X-CSRF-Token` and, when the browser names one, come from this origin (403 otherwise,
- *   with nothing changed). The `/v1` conversation, handoff, contact and webhook routes are mounted
- *   here as they are; the agent's own steps (take, hand back, reply) act as the signed-in agent; the
- *   operations view and the live stream are the console's own.
+ *   with nothing changed). The `/v1` conversation, contact and webhook routes are mounted here for
+ *   reading, with one write (replaying a failed delivery); the agent's own steps (take, hand back,
+ *   reply) act as the signed-in agent; the operations view and the live stream are the console's own.
  *
  * A wrong key is a `401 GW_ERR_UNAUTHORIZED` like any other, through the same error handler; an
  * unknown or expired session is one too, which sends the page back to its sign-in.
@@ -18,7 +18,6 @@ import { z } from 'zod';
 import { GatewayError } from '../core/errors.js';
 import type { Conversation } from '../core/model.js';
 import type { GatewayDeps } from '../deps.js';
-import { handoffRoutes } from '../handoff/index.js';
 import { resolveAgent } from '../handoff/participants.js';
 import { contactRoutes } from '../http/api/contacts.js';
 import { conversationRoutes } from '../http/api/conversations.js';
@@ -70,6 +69,8 @@ function cookieOf(req: Request, name: string): string | undefined {
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** The one `/v1` write the page makes through the console API. */
+const REPLAY_PATH = /^\/webhooks\/[^/]+\/deliveries\/[^/]+\/replay$/;
 
 /**
  * The refusal of a request a browser says comes from elsewhere: `Sec-Fetch-Site` other than
@@ -251,8 +252,15 @@ export function consoleRouter(deps: GatewayDeps, opts: ConsoleOptions = {}): Rou
     res.status(201).json(await sendAsAgent(deps, current, agent.id, { text }));
   });
 
+  // The `/v1` routes the page reads, mounted as they are. Of their writes only the one the page makes
+  // (replaying a failed webhook delivery) is let through: a session does what the console does, not
+  // everything the API can (no webhook subscriptions or secrets, no deletions).
+  api.use(function consoleReadOnly(req, _res, next) {
+    if (SAFE_METHODS.has(req.method) || (req.method === 'POST' && REPLAY_PATH.test(req.path))) next();
+    else
+      next(new GatewayError('GW_ERR_ROUTE_NOT_FOUND', `No route for ${req.method} /console/api${req.path}`));
+  });
   conversationRoutes(deps, api);
-  handoffRoutes(deps, api);
   contactRoutes(deps, api);
   api.use('/webhooks', webhooksRouter(deps));
   router.use('/api', api);

@@ -275,6 +275,37 @@ describe('console sessions and CSRF', () => {
     expect(((await back.json()) as Conversation).status).toBe('open');
   });
 
+  it('lets a session read through the /v1 routes but not write through them, except a replay', async () => {
+    const signed = await signIn(base);
+    const conv = await conversation();
+    const read = await consoleFetch(base, `/console/api/conversations/${conv.id}`, signed);
+    expect(read.status).toBe(200);
+    const remove = await consoleFetch(base, `/console/api/conversations/${conv.id}`, signed, {
+      method: 'DELETE',
+    });
+    expect(remove.status).toBe(404);
+    expect(((await remove.json()) as { code: string }).code).toBe('GW_ERR_ROUTE_NOT_FOUND');
+    expect((await gw.api(`/v1/conversations/${conv.id}`)).status).toBe(200);
+    const subscribe = await consoleFetch(base, '/console/api/webhooks', signed, {
+      method: 'POST',
+      json: { url: 'https://crm.example.com/hook', events: ['message.created'] },
+    });
+    expect(subscribe.status).toBe(404);
+    const list = (await (await gw.api('/v1/webhooks')).json()) as { items: unknown[] };
+    expect(list.items).toEqual([]);
+    // The replay route is let through (here to a 404 for a delivery that does not exist).
+    const replay = await consoleFetch(
+      base,
+      '/console/api/webhooks/wh_unknown/deliveries/dlv_unknown/replay',
+      signed,
+      {
+        method: 'POST',
+      },
+    );
+    expect(replay.status).toBe(404);
+    expect(((await replay.json()) as { code: string }).code).toBe('GW_ERR_NOT_FOUND');
+  });
+
   it('answers the operations view', async () => {
     const signed = await signIn(base);
     const res = await consoleFetch(base, '/console/api/operations', signed);
