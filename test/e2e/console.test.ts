@@ -198,9 +198,43 @@ describe.skipIf(!haveChromium)('operator console in Chromium', () => {
     await endpoint.getByText('No failed deliveries.').waitFor();
   });
 
+  it('counts unread messages of other conversations, and filters and searches the list', async () => {
+    await agent.getByRole('button', { name: 'Inbox' }).click();
+    await conversations().locator(`[data-conversation="${conversationId}"]`).click();
+    const other = await browser.newContext({ viewport: { width: 360, height: 740 } });
+    try {
+      const visitor = await other.newPage();
+      await visitor.goto(`${base}/`);
+      const input = visitor.getByRole('textbox', { name: 'Message' });
+      await input.fill('A second visitor asks');
+      await input.press('Enter');
+      const item = conversations().getByRole('button', { name: /A second visitor asks/ });
+      await item.locator('.unread', { hasText: '1' }).waitFor({ timeout: 10_000 });
+      // Search narrows the list to it; the handoff filter to none of the two.
+      const search = agent.getByRole('searchbox', { name: 'Search conversations' });
+      await search.fill('second visitor');
+      await expect.poll(() => conversations().locator('.conv-item').count()).toBe(1);
+      await search.fill('');
+      await agent.getByRole('combobox', { name: 'Handoff' }).selectOption('waiting');
+      await conversations().getByText('No conversation matches.').waitFor();
+      await agent.getByRole('combobox', { name: 'Handoff' }).selectOption('');
+      await expect.poll(() => conversations().locator('.conv-item').count()).toBe(2);
+      // Opening it clears its count.
+      await item.click();
+      await transcript().locator('[data-type="user"]', { hasText: 'A second visitor asks' }).waitFor();
+      expect(await item.locator('.unread').count()).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('works at 360 px wide: the list, then one conversation with a way back', async () => {
     await agent.setViewportSize({ width: 360, height: 740 });
     await agent.getByRole('button', { name: 'Inbox' }).click();
+    // A conversation is open: at this width it fills the screen, with a way back to the list.
+    await transcript().waitFor();
+    expect(await conversations().isVisible()).toBe(false);
+    await agent.getByRole('button', { name: 'Back to conversations' }).click();
     const item = conversations().locator(`[data-conversation="${conversationId}"]`);
     await item.waitFor();
     await item.click();
