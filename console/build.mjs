@@ -6,16 +6,20 @@
  *
  * Usage: node console/build.mjs   (npm run build:console)
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = dirname(fileURLToPath(import.meta.url));
-const out = join(root, 'dist');
+const final = join(root, 'dist');
+// Built beside the old bundle and swapped in at the end, so a running gateway is never without one
+// for longer than the swap.
+const out = join(root, `dist-${process.pid}.tmp`);
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(join(out, 'assets'), { recursive: true });
+process.on('exit', () => rmSync(out, { recursive: true, force: true }));
 
 const result = await build({
   entryPoints: [join(root, 'src/main.tsx')],
@@ -57,4 +61,6 @@ writeFileSync(
 </html>
 `,
 );
+rmSync(final, { recursive: true, force: true });
+renameSync(out, final);
 console.log(`console built: dist/assets/${script}, dist/assets/${style}`);
