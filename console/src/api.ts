@@ -17,6 +17,7 @@ export type {
 export interface SessionInfo {
   agent: string;
   keyName: string;
+  scopes: string[];
   csrfToken: string;
   createdAt: string;
 }

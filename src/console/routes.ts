@@ -152,6 +152,7 @@ export function consoleRouter(deps: GatewayDeps, opts: ConsoleOptions = {}): Rou
   const sessionView = (session: ConsoleSession) => ({
     agent: session.agent,
     keyName: session.keyName,
+    scopes: session.scopes,
     csrfToken: session.csrf,
     createdAt: session.createdAt,
   });
@@ -162,7 +163,7 @@ export function consoleRouter(deps: GatewayDeps, opts: ConsoleOptions = {}): Rou
     if (!key) throw new GatewayError('GW_ERR_UNAUTHORIZED', 'The API key is not valid');
     if (!key.scopes.has(CONSOLE_SCOPE))
       throw new GatewayError('GW_ERR_UNAUTHORIZED', 'The API key does not have the `console` scope');
-    const { id, session } = await sessions.create(body.name ?? key.name, key.name);
+    const { id, session } = await sessions.create(body.name ?? key.name, key);
     res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${id}; ${cookieAttributes}`);
     res.status(201).json(sessionView(session));
   });

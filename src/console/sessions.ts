@@ -21,6 +21,8 @@ export interface ConsoleSession {
   agent: string;
   /** The API key's name (never the key). */
   keyName: string;
+  /** The key's scopes at sign-in, for the console API to check what the session may do. */
+  scopes: string[];
   csrf: string;
   createdAt: string;
   /** Last time the expiry was pushed back (ms since the epoch). */
@@ -46,11 +48,15 @@ export class ConsoleSessions {
   }
 
   /** Starts a session; resolves with its id (for the cookie only) and the session. */
-  async create(agent: string, keyName: string): Promise<{ id: string; session: ConsoleSession }> {
+  async create(
+    agent: string,
+    key: { name: string; scopes: Iterable<string> },
+  ): Promise<{ id: string; session: ConsoleSession }> {
     const id = randomBytes(32).toString('base64url');
     const session: ConsoleSession = {
       agent,
-      keyName,
+      keyName: key.name,
+      scopes: [...key.scopes].sort(),
       csrf: randomBytes(32).toString('base64url'),
       createdAt: new Date(this.#now()).toISOString(),
       touchedAt: this.#now(),

@@ -35,12 +35,12 @@ describe('ConsoleSessions', () => {
       },
     };
     const sessions = new ConsoleSessions(kv);
-    const { id, session } = await sessions.create('Ada', 'API key');
+    const { id, session } = await sessions.create('Ada', { name: 'API key', scopes: ['console'] });
     expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(session.csrf).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(session.csrf).not.toBe(id);
     expect(written.join(' ')).not.toContain(id);
-    expect(await sessions.get(id)).toMatchObject({ agent: 'Ada', keyName: 'API key' });
+    expect(await sessions.get(id)).toMatchObject({ agent: 'Ada', keyName: 'API key', scopes: ['console'] });
     expect(await sessions.get(`${id}x`)).toBeUndefined();
     await sessions.delete(id);
     expect(await sessions.get(id)).toBeUndefined();
@@ -60,7 +60,7 @@ describe('ConsoleSessions', () => {
       delete: async (key: string) => void values.delete(key),
     };
     const sessions = new ConsoleSessions(kv, { idleS: 3600, now: () => now });
-    const { id } = await sessions.create('Ada', 'k');
+    const { id } = await sessions.create('Ada', { name: 'k', scopes: ['console'] });
     expect(sets).toEqual([3600]);
     now += 30_000;
     await sessions.get(id);
