@@ -79,7 +79,15 @@ async function channelQueues(deps: GatewayDeps, now: number): Promise<Operations
 
 async function botHealth(deps: GatewayDeps): Promise<Operations['bot']> {
   const bot = deps.bot;
-  const breaker = bot instanceof HttpBot ? bot.breaker.state : 'none';
+  // The breaker's own state where the bot is an HttpBot; otherwise what the Bot interface tells.
+  const breaker =
+    bot instanceof HttpBot
+      ? bot.breaker.state
+      : bot?.circuitOpen?.()
+        ? 'open'
+        : bot?.kind === 'http'
+          ? 'closed'
+          : 'none';
   const outcomes: Record<string, number> = {};
   for (const value of (await deps.metrics.processed.get()).values) {
     const outcome = String(value.labels.outcome ?? 'unknown');

@@ -2,7 +2,8 @@
  * The console's building blocks without a server: sessions (random ids, stored under their hash,
  * idle expiry pushed back at most once a minute), the live feed (a notice per domain event with no
  * content, published without holding up the emitter, and nothing thrown when the bus is down), the
- * sign-in check over `API_KEYS`, and the page's answer when the bundle is missing.
+ * sign-in check over `API_KEYS`, the page's answer when the bundle is missing, and the operations
+ * snapshot's depth, lag and bot health.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { apiKeysAuthenticate, CONSOLE_SCOPE } from '../../src/console/auth.js';
 import { ConsoleFeed, FEED_TOPIC, type Notice } from '../../src/console/feed.js';
+import { operations } from '../../src/console/operations.js';
 import { pageRoutes } from '../../src/console/page.js';
 import { ConsoleSessions, sameToken } from '../../src/console/sessions.js';
 import { EventHub } from '../../src/core/events.js';
@@ -154,5 +156,83 @@ describe('the page without a build', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe('the operations snapshot', () => {
+  const now = Date.parse('2026-01-01T12:00:00Z');
+  const conv = (id: string, channel: string, status: string) =>
+    ({ id, channel, status }) as unknown as Conversation;
+  const msg = (state: string, secondsAgo: number) =>
+    ({
+      type: 'user',
+      processing: { state },
+      createdAt: new Date(now - secondsAgo * 1000).toISOString(),
+    }) as unknown as Message;
+
+  function deps(bot: unknown) {
+    const conversations: Record<string, Conversation[]> = {
+      open: [conv('conv_a', 'sms', 'open'), conv('conv_b', 'webchat', 'open')],
+      handoff: [conv('conv_c', 'sms', 'handoff')],
+    };
+    const messages: Record<string, Message[]> = {
+      conv_a: [msg('queued', 5), msg('processing', 30), msg('done', 90)],
+      conv_b: [msg('done', 10)],
+      conv_c: [msg('queued', 12)],
+    };
+    return {
+      bot,
+      adapters: [{ name: 'webchat' }, { name: 'api' }],
+      store: {
+        listConversations: async (q: { status: string }) => ({
+          items: conversations[q.status] ?? [],
+          cursor: null,
+        }),
+        listMessages: async (id: string) => ({ items: messages[id] ?? [], cursor: null }),
+        pendingCount: async () => 7,
+      },
+      metrics: {
+        processed: {
+          get: async () => ({
+            values: [
+              { labels: { outcome: 'done' }, value: 4 },
+              { labels: { outcome: 'error' }, value: 1 },
+            ],
+          }),
+        },
+      },
+      webhooks: {
+        list: async () => ({ items: [] }),
+      },
+    } as unknown as Parameters<typeof operations>[0];
+  }
+
+  it('counts depth, lag and handoffs per channel from the conversations not closed', async () => {
+    const ops = await operations(deps(undefined), now);
+    expect(ops.queue.pending).toBe(7);
+    expect(ops.queue.scanned).toBe(3);
+    const sms = ops.queue.channels.find((c) => c.channel === 'sms');
+    expect(sms).toEqual({ channel: 'sms', depth: 3, lagMs: 30_000, handoff: 1 });
+    expect(ops.queue.channels.find((c) => c.channel === 'webchat')).toEqual({
+      channel: 'webchat',
+      depth: 0,
+      lagMs: 0,
+      handoff: 0,
+    });
+    // Channels that are neither configured nor busy are left out.
+    expect(ops.queue.channels.map((c) => c.channel).sort()).toEqual(['api', 'sms', 'webchat']);
+    expect(ops.bot).toEqual({
+      kind: 'demo',
+      breaker: 'none',
+      healthy: true,
+      outcomes: { done: 4, error: 1 },
+    });
+  });
+
+  it("reports a bot's open breaker as unhealthy", async () => {
+    const ops = await operations(deps({ kind: 'http', circuitOpen: () => true }), now);
+    expect(ops.bot).toMatchObject({ kind: 'http', breaker: 'open', healthy: false });
+    const closed = await operations(deps({ kind: 'http', circuitOpen: () => false }), now);
+    expect(closed.bot).toMatchObject({ breaker: 'closed', healthy: true });
   });
 });
