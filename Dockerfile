@@ -21,8 +21,9 @@ COPY src ./src
 COPY adapters ./adapters
 COPY config ./config
 COPY scripts/copy-assets.mjs ./scripts/
+COPY console ./console
 # Compile, then copy the non-TypeScript assets the compiled code reads next to itself
-# (Lua scripts; the web-chat widget and demo page).
+# (Lua scripts; the web-chat widget and demo page), then bundle the operator console.
 RUN npm run build
 
 # Runtime stage: production dependencies only, non-root.
@@ -34,6 +35,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/console/dist ./console/dist
 USER node
 # HTTP (PORT, default 3000) and the email channel's SMTP listener (EMAIL_SMTP_PORT; 2525 is the
 # documented choice, published as 25 on the host for a real MX).

@@ -6,6 +6,7 @@
  * handler, which renders every error as `application/problem+json`.
  */
 import express, { type Express } from 'express';
+import { type ConsoleOptions, consoleRouter } from './console/routes.js';
 import type { GatewayDeps } from './deps.js';
 import { apiRouter } from './http/api/index.js';
 import { docsRoutes, openApiDocument } from './http/docs.js';
@@ -18,7 +19,10 @@ import { metricsAccess, metricsGuard, requestMetrics } from './metrics.js';
 export const EMBEDDED_WARNING =
   'embedded backend: in-process, single instance, data kept in memory and lost on restart; set REDIS_URL for production';
 
-export function createApp(deps: GatewayDeps): Express {
+export function createApp(
+  deps: GatewayDeps,
+  consoleOptions: ConsoleOptions = {},
+): Express & { closeConsole(): void } {
   const app = express();
   app.disable('x-powered-by');
   // No ETags: responses are API results that clients do not revalidate, and hashing every body costs.
@@ -31,6 +35,11 @@ export function createApp(deps: GatewayDeps): Express {
   app.get('/v1/openapi.json', openApiDocument());
   app.use('/v1', requestMetrics(deps.metrics, 'api'), apiRouter(deps));
   docsRoutes(app);
+  // The operator console (SPEC §11): its page, sessions and the page's own API behind them.
+  const consoleRoutes = consoleRouter(deps, consoleOptions);
+  // Sign-ins are counted with the API's requests: a wrong key is a 401 like any other.
+  app.use('/console/session', requestMetrics(deps.metrics, 'api'));
+  app.use('/console', consoleRoutes);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -70,5 +79,5 @@ export function createApp(deps: GatewayDeps): Express {
   app.use(pageRoutes(deps));
   app.use(notFound());
   app.use(errorHandler(deps.logger));
-  return app;
+  return Object.assign(app, { closeConsole: () => consoleRoutes.close() });
 }

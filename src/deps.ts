@@ -10,6 +10,7 @@ import type { HandoffService } from './handoff/service.js';
 import type { KeyService } from './keys/service.js';
 import type { Metrics } from './metrics.js';
 import type { ParticipantService } from './participants/service.js';
+import type { Bot } from './pipeline/bot/types.js';
 import type { Engine } from './pipeline/engine.js';
 import type { WebhookService } from './webhooks/service.js';
 
@@ -41,4 +42,6 @@ export interface GatewayDeps {
   keys: KeyService;
   /** The bot configuration in force and the bot that follows it (SPEC §10). */
   botConfig: BotConfig;
+  /** The bot the engine calls, for its health in the operator console (SPEC §11). */
+  bot?: Bot;
 }

@@ -9,6 +9,7 @@ import { ADAPTERS } from '../adapters/index.js';
 import type { AppConfig } from '../config/schema.js';
 import { createApp, EMBEDDED_WARNING } from './app.js';
 import { type BotConfigOptions, createBotConfig } from './bot-config/index.js';
+import type { ConsoleOptions } from './console/routes.js';
 import { createContacts } from './contacts/index.js';
 import type { ChannelAdapter, ChannelContext } from './core/channel.js';
 import { EventHub } from './core/events.js';
@@ -59,6 +60,8 @@ export interface GatewayOptions {
   webhooks?: Partial<WebhookOptions>;
   /** Bot configuration tunables (tests turn the change announcements off to test the re-read alone). */
   botConfig?: BotConfigOptions;
+  /** The operator console: who may sign in (the `console` scope check), session lifetime. */
+  console?: ConsoleOptions;
 }
 
 export async function createGateway(
@@ -176,6 +179,7 @@ export async function createGateway(
     participants,
     keys,
     botConfig,
+    bot,
   };
   for (const adapter of adapters) adapter.attach?.(deps);
   const retention = createRetention({
@@ -186,7 +190,14 @@ export async function createGateway(
     metrics,
     logger,
   });
-  const app = createApp(deps);
+  // Console sign-in: any key with the `console` scope (every API_KEYS key has every scope).
+  const app = createApp(deps, {
+    authenticate: async (token) => {
+      const principal = await keys.authenticate(token);
+      return principal && { name: principal.name, scopes: principal.scopes };
+    },
+    ...opts.console,
+  });
   const server = createServer();
   const drain = new HttpDrain(server);
   // Every request goes through the drain, which answers 503 once shutdown has begun.
@@ -279,6 +290,7 @@ export async function createGateway(
             .stop(Math.min(left(), 5_000))
             .catch((err) => logger.error({ err }, 'webhooks stop failed')),
         ]);
+        app.closeConsole();
         await handoff.dispose().catch((err) => logger.error({ err }, 'handoff close failed'));
         await keys.stop().catch((err) => logger.error({ err }, 'keys close failed'));
         await botConfig.service

@@ -27,6 +27,7 @@ export const ERRORS = {
   GW_ERR_STORE_UNAVAILABLE: { status: 503, title: 'Storage backend unavailable' },
   GW_ERR_SHUTTING_DOWN: { status: 503, title: 'Gateway is shutting down' },
   GW_ERR_SIGNATURE_INVALID: { status: 403, title: 'Webhook signature did not verify' },
+  GW_ERR_CSRF_REFUSED: { status: 403, title: 'Cross-site request refused' },
   GW_ERR_WEBHOOK_TARGET_REFUSED: { status: 400, title: 'Webhook target address not allowed' },
   GW_ERR_MERGE_SELF: { status: 422, title: 'A contact cannot be merged into itself' },
   GW_ERR_IDENTITY_NOT_FOUND: { status: 404, title: 'The contact has no such identity' },

@@ -141,8 +141,8 @@ describe('GET /v1/openapi.json', () => {
     const text = JSON.stringify(doc.document);
     const named = new Set([...text.matchAll(/GW_ERR_[A-Z_]+/g)].map((m) => m[0]));
     for (const code of named) expect(Object.keys(ERRORS)).toContain(code);
-    // Answered outside /v1 only: provider webhook signatures, and the app's fallback 404.
-    const outside = new Set(['GW_ERR_SIGNATURE_INVALID', 'GW_ERR_ROUTE_NOT_FOUND']);
+    // Answered outside /v1 only: provider webhook signatures, the app's fallback 404, console writes.
+    const outside = new Set(['GW_ERR_SIGNATURE_INVALID', 'GW_ERR_ROUTE_NOT_FOUND', 'GW_ERR_CSRF_REFUSED']);
     const undocumented = Object.keys(ERRORS).filter((c) => !outside.has(c) && !named.has(c));
     expect(undocumented).toEqual([]);
   });

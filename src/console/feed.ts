@@ -1,0 +1,107 @@
+/**
+ * @module The console's live feed (SPEC §11): every domain event of the event hub, the same events
+ * that feed outbound webhooks, is published on the store's bus (Redis pub/sub across processes, an
+ * in-process emitter on the embedded backend) as a small notice, and every process fans the notices
+ * it hears out to its connected consoles. A notice names what changed, not its content: the page
+ * reads the change through the console API, so a notice never carries more than an id.
+ *
+ * Publishing is fire-and-forget: a console that misses a notice catches up on its next read, and an
+ * unreachable bus must never slow or fail the change that emitted the event.
+ */
+import type { Logger } from 'pino';
+import type { DomainEvent, EventHub } from '../core/events.js';
+import type { Bus } from '../core/store.js';
+
+/** The bus topic of console notices. */
+export const FEED_TOPIC = 'console:events';
+
+/** What a console hears of one domain event. */
+export interface Notice {
+  type: DomainEvent['type'];
+  conversationId: string;
+  seq: number;
+  at: string;
+  messageId?: string;
+  changes?: string[];
+}
+
+export function noticeOf(event: DomainEvent): Notice {
+  return {
+    type: event.type,
+    conversationId: event.conversationId,
+    seq: event.seq,
+    at: event.at,
+    ...(event.message ? { messageId: event.message.id } : {}),
+    ...(event.changes ? { changes: event.changes } : {}),
+  };
+}
+
+export type NoticeListener = (notice: Notice) => void;
+
+export class ConsoleFeed {
+  readonly #bus: Bus;
+  readonly #logger: Logger;
+  readonly #listeners = new Set<NoticeListener>();
+  #unsubscribe: Promise<() => Promise<void>> | undefined;
+  #offHub: (() => void) | undefined;
+  #warnedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(deps: { bus: Bus; events: EventHub; logger: Logger }) {
+    this.#bus = deps.bus;
+    this.#logger = deps.logger;
+    this.#offHub = deps.events.on((event) => {
+      this.#bus.publish(FEED_TOPIC, JSON.stringify(noticeOf(event))).catch((err: unknown) => {
+        // Once per 10 s at most: while the bus is away every event would say it.
+        if (Date.now() - this.#warnedAt < 10_000) return;
+        this.#warnedAt = Date.now();
+        this.#logger.warn({ err }, 'console feed: the bus is unreachable; live updates are delayed');
+      });
+    });
+  }
+
+  /**
+   * Calls `listener` with every notice from any process until the returned function is called. The
+   * bus is subscribed while at least one listener is there.
+   */
+  async listen(listener: NoticeListener): Promise<() => void> {
+    this.#listeners.add(listener);
+    this.#unsubscribe ??= this.#bus.subscribe(FEED_TOPIC, (payload) => this.#deliver(payload));
+    try {
+      await this.#unsubscribe;
+    } catch (err) {
+      this.#listeners.delete(listener);
+      this.#unsubscribe = undefined;
+      throw err;
+    }
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) this.#drop();
+    };
+  }
+
+  /** Stops publishing and listening (gateway shutdown). */
+  close(): void {
+    this.#offHub?.();
+    this.#offHub = undefined;
+    this.#listeners.clear();
+    this.#drop();
+  }
+
+  #drop(): void {
+    const unsubscribe = this.#unsubscribe;
+    this.#unsubscribe = undefined;
+    unsubscribe
+      ?.then((off) => off())
+      .catch((err: unknown) => this.#logger.warn({ err }, 'console feed: unsubscribe failed'));
+  }
+
+  #deliver(payload: string): void {
+    let notice: Notice;
+    try {
+      notice = JSON.parse(payload) as Notice;
+    } catch {
+      return;
+    }
+    for (const listener of this.#listeners) listener(notice);
+  }
+}
