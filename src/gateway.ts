@@ -30,6 +30,7 @@ import { IngestService } from './pipeline/ingest.js';
 import { privacyPolicy, redactingBot, redactingIngest, redactingListener } from './privacy/index.js';
 import { createRetention } from './retention/index.js';
 import { createStore } from './store/index.js';
+import { initTracing } from './tracing/index.js';
 import { createWebhooks, type WebhookOptions } from './webhooks/index.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -69,6 +70,8 @@ export async function createGateway(
   logger: Logger,
   opts: GatewayOptions = {},
 ): Promise<Gateway> {
+  // First, so every span hook below finds the tracer (SPEC §12); null unless OTEL_EXPORTER_OTLP_ENDPOINT.
+  const tracing = await initTracing(config, logger);
   const store = opts.store ?? (await createStore(config, logger));
   const lifecycle: Lifecycle = { draining: false };
   const events = new EventHub((err, event) =>
@@ -297,6 +300,8 @@ export async function createGateway(
           .dispose()
           .catch((err) => logger.error({ err }, 'bot configuration close failed'));
         await store.close();
+        // Last: the spans of everything above are flushed to the collector.
+        await tracing?.shutdown();
         logger.info('shutdown complete');
       })();
       return stopped;
