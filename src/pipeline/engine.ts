@@ -13,7 +13,7 @@ import type { AppConfig } from '../../config/schema.js';
 import { type BotSettings, DEFAULT_HISTORY_LIMIT } from '../bot-config/schema.js';
 import type { ContactService } from '../contacts/service.js';
 import { sleep } from '../core/backoff.js';
-import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
+import { type ChannelAdapter, PermanentSendError, type SendResult } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
@@ -47,6 +47,9 @@ const MAX_IDLE_WAIT_MS = 1_000;
  */
 const MAX_CONSECUTIVE = 32;
 const PROCESSED_TOPIC = 'processed';
+
+/** An adapter with a transport (`send`), as {@link Engine} checks before sending. */
+type SendingAdapter = ChannelAdapter & Required<Pick<ChannelAdapter, 'send'>>;
 
 /** The logging a message's processing does. */
 type MessageLog = Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -713,40 +716,10 @@ export class Engine {
         message: 'A previous attempt to send this message was interrupted; its outcome is unknown',
       });
     }
-    const sendStarted = performance.now();
-    const send = adapter.send.bind(adapter);
-    // The provider's id is remembered inside the send's span: its status callbacks link to that span.
-    const sendAndRemember = async () => {
-      const result = await send(conversation, message);
-      metrics.sendDuration.observe(
-        { channel: conversation.channel },
-        (performance.now() - sendStarted) / 1000,
-      );
-      if (result.externalId) {
-        await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);
-      }
-      return result;
-    };
     try {
       const result = await (tracingOn()
-        ? inSpan(
-            `send ${conversation.channel}`,
-            {
-              kind: SpanKind.PRODUCER,
-              attributes: {
-                'messaging.system': conversation.channel,
-                'messaging.operation.type': 'send',
-                'messaging.message.id': message.id,
-                'switchboard.conversation.id': conversation.id,
-              },
-            },
-            async (span) => {
-              const r = await sendAndRemember();
-              if (r.externalId) span?.setAttribute('switchboard.external_id', r.externalId);
-              return r;
-            },
-          )
-        : sendAndRemember());
+        ? this.#tracedSend(conversation, message, adapter as SendingAdapter)
+        : this.#send(conversation, message, adapter as SendingAdapter));
       const applied = await delivery.apply(conversation.id, message.id, result.status, undefined, {
         externalId: result.externalId || undefined,
         known: message,
@@ -763,6 +736,42 @@ export class Engine {
       metrics.sent.inc({ channel: conversation.channel, outcome: 'failed' });
       return failed;
     }
+  }
+
+  /**
+   * The provider call for one reply, timed, and its provider id remembered (inside the send's span
+   * while tracing is on, so the status callbacks link to that span).
+   */
+  async #send(conversation: Conversation, message: Message, adapter: SendingAdapter): Promise<SendResult> {
+    const { delivery, metrics } = this.#deps;
+    const started = performance.now();
+    const result = await adapter.send(conversation, message);
+    metrics.sendDuration.observe({ channel: conversation.channel }, (performance.now() - started) / 1000);
+    if (result.externalId) {
+      await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);
+    }
+    return result;
+  }
+
+  /** {@link #send} in a `send <channel>` producer span (SPEC §12). */
+  #tracedSend(conversation: Conversation, message: Message, adapter: SendingAdapter): Promise<SendResult> {
+    return inSpan(
+      `send ${conversation.channel}`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          'messaging.system': conversation.channel,
+          'messaging.operation.type': 'send',
+          'messaging.message.id': message.id,
+          'switchboard.conversation.id': conversation.id,
+        },
+      },
+      async (span) => {
+        const result = await this.#send(conversation, message, adapter);
+        if (result.externalId) span?.setAttribute('switchboard.external_id', result.externalId);
+        return result;
+      },
+    );
   }
 
   /** Moves the conversation to `status` and announces it; the conversation as it now is. */
