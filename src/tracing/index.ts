@@ -77,12 +77,7 @@ export async function initTracing(config: TracingConfig, logger: Logger): Promis
   const detected = resources.detectResources({ detectors: [resources.envDetector] });
   const resource = resources
     .defaultResource()
-    .merge(
-      resources.resourceFromAttributes({
-        [semconv.ATTR_SERVICE_NAME]: 'switchboard',
-        [semconv.ATTR_SERVICE_VERSION]: process.env.npm_package_version ?? '0.1.0',
-      }),
-    )
+    .merge(resources.resourceFromAttributes({ [semconv.ATTR_SERVICE_NAME]: 'switchboard' }))
     .merge(detected)
     .merge(
       config.OTEL_SERVICE_NAME
@@ -97,9 +92,11 @@ export async function initTracing(config: TracingConfig, logger: Logger): Promis
   provider.register();
   active = trace.getTracer('switchboard');
   const service = resource.attributes[semconv.ATTR_SERVICE_NAME];
+  // Credentials in the URL are never logged (headers, OTEL_EXPORTER_OTLP_HEADERS, are not either).
+  const shown = url.replace(/\/\/[^@/\s]*@/, '//***@');
   logger.info(
-    { url, service },
-    `tracing on: spans go to ${url} over OTLP/HTTP as service ${String(service)}`,
+    { url: shown, service },
+    `tracing on: spans go to ${shown} over OTLP/HTTP as service ${String(service)}`,
   );
   let stopped: Promise<void> | null = null;
   return {
