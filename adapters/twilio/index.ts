@@ -20,24 +20,12 @@ import {
   isGatewayError,
   untrusted,
 } from '../../src/core/index.js';
-import { inSpanSync, tracingOn } from '../../src/tracing/index.js';
+import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
 import { configure, SETTINGS, type TwilioConfig } from './config.js';
 import { checkIds } from './ids.js';
 import { type StatusUpdate, toInbound, toStatusUpdate } from './inbound.js';
 import { createMessagesClient, type MessagesClient, sendMessage } from './outbound.js';
 import { type Params, parseForm, parseJson, verifyTwilioRequest } from './verify.js';
-
-/** The signature check in a `verify` span, its outcome as an attribute (SPEC §12). */
-function tracedVerify(
-  input: Parameters<typeof verifyTwilioRequest>[0],
-  mode: string,
-): ReturnType<typeof verifyTwilioRequest> {
-  return inSpanSync('verify', { attributes: { 'switchboard.verify.mode': mode } }, (span) => {
-    const verified = verifyTwilioRequest(input);
-    span?.setAttribute('switchboard.verify.outcome', verified.ok ? 'ok' : verified.reason);
-    return verified;
-  });
-}
 
 /** The empty answer to a message webhook (twilio-node `MessagingResponse().toString()`): no TwiML reply. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
@@ -124,7 +112,9 @@ export function createTwilioAdapter(
       kind,
     };
     // SPEC §12: a `verify` span in the webhook's trace while tracing is on.
-    const verified = tracingOn() ? tracedVerify(input, config.verify) : verifyTwilioRequest(input);
+    const verified = tracingOn()
+      ? tracedCheck(config.verify, () => verifyTwilioRequest(input))
+      : verifyTwilioRequest(input);
     let params: Params;
     let trusted = true;
     if (verified.ok) {

@@ -165,6 +165,20 @@ export function inSpanSync<T>(name: string, options: StartOptions, fn: (span: Sp
   }
 }
 
+/**
+ * A provider signature check in a `verify` span: the verification mode and the outcome (`ok` or the
+ * refusal reason) as attributes. Callers check {@link tracingOn} first, so an untraced check makes
+ * no closure.
+ */
+export function tracedCheck<R extends { ok: boolean }>(mode: string, check: () => R): R {
+  return inSpanSync('verify', { attributes: { 'switchboard.verify.mode': mode } }, (span) => {
+    const verified = check();
+    const reason = (verified as { reason?: unknown }).reason;
+    span?.setAttribute('switchboard.verify.outcome', verified.ok ? 'ok' : String(reason ?? 'failed'));
+    return verified;
+  });
+}
+
 /** A span that is over as soon as it starts: for a stretch that is measured afterwards (queue wait). */
 export function recordSpan(name: string, options: StartOptions & { startTime: number }, end?: number): void {
   const tracer = active;
