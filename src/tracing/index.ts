@@ -62,6 +62,12 @@ export function tracesUrl(endpoint: string): string {
 export async function initTracing(config: TracingConfig, logger: Logger): Promise<Tracing | null> {
   const endpoint = config.OTEL_EXPORTER_OTLP_ENDPOINT;
   if (!endpoint) return null;
+  // The OpenTelemetry API has one global tracer provider per process: a second gateway in the same
+  // process (tests, embedding) shares the first one's tracing rather than replacing it.
+  if (active !== null) {
+    logger.warn('tracing is already on in this process; this gateway uses the same tracer');
+    return null;
+  }
   const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, resources, semconv] =
     await Promise.all([
       import('@opentelemetry/sdk-trace-node'),
