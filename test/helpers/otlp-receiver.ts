@@ -17,6 +17,8 @@ type KeyValue = { key: string; value: AnyValue };
 
 export interface ReceivedSpan {
   service: string;
+  /** Every attribute of the span's resource (`service.name` included). */
+  resource: Record<string, string | number | boolean>;
   traceId: string;
   spanId: string;
   parentSpanId?: string;
@@ -88,11 +90,13 @@ export class OtlpReceiver {
         }>;
       };
       for (const rs of payload.resourceSpans ?? []) {
-        const service = String(attrs(rs.resource?.attributes)['service.name'] ?? '');
+        const resource = attrs(rs.resource?.attributes);
+        const service = String(resource['service.name'] ?? '');
         for (const ss of rs.scopeSpans ?? []) {
           for (const s of ss.spans ?? []) {
             this.spans.push({
               service,
+              resource,
               traceId: s.traceId,
               spanId: s.spanId,
               ...(s.parentSpanId ? { parentSpanId: s.parentSpanId } : {}),

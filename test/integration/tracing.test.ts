@@ -68,7 +68,15 @@ describe.skipIf(!enabled)('tracing (SPEC §12)', () => {
   it('one connected trace across two processes: webhook, verify, accept, queue wait, process, bot call, send; the status callback links to the send', async () => {
     const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100' };
     // The answering process: its own OS process, engine on.
-    answering = await spawnGateway(env({ ...otel, OTEL_SERVICE_NAME: 'sb-answering' }));
+    answering = await spawnGateway(
+      env({
+        ...otel,
+        OTEL_SERVICE_NAME: 'sb-answering',
+        // Standard settings the SDK reads itself (docs/production.md#tracing).
+        OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=test,team=chat',
+        OTEL_EXPORTER_OTLP_HEADERS: 'x-collector-key=k-123',
+      }),
+    );
     expect(answering.output.join('')).toContain(`tracing on: spans go to ${receiver.url}/v1/traces`);
     // The accepting process: engine off, so the message can only be answered by the other one.
     accepting = await startGateway(env({ ...otel, OTEL_SERVICE_NAME: 'sb-accepting' }), {
@@ -152,6 +160,17 @@ describe.skipIf(!enabled)('tracing (SPEC §12)', () => {
       };
       return Object.values(found).every(Boolean) ? found : undefined;
     });
+
+    // OTEL_RESOURCE_ATTRIBUTES and OTEL_EXPORTER_OTLP_HEADERS are honoured (the answering process).
+    expect(spans.process.resource).toMatchObject({
+      'service.name': 'sb-answering',
+      'deployment.environment.name': 'test',
+      team: 'chat',
+    });
+    expect(spans.accept.resource['deployment.environment.name']).toBeUndefined();
+    const withKey = receiver.requests.filter((r) => r.headers['x-collector-key'] === 'k-123');
+    expect(withKey.length).toBeGreaterThan(0);
+    expect(withKey.length).toBeLessThan(receiver.requests.length);
 
     // One tree: webhook > verify, accept > queue.wait, process > bot.call, send.
     expect(spans.webhook.parentSpanId).toBeUndefined();
