@@ -610,7 +610,7 @@ export interface components {
              * @default api
              * @enum {string}
              */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             participants?: {
                 id?: string;
                 /** @enum {string} */
@@ -684,7 +684,7 @@ export interface components {
         };
         unmergeContactRequest: {
             /** @enum {string} */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             address: string;
             reason?: string;
             by?: string;
@@ -856,7 +856,7 @@ export interface components {
         Conversation: {
             id: string;
             /** @enum {string} */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             channelRef: string;
             participants: components["schemas"]["Participant"][];
             /** @enum {string} */
@@ -959,7 +959,7 @@ export interface components {
             name: string | null;
             identities: {
                 /** @enum {string} */
-                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                 address: string;
                 verified: boolean;
                 source: string;
@@ -973,7 +973,7 @@ export interface components {
                 contactId: string;
                 identities: {
                     /** @enum {string} */
-                    channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                    channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                     address: string;
                 }[];
                 by: string;
@@ -1857,7 +1857,7 @@ export interface operations {
                 take?: string;
                 /** @description Oldest first (`asc`, the default) or newest first (`desc`). */
                 order?: "asc" | "desc";
-                channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                 status?: "open" | "handoff" | "closed";
                 /** @description Exact-match filters on top-level meta keys: `meta[<key>]=<value>`, compared as strings. */
                 meta?: {
