@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEBHOOK_PATH } from '../../adapters/whatsapp-cloud/index.js';
 import type { Conversation, Message } from '../../src/core/model.js';
+import type { Bot, BotResponse } from '../../src/pipeline/bot/types.js';
 import {
   ACCESS_TOKEN,
   API_VERSION,
@@ -48,6 +49,43 @@ function env(fake: FakeWhatsAppCloudApi, extra: Record<string, string> = {}) {
   };
 }
 
+/** Answers `buttons` with 3 quick replies, `list` with 6, anything else like the demo bot. */
+const scriptedBot: Bot = {
+  kind: 'demo',
+  async reply({ message }): Promise<BotResponse> {
+    if (message.text === 'buttons') {
+      return {
+        replies: [
+          {
+            text: 'How can I help?',
+            quickReplies: [
+              { title: 'Order status', payload: 'ORDER_STATUS' },
+              { title: 'Returns', payload: 'RETURNS' },
+              { title: 'Talk to a person' },
+            ],
+          },
+        ],
+      };
+    }
+    if (message.text === 'list') {
+      const sizes = ['XS', 'S', 'M', 'L', 'XL'].map((s) => ({ title: `Size ${s}`, payload: `size_${s}` }));
+      return {
+        replies: [
+          {
+            text: 'Which size?',
+            quickReplies: [
+              ...sizes,
+              { title: 'I do not know my size, please help me choose', payload: 'help' },
+            ],
+          },
+        ],
+      };
+    }
+    if (message.text.trim() === '') return { replies: [] };
+    return { replies: [{ text: `You said: ${message.text}` }] };
+  },
+};
+
 let fake: FakeWhatsAppCloudApi;
 let gw: TestGateway;
 
@@ -73,7 +111,9 @@ async function messagesOf(t: TestGateway, conversationId: string): Promise<Messa
 /** Waits for the bot's reply to `text` to reach the fake and returns the recorded send. */
 function replyTo(text: string) {
   return eventually(() =>
-    fake.sent().find((r) => (r.json?.text as { body?: string } | undefined)?.body === `You said: ${text}`),
+    fake
+      .sent()
+      .find((r) => r.wamid && (r.json?.text as { body?: string } | undefined)?.body === `You said: ${text}`),
   );
 }
 
@@ -100,7 +140,7 @@ function statusBody(wamid: string, status: string, extra: Record<string, unknown
 
 beforeAll(async () => {
   fake = await FakeWhatsAppCloudApi.start();
-  gw = await startGateway(env(fake));
+  gw = await startGateway(env(fake), { bot: scriptedBot });
 });
 
 afterAll(async () => {
@@ -340,6 +380,51 @@ describe('WhatsApp Cloud API: statuses', () => {
   });
 });
 
+describe('WhatsApp Cloud API: quick replies out', () => {
+  const sentTo = (waId: string) =>
+    eventually(() => fake.sent().find((r) => r.json?.to === waId && r.json?.type === 'interactive'));
+
+  it('up to 3 become reply buttons whose ids are the payloads', async () => {
+    expect((await post(messageFrom('14155550160', { type: 'text', text: { body: 'buttons' } }))).status).toBe(
+      200,
+    );
+    const sent = await sentTo('14155550160');
+    expect(sent.json?.interactive).toEqual({
+      type: 'button',
+      body: { text: 'How can I help?' },
+      action: {
+        buttons: [
+          { type: 'reply', reply: { id: 'ORDER_STATUS', title: 'Order status' } },
+          { type: 'reply', reply: { id: 'RETURNS', title: 'Returns' } },
+          { type: 'reply', reply: { id: 'Talk to a person', title: 'Talk to a person' } },
+        ],
+      },
+    });
+  });
+
+  it('4 to 10 become a list; a long title is cut and kept whole in the description', async () => {
+    expect((await post(messageFrom('14155550161', { type: 'text', text: { body: 'list' } }))).status).toBe(
+      200,
+    );
+    const sent = await sentTo('14155550161');
+    const interactive = sent.json?.interactive as {
+      type: string;
+      body: { text: string };
+      action: { button: string; sections: { rows: { id: string; title: string; description?: string }[] }[] };
+    };
+    expect(interactive.type).toBe('list');
+    expect(interactive.body).toEqual({ text: 'Which size?' });
+    expect(interactive.action.button).toBe('Choose');
+    const rows = interactive.action.sections.flatMap((s) => s.rows);
+    expect(rows).toHaveLength(6);
+    expect(rows[0]).toEqual({ id: 'size_XS', title: 'Size XS' });
+    expect(rows[5]?.id).toBe('help');
+    expect(rows[5]?.title.length).toBeLessThanOrEqual(24);
+    expect(rows[5]?.title).toMatch(/…$/);
+    expect(rows[5]?.description).toBe('I do not know my size, please help me choose');
+  });
+});
+
 describe('WhatsApp Cloud API: outbound errors', () => {
   it('a Graph API 4xx fails the reply with Meta code and a clear reason', async () => {
     fake.script.push({
@@ -360,6 +445,20 @@ describe('WhatsApp Cloud API: outbound errors', () => {
     expect(failed.delivery?.error?.message).toMatch(/^WhatsApp error 131026: Message undeliverable/);
     // Refused for good: sent once, not retried.
     expect(fake.sent().filter((r) => r.json?.to === '14155550130')).toHaveLength(1);
+  });
+});
+
+describe('WhatsApp Cloud API: rate limits', () => {
+  it('a 429 with a rate-limit code is retried after Retry-After and the reply goes out', async () => {
+    fake.script.push({ status: 429, code: 130429, message: '(#130429) Rate limit hit', retryAfter: '0' });
+    const body = messageFrom('14155550131', { type: 'text', text: { body: 'busy hour' } });
+    expect((await post(body)).status).toBe(200);
+    const reply = await replyTo('busy hour');
+    const attempts = fake.sent().filter((r) => r.json?.to === '14155550131');
+    expect(attempts.map((r) => r.status)).toEqual([429, 200]);
+    const conv = await conversationOf(gw, '14155550131');
+    const outbound = await outboundOf(conv?.id ?? '');
+    expect(outbound).toMatchObject({ externalId: reply.wamid, delivery: { status: 'sent' } });
   });
 });
 
