@@ -21,6 +21,7 @@ export const SETTINGS = [
   'WHATSAPP_API_URL',
   'WHATSAPP_API_VERSION',
   'WHATSAPP_MEDIA_MAX_BYTES',
+  'WHATSAPP_TYPING_INDICATOR',
   'WHATSAPP_VERIFY',
 ] as const;
 
@@ -59,6 +60,11 @@ export interface WhatsAppCloudConfig {
   apiVersion: string;
   /** @default 5 MiB */
   mediaMaxBytes: number;
+  /**
+   * Shows "typing…" while the bot works on a customer's message, which also marks that message read
+   * (typing.ts). @default true
+   */
+  typingIndicator: boolean;
   /** `enforce` refuses a webhook whose signature does not verify; `report` accepts and logs it (SPEC §12). */
   verify: VerifyMode;
 }
@@ -89,6 +95,7 @@ const schema = z.object({
     .min(1024)
     .max(100 * 1_048_576)
     .default(DEFAULT_MEDIA_MAX_BYTES),
+  WHATSAPP_TYPING_INDICATOR: z.enum(['on', 'off'], { message: 'must be on or off' }).default('on'),
   WHATSAPP_VERIFY: verifyModeSchema,
 });
 
@@ -121,6 +128,7 @@ export function configure(env: Env): AdapterConfigResult<WhatsAppCloudConfig> {
       apiUrl: d.WHATSAPP_API_URL.replace(/\/+$/, ''),
       apiVersion: d.WHATSAPP_API_VERSION,
       mediaMaxBytes: d.WHATSAPP_MEDIA_MAX_BYTES,
+      typingIndicator: d.WHATSAPP_TYPING_INDICATOR === 'on',
       verify: d.WHATSAPP_VERIFY,
     },
   };

@@ -105,6 +105,20 @@ export class GraphClient {
     return id;
   }
 
+  /**
+   * Sends a status object (`status: "read"`, with or without a typing indicator) to the messages
+   * endpoint: one attempt, no retries, since a late indicator is worse than none.
+   */
+  async sendStatus(phoneNumberId: string, payload: Record<string, unknown>): Promise<void> {
+    const res = await this.#request(`${this.#base}/${encodeURIComponent(phoneNumberId)}/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messaging_product: 'whatsapp', ...payload }),
+      once: true,
+    });
+    await res.body?.cancel();
+  }
+
   /** `GET /{media-id}`: the short-lived download URL (valid for 5 minutes) and the file's type and size. */
   async mediaInfo(mediaId: string): Promise<MediaInfo> {
     const res = await this.#request(`${this.#base}/${encodeURIComponent(mediaId)}`, { method: 'GET' });
@@ -148,9 +162,17 @@ export class GraphClient {
 
   async #request(
     url: string,
-    init: { method: string; headers?: Record<string, string>; body?: string; retryTimeouts?: boolean },
+    init: {
+      method: string;
+      headers?: Record<string, string>;
+      body?: string;
+      retryTimeouts?: boolean;
+      /** A single attempt, whatever the policy says. */
+      once?: boolean;
+    },
   ): Promise<Response> {
-    const { attempts, baseMs, capMs, maxRetryAfterMs, timeoutMs } = this.#policy;
+    const { baseMs, capMs, maxRetryAfterMs, timeoutMs } = this.#policy;
+    const attempts = init.once ? 1 : this.#policy.attempts;
     const path = new URL(url).pathname;
     for (let attempt = 1; ; attempt++) {
       let res: Response;

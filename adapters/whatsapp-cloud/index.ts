@@ -31,6 +31,7 @@ import { configure, SETTINGS, type WhatsAppCloudConfig } from './config.js';
 import { GraphClient, MediaTooLargeError, type RetryPolicy } from './graph.js';
 import { CHANNEL, type MappedMessage, parseNotification, type StatusUpdate } from './inbound.js';
 import { sendMessage } from './outbound.js';
+import { TypingIndicators } from './typing.js';
 import { checkChallenge, verifySignature } from './verify.js';
 
 /** The webhook path (GET handshake and POST notifications); what users paste into the app console. */
@@ -63,6 +64,13 @@ export function createWhatsAppCloudAdapter(
   });
   // Same records and route as mail attachments: one `GET /v1/attachments/:id` serves both.
   const attachments = new AttachmentStore(ctx.store.kv, ctx.publicUrl);
+  const typing = config.typingIndicator
+    ? new TypingIndicators({
+        kv: ctx.store.kv,
+        send: (phoneNumberId, payload) => graph.sendStatus(phoneNumberId, payload),
+        logger,
+      })
+    : undefined;
   const limit = Math.min(ctx.config.BODY_LIMIT_BYTES, MAX_BODY_BYTES);
   const readRaw = express.raw({ type: () => true, limit, inflate: false });
   ctx.verificationMode(CHANNEL, config.verify, 'WHATSAPP_VERIFY');
@@ -138,6 +146,8 @@ export function createWhatsAppCloudAdapter(
       for (const mapped of messages) {
         current = { wamid: mapped.inbound.dedupeKey };
         const inbound = await withMedia(mapped);
+        // Kept before the accept, so the engine finds it whichever process answers the message.
+        if (typing && !inbound.skipBot) await typing.remember(inbound.channelRef, inbound.dedupeKey);
         const result = await ctx.ingest.accept(
           trusted ? inbound : extend(inbound, { identity: untrusted(inbound.identity) }),
         );
@@ -228,6 +238,12 @@ export function createWhatsAppCloudAdapter(
       router.get(WEBHOOK_PATH, onChallenge);
       router.post(WEBHOOK_PATH, onNotification);
       router.get('/v1/attachments/:id', ctx.requireApiKey, attachmentRoute(attachments));
+    },
+    signal(conversation, signal) {
+      if (signal.type === 'typing') typing?.set(conversation, signal.on);
+    },
+    async stop() {
+      typing?.stop();
     },
     send: (conversation, message) =>
       sendMessage(

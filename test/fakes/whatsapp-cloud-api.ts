@@ -1,7 +1,7 @@
 /**
  * A recording fake of Meta's Graph API for the WhatsApp Cloud API on loopback, reached through
  * `WHATSAPP_API_URL`: `POST /{version}/{phone-number-id}/messages` (answers a fresh `wamid` or a
- * scripted error), `GET /{version}/{media-id}` (a download URL on this server) and the download
+ * scripted error; a `status` object such as a typing indicator gets `{ "success": true }`), `GET /{version}/{media-id}` (a download URL on this server) and the download
  * itself (only with the bearer token). Plus the Meta side of webhooks: bodies signed at run time with
  * node:crypto over the exact bytes sent.
  */
@@ -77,6 +77,11 @@ export class FakeWhatsAppCloudApi {
           return;
         }
         const send = new RegExp(`^/${API_VERSION}/(\\d+)/messages$`).exec(path);
+        if (send && req.method === 'POST' && record.json?.status !== undefined) {
+          // A read receipt or typing indicator: `{ "success": true }` (never scripted).
+          answer(200, { success: true });
+          return;
+        }
         if (send && req.method === 'POST') {
           const next = this.script.shift();
           if (next && next.status >= 300) {
@@ -149,9 +154,18 @@ export class FakeWhatsAppCloudApi {
     return fake;
   }
 
-  /** The message sends received, in order. */
+  /** The message sends received, in order (read receipts and typing indicators apart). */
   sent(): RecordedRequest[] {
-    return this.requests.filter((r) => r.method === 'POST' && /\/messages$/.test(r.path));
+    return this.requests.filter(
+      (r) => r.method === 'POST' && /\/messages$/.test(r.path) && r.json?.status === undefined,
+    );
+  }
+
+  /** The typing indicators (and read receipts) received, in order. */
+  statuses(): RecordedRequest[] {
+    return this.requests.filter(
+      (r) => r.method === 'POST' && /\/messages$/.test(r.path) && r.json?.status !== undefined,
+    );
   }
 
   async close(): Promise<void> {

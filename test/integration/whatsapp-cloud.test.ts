@@ -337,6 +337,38 @@ describe('WhatsApp Cloud API: messages in, replies out', () => {
   });
 });
 
+describe('WhatsApp Cloud API: typing indicator', () => {
+  it('shows typing on the message being answered, before the reply', async () => {
+    const body = messageFrom('14155550170', { type: 'text', text: { body: 'typing please' } });
+    const wamid = (body as { entry: [{ changes: [{ value: { messages: [{ id: string }] } }] }] }).entry[0]
+      .changes[0].value.messages[0].id;
+    expect((await post(body)).status).toBe(200);
+    const reply = await replyTo('typing please');
+    const typing = await eventually(() => fake.statuses().find((r) => r.json?.message_id === wamid));
+    expect(typing.path).toBe(`/${API_VERSION}/${PHONE_NUMBER_ID}/messages`);
+    expect(typing.json).toEqual({
+      messaging_product: 'whatsapp',
+      status: 'read',
+      message_id: wamid,
+      typing_indicator: { type: 'text' },
+    });
+    expect(typing.at).toBeLessThanOrEqual(reply.at);
+  });
+
+  it('is not shown for what the bot is not asked about (a reaction)', async () => {
+    const body = messageFrom('14155550171', {
+      type: 'reaction',
+      reaction: { message_id: 'wamid.y', emoji: '🎉' },
+    });
+    const wamid = (body as { entry: [{ changes: [{ value: { messages: [{ id: string }] } }] }] }).entry[0]
+      .changes[0].value.messages[0].id;
+    expect((await post(body)).status).toBe(200);
+    await eventually(() => conversationOf(gw, '14155550171'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(fake.statuses().filter((r) => r.json?.message_id === wamid)).toEqual([]);
+  });
+});
+
 describe('WhatsApp Cloud API: statuses', () => {
   it('are monotonic: read then a late delivered stays read', async () => {
     const body = messageFrom('14155550120', { type: 'text', text: { body: 'status please' } });

@@ -3,10 +3,12 @@
  * checks against the shared Meta fixtures, notification mapping and the outbound plan.
  */
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { configure } from '../../adapters/whatsapp-cloud/config.js';
 import { parseNotification } from '../../adapters/whatsapp-cloud/inbound.js';
 import { interactiveOf, planPayloads, routeOf } from '../../adapters/whatsapp-cloud/outbound.js';
+import { RENEW_MS, TypingIndicators } from '../../adapters/whatsapp-cloud/typing.js';
 import { checkChallenge, signatureOf, verifySignature } from '../../adapters/whatsapp-cloud/verify.js';
 import { PermanentSendError } from '../../src/core/index.js';
 
@@ -40,6 +42,7 @@ describe('WhatsApp Cloud API settings', () => {
         apiUrl: 'https://graph.facebook.com',
         apiVersion: 'v23.0',
         mediaMaxBytes: 5 * 1_048_576,
+        typingIndicator: true,
         verify: 'enforce',
       },
     });
@@ -74,6 +77,10 @@ describe('WhatsApp Cloud API settings', () => {
     expect(bad({ WHATSAPP_API_URL: 'ftp://x' })).toMatch(/^WHATSAPP_API_URL:/);
     expect(bad({ WHATSAPP_API_VERSION: '23' })).toMatch(/^WHATSAPP_API_VERSION:/);
     expect(bad({ WHATSAPP_MEDIA_MAX_BYTES: '10' })).toMatch(/^WHATSAPP_MEDIA_MAX_BYTES:/);
+    expect(bad({ WHATSAPP_TYPING_INDICATOR: 'yes' })).toMatch(/^WHATSAPP_TYPING_INDICATOR:/);
+    expect(configure({ ...FULL, WHATSAPP_TYPING_INDICATOR: 'off' })).toMatchObject({
+      config: { typingIndicator: false },
+    });
   });
 });
 
@@ -294,5 +301,70 @@ describe('outbound plan', () => {
       ),
     ).toEqual({ phoneNumberId: '999999', to: '16505551234' });
     expect(() => routeOf({ channelRef: 'x', participants: [] }, '999999')).toThrow(PermanentSendError);
+  });
+});
+
+describe('typing indicators', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  function rig() {
+    const kv = new Map<string, string>();
+    const sends: { phoneNumberId: string; payload: Record<string, unknown> }[] = [];
+    const typing = new TypingIndicators({
+      kv: {
+        get: async (k) => kv.get(k) ?? null,
+        set: async (k, v) => {
+          kv.set(k, v);
+        },
+        setIfAbsent: async () => true,
+        delete: async (k) => {
+          kv.delete(k);
+        },
+      },
+      send: async (phoneNumberId, payload) => {
+        sends.push({ phoneNumberId, payload });
+      },
+      logger: pino({ level: 'silent' }),
+    });
+    return { typing, sends };
+  }
+
+  it('refer to the last customer message, renew before 25 s while on, and stop when off', async () => {
+    vi.useFakeTimers();
+    const { typing, sends } = rig();
+    const conversation = { id: 'c1', channelRef: '111111|16505551234' };
+    typing.set(conversation, true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sends).toEqual([]); // nothing remembered for this conversation: nothing to refer to
+    typing.set(conversation, false);
+
+    await typing.remember(conversation.channelRef, 'wamid.last');
+    typing.set(conversation, true);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sends).toEqual([
+      {
+        phoneNumberId: '111111',
+        payload: { status: 'read', message_id: 'wamid.last', typing_indicator: { type: 'text' } },
+      },
+    ]);
+    expect(RENEW_MS).toBeLessThan(25_000);
+    await vi.advanceTimersByTimeAsync(RENEW_MS);
+    expect(sends).toHaveLength(2);
+    typing.set(conversation, false);
+    await vi.advanceTimersByTimeAsync(RENEW_MS * 3);
+    expect(sends).toHaveLength(2);
+  });
+
+  it('give up renewing after about two minutes', async () => {
+    vi.useFakeTimers();
+    const { typing, sends } = rig();
+    const conversation = { id: 'c2', channelRef: '111111|16505551235' };
+    await typing.remember(conversation.channelRef, 'wamid.slow');
+    typing.set(conversation, true);
+    await vi.advanceTimersByTimeAsync(RENEW_MS * 20);
+    expect(sends).toHaveLength(6);
+    typing.stop();
   });
 });
