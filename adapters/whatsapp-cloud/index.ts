@@ -177,19 +177,18 @@ export function createWhatsAppCloudAdapter(
     const { inbound, media } = mapped;
     if (!media) return inbound;
     const wamid = inbound.dedupeKey;
+    let file: { content: Buffer; contentType: string };
     try {
       const info = await graph.mediaInfo(media.id);
       if (info.fileSize !== undefined && info.fileSize > config.mediaMaxBytes) {
         throw new MediaTooLargeError(info.fileSize, config.mediaMaxBytes);
       }
-      const file = await graph.download(info.url, config.mediaMaxBytes);
-      const contentType = media.mimeType ?? info.mimeType ?? file.contentType ?? 'application/octet-stream';
-      const stored: Attachment = await attachments.put(`${CHANNEL}\n${wamid}`, 0, {
-        name: media.filename ?? `${media.type}${extensionOf(contentType)}`,
+      const downloaded = await graph.download(info.url, config.mediaMaxBytes);
+      const contentType = media.mimeType ?? info.mimeType ?? downloaded.contentType ?? '';
+      file = {
+        content: downloaded.content,
         contentType: contentType.split(';')[0]?.trim() || 'application/octet-stream',
-        content: file.content,
-      });
-      return extend(inbound, { message: extend(inbound.message, { attachments: [stored] }) });
+      };
     } catch (err) {
       const reason = err instanceof Error ? err.message : String(err);
       logger.warn({ wamid, mediaId: media.id, reason }, 'WhatsApp Cloud media could not be downloaded');
@@ -199,6 +198,13 @@ export function createWhatsAppCloudAdapter(
       const meta = extend(inbound.message.meta ?? {}, { whatsapp });
       return extend(inbound, { message: extend(inbound.message, { text, meta }) });
     }
+    // Outside the try: a store that refuses is a 503 (Meta retries), not a missing attachment.
+    const stored: Attachment = await attachments.put(`${CHANNEL}\n${wamid}`, 0, {
+      name: media.filename ?? `${media.type}${extensionOf(file.contentType)}`,
+      contentType: file.contentType,
+      content: file.content,
+    });
+    return extend(inbound, { message: extend(inbound.message, { attachments: [stored] }) });
   }
 
   async function report(update: StatusUpdate, fields: Record<string, unknown>): Promise<void> {

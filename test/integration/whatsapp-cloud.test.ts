@@ -283,11 +283,11 @@ describe('WhatsApp Cloud API: messages in, replies out', () => {
   });
 
   it('media over the size limit or gone leaves the message stored without it, saying why', async () => {
-    const body = messageFrom('14155550113', {
+    const gone = messageFrom('14155550113', {
       type: 'document',
       document: { id: 'media-missing', filename: 'a.pdf' },
     });
-    expect((await post(body)).status).toBe(200);
+    expect((await post(gone)).status).toBe(200);
     const conv = await eventually(() => conversationOf(gw, '14155550113'));
     const [inbound] = await messagesOf(gw, conv.id);
     expect(inbound?.text).toBe('[document could not be downloaded]');
@@ -295,6 +295,19 @@ describe('WhatsApp Cloud API: messages in, replies out', () => {
     expect((inbound?.meta.whatsapp as { mediaError?: string } | undefined)?.mediaError).toMatch(
       /Unsupported get request/,
     );
+
+    // One byte over WHATSAPP_MEDIA_MAX_BYTES (5 MiB by default): refused on its declared size, never fetched.
+    fake.media.set('media-big', { content: Buffer.alloc(5 * 1_048_576 + 1), mimeType: 'video/mp4' });
+    const big = messageFrom('14155550116', { type: 'video', video: { id: 'media-big', caption: 'big one' } });
+    expect((await post(big)).status).toBe(200);
+    await replyTo('big one');
+    const bigConv = await conversationOf(gw, '14155550116');
+    const [video] = await messagesOf(gw, bigConv?.id ?? '');
+    expect(video?.attachments).toEqual([]);
+    expect((video?.meta.whatsapp as { mediaError?: string } | undefined)?.mediaError).toMatch(
+      /larger than WHATSAPP_MEDIA_MAX_BYTES/,
+    );
+    expect(fake.requests.filter((r) => r.path === '/media-download/media-big')).toEqual([]);
   });
 
   it('a button reply becomes a quick-reply payload; its title is the text', async () => {
