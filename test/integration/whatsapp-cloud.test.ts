@@ -9,6 +9,13 @@ import { WEBHOOK_PATH } from '../../adapters/whatsapp-cloud/index.js';
 import type { Conversation, Message } from '../../src/core/model.js';
 import type { Bot, BotResponse } from '../../src/pipeline/bot/types.js';
 import {
+  ACCOUNT_SID,
+  AUTH_TOKEN,
+  FakeTwilioApi,
+  postWebhook as postTwilio,
+  whatsappParams,
+} from '../fakes/twilio-api.js';
+import {
   ACCESS_TOKEN,
   API_VERSION,
   APP_SECRET,
@@ -583,5 +590,55 @@ describe('WhatsApp Cloud API: WHATSAPP_VERIFY=report', () => {
       expect.objectContaining({ channel: 'whatsapp_cloud', verified: false }),
     ]);
     expect(report.logs.lines.some((l) => l.reason === 'bad_signature' && l.mode === 'report')).toBe(true);
+  });
+});
+
+describe('WhatsApp Cloud API next to Twilio WhatsApp', () => {
+  let twilioApi: FakeTwilioApi;
+  let both: TestGateway;
+  beforeAll(async () => {
+    twilioApi = await FakeTwilioApi.start();
+    both = await startGateway(
+      env(fake, {
+        TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+        TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+        TWILIO_API_URL: twilioApi.url,
+      }),
+    );
+  });
+  afterAll(async () => {
+    await both?.stop();
+    await twilioApi?.close();
+  });
+
+  it('keeps each channel its own conversation, and the same number one contact', async () => {
+    const viaTwilio = whatsappParams({
+      From: 'whatsapp:+14155550180',
+      WaId: '14155550180',
+      Body: 'via twilio',
+    });
+    const twilioRes = await postTwilio(`${both.url}/webhooks/twilio`, viaTwilio, {
+      signedUrl: `${PUBLIC_URL}/webhooks/twilio`,
+    });
+    expect(twilioRes.status).toBe(200);
+    const raw = JSON.stringify(messageFrom('14155550180', { type: 'text', text: { body: 'via meta' } }));
+    expect((await postWebhook(`${both.url}${WEBHOOK_PATH}`, raw)).status).toBe(200);
+
+    const cloud = await eventually(() => conversationOf(both, '14155550180'));
+    const list = (await (await both.api('/v1/conversations?channel=whatsapp&take=200')).json()) as {
+      items: Conversation[];
+    };
+    const twilioConv = list.items.find((c) => c.channelRef === '+14155238886|+14155550180');
+    expect(twilioConv).toBeDefined();
+    expect(twilioConv?.id).not.toBe(cloud.id);
+    const contactOf = (c: Conversation | undefined) =>
+      c?.participants.find((p) => p.role === 'user')?.contactId;
+    expect(contactOf(cloud)).toBeDefined();
+    expect(contactOf(cloud)).toBe(contactOf(twilioConv));
+    // Each reply leaves through the channel its conversation came by.
+    await eventually(() => twilioApi.created().find((r) => r.fields.Body === 'You said: via twilio'));
+    await eventually(() =>
+      fake.sent().find((r) => (r.json?.text as { body?: string })?.body === 'You said: via meta'),
+    );
   });
 });

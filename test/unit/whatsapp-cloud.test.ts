@@ -10,6 +10,7 @@ import { parseNotification } from '../../adapters/whatsapp-cloud/inbound.js';
 import { interactiveOf, planPayloads, routeOf } from '../../adapters/whatsapp-cloud/outbound.js';
 import { RENEW_MS, TypingIndicators } from '../../adapters/whatsapp-cloud/typing.js';
 import { checkChallenge, signatureOf, verifySignature } from '../../adapters/whatsapp-cloud/verify.js';
+import { linkKeyOf } from '../../src/contacts/rules.js';
 import { PermanentSendError } from '../../src/core/index.js';
 
 const fixture = (name: string) =>
@@ -229,6 +230,15 @@ describe('notification mapping', () => {
     });
     expect(unsupported).toMatchObject({ skipBot: true, message: { type: 'activity' } });
     expect(unsupported.message.text).toMatch(/^\[unsupported message: WhatsApp error 131051/);
+  });
+
+  it('links a Cloud API sender by phone number, like SMS and Twilio WhatsApp', () => {
+    const key = linkKeyOf({ channel: 'whatsapp_cloud', address: '+16505551234' });
+    expect(key).toBe('phone:+16505551234');
+    expect(linkKeyOf({ channel: 'whatsapp', address: '+16505551234' })).toBe(key);
+    expect(linkKeyOf({ channel: 'sms', address: '+16505551234' })).toBe(key);
+    // A sender id that is not a number's digits keeps its address as it is and links nothing.
+    expect(linkKeyOf({ channel: 'whatsapp_cloud', address: 'user.abc' })).toBeNull();
   });
 
   it('refuses bodies that are not Cloud API notifications', () => {
