@@ -551,7 +551,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download an attachment of a received email (served when the email channel is enabled) */
+        /** Download an attachment of a received email or WhatsApp Cloud API message (served when either channel is enabled) */
         get: operations["getAttachment"];
         put?: never;
         post?: never;
