@@ -587,7 +587,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download an attachment of a received email (served when the email channel is enabled) */
+        /** Download an attachment of a received email or WhatsApp Cloud API message (served when either channel is enabled) */
         get: operations["getAttachment"];
         put?: never;
         post?: never;
@@ -651,7 +651,7 @@ export interface components {
              * @default api
              * @enum {string}
              */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             participants?: {
                 id?: string;
                 /** @enum {string} */
@@ -725,7 +725,7 @@ export interface components {
         };
         unmergeContactRequest: {
             /** @enum {string} */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             address: string;
             reason?: string;
             by?: string;
@@ -910,7 +910,7 @@ export interface components {
         Conversation: {
             id: string;
             /** @enum {string} */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             channelRef: string;
             participants: components["schemas"]["Participant"][];
             /** @enum {string} */
@@ -1022,7 +1022,7 @@ export interface components {
             name: string | null;
             identities: {
                 /** @enum {string} */
-                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                 address: string;
                 verified: boolean;
                 source: string;
@@ -1036,7 +1036,7 @@ export interface components {
                 contactId: string;
                 identities: {
                     /** @enum {string} */
-                    channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                    channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                     address: string;
                 }[];
                 by: string;
@@ -1974,7 +1974,7 @@ export interface operations {
                 take?: string;
                 /** @description Oldest first (`asc`, the default) or newest first (`desc`). */
                 order?: "asc" | "desc";
-                channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                 status?: "open" | "handoff" | "closed";
                 /** @description Exact-match filters on top-level meta keys: `meta[<key>]=<value>`, compared as strings. */
                 meta?: {
