@@ -644,7 +644,7 @@ export interface components {
              * @description With `CONVERSATION_SCOPE=contact`: the channel to send on, one the conversation is reached by (default: the channel of the customer's latest message).
              * @enum {string}
              */
-            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
         };
         createConversationRequest: {
             /**
@@ -860,7 +860,7 @@ export interface components {
              * @description With `CONVERSATION_SCOPE=contact`: the channel the message came in by or went out through.
              * @enum {string}
              */
-            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             /** @description The channel thread, beside `channel`. */
             channelRef?: string;
             externalId?: string;
@@ -939,7 +939,7 @@ export interface components {
             /** @description With `CONVERSATION_SCOPE=contact`: every channel thread the conversation is reached by, the first being its own. */
             routes?: {
                 /** @enum {string} */
-                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                 channelRef: string;
                 meta: {
                     [key: string]: unknown;
