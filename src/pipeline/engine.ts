@@ -184,10 +184,11 @@ export class Engine {
    * false (`ROLE=web`), starts the worker loop that claims and processes queued messages.
    */
   async start({ claim = true }: { claim?: boolean } = {}): Promise<void> {
-    this.#unsubscribe = await this.#deps.store.bus.subscribe(PROCESSED_TOPIC, (payload) => {
+    // Once: a web-only start followed by a full one (benchmarks drain what they queued) subscribes once.
+    this.#unsubscribe ??= await this.#deps.store.bus.subscribe(PROCESSED_TOPIC, (payload) => {
       for (const resolve of this.#waiters.get(payload) ?? []) resolve();
     });
-    if (claim) this.#loop = this.#run();
+    if (claim) this.#loop ??= this.#run();
   }
 
   /** The adapter that sends for a conversation channel, if that channel is enabled. */
