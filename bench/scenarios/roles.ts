@@ -6,7 +6,8 @@
  * (`BENCH_ROLES_RATE`, default 400 messages a second) is more than the engine's slots can answer at
  * that bot latency (`WORKER_CONCURRENCY` 64 / 0.2 s = 320 a second), so the engine works flat out
  * through every measured second, in the same event loop as the accepts with `ROLE=all` and in a
- * process of its own with `web` and `worker`. The rounds alternate the two sides.
+ * process of its own with `web` and `worker`. The rounds alternate the two sides; each side's
+ * processes are started for its run and killed after it, so only one side runs at a time.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -103,36 +104,47 @@ const median = (values: number[]) => {
 export async function run(redisUrl: string): Promise<BenchRow[]> {
   const bot = await FakeBot.start();
   bot.mode = { kind: 'echo', delayMs: BOT_MS };
-  const procs: Proc[] = [];
-  try {
-    const all = await spawnRole('all', redisUrl, 'bench-roles-all', bot.url);
-    const [web, worker] = await Promise.all([
-      spawnRole('web', redisUrl, 'bench-roles-split', bot.url),
-      spawnRole('worker', redisUrl, 'bench-roles-split', bot.url),
-    ]);
-    procs.push(all, web, worker);
-    const sides = {
-      all: { url: all.url, conversations: await sessions(all.url, CONVERSATIONS) },
-      web: { url: web.url, conversations: await sessions(web.url, CONVERSATIONS) },
-    };
-    let runs = 0;
-    const offer = (side: keyof typeof sides) =>
-      pacedOffThread({
-        url: `${sides[side].url}/v1/messages`,
+  const procs = new Set<Proc>();
+  let runs = 0;
+  /**
+   * One side of a round: its processes started on a key prefix of their own, the load offered, what
+   * is still queued read, and the processes killed, so that neither side's engine, still draining,
+   * runs beside the other side's measurement.
+   */
+  const side = async (roles: Array<'all' | 'web' | 'worker'>) => {
+    const prefix = `bench-roles-${runs++}`;
+    const started = await Promise.all(roles.map((role) => spawnRole(role, redisUrl, prefix, bot.url)));
+    for (const p of started) procs.add(p);
+    try {
+      const front = started[0]!;
+      const conversations = await sessions(front.url, CONVERSATIONS);
+      const result = await pacedOffThread({
+        url: `${front.url}/v1/messages`,
         headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-        conversations: sides[side].conversations,
-        idPrefix: `roles-${runs++}-`,
+        conversations,
+        idPrefix: `${prefix}-`,
         rate: RATE,
         connections: CONNECTIONS,
         durationS: DURATION_S,
       });
-    const rounds: Array<{ all: LoadResult; web: LoadResult }> = [];
+      return { ...result, queued: await pending(front.url) };
+    } finally {
+      await Promise.all(
+        started.map(async (p) => {
+          await stop(p);
+          procs.delete(p);
+        }),
+      );
+    }
+  };
+  try {
+    const rounds: Array<{ all: LoadResult & { queued: number }; web: LoadResult & { queued: number } }> = [];
     for (let i = 0; i < ROUNDS; i++) {
-      const allRun = await offer('all');
-      const webRun = await offer('web');
+      const allRun = await side(['all']);
+      const webRun = await side(['web', 'worker']);
       rounds.push({ all: allRun, web: webRun });
       process.stderr.write(
-        `roles round ${i + 1}: accept p99 ROLE=all ${allRun.p99.toFixed(1)} ms, web ${webRun.p99.toFixed(1)} ms\n`,
+        `roles round ${i + 1}: accept p99 ROLE=all ${allRun.p99.toFixed(1)} ms, web ${webRun.p99.toFixed(1)} ms; queued at the end ${allRun.queued} / ${webRun.queued}\n`,
       );
     }
     const webP99s = rounds.map((r) => r.web.p99);
@@ -155,19 +167,19 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
         value: median(rounds.map((r) => r.web.rps)),
         baseline: median(rounds.map((r) => r.all.rps)),
       },
+      // The engine worked flat out throughout: more was queued than it had answered when the load ended.
+      {
+        scenario: '  still queued when the load ended (web + worker / ROLE=all; median)',
+        metric: 'count',
+        value: median(rounds.map((r) => r.web.queued)),
+        baseline: median(rounds.map((r) => r.all.queued)),
+      },
       countRow(
         'roles: errors and non-2xx (both sides)',
         'count',
         rounds.reduce((sum, r) => sum + r.all.errors + r.all.non2xx + r.web.errors + r.web.non2xx, 0),
       ),
     ];
-    // The engine was busy throughout: what both sides still had queued when the load ended.
-    rows.push({
-      scenario: '  messages still queued at the end (worker / ROLE=all), proof the engine was busy',
-      metric: 'count',
-      value: await pending(worker.url),
-      baseline: await pending(all.url),
-    });
     const seen = new Map<string, number>();
     for (const call of bot.calls) seen.set(call.messageId, (seen.get(call.messageId) ?? 0) + 1);
     rows.push(
@@ -175,7 +187,7 @@ export async function run(redisUrl: string): Promise<BenchRow[]> {
     );
     return rows;
   } finally {
-    await Promise.all(procs.map(stop));
+    await Promise.all([...procs].map(stop));
     await bot.close();
   }
 }
