@@ -2,7 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { ADAPTERS } from '../../adapters/index.js';
 import { ConfigError, loadConfig } from '../../config/load.js';
+import { createGateway } from '../../src/gateway.js';
+import { createLogger } from '../../src/logger.js';
 import { rolePlan } from '../../src/roles.js';
+import { MemoryStore } from '../../src/store/memory.js';
 
 const REDIS = { REDIS_URL: 'redis://127.0.0.1:6379' };
 
@@ -63,5 +66,15 @@ describe('ROLE', () => {
     });
     const all = rolePlan('all');
     expect(Object.values(all).filter((v) => v === false)).toEqual([]);
+  });
+
+  it('a gateway given an embedded store refuses a split role too (fail closed)', async () => {
+    for (const role of ['web', 'worker']) {
+      const config = loadConfig({ ...REDIS, ROLE: role }, ADAPTERS);
+      const store = new MemoryStore({ maxPending: 10, retryAfterS: 1 });
+      await expect(createGateway(config, createLogger('silent'), { store })).rejects.toThrow(
+        `ROLE=${role} runs only part of the gateway and needs REDIS_URL`,
+      );
+    }
   });
 });
