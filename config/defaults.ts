@@ -1,6 +1,11 @@
 /** @module Defaults for every tunable, each with the reason for its value. */
 
 export const DEFAULTS = {
+  /**
+   * One process runs everything, as a single `npm start` should; `web` and `worker` split ingest from
+   * bot work for deployments that scale them apart (docs/running.md#roles).
+   */
+  ROLE: 'all' as 'all' | 'web' | 'worker',
   /** SPEC §2. */
   PORT: 3000,
   HOST: '0.0.0.0',

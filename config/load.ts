@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { dirname } from 'node:path';
 import type { z } from 'zod';
 import type { AdapterModule, Env } from '../src/core/channel.js';
+import { embeddedRoleProblem } from '../src/roles.js';
 import { type AppConfig, coreSchema } from './schema.js';
 
 /** Each problem is one line naming the setting, what was given (secrets hidden) and what is expected. */
@@ -194,6 +195,9 @@ export function loadConfig(
   if (env.BOT_SECRET && !/^whsec_[A-Za-z0-9+/=]{32,}$/.test(env.BOT_SECRET)) {
     add('BOT_SECRET', 'expected a Standard Webhooks secret, "whsec_" followed by base64 of 24-64 bytes');
   }
+  // Fail closed: a split role on the embedded backend would accept messages no process ever answers.
+  const roleProblem = core.success && !env.REDIS_URL ? embeddedRoleProblem(core.data.ROLE) : null;
+  if (roleProblem) add('ROLE', roleProblem);
   if (env.PII_REDACT_STORE && /^(true|1)$/.test(env.PII_REDACT_STORE) && !env.PII_REDACT?.trim()) {
     add('PII_REDACT_STORE', 'masks the stored copy of what PII_REDACT lists; set PII_REDACT too');
   }

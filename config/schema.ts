@@ -19,6 +19,8 @@ const httpUrl = z
 export const MAX_RATE_LIMIT_PER_MIN = 100_000_000;
 
 export const coreSchema = z.object({
+  // docs/running.md#roles: what this process runs; `web` and `worker` need REDIS_URL (load.ts).
+  ROLE: z.enum(['all', 'web', 'worker']).default(DEFAULTS.ROLE),
   PORT: int(0, 65_535).default(DEFAULTS.PORT),
   HOST: z.string().min(1).default(DEFAULTS.HOST),
   PUBLIC_URL: httpUrl.optional(),

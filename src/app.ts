@@ -4,6 +4,9 @@
  * Order matters: request ids first; provider webhook routes next, before any body parser, so each
  * adapter verifies the raw bytes; then the `/v1` API with its JSON parser; then 404 and the one error
  * handler, which renders every error as `application/problem+json`.
+ *
+ * A `ROLE=worker` process takes no traffic: its app answers `/healthz`, `/readyz` and `/metrics`, and
+ * 404 to everything else (docs/running.md#roles).
  */
 import express, { type Express } from 'express';
 import { type ConsoleOptions, consoleRouter } from './console/routes.js';
@@ -21,9 +24,15 @@ import { tracingOn } from './tracing/index.js';
 export const EMBEDDED_WARNING =
   'embedded backend: in-process, single instance, data kept in memory and lost on restart; set REDIS_URL for production';
 
+export interface AppOptions {
+  /** False (`ROLE=worker`): health and metrics only. @default true */
+  traffic?: boolean;
+}
+
 export function createApp(
   deps: GatewayDeps,
   consoleOptions: ConsoleOptions = {},
+  { traffic = true }: AppOptions = {},
 ): Express & { closeConsole(): void } {
   const app = express();
   app.disable('x-powered-by');
@@ -32,16 +41,19 @@ export function createApp(
   app.set('trust proxy', false);
   defineRequestLogger(app.request, deps.logger);
   app.use(requestId(deps.logger));
-  // The API first: it is where the traffic is, and no other route lives under /v1.
-  // The API's own description needs no key, so it is answered before the /v1 gate.
-  app.get('/v1/openapi.json', openApiDocument());
-  app.use('/v1', requestMetrics(deps.metrics, 'api'), apiRouter(deps));
-  docsRoutes(app);
-  // The operator console (SPEC §11): its page, sessions and the page's own API behind them.
-  const consoleRoutes = consoleRouter(deps, consoleOptions);
-  // Sign-ins are counted with the API's requests: a wrong key is a 401 like any other.
-  app.use('/console/session', requestMetrics(deps.metrics, 'api'));
-  app.use('/console', consoleRoutes);
+  let consoleRoutes: ReturnType<typeof consoleRouter> | null = null;
+  if (traffic) {
+    // The API first: it is where the traffic is, and no other route lives under /v1.
+    // The API's own description needs no key, so it is answered before the /v1 gate.
+    app.get('/v1/openapi.json', openApiDocument());
+    app.use('/v1', requestMetrics(deps.metrics, 'api'), apiRouter(deps));
+    docsRoutes(app);
+    // The operator console (SPEC §11): its page, sessions and the page's own API behind them.
+    consoleRoutes = consoleRouter(deps, consoleOptions);
+    // Sign-ins are counted with the API's requests: a wrong key is a 401 like any other.
+    app.use('/console/session', requestMetrics(deps.metrics, 'api'));
+    app.use('/console', consoleRoutes);
+  }
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -71,17 +83,18 @@ export function createApp(
     res.send(await deps.metrics.registry.metrics());
   });
 
-  // Counted for every provider, whatever the adapter answers (refusals included).
-  const channels = new Set(deps.adapters.map((a) => a.name));
-  app.use('/webhooks', requestMetrics(deps.metrics, 'webhook', channels));
-  // SPEC §12: a `webhook <channel>` span around each provider webhook, only while tracing is on.
-  if (tracingOn()) app.use('/webhooks', webhookSpans(channels));
-  const webhooks = express.Router();
-  for (const adapter of deps.adapters) adapter.routes?.(webhooks);
-  app.use(webhooks);
-
-  app.use(pageRoutes(deps));
+  if (traffic) {
+    // Counted for every provider, whatever the adapter answers (refusals included).
+    const channels = new Set(deps.adapters.map((a) => a.name));
+    app.use('/webhooks', requestMetrics(deps.metrics, 'webhook', channels));
+    // SPEC §12: a `webhook <channel>` span around each provider webhook, only while tracing is on.
+    if (tracingOn()) app.use('/webhooks', webhookSpans(channels));
+    const webhooks = express.Router();
+    for (const adapter of deps.adapters) adapter.routes?.(webhooks);
+    app.use(webhooks);
+    app.use(pageRoutes(deps));
+  }
   app.use(notFound());
   app.use(errorHandler(deps.logger));
-  return Object.assign(app, { closeConsole: () => consoleRoutes.close() });
+  return Object.assign(app, { closeConsole: () => consoleRoutes?.close() });
 }

@@ -29,9 +29,19 @@ import { Engine } from './pipeline/engine.js';
 import { IngestService } from './pipeline/ingest.js';
 import { privacyPolicy, redactingBot, redactingIngest, redactingListener } from './privacy/index.js';
 import { createRetention } from './retention/index.js';
+import { embeddedRoleProblem, rolePlan } from './roles.js';
 import { createStore } from './store/index.js';
 import { initTracing } from './tracing/index.js';
 import { createWebhooks, type WebhookOptions } from './webhooks/index.js';
+
+/** The role as the start-up line says it. */
+function roleLine(role: string): string {
+  if (role === 'web')
+    return 'role web: webhooks, API and web chat; messages are processed by worker processes';
+  if (role === 'worker')
+    return 'role worker: engine, outbound webhooks and jobs; HTTP health and metrics only';
+  return 'role all';
+}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -70,9 +80,17 @@ export async function createGateway(
   logger: Logger,
   opts: GatewayOptions = {},
 ): Promise<Gateway> {
-  // First, so every span hook below finds the tracer (SPEC §12); null unless OTEL_EXPORTER_OTLP_ENDPOINT.
-  const tracing = await initTracing(config, logger);
+  const plan = rolePlan(config.ROLE);
   const store = opts.store ?? (await createStore(config, logger));
+  // The config refuses a split role without REDIS_URL; an injected store is checked here as well.
+  const roleProblem = store.kind === 'embedded' ? embeddedRoleProblem(plan.role) : null;
+  if (roleProblem) {
+    if (!opts.store) await store.close();
+    throw new Error(roleProblem);
+  }
+  // Before the app is built (it mounts the webhook spans only while tracing is on), SPEC §12; null
+  // unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  const tracing = await initTracing(config, logger);
   const lifecycle: Lifecycle = { draining: false };
   const events = new EventHub((err, event) =>
     logger.error({ err, event: event.type, conversationId: event.conversationId }, 'event listener failed'),
@@ -194,19 +212,23 @@ export async function createGateway(
     logger,
   });
   // Console sign-in: any key with the `console` scope (every API_KEYS key has every scope).
-  const app = createApp(deps, {
-    authenticate: async (token) => {
-      const principal = await keys.authenticate(token);
-      return principal && { name: principal.name, scopes: principal.scopes };
+  const app = createApp(
+    deps,
+    {
+      authenticate: async (token) => {
+        const principal = await keys.authenticate(token);
+        return principal && { name: principal.name, scopes: principal.scopes };
+      },
+      ...opts.console,
     },
-    ...opts.console,
-  });
+    { traffic: plan.traffic },
+  );
   const server = createServer();
   const drain = new HttpDrain(server);
   // Every request goes through the drain, which answers 503 once shutdown has begun.
   const handle = drain.handler(app);
   server.on('request', handle);
-  handleExpectContinue(server, handle, { ...config, keys }, logger, () => drain.draining);
+  if (plan.traffic) handleExpectContinue(server, handle, { ...config, keys }, logger, () => drain.draining);
   // Slowloris guard and keep-alive longer than typical proxy idle timeouts.
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
@@ -217,19 +239,23 @@ export async function createGateway(
     deps,
     server,
     async start(port = config.PORT, host = config.HOST) {
-      for (const adapter of adapters) await adapter.start?.(server);
+      // A worker opens no provider listeners: adapters send without being started.
+      if (plan.listeners) for (const adapter of adapters) await adapter.start?.(server);
       // After the adapters' own upgrade listeners: answers the upgrades none of them took.
       server.on('upgrade', answerUnclaimedUpgrade);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(port, host, () => resolve());
       });
-      if (opts.startEngine !== false) {
-        await engine.start();
+      const working = plan.engine && opts.startEngine !== false;
+      // Without workers the engine still hears completions, so the API's `wait` ends when another
+      // process answers.
+      await engine.start({ claim: working });
+      if (working && plan.jobs) {
         handoff.start();
         retention?.start();
       }
-      await webhooks.start();
+      await webhooks.start({ dispatch: plan.dispatcher });
       const address = server.address() as AddressInfo;
       const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
       const url = `http://${shownHost === '0.0.0.0' ? 'localhost' : shownHost}:${address.port}`;
@@ -238,6 +264,7 @@ export async function createGateway(
       logger[embedded ? 'warn' : 'info'](
         {
           url,
+          role: plan.role,
           publicUrl: config.PUBLIC_URL,
           backend: store.kind,
           bot: bot.kind,
@@ -245,9 +272,10 @@ export async function createGateway(
           channels: adapters.map((a) => a.name),
           ...(embedded ? { warning: EMBEDDED_WARNING } : {}),
         },
-        `gateway listening on ${url} (${embedded ? `${EMBEDDED_WARNING}` : 'Redis backend'}; ${bot.kind === 'demo' ? 'demo bot' : `HTTP bot at ${botConfig.service.current.url}`})`,
+        `gateway listening on ${url} (${roleLine(plan.role)}; ${embedded ? `${EMBEDDED_WARNING}` : 'Redis backend'}; ${bot.kind === 'demo' ? 'demo bot' : `HTTP bot at ${botConfig.service.current.url}`})`,
       );
-      for (const adapter of adapters) for (const line of adapter.describe()) logger.info(line);
+      if (plan.listeners)
+        for (const adapter of adapters) for (const line of adapter.describe()) logger.info(line);
       if (config.apiKeyGenerated) {
         // Printed once, deliberately outside the structured log so log shipping never carries it.
         const kept = config.apiKeyFile

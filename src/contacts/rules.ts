@@ -1,11 +1,15 @@
 /**
  * @module The linking rules (SPEC §9), pure. An identity links to another contact on its own only
- * through a verified identifier both sides share: the same E.164 number for SMS and WhatsApp, the same
- * email address for mail, a web-chat claim or a Slack profile. Anything else is at most a suggestion.
+ * through a verified identifier both sides share: the same E.164 number for SMS and WhatsApp (Twilio's
+ * or Meta's Cloud API), the same email address for mail, a web-chat claim or a Slack profile. Anything
+ * else is at most a suggestion.
  */
 import type { Identity } from './model.js';
 
 const E164 = /^\+[1-9]\d{5,14}$/;
+
+/** Channels whose address is the customer's phone number: Twilio SMS and WhatsApp, and Meta's Cloud API. */
+const PHONE_CHANNELS: ReadonlySet<string> = new Set(['sms', 'whatsapp', 'whatsapp_cloud']);
 
 /**
  * The identifier an identity shares with other channels, if any: `phone:+E164` for SMS and WhatsApp
@@ -13,7 +17,7 @@ const E164 = /^\+[1-9]\d{5,14}$/;
  * own: what links them is the email or number that comes with them.
  */
 export function linkKeyOf(i: Pick<Identity, 'channel' | 'address'>): string | null {
-  if ((i.channel === 'sms' || i.channel === 'whatsapp') && E164.test(i.address)) return `phone:${i.address}`;
+  if (PHONE_CHANNELS.has(i.channel) && E164.test(i.address)) return `phone:${i.address}`;
   if (i.channel === 'email' && i.address.includes('@')) return `email:${i.address.toLowerCase()}`;
   return null;
 }

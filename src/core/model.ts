@@ -2,7 +2,13 @@
  * @module The normalized conversation model (SPEC §3). Every channel maps onto these records.
  */
 
-export const CHANNELS = ['whatsapp', 'sms', 'slack', 'email', 'webchat', 'api'] as const;
+/**
+ * `whatsapp` is WhatsApp through Twilio; `whatsapp_cloud` is WhatsApp through Meta's Cloud API
+ * directly (adapters/whatsapp-cloud). They are different channels: each adapter answers for its own
+ * conversations, and a number can be served by both during a migration without either taking the
+ * other's conversations. Contacts link them through the shared E.164 number (src/contacts/rules.ts).
+ */
+export const CHANNELS = ['whatsapp', 'sms', 'slack', 'email', 'webchat', 'api', 'whatsapp_cloud'] as const;
 export type ChannelName = (typeof CHANNELS)[number];
 
 export const CONVERSATION_STATUSES = ['open', 'handoff', 'closed'] as const;

@@ -183,11 +183,16 @@ export class Engine {
     this.#queue = new PQueue({ concurrency: deps.config.WORKER_CONCURRENCY });
   }
 
-  async start(): Promise<void> {
-    this.#unsubscribe = await this.#deps.store.bus.subscribe(PROCESSED_TOPIC, (payload) => {
+  /**
+   * Hears completions (for {@link waitForProcessed}, whichever process answers) and, unless `claim` is
+   * false (`ROLE=web`), starts the worker loop that claims and processes queued messages.
+   */
+  async start({ claim = true }: { claim?: boolean } = {}): Promise<void> {
+    // Once: a web-only start followed by a full one (benchmarks drain what they queued) subscribes once.
+    this.#unsubscribe ??= await this.#deps.store.bus.subscribe(PROCESSED_TOPIC, (payload) => {
       for (const resolve of this.#waiters.get(payload) ?? []) resolve();
     });
-    this.#loop = this.#run();
+    if (claim) this.#loop ??= this.#run();
   }
 
   /** The adapter that sends for a conversation channel, if that channel is enabled. */

@@ -25,6 +25,11 @@ import { TargetRefusedError, vetTarget } from './ssrf.js';
 
 /** Bus topic announcing that the endpoint list changed. */
 const TOPIC = 'webhooks.endpoints';
+/**
+ * Bus topic on which a process without a dispatcher (`ROLE=web`) says it queued deliveries, so the
+ * dispatchers elsewhere send them now rather than at their next poll.
+ */
+const QUEUED_TOPIC = 'webhooks.queued';
 /** The cache is reloaded at least this often, in case an announcement was missed (bus reconnects). */
 const CACHE_TTL_MS = 10_000;
 /** Dead letters replayed per storage round trip. */
@@ -104,6 +109,8 @@ export class WebhookService implements EndpointSource {
   #cache: { at: number; endpoints: EndpointRecord[] } | null = null;
   #loading: Promise<EndpointRecord[]> | null = null;
   #unsubscribe: (() => Promise<void>) | null = null;
+  #unsubscribeQueued: (() => Promise<void>) | null = null;
+  #dispatching = false;
 
   constructor(deps: {
     repo: WebhookRepo;
@@ -128,17 +135,26 @@ export class WebhookService implements EndpointSource {
     });
   }
 
-  async start(): Promise<void> {
+  /**
+   * Follows endpoint changes (the listener enqueues for the current list in every role) and, unless
+   * `dispatch` is false (`ROLE=web`), starts the dispatcher that sends what is queued.
+   */
+  async start({ dispatch = true }: { dispatch?: boolean } = {}): Promise<void> {
     this.#unsubscribe = await this.#bus.subscribe(TOPIC, () => {
       this.#cache = null;
       this.dispatcher.wake();
     });
     await this.endpoints();
-    this.dispatcher.start();
+    if (dispatch) {
+      this.#unsubscribeQueued = await this.#bus.subscribe(QUEUED_TOPIC, () => this.dispatcher.wake());
+      this.#dispatching = true;
+      this.dispatcher.start();
+    }
   }
 
   async stop(graceMs: number): Promise<void> {
     await this.#unsubscribe?.().catch(() => undefined);
+    await this.#unsubscribeQueued?.().catch(() => undefined);
     await this.dispatcher.stop(graceMs);
     await this.repo.close();
   }
@@ -189,8 +205,17 @@ export class WebhookService implements EndpointSource {
     if (endpoints.length === 0) return;
     const payload = toWebhookEvent(event);
     await Promise.all(endpoints.map((e) => this.#enqueue(e.id, payload, JSON.stringify(payload))));
-    this.dispatcher.wake();
+    this.#queued();
   };
+
+  /** Work was queued: the local dispatcher looks now, or, without one, the others are told. */
+  #queued(): void {
+    this.dispatcher.wake();
+    if (!this.#dispatching)
+      this.#bus
+        .publish(QUEUED_TOPIC, '1')
+        .catch((err) => this.#logger.warn({ err }, 'queued webhook deliveries not announced'));
+  }
 
   /** Queues a new event for one endpoint (replays go through {@link #replayOne}). */
   async #enqueue(endpointId: string, event: WebhookEvent, body: string): Promise<DeliveryRecord> {
@@ -313,7 +338,7 @@ export class WebhookService implements EndpointSource {
     }
     const event = pingEvent(id);
     const delivery = await this.#enqueue(id, event, JSON.stringify(event));
-    this.dispatcher.wake();
+    this.#queued();
     return delivery;
   }
 
@@ -345,7 +370,7 @@ export class WebhookService implements EndpointSource {
     }
     const replayed = await this.#replayOne(original, again);
     if (!replayed) throw notFound('Delivery', deliveryId);
-    this.dispatcher.wake();
+    this.#queued();
     return replayed.delivery;
   }
 
@@ -363,7 +388,7 @@ export class WebhookService implements EndpointSource {
       }
       if (batch.length < REPLAY_BATCH) break;
     }
-    if (replayed.length > 0) this.dispatcher.wake();
+    if (replayed.length > 0) this.#queued();
     return replayed;
   }
 

@@ -26,16 +26,26 @@ export function redisAvailable(): boolean {
   return false;
 }
 
+/**
+ * A port that was free a moment ago, for a server a test starts next. Picked at random below the
+ * kernel's ephemeral range (32768 and up on Linux), where the OS never hands out source ports for
+ * outgoing connections: a port the OS chose with `listen(0)` is an ephemeral one, and between this
+ * check and the server's own listen an outgoing connection (to Redis, a fake) could take it.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+  throw new Error('no free port found in 20000-31999');
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 

@@ -163,7 +163,10 @@ describe('validation', () => {
     const res = await app.api('/v1/conversations', { method: 'POST', json: { channel: 5, meta: [] } });
     const body = await problem(res, 400, 'GW_ERR_VALIDATION');
     expect(body.errors).toEqual([
-      { field: 'channel', message: 'must be one of: whatsapp, sms, slack, email, webchat, api' },
+      {
+        field: 'channel',
+        message: 'must be one of: whatsapp, sms, slack, email, webchat, api, whatsapp_cloud',
+      },
       { field: 'meta', message: 'must be an object' },
     ]);
     expect(body.detail).toContain('channel');

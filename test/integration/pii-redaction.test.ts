@@ -5,12 +5,11 @@
  * stay whole in the store for agents. With `PII_REDACT_STORE=true` the stored copy is masked too, with
  * its entities recomputed.
  */
-import { createHmac, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Conversation, Message } from '../../src/core/index.js';
 import { redactText } from '../../src/privacy/index.js';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
+import { MAILGUN_KEY, mailgunForm } from '../fakes/mailgun.js';
 import {
   eventEnvelope,
   FakeSlackApi,
@@ -34,16 +33,11 @@ import { ChatClient, ORIGIN, visitorToken, WEBCHAT_SECRET } from '../helpers/web
 import { WebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const PUBLIC_URL = 'https://chat.example.com';
-const MAILGUN_KEY = 'test-webhook-signing-key-0123456789';
 const CARD = '4242 4242 4242 4242';
 const EMAIL = 'jane.roe@example.net';
 /** What the customer writes on each channel; `tag` tells the channels apart. */
 const said = (tag: string) => `${tag}: my card is ${CARD}, write to ${EMAIL} please`;
 const masked = (tag: string) => `${tag}: my card is [card], write to [email] please`;
-
-const mailgunFixture = JSON.parse(
-  readFileSync(new URL('../fixtures/mailgun-route-forward-parsed.json', import.meta.url), 'utf8'),
-) as { form_fields: Record<string, string> };
 
 let bot: FakeBot;
 let twilioApi: FakeTwilioApi;
@@ -144,29 +138,7 @@ const channels: Record<string, (tag: string) => Promise<void>> = {
     expect(res.status).toBe(200);
   },
   async email(tag) {
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    const token = randomBytes(25).toString('hex');
-    const headers = [
-      ['X-Mailgun-Dkim-Check-Result', 'Pass'],
-      ['X-Mailgun-Spf', 'Pass'],
-      ['Received', 'from mail.example.org (mail.example.org [192.0.2.10]) by mxa.mailgun.org with ESMTP'],
-      ['Dkim-Signature', 'v=1; a=rsa-sha256; d=example.org; s=sel1; h=from:subject; b=x'],
-      ['From', 'Customer Name <customer@example.org>'],
-      ['Message-Id', `<pii-${randomBytes(6).toString('hex')}@mail.example.org>`],
-      ['Subject', `Card ${CARD}`],
-    ];
-    const form = new URLSearchParams({
-      ...mailgunFixture.form_fields,
-      recipient: 'support@help.example.com',
-      'body-plain': said(tag),
-      'stripped-text': said(tag),
-      'message-headers': JSON.stringify(headers),
-      timestamp,
-      token,
-      signature: createHmac('sha256', MAILGUN_KEY)
-        .update(timestamp + token)
-        .digest('hex'),
-    });
+    const form = mailgunForm({ text: said(tag), subject: `Card ${CARD}` });
     const res = await fetch(`${gw.url}/webhooks/email/mailgun`, { method: 'POST', body: form });
     expect(res.status).toBe(200);
   },

@@ -6,10 +6,10 @@
  * with `mode="report"`, and trusts nothing they say about the sender (no verified identity, so no
  * contact is linked by them), and never acts on them as an agent.
  */
-import { createHmac, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Conversation, Message } from '../../src/core/index.js';
+import { MAILGUN_KEY, mailgunForm } from '../fakes/mailgun.js';
 import {
   eventEnvelope,
   FakeSlackApi,
@@ -31,13 +31,8 @@ import { eventually } from '../helpers/eventually.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 
 const PUBLIC_URL = 'https://chat.example.com';
-const MAILGUN_KEY = 'test-webhook-signing-key-0123456789';
 const WRONG = 'not-the-secret-0123456789abcdef';
 const DESK = 'C0DESK01';
-
-const mailgunFixture = JSON.parse(
-  readFileSync(new URL('../fixtures/mailgun-route-forward-parsed.json', import.meta.url), 'utf8'),
-) as { form_fields: Record<string, string> };
 
 let twilioApi: FakeTwilioApi;
 let slackApi: FakeSlackApi;
@@ -273,31 +268,7 @@ describe('Slack', () => {
 });
 
 describe('Mailgun', () => {
-  function form(key: string, text: string): URLSearchParams {
-    const messageId = `<verify-${randomBytes(6).toString('hex')}@mail.example.org>`;
-    const timestamp = String(Math.floor(Date.now() / 1000));
-    const token = randomBytes(25).toString('hex');
-    const headers = [
-      ['X-Mailgun-Dkim-Check-Result', 'Pass'],
-      ['X-Mailgun-Spf', 'Pass'],
-      ['Dkim-Signature', 'v=1; a=rsa-sha256; d=example.org; s=sel1; h=from:subject; b=x'],
-      ['From', 'Customer Name <customer@example.org>'],
-      ['Message-Id', messageId],
-      ['Subject', 'Hello'],
-    ];
-    return new URLSearchParams({
-      ...mailgunFixture.form_fields,
-      recipient: 'support@help.example.com',
-      'body-plain': text,
-      'stripped-text': text,
-      'message-headers': JSON.stringify(headers),
-      timestamp,
-      token,
-      signature: createHmac('sha256', key)
-        .update(timestamp + token)
-        .digest('hex'),
-    });
-  }
+  const form = (key: string, text: string) => mailgunForm({ key, text });
   const post = (gw: TestGateway, body: URLSearchParams) =>
     fetch(`${gw.url}/webhooks/email/mailgun`, { method: 'POST', body });
 

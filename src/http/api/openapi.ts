@@ -585,13 +585,14 @@ export const OPERATIONS: readonly Operation[] = [
       200: json('What the bot answered (`ok: false` with the error when it failed)', botTestResponse),
     },
   },
-  // Email channel
+  // Email and WhatsApp Cloud API channels
   {
     method: 'get',
     path: '/v1/attachments/:id',
     id: 'getAttachment',
     tag: 'Email',
-    summary: 'Download an attachment of a received email (served when the email channel is enabled)',
+    summary:
+      'Download an attachment of a received email or WhatsApp Cloud API message (served when either channel is enabled)',
     responses: {
       200: { description: 'The attachment, as a download', media: ['application/octet-stream'] },
     },

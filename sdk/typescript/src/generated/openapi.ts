@@ -587,7 +587,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download an attachment of a received email (served when the email channel is enabled) */
+        /** Download an attachment of a received email or WhatsApp Cloud API message (served when either channel is enabled) */
         get: operations["getAttachment"];
         put?: never;
         post?: never;
@@ -644,14 +644,14 @@ export interface components {
              * @description With `CONVERSATION_SCOPE=contact`: the channel to send on, one the conversation is reached by (default: the channel of the customer's latest message).
              * @enum {string}
              */
-            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
         };
         createConversationRequest: {
             /**
              * @default api
              * @enum {string}
              */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             participants?: {
                 id?: string;
                 /** @enum {string} */
@@ -725,7 +725,7 @@ export interface components {
         };
         unmergeContactRequest: {
             /** @enum {string} */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             address: string;
             reason?: string;
             by?: string;
@@ -860,7 +860,7 @@ export interface components {
              * @description With `CONVERSATION_SCOPE=contact`: the channel the message came in by or went out through.
              * @enum {string}
              */
-            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             /** @description The channel thread, beside `channel`. */
             channelRef?: string;
             externalId?: string;
@@ -912,7 +912,7 @@ export interface components {
         Conversation: {
             id: string;
             /** @enum {string} */
-            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+            channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
             channelRef: string;
             participants: components["schemas"]["Participant"][];
             /** @enum {string} */
@@ -941,7 +941,7 @@ export interface components {
             /** @description With `CONVERSATION_SCOPE=contact`: every channel thread the conversation is reached by, the first being its own. */
             routes?: {
                 /** @enum {string} */
-                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                 channelRef: string;
                 meta: {
                     [key: string]: unknown;
@@ -1024,7 +1024,7 @@ export interface components {
             name: string | null;
             identities: {
                 /** @enum {string} */
-                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                 address: string;
                 verified: boolean;
                 source: string;
@@ -1038,7 +1038,7 @@ export interface components {
                 contactId: string;
                 identities: {
                     /** @enum {string} */
-                    channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                    channel: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                     address: string;
                 }[];
                 by: string;
@@ -1976,7 +1976,7 @@ export interface operations {
                 take?: string;
                 /** @description Oldest first (`asc`, the default) or newest first (`desc`). */
                 order?: "asc" | "desc";
-                channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api";
+                channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
                 status?: "open" | "handoff" | "closed";
                 /** @description Exact-match filters on top-level meta keys: `meta[<key>]=<value>`, compared as strings. */
                 meta?: {
