@@ -1,8 +1,9 @@
 /**
  * SPEC §12 tracing, end to end on real Redis with a real OTLP/HTTP receiver: a Twilio message accepted
- * by one process (engine off) and answered by another (a separate OS process, HTTP bot, sent as SMS) is one
- * connected trace; the bot gets the trace's `traceparent`; the status callback's span links to the
- * send. With OTEL_EXPORTER_OTLP_ENDPOINT unset, nothing is exported and the message still goes through.
+ * by one process (`ROLE=web`) and answered by another (a separate OS process, `ROLE=worker`, HTTP bot,
+ * sent as SMS) is one connected trace; the bot and the outbound webhook get the trace's `traceparent`;
+ * the status callback's span links to the send. With OTEL_EXPORTER_OTLP_ENDPOINT unset, nothing is
+ * exported and the message still goes through.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message } from '../../src/core/model.js';
@@ -67,10 +68,11 @@ describe.skipIf(!enabled)('tracing (SPEC §12)', () => {
 
   it('one connected trace across two processes: webhook, verify, accept, queue wait, process, bot call, send; the status callback links to the send', async () => {
     const otel = { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100' };
-    // The answering process: its own OS process, engine on.
+    // The answering process: its own OS process, the engine and outbound webhooks (ROLE=worker).
     answering = await spawnGateway(
       env({
         ...otel,
+        ROLE: 'worker',
         OTEL_SERVICE_NAME: 'sb-answering',
         // Standard settings the SDK reads itself (docs/production.md#tracing).
         OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment.name=test,team=chat',
@@ -78,10 +80,9 @@ describe.skipIf(!enabled)('tracing (SPEC §12)', () => {
       }),
     );
     expect(answering.output.join('')).toContain(`tracing on: spans go to ${receiver.url}/v1/traces`);
-    // The accepting process: engine off, so the message can only be answered by the other one.
-    accepting = await startGateway(env({ ...otel, OTEL_SERVICE_NAME: 'sb-accepting' }), {
-      startEngine: false,
-    });
+    // The accepting process: webhooks and the API, no engine (ROLE=web), so the message can only be
+    // answered, and its outbound webhook only sent, by the other one.
+    accepting = await startGateway(env({ ...otel, ROLE: 'web', OTEL_SERVICE_NAME: 'sb-accepting' }));
 
     // An outbound webhook subscriber: deliveries of a traced message carry its traceparent.
     const hook = await accepting.api('/v1/webhooks', {
