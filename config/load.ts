@@ -80,7 +80,7 @@ export interface LoadOptions {
 }
 
 /** Settings whose values are never shown, not even in an error message. */
-const SECRET = /SECRET|TOKEN|PASSWORD|PRIVATE|API_KEYS|SIGNING_KEY|JWT_PUBLIC_KEY/;
+const SECRET = /SECRET|TOKEN|PASSWORD|PRIVATE|API_KEYS|SIGNING_KEY|JWT_PUBLIC_KEY|OTLP_HEADERS/;
 
 /** What was given, as it may be shown: secrets hidden, passwords in URLs masked, long values cut. */
 export function shownValue(name: string, value: string | undefined): string {

@@ -108,6 +108,24 @@ export const coreSchema = z.object({
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default(DEFAULTS.LOG_LEVEL),
+  // SPEC §12 (docs/production.md#tracing): tracing is on exactly when the endpoint is set. The SDK reads
+  // these (and the other OTEL_* variables) from the environment itself; they are checked here so a
+  // typo stops the start instead of silently tracing nothing.
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl.optional(),
+  OTEL_EXPORTER_OTLP_HEADERS: z.string().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).optional(),
+  OTEL_RESOURCE_ATTRIBUTES: z.string().optional(),
+  OTEL_TRACES_SAMPLER: z
+    .enum([
+      'always_on',
+      'always_off',
+      'traceidratio',
+      'parentbased_always_on',
+      'parentbased_always_off',
+      'parentbased_traceidratio',
+    ])
+    .optional(),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
 });
 
 export type CoreConfig = z.infer<typeof coreSchema>;

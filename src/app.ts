@@ -17,6 +17,8 @@ import { errorHandler, notFound } from './http/errors.js';
 import { pageRoutes } from './http/pages.js';
 import { defineRequestLogger, requestId } from './http/request-id.js';
 import { metricsAccess, metricsGuard, requestMetrics } from './metrics.js';
+import { webhookSpans } from './tracing/http.js';
+import { tracingOn } from './tracing/index.js';
 
 /** What the start-up log and `/readyz` say on the embedded backend. */
 export const EMBEDDED_WARNING =
@@ -85,6 +87,8 @@ export function createApp(
     // Counted for every provider, whatever the adapter answers (refusals included).
     const channels = new Set(deps.adapters.map((a) => a.name));
     app.use('/webhooks', requestMetrics(deps.metrics, 'webhook', channels));
+    // SPEC §12: a `webhook <channel>` span around each provider webhook, only while tracing is on.
+    if (tracingOn()) app.use('/webhooks', webhookSpans(channels));
     const webhooks = express.Router();
     for (const adapter of deps.adapters) adapter.routes?.(webhooks);
     app.use(webhooks);

@@ -31,6 +31,7 @@ import { privacyPolicy, redactingBot, redactingIngest, redactingListener } from 
 import { createRetention } from './retention/index.js';
 import { embeddedRoleProblem, rolePlan } from './roles.js';
 import { createStore } from './store/index.js';
+import { initTracing } from './tracing/index.js';
 import { createWebhooks, type WebhookOptions } from './webhooks/index.js';
 
 /** The role as the start-up line says it. */
@@ -87,6 +88,9 @@ export async function createGateway(
     if (!opts.store) await store.close();
     throw new Error(roleProblem);
   }
+  // Before the app is built (it mounts the webhook spans only while tracing is on), SPEC §12; null
+  // unless OTEL_EXPORTER_OTLP_ENDPOINT is set.
+  const tracing = await initTracing(config, logger);
   const lifecycle: Lifecycle = { draining: false };
   const events = new EventHub((err, event) =>
     logger.error({ err, event: event.type, conversationId: event.conversationId }, 'event listener failed'),
@@ -324,6 +328,8 @@ export async function createGateway(
           .dispose()
           .catch((err) => logger.error({ err }, 'bot configuration close failed'));
         await store.close();
+        // Last: the spans of everything above are flushed to the collector.
+        await tracing?.shutdown();
         logger.info('shutdown complete');
       })();
       return stopped;

@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { simpleParser } from 'mailparser';
 import type { ChannelContext } from '../../src/core/index.js';
+import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
 import { verdictFromMailgun } from './auth.js';
 import type { EmailConfig } from './config.js';
 import {
@@ -182,15 +183,16 @@ export function mailgunRoute(deps: MailgunRouteDeps): RequestHandler {
     } catch {
       return refuse(res, 406, 'malformed_body');
     }
-    const check = verifyMailgunSignature(
-      {
-        timestamp: form.fields.get('timestamp'),
-        token: form.fields.get('token'),
-        signature: form.fields.get('signature'),
-      },
-      signingKey,
-      deps.nowS?.(),
-    );
+    const signed = {
+      timestamp: form.fields.get('timestamp'),
+      token: form.fields.get('token'),
+      signature: form.fields.get('signature'),
+    };
+    const nowS = deps.nowS?.();
+    // SPEC §12: a `verify` span in the webhook's trace while tracing is on.
+    const check = tracingOn()
+      ? tracedCheck(config.mailgunVerify, () => verifyMailgunSignature(signed, signingKey, nowS))
+      : verifyMailgunSignature(signed, signingKey, nowS);
     let trusted = check.ok;
     if (!check.ok) {
       ctx.verificationFailed('email', check.reason, config.mailgunVerify, { path: req.path });

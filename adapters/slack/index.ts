@@ -22,6 +22,7 @@ import {
   untrusted,
 } from '../../src/core/index.js';
 import type { GatewayDeps } from '../../src/deps.js';
+import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
 import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
 import { SlackDesk } from './desk.js';
 import {
@@ -151,12 +152,16 @@ class SlackAdapter implements ChannelAdapter {
       this.#refuse(req, res, status, status === 413 ? 'body_too_large' : 'unreadable_body');
       return;
     }
-    const verified = verifySlackRequest({
+    const input = {
       signingSecret: this.#config.signingSecret,
       rawBody: body,
       signature: req.get('x-slack-signature'),
       timestamp: req.get('x-slack-request-timestamp'),
-    });
+    };
+    // SPEC §12: a `verify` span in the webhook's trace while tracing is on.
+    const verified = tracingOn()
+      ? tracedCheck(this.#config.verify, () => verifySlackRequest(input))
+      : verifySlackRequest(input);
     if (!verified.ok) {
       this.#ctx.verificationFailed('slack', verified.reason, this.#config.verify, { path: req.path });
       if (this.#config.verify === 'enforce') {

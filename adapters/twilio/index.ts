@@ -20,6 +20,7 @@ import {
   isGatewayError,
   untrusted,
 } from '../../src/core/index.js';
+import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
 import { configure, SETTINGS, type TwilioConfig } from './config.js';
 import { checkIds } from './ids.js';
 import { type StatusUpdate, toInbound, toStatusUpdate } from './inbound.js';
@@ -102,14 +103,18 @@ export function createTwilioAdapter(
       return refuse(400, 'unreadable_body', 'The request body could not be read');
     }
     const url = `${ctx.publicUrl}${req.originalUrl}`;
-    const verified = verifyTwilioRequest({
+    const input: Parameters<typeof verifyTwilioRequest>[0] = {
       authToken: config.authToken,
       signature: req.get('x-twilio-signature'),
       url,
       receivedUrls: receivedUrls(req),
       body,
       kind,
-    });
+    };
+    // SPEC §12: a `verify` span in the webhook's trace while tracing is on.
+    const verified = tracingOn()
+      ? tracedCheck(config.verify, () => verifyTwilioRequest(input))
+      : verifyTwilioRequest(input);
     let params: Params;
     let trusted = true;
     if (verified.ok) {

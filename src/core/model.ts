@@ -172,6 +172,11 @@ export interface Message {
   replyTo?: string;
   /** SPEC §8: the participant who wrote it (the customer, the agent; for an activity, who joined or left). */
   participantId?: string;
+  /**
+   * SPEC §12: the W3C `traceparent` of the trace the message belongs to (its accept, or for a reply
+   * the processing that wrote it); only while tracing is on. It carries the trace across processes.
+   */
+  traceparent?: string;
   createdAt: string;
   updatedAt: string;
 }

@@ -89,6 +89,8 @@ export interface NewMessage {
   replyTo?: string;
   /** The author's participant id (SPEC §8). */
   participantId?: string;
+  /** SPEC §12: the trace the message belongs to, while tracing is on. */
+  traceparent?: string;
 }
 
 export interface MessagePatch {

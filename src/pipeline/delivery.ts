@@ -1,12 +1,14 @@
 /**
  * @module Maps provider message ids back to stored messages, and applies provider status callbacks
- * monotonically (SPEC §3): a late or repeated callback never moves a status back.
+ * monotonically (SPEC §3): a late or repeated callback never moves a status back. While tracing is on
+ * the mapping also keeps the send's span, and a status callback's span links to it (SPEC §12).
  */
 
 import type { DeliveryReporter } from '../core/channel.js';
 import type { EventHub } from '../core/events.js';
 import type { ChannelName, DeliveryStatus, Message } from '../core/model.js';
 import type { DeliveryUpdateOptions, Store } from '../core/store.js';
+import { currentTraceparent, linkActiveSpan } from '../tracing/index.js';
 
 /** Provider ids are remembered this long; status callbacks come within hours, read receipts within days. */
 const EXTERNAL_ID_TTL_S = 30 * 86_400;
@@ -26,7 +28,10 @@ export class DeliveryService implements DeliveryReporter {
     conversationId: string,
     messageId: string,
   ): Promise<void> {
-    await this.#store.kv.set(key(channel, externalId), `${conversationId} ${messageId}`, EXTERNAL_ID_TTL_S);
+    // Called inside the send's span: its traceparent (when tracing is on) is the mapping's third field.
+    const traceparent = currentTraceparent();
+    const ref = `${conversationId} ${messageId}${traceparent ? ` ${traceparent}` : ''}`;
+    await this.#store.kv.set(key(channel, externalId), ref, EXTERNAL_ID_TTL_S);
   }
 
   async report(
@@ -37,7 +42,8 @@ export class DeliveryService implements DeliveryReporter {
   ): Promise<{ found: boolean; changed: boolean }> {
     const ref = await this.#store.kv.get(key(channel, externalId));
     if (!ref) return { found: false, changed: false };
-    const [conversationId = '', messageId = ''] = ref.split(' ');
+    const [conversationId = '', messageId = '', traceparent] = ref.split(' ');
+    linkActiveSpan(traceparent, { 'switchboard.delivery.status': status });
     return this.apply(conversationId, messageId, status, error);
   }
 

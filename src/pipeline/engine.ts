@@ -13,7 +13,7 @@ import type { AppConfig } from '../../config/schema.js';
 import { type BotSettings, DEFAULT_HISTORY_LIMIT } from '../bot-config/schema.js';
 import type { ContactService } from '../contacts/service.js';
 import { sleep } from '../core/backoff.js';
-import { type ChannelAdapter, PermanentSendError } from '../core/channel.js';
+import { type ChannelAdapter, PermanentSendError, type SendResult } from '../core/channel.js';
 import { detectEntities } from '../core/entities.js';
 import { GatewayError } from '../core/errors.js';
 import type { EventHub } from '../core/events.js';
@@ -32,6 +32,7 @@ import type { Claim, NewMessage, ProcessingOutcome, Store } from '../core/store.
 import { CUSTOMER_REQUEST } from '../handoff/machine.js';
 import type { HandoffService } from '../handoff/service.js';
 import type { Metrics } from '../metrics.js';
+import { contextOf, currentTraceparent, inSpan, recordSpan, SpanKind, tracingOn } from '../tracing/index.js';
 import { type Bot, BotError, type BotResponse } from './bot/types.js';
 import type { DeliveryService } from './delivery.js';
 
@@ -46,6 +47,9 @@ const MAX_IDLE_WAIT_MS = 1_000;
  */
 const MAX_CONSECUTIVE = 32;
 const PROCESSED_TOPIC = 'processed';
+
+/** An adapter with a transport (`send`), as {@link Engine} checks before sending. */
+type SendingAdapter = ChannelAdapter & Required<Pick<ChannelAdapter, 'send'>>;
 
 /** The logging a message's processing does. */
 type MessageLog = Pick<Logger, 'info' | 'warn' | 'error'>;
@@ -389,7 +393,9 @@ export class Engine {
         });
         let processed: Processed | null;
         try {
-          processed = await this.#process(claim, signal, log);
+          processed = await (tracingOn()
+            ? this.#traced(claim, signal, log)
+            : this.#process(claim, signal, log));
         } catch (err) {
           lease.end();
           if (signal.aborted) {
@@ -470,6 +476,25 @@ export class Engine {
   }
 
   /**
+   * {@link #process} in the message's trace (SPEC §12): `queue.wait` from the accept to this claim,
+   * then `process`, both children of the accept's span as the message carries it, whichever process
+   * accepted it.
+   */
+  #traced(claim: Claim, signal: AbortSignal, log: MessageLog): Promise<Processed | null> {
+    const { message } = claim;
+    const parent = contextOf(message.traceparent);
+    const attributes = {
+      'switchboard.conversation.id': claim.conversationId,
+      'switchboard.message.id': message.id,
+      'switchboard.deliveries': claim.deliveries,
+    };
+    if (claim.deliveries === 1 && message.traceparent) {
+      recordSpan('queue.wait', { parent, attributes, startTime: Date.parse(message.createdAt) });
+    }
+    return inSpan('process', { parent, attributes }, () => this.#process(claim, signal, log));
+  }
+
+  /**
    * Runs one claimed message to its outcome (bot, replies, sends), or null when the lease was lost or
    * the engine is stopping and the message is left for redelivery.
    */
@@ -532,9 +557,12 @@ export class Engine {
       // The bot's replies are the bot participant's, when the conversation names one.
       const botId = conversation.participants.find((p) => p.role === 'bot')?.id;
       const thread = message.channel ? { channel: message.channel, channelRef: message.channelRef } : {};
+      // While tracing is on, the replies belong to this processing's trace (their webhooks carry it).
+      const traceparent = currentTraceparent();
       const drafts = result.replies.map((r) => ({
         ...replyMessage(message.id, r.text, r, result.fallback, storing ? 'sent' : 'pending', botId),
         ...thread,
+        ...(traceparent ? { traceparent } : {}),
       }));
       const { sessionState } = result.response ?? {};
       const enter = handoff.entryAfterBot(
@@ -616,7 +644,7 @@ export class Engine {
     const contact = await this.#deps.contacts?.forBot(conversation);
     const started = performance.now();
     try {
-      const response = await bot.reply(
+      const response = await this.#callBot(
         {
           conversation,
           ...(contact ? { contact } : {}),
@@ -648,6 +676,17 @@ export class Engine {
       log.warn({ code: error.code, reason: error.message }, 'bot failed; sending the fallback reply');
       return { replies: [{ text: settings.fallbackText }], error, fallback: true };
     }
+  }
+
+  /** `bot.reply`, in a `bot.call` client span while tracing is on (the HTTP bot sends its `traceparent`). */
+  #callBot(request: Parameters<Bot['reply']>[0], signal: AbortSignal): Promise<BotResponse> {
+    const { bot } = this.#deps;
+    if (!tracingOn()) return bot.reply(request, signal);
+    return inSpan(
+      'bot.call',
+      { kind: SpanKind.CLIENT, attributes: { 'switchboard.bot.kind': bot.kind } },
+      () => bot.reply(request, signal),
+    );
   }
 
   /**
@@ -682,16 +721,10 @@ export class Engine {
         message: 'A previous attempt to send this message was interrupted; its outcome is unknown',
       });
     }
-    const sendStarted = performance.now();
     try {
-      const result = await adapter.send(conversation, message);
-      metrics.sendDuration.observe(
-        { channel: conversation.channel },
-        (performance.now() - sendStarted) / 1000,
-      );
-      if (result.externalId) {
-        await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);
-      }
+      const result = await (tracingOn()
+        ? this.#tracedSend(conversation, message, adapter as SendingAdapter)
+        : this.#send(conversation, message, adapter as SendingAdapter));
       const applied = await delivery.apply(conversation.id, message.id, result.status, undefined, {
         externalId: result.externalId || undefined,
         known: message,
@@ -708,6 +741,42 @@ export class Engine {
       metrics.sent.inc({ channel: conversation.channel, outcome: 'failed' });
       return failed;
     }
+  }
+
+  /**
+   * The provider call for one reply, timed, and its provider id remembered (inside the send's span
+   * while tracing is on, so the status callbacks link to that span).
+   */
+  async #send(conversation: Conversation, message: Message, adapter: SendingAdapter): Promise<SendResult> {
+    const { delivery, metrics } = this.#deps;
+    const started = performance.now();
+    const result = await adapter.send(conversation, message);
+    metrics.sendDuration.observe({ channel: conversation.channel }, (performance.now() - started) / 1000);
+    if (result.externalId) {
+      await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);
+    }
+    return result;
+  }
+
+  /** {@link #send} in a `send <channel>` producer span (SPEC §12). */
+  #tracedSend(conversation: Conversation, message: Message, adapter: SendingAdapter): Promise<SendResult> {
+    return inSpan(
+      `send ${conversation.channel}`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: {
+          'messaging.system': conversation.channel,
+          'messaging.operation.type': 'send',
+          'messaging.message.id': message.id,
+          'switchboard.conversation.id': conversation.id,
+        },
+      },
+      async (span) => {
+        const result = await this.#send(conversation, message, adapter);
+        if (result.externalId) span?.setAttribute('switchboard.external_id', result.externalId);
+        return result;
+      },
+    );
   }
 
   /** Moves the conversation to `status` and announces it; the conversation as it now is. */

@@ -16,6 +16,7 @@ import type { AcceptResult, NewMessage, Store } from '../core/store.js';
 import type { Lifecycle } from '../deps.js';
 import type { Metrics } from '../metrics.js';
 import type { ParticipantService } from '../participants/service.js';
+import { inSpan, traceparentOf, tracingOn } from '../tracing/index.js';
 
 /** Channel refs whose conversation this process remembers (about 2 MB at most). */
 const REF_CACHE_SIZE = 10_000;
@@ -211,12 +212,37 @@ export class IngestService implements Ingest {
    * conversation's events are held (see `EventHub.hold`) until this message's own are out, so the
    * engine, which may take the message at once, cannot announce replies to it first.
    */
-  async acceptInto(
+  acceptInto(
     conversation: Pick<Conversation, 'id'>,
     channel: ChannelName,
     dedupeKey: string,
     message: NewMessage,
     options: AcceptOptions = {},
+  ): Promise<AcceptResult> {
+    if (!tracingOn()) return this.#acceptInto(conversation, channel, dedupeKey, message, options);
+    // SPEC §12: the accept's span is stored with the message, so the process that claims it (any
+    // process) continues this trace.
+    return inSpan(
+      'accept',
+      { attributes: { 'switchboard.channel': channel, 'switchboard.conversation.id': conversation.id } },
+      async (span) => {
+        const traced = span?.isRecording() ? extend(message, { traceparent: traceparentOf(span) }) : message;
+        const result = await this.#acceptInto(conversation, channel, dedupeKey, traced, options);
+        span?.setAttributes({
+          'switchboard.dedupe': result.duplicate ? 'duplicate' : 'new',
+          'switchboard.message.id': result.message.id,
+        });
+        return result;
+      },
+    );
+  }
+
+  async #acceptInto(
+    conversation: Pick<Conversation, 'id'>,
+    channel: ChannelName,
+    dedupeKey: string,
+    message: NewMessage,
+    options: AcceptOptions,
   ): Promise<AcceptResult> {
     this.#assertOpen();
     const events = this.#events.hold(conversation.id);

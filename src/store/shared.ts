@@ -122,6 +122,7 @@ export function draftMessage(conversationId: string, input: NewMessage, at: stri
     delivery: input.delivery,
     replyTo: input.replyTo,
     participantId: input.participantId,
+    traceparent: input.traceparent,
     createdAt: at,
     updatedAt: at,
   });

@@ -10,6 +10,7 @@
  */
 import type { Logger } from 'pino';
 import { CircuitBreaker } from '../pipeline/breaker.js';
+import { traceparentIn } from '../tracing/index.js';
 import type { WebhookOptions } from './options.js';
 import type { DeliveryClaim, DeliveryState, EndpointRecord, FinishAction, WebhookRepo } from './repo.js';
 import { type AttemptOutcome, sendAttempt } from './sender.js';
@@ -220,18 +221,18 @@ export class Dispatcher {
       await this.#repo.finish(claim, 'release', null, Date.now());
       return;
     }
-    const headers = signatureHeaders(delivery.eventId, delivery.body, signingSecrets(endpoint, Date.now()));
-    const outcome = await sendAttempt(
-      endpoint.url,
-      delivery.body,
-      { ...headers },
-      {
-        timeoutMs: this.#opts.timeoutMs,
-        allowPrivate: this.#allowPrivate,
-        resolve: this.#opts.resolve,
-        signal: this.#abort.signal,
-      },
-    );
+    const headers: Record<string, string> = {
+      ...signatureHeaders(delivery.eventId, delivery.body, signingSecrets(endpoint, Date.now())),
+    };
+    // SPEC §12: the trace of the event's message, when tracing is on and the message carries one.
+    const traceparent = traceparentIn(delivery.body);
+    if (traceparent) headers.traceparent = traceparent;
+    const outcome = await sendAttempt(endpoint.url, delivery.body, headers, {
+      timeoutMs: this.#opts.timeoutMs,
+      allowPrivate: this.#allowPrivate,
+      resolve: this.#opts.resolve,
+      signal: this.#abort.signal,
+    });
     if (this.#abort.signal.aborted && outcome.kind === 'failure') {
       await this.#repo.finish(claim, 'release', null, Date.now());
       return;

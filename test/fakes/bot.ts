@@ -22,6 +22,8 @@ export interface BotCall {
   resumed: boolean;
   /** The request's `test` flag (`POST /v1/bot/test`). */
   test: boolean;
+  /** The request's W3C `traceparent` header, when tracing is on (SPEC §12). */
+  traceparent?: string;
   at: number;
 }
 
@@ -75,6 +77,7 @@ export class FakeBot {
         history: payload.history.map((m) => m.text),
         resumed: payload.resumed === true,
         test: payload.test === true,
+        ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
         at: Date.now(),
       };
       this.calls.push(call);

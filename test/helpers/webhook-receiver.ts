@@ -28,6 +28,8 @@ export interface ReceivedDelivery {
   verifiedWith: number[];
   /** How the receiver answered. */
   answered: ReceiverMode['kind'];
+  /** The W3C `traceparent` header, when the gateway traces (SPEC §12). */
+  traceparent?: string;
   at: number;
 }
 
@@ -105,6 +107,7 @@ export class WebhookReceiver {
       host: String(req.headers.host ?? ''),
       verifiedWith,
       answered: mode.kind,
+      ...(typeof req.headers.traceparent === 'string' ? { traceparent: req.headers.traceparent } : {}),
       at: Date.now(),
     });
     switch (mode.kind) {

@@ -269,6 +269,10 @@ export const messageResponse = z.object({
     .meta({ description: 'Inbound messages that pass through the queue only.' }),
   replyTo: z.string().optional(),
   participantId: z.string().optional(),
+  traceparent: z.string().optional().meta({
+    description:
+      'While tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT): the W3C traceparent of the trace the message belongs to, to find it in the tracing backend.',
+  }),
   createdAt: timestamp,
   updatedAt: timestamp,
 });

@@ -7,6 +7,7 @@
  */
 import { Webhook } from 'standardwebhooks';
 import { fullJitter, parseRetryAfter, sleep } from '../../core/backoff.js';
+import { injectTraceContext } from '../../tracing/index.js';
 import { CircuitBreaker } from '../breaker.js';
 import {
   type Bot,
@@ -193,13 +194,15 @@ export class HttpBot implements Bot {
     signal: AbortSignal,
   ): Promise<{ status: number; response: BotResponse }> {
     const timestamp = new Date();
-    const headers = {
+    const headers: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': 'Switchboard/1',
       'webhook-id': webhookId,
       'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
       'webhook-signature': signer.sign(webhookId, timestamp, body),
     };
+    // SPEC §12: the `bot.call` span's W3C trace context, while tracing is on.
+    injectTraceContext(headers);
     const timeout = AbortSignal.timeout(opts.timeoutMs);
     let res: Response;
     try {

@@ -902,6 +902,8 @@ export interface components {
             };
             replyTo?: string;
             participantId?: string;
+            /** @description While tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT): the W3C traceparent of the trace the message belongs to, to find it in the tracing backend. */
+            traceparent?: string;
             /** Format: date-time */
             createdAt: string;
             /** Format: date-time */
