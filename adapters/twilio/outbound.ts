@@ -18,6 +18,7 @@ import {
   type SendResult,
   sleep,
 } from '../../src/core/index.js';
+import { templateOf } from '../../src/whatsapp/window.js';
 import { bareAddress, describeError, parseChannelRef, WHATSAPP_PREFIX } from './inbound.js';
 
 /**
@@ -142,6 +143,9 @@ export interface CreateMessage {
   from: string;
   body?: string;
   mediaUrl?: string[];
+  /** A Content API template (WhatsApp outside the 24-hour window), with its variables as JSON. */
+  contentSid?: string;
+  contentVariables?: string;
   statusCallback: string;
 }
 
@@ -310,7 +314,17 @@ export async function sendMessage(
     );
   }
   const route = routeOf(conversation);
-  const parts = planParts(conversation.channel, message);
+  const template = templateOf(message);
+  // A template is one message of its own: Twilio renders it from the Content SID and the variables.
+  const parts: Array<Part | Pick<CreateMessage, 'contentSid' | 'contentVariables'>> =
+    template && 'contentSid' in template
+      ? [
+          {
+            contentSid: template.contentSid,
+            ...(template.variables ? { contentVariables: JSON.stringify(template.variables) } : {}),
+          },
+        ]
+      : planParts(conversation.channel, message);
   if (parts.length === 0) {
     throw new PermanentSendError(
       'Nothing to send: the message has no text and no attachments',

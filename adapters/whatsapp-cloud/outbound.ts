@@ -26,6 +26,7 @@ import {
   type QuickReply,
   type SendResult,
 } from '../../src/core/index.js';
+import { templateOf } from '../../src/whatsapp/window.js';
 import { splitText } from '../twilio/outbound.js';
 import { GraphError } from './graph.js';
 import { CHANNEL, describeError, parseChannelRef } from './inbound.js';
@@ -221,7 +222,20 @@ export async function sendMessage(
     );
   }
   const route = routeOf(conversation, deps.phoneNumberId);
-  const payloads = planPayloads(message);
+  const template = templateOf(message);
+  const payloads: Payload[] =
+    template && 'name' in template
+      ? [
+          {
+            type: 'template',
+            template: {
+              name: template.name,
+              language: { code: template.language },
+              ...(template.components ? { components: template.components } : {}),
+            },
+          },
+        ]
+      : planPayloads(message);
   if (payloads.length === 0) {
     throw new PermanentSendError(
       'Nothing to send: the message has no text and no attachments',

@@ -34,6 +34,10 @@ export const ERRORS = {
   GW_ERR_UNMERGE_LAST_IDENTITY: { status: 422, title: 'The contact has no other identity to split it from' },
   GW_ERR_RATE_LIMITED: { status: 429, title: 'Rate limit exceeded for this API key' },
   GW_ERR_IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'Idempotency-Key reused for another request' },
+  GW_ERR_WHATSAPP_WINDOW_CLOSED: {
+    status: 422,
+    title: "Outside the WhatsApp customer's 24-hour window only a template can be sent",
+  },
   GW_ERR_IDEMPOTENCY_IN_FLIGHT: { status: 409, title: 'A request with this Idempotency-Key is in progress' },
   GW_ERR_PRECONDITION_FAILED: { status: 412, title: 'The resource changed since it was read (If-Match)' },
   GW_ERR_INTERNAL: { status: 500, title: 'Internal error' },

@@ -33,6 +33,15 @@ import { CUSTOMER_REQUEST } from '../handoff/machine.js';
 import type { HandoffService } from '../handoff/service.js';
 import type { Metrics } from '../metrics.js';
 import { contextOf, currentTraceparent, inSpan, recordSpan, SpanKind, tracingOn } from '../tracing/index.js';
+import {
+  isWhatsApp,
+  lastCustomerMessageAt,
+  TEMPLATE_META,
+  templateChannel,
+  templateOf,
+  type WhatsAppTemplate,
+  windowOpen,
+} from '../whatsapp/window.js';
 import { type Bot, BotError, type BotResponse } from './bot/types.js';
 import type { DeliveryService } from './delivery.js';
 
@@ -127,6 +136,8 @@ export interface OutboundInput {
    * by default the channel of the customer's latest message.
    */
   channel?: ChannelName;
+  /** A WhatsApp template (Twilio Content API or Cloud API), the only kind allowed outside the 24-hour window. */
+  template?: WhatsAppTemplate;
 }
 
 /**
@@ -250,6 +261,40 @@ export class Engine {
   }
 
   /** Sends a message out through the conversation's channel (agent replies, proactive messages). */
+  /**
+   * Refuses, before anything is stored or taken, what {@link sendOutbound} would refuse for the
+   * channel it would use: a free-form WhatsApp message outside the customer service window (422
+   * `GW_ERR_WHATSAPP_WINDOW_CLOSED`), or a template for another channel or provider (400).
+   */
+  async assertSendable(
+    conversation: Conversation,
+    input: Pick<OutboundInput, 'channel' | 'template'>,
+  ): Promise<void> {
+    const via = throughThread(conversation, await this.#threadFor(conversation, input.channel));
+    await this.#assertWindow(conversation, via.channel, input.template);
+  }
+
+  async #assertWindow(
+    conversation: Conversation,
+    channel: ChannelName,
+    template: WhatsAppTemplate | undefined,
+  ): Promise<void> {
+    if (template) {
+      const wanted = templateChannel(template);
+      if (channel !== wanted) {
+        throw new GatewayError(
+          'GW_ERR_VALIDATION',
+          `template: a ${wanted === 'whatsapp' ? 'Twilio Content API (contentSid)' : 'Cloud API (name, language)'} template cannot be sent on the ${channel} channel`,
+          { errors: [{ field: 'template', message: `not a template for the ${channel} channel` }] },
+        );
+      }
+      return;
+    }
+    if (!isWhatsApp(channel)) return;
+    const last = await lastCustomerMessageAt(this.#deps.store, conversation, channel);
+    if (!windowOpen(last)) throw windowClosed(last);
+  }
+
   async sendOutbound(conversation: Conversation, input: OutboundInput): Promise<Message> {
     const thread = await this.#threadFor(conversation, input.channel);
     const via = throughThread(conversation, thread);
@@ -260,6 +305,7 @@ export class Engine {
         `The ${via.channel} channel is not enabled on this gateway`,
       );
     }
+    await this.#assertWindow(conversation, via.channel, input.template);
     const stored = await this.#deps.store.appendMessage(conversation.id, {
       type: input.type ?? 'bot',
       direction: 'outbound',
@@ -270,7 +316,7 @@ export class Engine {
       participantId:
         input.participantId ??
         (input.type === 'agent' ? undefined : conversation.participants.find((p) => p.role === 'bot')?.id),
-      meta: input.meta,
+      meta: input.template ? { ...input.meta, [TEMPLATE_META]: input.template } : input.meta,
       attachments: input.attachments,
       quickReplies: input.quickReplies,
       entities: detectEntities(input.text),
@@ -714,6 +760,15 @@ export class Engine {
       // A channel without a transport: stored is delivered.
       return (await delivery.apply(conversation.id, message.id, 'sent', undefined, known)).message ?? message;
     }
+    // A reply that comes due after the customer's window closed (a slow bot, a queued retry) fails
+    // with that reason rather than the provider's refusal.
+    if (isWhatsApp(conversation.channel) && !templateOf(message)) {
+      const last = await lastCustomerMessageAt(store, conversation, conversation.channel);
+      if (!windowOpen(last)) {
+        const closed = windowClosed(last);
+        return fail({ code: closed.code, message: closed.message });
+      }
+    }
     if (!(await store.claimSend(conversation.id, message.id))) {
       // Another attempt claimed this send and died before recording its outcome: never send twice.
       return fail({
@@ -839,4 +894,14 @@ function replyMessage(
     entities: detectEntities(text),
     delivery: { status, at: new Date().toISOString() },
   };
+}
+
+/** The refusal of a free-form WhatsApp message outside the customer service window. */
+function windowClosed(last: number | null): GatewayError {
+  return new GatewayError(
+    'GW_ERR_WHATSAPP_WINDOW_CLOSED',
+    last === null
+      ? 'The customer has not written on WhatsApp in this conversation: only a template can be sent'
+      : `The customer last wrote on WhatsApp at ${new Date(last).toISOString()}, more than 24 hours ago: only a template can be sent`,
+  );
 }

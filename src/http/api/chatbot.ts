@@ -12,6 +12,7 @@ import { CHANNELS, type ChannelName, type Message } from '../../core/model.js';
 import type { GatewayDeps } from '../../deps.js';
 import { sendAsAgent } from '../../participants/agents.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
+import { templateSchema } from '../../whatsapp/window.js';
 import { conversationOr404, createConversation, notFound } from './lookup.js';
 import { messageResponse, parseInput } from './schemas.js';
 
@@ -51,6 +52,10 @@ export const sendBody = botReplySchema
     channel: z.enum(CHANNELS).optional().meta({
       description:
         "With `CONVERSATION_SCOPE=contact`: the channel to send on, one the conversation is reached by (default: the channel of the customer's latest message).",
+    }),
+    template: templateSchema.optional().meta({
+      description:
+        'WhatsApp only: an approved template, the one kind of message allowed more than 24 hours after the customer last wrote. Twilio: `{ contentSid, variables }` (Content API); Cloud API: `{ name, language, components }`. `text` is what the transcript shows.',
     }),
   })
   .strict();
@@ -182,6 +187,8 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
   router.post('/conversations/:id/send', async (req, res) => {
     const { from, ...body } = parseInput(sendBody, req.body ?? {});
     const conversation = await conversationOr404(store, req.params.id);
+    // Before an agent's send takes the handoff: a message that cannot go out changes nothing.
+    await engine.assertSendable(conversation, body);
     if (from) {
       // An agent's message (SPEC §8): typed `agent`, sent as that agent, the handoff taken if open.
       res.status(201).json(await sendAsAgent(deps, conversation, from.id, body));

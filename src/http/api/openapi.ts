@@ -147,7 +147,7 @@ export const OPERATIONS: readonly Operation[] = [
     summary: "Send a message out through the conversation's channel (as the bot, or as an agent with `from`)",
     body: sendBody,
     responses: { 201: json('The message sent', messageResponse) },
-    errors: ['GW_ERR_CHANNEL_UNAVAILABLE', 'GW_ERR_NOT_AN_AGENT'],
+    errors: ['GW_ERR_CHANNEL_UNAVAILABLE', 'GW_ERR_NOT_AN_AGENT', 'GW_ERR_WHATSAPP_WINDOW_CLOSED'],
   },
   // Conversations
   {
