@@ -645,6 +645,19 @@ export interface components {
              * @enum {string}
              */
             channel?: "whatsapp" | "sms" | "slack" | "email" | "webchat" | "api" | "whatsapp_cloud";
+            /** @description WhatsApp only: an approved template, the one kind of message allowed more than 24 hours after the customer last wrote. Twilio: `{ contentSid, variables }` (Content API); Cloud API: `{ name, language, components }`. `text` is what the transcript shows. */
+            template?: {
+                contentSid: string;
+                variables?: {
+                    [key: string]: string;
+                };
+            } | {
+                name: string;
+                language: string;
+                components?: {
+                    [key: string]: unknown;
+                }[];
+            };
         };
         createConversationRequest: {
             /**
@@ -795,7 +808,7 @@ export interface components {
             status: number;
             detail: string;
             /** @enum {string} */
-            code: "GW_ERR_UNAUTHORIZED" | "GW_ERR_INSUFFICIENT_SCOPE" | "GW_ERR_NOT_FOUND" | "GW_ERR_ROUTE_NOT_FOUND" | "GW_ERR_BAD_REQUEST" | "GW_ERR_INVALID_JSON" | "GW_ERR_VALIDATION" | "GW_ERR_INVALID_CURSOR" | "GW_ERR_UNSUPPORTED_MEDIA_TYPE" | "GW_ERR_PAYLOAD_TOO_LARGE" | "GW_ERR_CONFLICT" | "GW_ERR_CHANNEL_UNAVAILABLE" | "GW_ERR_NOT_IN_HANDOFF" | "GW_ERR_NOT_AN_AGENT" | "GW_ERR_QUEUE_FULL" | "GW_ERR_STORE_UNAVAILABLE" | "GW_ERR_SHUTTING_DOWN" | "GW_ERR_SIGNATURE_INVALID" | "GW_ERR_CSRF_REFUSED" | "GW_ERR_WEBHOOK_TARGET_REFUSED" | "GW_ERR_MERGE_SELF" | "GW_ERR_IDENTITY_NOT_FOUND" | "GW_ERR_UNMERGE_LAST_IDENTITY" | "GW_ERR_RATE_LIMITED" | "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_IDEMPOTENCY_IN_FLIGHT" | "GW_ERR_PRECONDITION_FAILED" | "GW_ERR_INTERNAL";
+            code: "GW_ERR_UNAUTHORIZED" | "GW_ERR_INSUFFICIENT_SCOPE" | "GW_ERR_NOT_FOUND" | "GW_ERR_ROUTE_NOT_FOUND" | "GW_ERR_BAD_REQUEST" | "GW_ERR_INVALID_JSON" | "GW_ERR_VALIDATION" | "GW_ERR_INVALID_CURSOR" | "GW_ERR_UNSUPPORTED_MEDIA_TYPE" | "GW_ERR_PAYLOAD_TOO_LARGE" | "GW_ERR_CONFLICT" | "GW_ERR_CHANNEL_UNAVAILABLE" | "GW_ERR_NOT_IN_HANDOFF" | "GW_ERR_NOT_AN_AGENT" | "GW_ERR_QUEUE_FULL" | "GW_ERR_STORE_UNAVAILABLE" | "GW_ERR_SHUTTING_DOWN" | "GW_ERR_SIGNATURE_INVALID" | "GW_ERR_CSRF_REFUSED" | "GW_ERR_WEBHOOK_TARGET_REFUSED" | "GW_ERR_MERGE_SELF" | "GW_ERR_IDENTITY_NOT_FOUND" | "GW_ERR_UNMERGE_LAST_IDENTITY" | "GW_ERR_RATE_LIMITED" | "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_WHATSAPP_WINDOW_CLOSED" | "GW_ERR_IDEMPOTENCY_IN_FLIGHT" | "GW_ERR_PRECONDITION_FAILED" | "GW_ERR_INTERNAL";
             /** @description The `X-Request-Id` of the request. */
             requestId: string;
             /** @description `GW_ERR_VALIDATION`: every failing field, by its path (`participants.0.role`). */
@@ -1535,7 +1548,7 @@ export interface components {
                 };
             };
         };
-        /** @description `GW_ERR_IDEMPOTENCY_KEY_REUSED`: Idempotency-Key reused for another request; `GW_ERR_NOT_AN_AGENT`: The participant is not an agent */
+        /** @description `GW_ERR_IDEMPOTENCY_KEY_REUSED`: Idempotency-Key reused for another request; `GW_ERR_NOT_AN_AGENT`: The participant is not an agent; `GW_ERR_WHATSAPP_WINDOW_CLOSED`: Outside the WhatsApp customer's 24-hour window only a template can be sent */
         Error422_2: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1547,7 +1560,7 @@ export interface components {
             content: {
                 "application/problem+json": components["schemas"]["Problem"] & {
                     /** @enum {unknown} */
-                    code?: "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_NOT_AN_AGENT";
+                    code?: "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_NOT_AN_AGENT" | "GW_ERR_WHATSAPP_WINDOW_CLOSED";
                     /** @constant */
                     status?: 422;
                 };
@@ -1643,6 +1656,24 @@ export interface components {
                 };
             };
         };
+        /** @description `GW_ERR_IDEMPOTENCY_KEY_REUSED`: Idempotency-Key reused for another request; `GW_ERR_NOT_AN_AGENT`: The participant is not an agent */
+        Error422_3: {
+            headers: {
+                "X-Request-Id": components["headers"]["X-Request-Id"];
+                "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
+                "RateLimit-Remaining": components["headers"]["RateLimit-Remaining"];
+                "RateLimit-Reset": components["headers"]["RateLimit-Reset"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"] & {
+                    /** @enum {unknown} */
+                    code?: "GW_ERR_IDEMPOTENCY_KEY_REUSED" | "GW_ERR_NOT_AN_AGENT";
+                    /** @constant */
+                    status?: 422;
+                };
+            };
+        };
         /** @description `GW_ERR_IDEMPOTENCY_IN_FLIGHT`: A request with this Idempotency-Key is in progress; `GW_ERR_NOT_IN_HANDOFF`: The conversation is not in handoff */
         Error409_4: {
             headers: {
@@ -1662,7 +1693,7 @@ export interface components {
             };
         };
         /** @description `GW_ERR_IDEMPOTENCY_KEY_REUSED`: Idempotency-Key reused for another request; `GW_ERR_MERGE_SELF`: A contact cannot be merged into itself */
-        Error422_3: {
+        Error422_4: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
@@ -1698,7 +1729,7 @@ export interface components {
             };
         };
         /** @description `GW_ERR_IDEMPOTENCY_KEY_REUSED`: Idempotency-Key reused for another request; `GW_ERR_UNMERGE_LAST_IDENTITY`: The contact has no other identity to split it from */
-        Error422_4: {
+        Error422_5: {
             headers: {
                 "X-Request-Id": components["headers"]["X-Request-Id"];
                 "RateLimit-Limit": components["headers"]["RateLimit-Limit"];
@@ -2482,7 +2513,7 @@ export interface operations {
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
-            422: components["responses"]["Error422_2"];
+            422: components["responses"]["Error422_3"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -2570,7 +2601,7 @@ export interface operations {
             409: components["responses"]["Error409_4"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
-            422: components["responses"]["Error422_2"];
+            422: components["responses"]["Error422_3"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -2752,7 +2783,7 @@ export interface operations {
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
-            422: components["responses"]["Error422_2"];
+            422: components["responses"]["Error422_3"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -3086,7 +3117,7 @@ export interface operations {
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
-            422: components["responses"]["Error422_3"];
+            422: components["responses"]["Error422_4"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
@@ -3145,7 +3176,7 @@ export interface operations {
             409: components["responses"]["Error409"];
             413: components["responses"]["Error413"];
             415: components["responses"]["Error415"];
-            422: components["responses"]["Error422_4"];
+            422: components["responses"]["Error422_5"];
             429: components["responses"]["Error429"];
             500: components["responses"]["Error500"];
             503: components["responses"]["Error503"];
