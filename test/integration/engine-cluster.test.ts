@@ -8,43 +8,16 @@ import type { Message } from '../../src/core/model.js';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
 import { eventually } from '../helpers/eventually.js';
 import { apiFetch, type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
+import {
+  allMessages,
+  expectOnceInOrder,
+  expectOneReplyEach,
+  pool,
+  session,
+} from '../helpers/order-checks.js';
 import { RedisServer, redisAvailable } from '../helpers/redis.js';
 
 const enabled = redisAvailable();
-
-async function session(base: string): Promise<string> {
-  const res = await apiFetch(base, '/v1/sessions', { method: 'POST', json: {} });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { conversationId: string }).conversationId;
-}
-
-async function allMessages(base: string, conversationId: string): Promise<Message[]> {
-  const out: Message[] = [];
-  let cursor: string | null = null;
-  do {
-    const q: string = cursor ? `&cursor=${encodeURIComponent(cursor)}` : '';
-    const res = await apiFetch(base, `/v1/conversations/${conversationId}/messages?take=200${q}`);
-    const page = (await res.json()) as { items: Message[]; cursor: string | null };
-    out.push(...page.items);
-    cursor = page.cursor;
-  } while (cursor);
-  return out;
-}
-
-/** Runs `tasks` with at most `limit` in flight. */
-async function pool<T>(tasks: Array<() => Promise<T>>, limit: number): Promise<T[]> {
-  const results: T[] = new Array(tasks.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < tasks.length) {
-        const i = next++;
-        results[i] = await tasks[i]!();
-      }
-    }),
-  );
-  return results;
-}
 
 describe.skipIf(!enabled)('delivery guarantees across processes (Redis)', () => {
   let redis: RedisServer;
@@ -106,48 +79,8 @@ describe.skipIf(!enabled)('delivery guarantees across processes (Redis)', () => 
     expect(results.filter((r) => r.status !== 202)).toEqual([]);
     expect(new Set(results.map((r) => r.id)).size).toBe(1000);
 
-    await eventually(() => new Set(bot.calls.map((c) => c.messageId)).size === 1000, 90_000, 200);
-    // Let any stray duplicate delivery surface before asserting.
-    await new Promise((r) => setTimeout(r, 500));
-
-    // Exactly once: no message reached the bot twice.
-    const perMessage = new Map<string, number>();
-    for (const call of bot.calls) perMessage.set(call.messageId, (perMessage.get(call.messageId) ?? 0) + 1);
-    expect([...perMessage.values()].filter((n) => n !== 1)).toEqual([]);
-    expect(bot.calls).toHaveLength(1000);
-
-    // In order: per conversation the bot saw strictly increasing seqs, one at a time.
-    const byConversation = new Map<string, number[]>();
-    for (const call of [...bot.calls].sort((x, y) => x.at - y.at)) {
-      const list = byConversation.get(call.conversationId) ?? [];
-      list.push(call.seq);
-      byConversation.set(call.conversationId, list);
-    }
-    expect(byConversation.size).toBe(100);
-    const violations = [...byConversation.values()].filter((seqs) =>
-      seqs.some((s, i) => i > 0 && s <= seqs[i - 1]!),
-    );
-    expect(violations).toEqual([]);
-
-    // One stored reply per message, replies after their message, nothing lost.
-    await eventually(
-      async () => {
-        for (const conversationId of conversations) {
-          const msgs = await allMessages(a!.url, conversationId);
-          const users = msgs.filter((m) => m.type === 'user');
-          const bots = msgs.filter((m) => m.type === 'bot');
-          if (users.length !== 10 || bots.length !== 10) return false;
-          for (const u of users) {
-            const replies = bots.filter((r) => r.replyTo === u.id);
-            if (replies.length !== 1 || replies[0]!.seq <= u.seq || replies[0]!.text !== `re: ${u.text}`)
-              return false;
-          }
-        }
-        return true;
-      },
-      30_000,
-      500,
-    );
+    await expectOnceInOrder(bot.calls, { messages: 1000, conversations: 100 });
+    await expectOneReplyEach(a!.url, conversations, 10);
   }, 180_000);
 
   it('a process killed with SIGKILL mid-message: the other finishes its conversations, one reply per message', async () => {
