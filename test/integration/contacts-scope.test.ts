@@ -1,23 +1,8 @@
-/**
- * CONVERSATION_SCOPE=contact end to end on Redis (SPEC §9): one customer writes by SMS, WhatsApp
- * (linked by number), web chat (a token signed at run time with verified claims, over a real
- * WebSocket) and DKIM-signed mail (signed at run time with mailauth, the key published through its
- * resolver hook, over the gateway's real SMTP server). They are one contact with one conversation,
- * each message records its channel, and each reply left through the channel it answers: the Twilio
- * fake (SMS and WhatsApp), the widget, the SMTP sink. Order holds across channels; an unverified
- * match only suggests; unmerge splits; a merge racing messages loses none; erasure leaves no trace.
- * (Channel scope, the default, keeps one conversation per thread: test/integration/contacts.test.ts.)
- */
-import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import nodemailer from 'nodemailer';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Contact, MergeSuggestion } from '../../src/contacts/model.js';
-import type { DomainEvent } from '../../src/core/events.js';
+import type { Contact } from '../../src/contacts/model.js';
 import type { Conversation, Message } from '../../src/core/model.js';
-import type { Bot, BotRequest } from '../../src/pipeline/bot/types.js';
-import { dkimSigned, FakeDns } from '../fakes/dns.js';
-import { SmtpSink } from '../fakes/smtp-sink.js';
+import type { SmtpSink } from '../fakes/smtp-sink.js';
 import {
   ACCOUNT_SID,
   AUTH_TOKEN,
@@ -27,180 +12,44 @@ import {
   statusParams,
   whatsappParams,
 } from '../fakes/twilio-api.js';
+import { CustomerRig, PUBLIC_URL, RecordingBot } from '../helpers/customer-rig.js';
 import { eventually } from '../helpers/eventually.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { freePort, hasRedisServer, RedisServer, redisAvailable } from '../helpers/redis.js';
-import { ChatClient, ORIGIN, visitorToken, WEBCHAT_SECRET } from '../helpers/webchat-client.js';
-
-const PUBLIC_URL = 'https://chat.example.com';
-const SUPPORT = 'support@help.example.com';
-
-/** A bot that answers like the demo bot and keeps every request it got. */
-class RecordingBot implements Bot {
-  readonly kind = 'http' as const;
-  readonly requests: BotRequest[] = [];
-  async reply(request: BotRequest) {
-    this.requests.push(request);
-    return { replies: [{ text: `You said: ${request.message.text}` }] };
-  }
-}
+import { redisAvailable } from '../helpers/redis.js';
+import { ChatClient, visitorToken } from '../helpers/webchat-client.js';
 
 describe.skipIf(!redisAvailable())('contact scope on Redis', () => {
-  let server: RedisServer | undefined;
-  let url = process.env.REDIS_URL ?? '';
-  let prefix: string;
-  let redis: Redis;
-  let fake: FakeTwilioApi;
-  let sink: SmtpSink;
-  let dns: FakeDns;
-  let signedKey: string;
-  let evilKey: string;
-  let mailer: nodemailer.Transporter;
+  let rig: CustomerRig;
   let gw: TestGateway;
-  const bot = new RecordingBot();
-  const events: DomainEvent[] = [];
-  const clients: ChatClient[] = [];
-  let seq = 0;
+  let fake: FakeTwilioApi;
+  let redis: Redis;
+  let prefix: string;
+  let bot: RecordingBot;
+  let clients: ChatClient[];
+  let sink: SmtpSink;
 
   beforeAll(async () => {
-    if (hasRedisServer()) {
-      server = await RedisServer.start();
-      url = server.url;
-    }
-    prefix = `cs-${randomUUID().slice(0, 8)}`;
-    redis = new Redis(url);
-    fake = await FakeTwilioApi.start();
-    sink = await SmtpSink.start();
-    const smtpPort = await freePort();
-    // signed.example permits no address by SPF: its mail can only pass by its DKIM signature.
-    // evil.test is another domain whose own signatures and SPF pass, but it is never the From domain.
-    dns = new FakeDns()
-      .spf('signed.example', 'v=spf1 -all')
-      .dmarc('signed.example')
-      .spf('evil.test', 'v=spf1 ip4:127.0.0.1 -all');
-    signedKey = dns.dkimKey('signed.example');
-    evilKey = dns.dkimKey('evil.test');
-    gw = await startGateway(
-      {
-        REDIS_URL: url,
-        REDIS_KEY_PREFIX: prefix,
-        CONVERSATION_SCOPE: 'contact',
-        PUBLIC_URL,
-        TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-        TWILIO_API_URL: fake.url,
-        WEBCHAT_JWT_SECRET: WEBCHAT_SECRET,
-        WEBCHAT_ALLOWED_ORIGINS: ORIGIN,
-        EMAIL_FROM: `Example Support <${SUPPORT}>`,
-        SMTP_URL: sink.url,
-        EMAIL_SMTP_PORT: String(smtpPort),
-        EMAIL_SMTP_HOST: '127.0.0.1',
-        EMAIL_BOUNCE_SECRET: 'test-bounce-secret-0123456789abcdef',
-      },
-      { bot },
-      { email: { resolver: dns.resolver } },
-    );
-    gw.gateway.deps.events.on((e) => {
-      events.push(e);
-    });
-    mailer = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: smtpPort,
-      ignoreTLS: true,
-      name: 'mail.example.org',
-    });
+    rig = await CustomerRig.start({ label: 'cs', env: { CONVERSATION_SCOPE: 'contact' } });
+    ({ gw, fake, redis, prefix, bot, clients, sink } = rig);
   });
 
   afterAll(async () => {
-    for (const c of clients) c.ws.terminate();
-    mailer?.close();
-    await gw?.stop();
-    await sink?.stop();
-    await fake?.close();
-    if (redis) {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.unlink(...keys);
-      redis.disconnect();
-    }
-    await server?.dispose();
+    await rig?.stop();
   });
 
-  async function json<T>(path: string, init?: RequestInit & { json?: unknown }): Promise<T> {
-    const res = await gw.api(path, init);
-    expect(res.status, `${init?.method ?? 'GET'} ${path}`).toBeLessThan(300);
-    return (await res.json()) as T;
-  }
-
-  async function contactOf(channel: string, address: string): Promise<Contact | undefined> {
-    const page = await json<{ items: Contact[] }>(
-      `/v1/contacts?identity=${encodeURIComponent(`${channel}:${address}`)}`,
-    );
-    return page.items[0];
-  }
-
-  async function sms(from: string, text: string): Promise<void> {
-    const path = '/webhooks/twilio';
-    const res = await postWebhook(`${gw.url}${path}`, smsParams({ From: from, Body: text }), {
-      signedUrl: `${PUBLIC_URL}${path}`,
-    });
-    expect(res.status).toBe(200);
-  }
-
-  async function whatsapp(from: string, text: string, over: Record<string, string> = {}): Promise<void> {
-    const path = '/webhooks/twilio';
-    const params = whatsappParams({ From: `whatsapp:${from}`, WaId: from.slice(1), Body: text, ...over });
-    const res = await postWebhook(`${gw.url}${path}`, params, { signedUrl: `${PUBLIC_URL}${path}` });
-    expect(res.status).toBe(200);
-  }
-
-  async function chat(claims: Record<string, unknown>, text: string): Promise<void> {
-    const client = await ChatClient.ready(gw.url, { token: visitorToken(claims) });
-    clients.push(client);
-    await client.say(text);
-  }
-
-  function mail(from: string, id: string, text: string): string {
-    return [
-      `From: ${from}`,
-      `To: ${SUPPORT}`,
-      'Subject: Hello',
-      `Message-ID: ${id}`,
-      `Date: ${new Date().toUTCString()}`,
-      'MIME-Version: 1.0',
-      'Content-Type: text/plain; charset=utf-8',
-      '',
-      text,
-      '',
-    ].join('\r\n');
-  }
-
-  function mid(label: string): string {
-    seq += 1;
-    return `<${label}-${seq}-${Date.now()}@signed.example>`;
-  }
-
-  async function signedMail(address: string, text: string, opts: { key?: string; domain?: string } = {}) {
-    const id = mid('m');
-    const raw = await dkimSigned(
-      mail(address, id, text),
-      opts.domain ?? 'signed.example',
-      opts.key ?? signedKey,
-    );
-    const envelopeFrom = opts.domain === 'evil.test' ? 'bounce@evil.test' : address;
-    await mailer.sendMail({ envelope: { from: envelopeFrom, to: SUPPORT }, raw });
-    return id;
-  }
-
-  const suggestions = async () =>
-    (await json<{ items: MergeSuggestion[] }>('/v1/contacts/suggestions')).items;
-
-  async function conversationsOf(contactId: string): Promise<Conversation[]> {
-    return (await json<{ items: Conversation[] }>(`/v1/contacts/${contactId}/conversations`)).items;
-  }
-
-  async function messagesOf(conversationId: string): Promise<Message[]> {
-    return (await json<{ items: Message[] }>(`/v1/conversations/${conversationId}/messages?take=200`)).items;
-  }
+  const json = <T>(path: string, init?: RequestInit & { json?: unknown }) => rig.json<T>(path, init);
+  const contactOf = (channel: string, address: string) => rig.contactOf(channel, address);
+  const sms = (from: string, text: string) => rig.sms(from, text);
+  const whatsapp = (from: string, text: string, over?: Record<string, string>) =>
+    rig.whatsapp(from, text, over);
+  const chat = async (claims: Record<string, unknown>, text: string) => {
+    await rig.chat(claims, text);
+  };
+  const signedMail = (address: string, text: string, opts?: { key?: string; domain?: string }) =>
+    rig.signedMail(address, text, opts);
+  const suggestions = () => rig.suggestions();
+  const conversationsOf = (contactId: string) => rig.conversationsOf(contactId);
+  const messagesOf = (conversationId: string) => rig.messagesOf(conversationId);
 
   /** Twilio sends (SMS and WhatsApp) whose body is `text`. */
   const twilioSent = (text: string) => fake.created().filter((r) => r.fields.Body === text);

@@ -1,209 +1,48 @@
-/**
- * Contacts end to end on Redis (SPEC §9): signed Twilio webhooks (signatures made at run time), web
- * chat with tokens signed at run time, real SMTP with DKIM signatures made at run time and keys
- * published through mailauth's resolver hook. One customer writes by SMS, WhatsApp, web chat and
- * DKIM-signed mail and is one contact; unverified claims and forged or foreign signatures never link;
- * merge and unmerge round trips through the API; erasure leaves no trace in Redis (SCAN).
- */
-import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import nodemailer from 'nodemailer';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Contact, MergeSuggestion } from '../../src/contacts/model.js';
+import type { Contact } from '../../src/contacts/model.js';
 import type { DomainEvent } from '../../src/core/events.js';
 import type { Conversation, Message } from '../../src/core/model.js';
-import type { Bot, BotRequest } from '../../src/pipeline/bot/types.js';
-import { dkimSigned, FakeDns } from '../fakes/dns.js';
-import {
-  eventEnvelope,
-  FakeSlackApi,
-  nextTs,
-  SIGNING_SECRET,
-  BOT_TOKEN as SLACK_BOT_TOKEN,
-  signSlack,
-  TEAM_ID,
-} from '../fakes/slack-api.js';
-import { SmtpSink } from '../fakes/smtp-sink.js';
-import {
-  ACCOUNT_SID,
-  AUTH_TOKEN,
-  FakeTwilioApi,
-  postWebhook,
-  smsParams,
-  whatsappParams,
-} from '../fakes/twilio-api.js';
+import { dkimSigned } from '../fakes/dns.js';
+import { eventEnvelope, type FakeSlackApi, nextTs, signSlack, TEAM_ID } from '../fakes/slack-api.js';
+import { CustomerRig, mail, type RecordingBot, SUPPORT } from '../helpers/customer-rig.js';
 import { eventually } from '../helpers/eventually.js';
-import { startGateway, type TestGateway } from '../helpers/gateway.js';
-import { freePort, hasRedisServer, RedisServer, redisAvailable } from '../helpers/redis.js';
-import { ChatClient, ORIGIN, visitorToken, WEBCHAT_SECRET } from '../helpers/webchat-client.js';
-
-const PUBLIC_URL = 'https://chat.example.com';
-const SUPPORT = 'support@help.example.com';
-
-/** A bot that answers like the demo bot and keeps every request it got. */
-class RecordingBot implements Bot {
-  readonly kind = 'http' as const;
-  readonly requests: BotRequest[] = [];
-  async reply(request: BotRequest) {
-    this.requests.push(request);
-    return { replies: [{ text: `You said: ${request.message.text}` }] };
-  }
-}
+import type { TestGateway } from '../helpers/gateway.js';
+import { redisAvailable } from '../helpers/redis.js';
 
 describe.skipIf(!redisAvailable())('contacts on Redis', () => {
-  let server: RedisServer | undefined;
-  let url = process.env.REDIS_URL ?? '';
-  let prefix: string;
-  let redis: Redis;
-  let fake: FakeTwilioApi;
+  let rig: CustomerRig;
+  let gw: TestGateway;
   let slack: FakeSlackApi;
-  let sink: SmtpSink;
-  let dns: FakeDns;
+  let redis: Redis;
+  let prefix: string;
   let signedKey: string;
   let evilKey: string;
-  let mailer: nodemailer.Transporter;
-  let gw: TestGateway;
-  const bot = new RecordingBot();
-  const events: DomainEvent[] = [];
-  const clients: ChatClient[] = [];
-  let seq = 0;
+  let bot: RecordingBot;
+  let events: DomainEvent[];
 
   beforeAll(async () => {
-    if (hasRedisServer()) {
-      server = await RedisServer.start();
-      url = server.url;
-    }
-    prefix = `ct-${randomUUID().slice(0, 8)}`;
-    redis = new Redis(url);
-    fake = await FakeTwilioApi.start();
-    slack = await FakeSlackApi.start();
-    sink = await SmtpSink.start();
-    const smtpPort = await freePort();
-    // signed.example permits no address by SPF: its mail can only pass by its DKIM signature.
-    // evil.test is another domain whose own signatures and SPF pass, but it is never the From domain.
-    dns = new FakeDns()
-      .spf('signed.example', 'v=spf1 -all')
-      .dmarc('signed.example')
-      .spf('evil.test', 'v=spf1 ip4:127.0.0.1 -all');
-    signedKey = dns.dkimKey('signed.example');
-    evilKey = dns.dkimKey('evil.test');
-    gw = await startGateway(
-      {
-        REDIS_URL: url,
-        REDIS_KEY_PREFIX: prefix,
-        PUBLIC_URL,
-        TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-        TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-        TWILIO_API_URL: fake.url,
-        SLACK_SIGNING_SECRET: SIGNING_SECRET,
-        SLACK_BOT_TOKEN,
-        SLACK_API_URL: slack.url,
-        SLACK_TEAM_ID: TEAM_ID,
-        WEBCHAT_JWT_SECRET: WEBCHAT_SECRET,
-        WEBCHAT_ALLOWED_ORIGINS: ORIGIN,
-        EMAIL_FROM: `Example Support <${SUPPORT}>`,
-        SMTP_URL: sink.url,
-        EMAIL_SMTP_PORT: String(smtpPort),
-        EMAIL_SMTP_HOST: '127.0.0.1',
-        EMAIL_BOUNCE_SECRET: 'test-bounce-secret-0123456789abcdef',
-      },
-      { bot },
-      { email: { resolver: dns.resolver } },
-    );
-    gw.gateway.deps.events.on((e) => {
-      events.push(e);
-    });
-    mailer = nodemailer.createTransport({
-      host: '127.0.0.1',
-      port: smtpPort,
-      ignoreTLS: true,
-      name: 'mail.example.org',
-    });
+    rig = await CustomerRig.start({ label: 'ct', slack: true });
+    ({ gw, redis, prefix, signedKey, evilKey, bot, events } = rig);
+    slack = rig.slack!;
   });
 
   afterAll(async () => {
-    for (const c of clients) c.ws.terminate();
-    mailer?.close();
-    await gw?.stop();
-    await sink?.stop();
-    await fake?.close();
-    await slack?.close();
-    if (redis) {
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.unlink(...keys);
-      redis.disconnect();
-    }
-    await server?.dispose();
+    await rig?.stop();
   });
 
-  async function json<T>(path: string, init?: RequestInit & { json?: unknown }): Promise<T> {
-    const res = await gw.api(path, init);
-    expect(res.status, `${init?.method ?? 'GET'} ${path}`).toBeLessThan(300);
-    return (await res.json()) as T;
-  }
-
-  async function contactOf(channel: string, address: string): Promise<Contact | undefined> {
-    const page = await json<{ items: Contact[] }>(
-      `/v1/contacts?identity=${encodeURIComponent(`${channel}:${address}`)}`,
-    );
-    return page.items[0];
-  }
-
-  async function sms(from: string, text: string): Promise<void> {
-    const path = '/webhooks/twilio';
-    const res = await postWebhook(`${gw.url}${path}`, smsParams({ From: from, Body: text }), {
-      signedUrl: `${PUBLIC_URL}${path}`,
-    });
-    expect(res.status).toBe(200);
-  }
-
-  async function whatsapp(from: string, text: string, over: Record<string, string> = {}): Promise<void> {
-    const path = '/webhooks/twilio';
-    const params = whatsappParams({ From: `whatsapp:${from}`, WaId: from.slice(1), Body: text, ...over });
-    const res = await postWebhook(`${gw.url}${path}`, params, { signedUrl: `${PUBLIC_URL}${path}` });
-    expect(res.status).toBe(200);
-  }
-
-  async function chat(claims: Record<string, unknown>, text: string): Promise<void> {
-    const client = await ChatClient.ready(gw.url, { token: visitorToken(claims) });
-    clients.push(client);
-    await client.say(text);
-  }
-
-  function mail(from: string, id: string, text: string): string {
-    return [
-      `From: ${from}`,
-      `To: ${SUPPORT}`,
-      'Subject: Hello',
-      `Message-ID: ${id}`,
-      `Date: ${new Date().toUTCString()}`,
-      'MIME-Version: 1.0',
-      'Content-Type: text/plain; charset=utf-8',
-      '',
-      text,
-      '',
-    ].join('\r\n');
-  }
-
-  function mid(label: string): string {
-    seq += 1;
-    return `<${label}-${seq}-${Date.now()}@signed.example>`;
-  }
-
-  async function signedMail(address: string, text: string, opts: { key?: string; domain?: string } = {}) {
-    const id = mid('m');
-    const raw = await dkimSigned(
-      mail(address, id, text),
-      opts.domain ?? 'signed.example',
-      opts.key ?? signedKey,
-    );
-    const envelopeFrom = opts.domain === 'evil.test' ? 'bounce@evil.test' : address;
-    await mailer.sendMail({ envelope: { from: envelopeFrom, to: SUPPORT }, raw });
-    return id;
-  }
-
-  const suggestions = async () =>
-    (await json<{ items: MergeSuggestion[] }>('/v1/contacts/suggestions')).items;
+  const json = <T>(path: string, init?: RequestInit & { json?: unknown }) => rig.json<T>(path, init);
+  const contactOf = (channel: string, address: string) => rig.contactOf(channel, address);
+  const sms = (from: string, text: string) => rig.sms(from, text);
+  const whatsapp = (from: string, text: string, over?: Record<string, string>) =>
+    rig.whatsapp(from, text, over);
+  const chat = async (claims: Record<string, unknown>, text: string) => {
+    await rig.chat(claims, text);
+  };
+  const mid = (label: string) => rig.mid(label);
+  const signedMail = (address: string, text: string, opts?: { key?: string; domain?: string }) =>
+    rig.signedMail(address, text, opts);
+  const suggestions = () => rig.suggestions();
 
   it('SMS, WhatsApp, web chat and DKIM-signed mail from one customer are one contact', async () => {
     const phone = '+14155557777';
@@ -339,10 +178,7 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
     // Altered after signing: the signature no longer verifies.
     const id = mid('forged');
     const signed = await dkimSigned(mail(email, id, 'Pay invoice 1'), 'signed.example', signedKey);
-    await mailer.sendMail({
-      envelope: { from: email, to: SUPPORT },
-      raw: signed.replace('Pay invoice 1', 'Pay invoice 2'),
-    });
+    await rig.sendRaw({ from: email, to: SUPPORT }, signed.replace('Pay invoice 1', 'Pay invoice 2'));
     // Signed, validly, by evil.test: a pass, but not for the From domain.
     await signedMail(email, 'signed by someone else', { key: evilKey, domain: 'evil.test' });
     const owners = await eventually(async () => {
