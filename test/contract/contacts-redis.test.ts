@@ -1,14 +1,14 @@
 /** @module Runs the contacts conformance suite against Redis (a private redis-server, or REDIS_URL). */
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { contactStateFor } from '../../src/contacts/index.js';
 import { ContactRepo } from '../../src/contacts/repo.js';
 import { RedisContactState } from '../../src/contacts/state-redis.js';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { RedisStore } from '../../src/store/redis/store.js';
-import { RedisServer, redisAvailable } from '../helpers/redis.js';
-import { dropPrefix, redisForSuite } from '../helpers/redis-suite.js';
+import { redisAvailable } from '../helpers/redis.js';
+import { redisForSuite } from '../helpers/redis-suite.js';
 import { contactsContract } from './contacts.contract.js';
 
 describe.skipIf(!redisAvailable())('RedisContactState', () => {

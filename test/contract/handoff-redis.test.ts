@@ -3,11 +3,10 @@
  * REDIS_URL), with two repositories on two connections racing as two processes would.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe } from 'vitest';
+import { describe } from 'vitest';
 import { RedisHandoffRepo } from '../../src/handoff/repo-redis.js';
 import { RedisStore } from '../../src/store/redis/store.js';
-import { RedisServer, redisAvailable } from '../helpers/redis.js';
+import { redisAvailable } from '../helpers/redis.js';
 import { dropPrefix, redisForSuite } from '../helpers/redis-suite.js';
 import { handoffContract } from './handoff.contract.js';
 

@@ -3,7 +3,6 @@
  * REDIS_URL), plus what only Redis can do: fail fast while Redis is down and heal when it is back.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../src/core/errors.js';
 import { RedisStore } from '../../src/store/redis/store.js';

@@ -150,7 +150,7 @@ describe.skipIf(!haveChromium)('operator console in Chromium', () => {
     await agent.getByText('With Ada Agent').waitFor();
     expect(await agent.getByRole('button', { name: 'Take' }).count()).toBe(0);
     const box = agent.getByLabel(/Reply as/);
-    expect(await agent.locator('.reply-label').innerText()).toContain('Ada Agent');
+    expect(await agent.locator('.reply-label').textContent()).toContain('Ada Agent');
     await box.fill('Hi, Ada here. Let me check that for you.');
     await box.press('Enter');
     await transcript().locator('[data-type="agent"]', { hasText: 'Ada here' }).waitFor();

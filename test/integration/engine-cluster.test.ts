@@ -4,10 +4,9 @@
  * shutdown. Each assertion is one that a violation would trip.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Message } from '../../src/core/model.js';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
 import { eventually } from '../helpers/eventually.js';
-import { apiFetch, type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
+import { type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
 import {
   allMessages,
   expectOnceInOrder,

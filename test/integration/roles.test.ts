@@ -8,11 +8,10 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Message } from '../../src/core/model.js';
 import { BOT_SECRET, FakeBot } from '../fakes/bot.js';
 import { ACCOUNT_SID, AUTH_TOKEN } from '../fakes/twilio-api.js';
 import { eventually } from '../helpers/eventually.js';
-import { API_KEY, apiFetch, type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
+import { API_KEY, type SpawnedGateway, spawnGateway } from '../helpers/gateway.js';
 import {
   allMessages,
   expectOnceInOrder,

@@ -53,7 +53,7 @@ describe('managed key format', () => {
       'sbk_',
       'sk_abc',
       'sbk_01JH5W4Q6Y3M8K2N7R9T0V1X2Z',
-      'sbk_01jh5w4q6y3m8k2n7r9t0v1x2z_' + 'a'.repeat(43),
+      `sbk_01jh5w4q6y3m8k2n7r9t0v1x2z_${'a'.repeat(43)}`,
     ]) {
       expect(keyIdOf(token)).toBeUndefined();
     }
