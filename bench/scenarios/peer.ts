@@ -172,7 +172,20 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
     for (const s of subjects) twice.push(await measure(s, DURATION_S, true));
 
     const rows: BenchRow[] = [];
-    const sb = median(0);
+    /** Switchboard's sustained replies against subject `index`'s, round by round: the median round. */
+    const versus = (index: number) => {
+      const pairs = rounds
+        .map((r) => ({
+          sb: sustained(r.outcomes[0]!.load, r.outcomes[0]!.replies),
+          other: sustained(r.outcomes[index]!.load, r.outcomes[index]!.replies),
+        }))
+        .map((p) => ({ ...p, ratio: p.other > 0 ? p.sb / p.other : 0 }))
+        .sort((x, y) => x.ratio - y.ratio);
+      return {
+        median: pairs[Math.floor((pairs.length - 1) / 2)]!,
+        spread: [pairs[0]!.ratio, pairs.at(-1)!.ratio] as [number, number],
+      };
+    };
     subjects.forEach((subject, index) => {
       const m = median(index);
       const spread = rounds.length > 1 ? { spread: m.spread } : {};
@@ -209,15 +222,17 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
           metric: 'replies',
           value: duplicates,
         });
-        rows.push(
-          ratioRow(
-            `peer: Switchboard's sustained replies/s vs ${subject.name}'s`,
+        const v = versus(index);
+        rows.push({
+          ...ratioRow(
+            `peer: Switchboard's sustained replies/s vs ${subject.name}'s, same rounds`,
             'replies/s',
-            sustained(sb.outcome.load, sb.outcome.replies),
-            replies,
+            v.median.sb,
+            v.median.other,
             3,
           ),
-        );
+          ...(rounds.length > 1 ? { spread: v.spread } : {}),
+        });
       }
     });
     return rows;
