@@ -21,6 +21,7 @@ import {
   acked,
   CONNECTIONS,
   DURATION_S,
+  drained,
   gateway,
   HEADERS,
   PATH,
@@ -37,6 +38,8 @@ type LockScope = 'thread' | 'default';
 interface Subject {
   name: string;
   url: string;
+  /** Resolves when the subject has nothing left to answer, where it can tell. */
+  drained?(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -87,7 +90,7 @@ async function startPeer(
 
 async function startSwitchboard(fakeUrl: string, redisUrl: string): Promise<Subject> {
   const { gw, url } = await gateway(fakeUrl, true, redisUrl, 'bench-peer-switchboard');
-  return { name: 'Switchboard', url: `${url}${PATH}`, stop: () => gw.stop() };
+  return { name: 'Switchboard', url: `${url}${PATH}`, drained: () => drained(gw), stop: () => gw.stop() };
 }
 
 /** Deletes the keys under `prefix` the runs left in the shared Redis. */
@@ -130,6 +133,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
         durationS,
         twice,
       });
+      await subject.drained?.();
       const replies = await fake.settle(twice ? acked(result) / 2 : acked(result));
       return { load: result, replies, rps: result.rps };
     };

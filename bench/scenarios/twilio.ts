@@ -82,6 +82,14 @@ export async function gateway(
   return { gw, url };
 }
 
+/** Waits (up to two minutes) until the gateway has no message left to process. */
+export async function drained(gw: { deps: { store: { pendingCount(): Promise<number> } } }): Promise<void> {
+  const deadline = performance.now() + 120_000;
+  while ((await gw.deps.store.pendingCount()) > 0 && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Acked requests of a load: those answered 2xx. */
 export function acked(result: LoadResult): number {
   return result.total - result.non2xx;
@@ -153,6 +161,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
       connections: CONNECTIONS,
       durationS: DURATION_S,
     });
+    await drained(e2e.gw);
     const replies = await fake.settle(acked(e2eLoad));
     await e2e.gw.stop();
     await bare.close();
