@@ -78,7 +78,7 @@ async function startPeer(
   });
   child.removeAllListeners('exit');
   return {
-    name: `peer (${lockScope === 'thread' ? "lockScope 'thread'" : 'default lock scope'})`,
+    name: `Chat SDK (${lockScope === 'thread' ? "lockScope 'thread'" : 'default lock scope'})`,
     url: `${url}${PATH}`,
     stop: () =>
       new Promise((resolve) => {
