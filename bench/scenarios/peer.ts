@@ -14,7 +14,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { ACCOUNT_SID, AUTH_TOKEN } from '../../test/fakes/twilio-api.js';
+import { ACCOUNT_SID, AUTH_TOKEN, postWebhook, smsParams } from '../../test/fakes/twilio-api.js';
 import { FakeTwilioProcess, type ReplyStats } from '../fake-twilio.js';
 import { type BenchRow, countRow, type LoadResult, load, ROUNDS, ratioRow, startBare } from '../lib.js';
 import {
@@ -121,6 +121,14 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
     subjects.push(await startSwitchboard(fake.url, redisUrl));
     subjects.push(await startPeer(fake.url, redisUrl, 'thread', 'bench-peer-thread'));
     subjects.push(await startPeer(fake.url, redisUrl, 'default', 'bench-peer-default'));
+    // Both sides check signatures: a request signed with another token must be refused.
+    for (const s of subjects) {
+      const res = await postWebhook(s.url, smsParams(), {
+        signedUrl: `${PUBLIC_URL}${PATH}`,
+        token: 'not-the-auth-token',
+      });
+      if (res.status < 400) throw new Error(`${s.name} accepted a webhook with a bad signature`);
+    }
     const generators = new Map(subjects.map((s) => [s, webhookRequests()]));
 
     const measure = async (subject: Subject, durationS: number, twice = false): Promise<Outcome> => {
