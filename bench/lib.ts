@@ -2,10 +2,15 @@
  * Benchmark helpers. Every figure is reported as a ratio against a baseline measured in the same run,
  * because absolute numbers on shared machines mean little.
  */
+import { execFile, fork } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Worker } from 'node:worker_threads';
-import autocannon from 'autocannon';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express from 'express';
 import * as hdr from 'hdr-histogram-js';
 import { Pool } from 'undici';
@@ -34,6 +39,10 @@ export interface LoadResult {
   errors: number;
   non2xx: number;
   total: number;
+  /** Wall clock (ms since the epoch) of the load's first request, when the generator reports it. */
+  startedAt?: number;
+  /** Whether the requests built for the load ran out before its duration did. */
+  exhausted?: boolean;
 }
 
 /** A bare Express 5 endpoint that parses the same kind of body: the baseline for ingest figures. */
@@ -63,36 +72,154 @@ export interface LoadOptions {
   request: () => { body: string; headers?: Record<string, string>; path?: string };
   connections: number;
   durationS: number;
+  /**
+   * Sends every request twice, the copy one window of `connections` requests after the first, so
+   * both are in flight at about the same time, as when a provider retries a webhook it timed out on.
+   */
+  twice?: boolean;
 }
 
+/** The most requests a second any load of this process has reached: how many to build next time. */
+let fastestRps = 0;
+/** Requests a second to build for when no load has run yet (`BENCH_LOAD_BUDGET`). */
+const FIRST_BUDGET = Math.max(100, Number(process.env.BENCH_LOAD_BUDGET ?? 12000));
+const WRK = process.env.BENCH_WRK ?? 'wrk';
+const WRK_SCRIPT = fileURLToPath(new URL('./wrk-requests.lua', import.meta.url));
+
+/** What the wrk script prints when it is done. */
+interface WrkSummary {
+  requests: number;
+  durationUs: number;
+  startedAt: number;
+  stoppedAt: number;
+  exhausted: boolean;
+  connect: number;
+  read: number;
+  write: number;
+  timeout: number;
+  status: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+/**
+ * The order in which a load sends the requests it built: each once, or with `twice` each again one
+ * window of `window` requests later.
+ */
+export function sendOrder(count: number, twice: boolean, window: number): number[] {
+  if (!twice) return Array.from({ length: count }, (_, i) => i);
+  const order: number[] = [];
+  for (let from = 0; from < count; from += window) {
+    const to = Math.min(count, from + window);
+    for (let round = 0; round < 2; round++) for (let i = from; i < to; i++) order.push(i);
+  }
+  return order;
+}
+
+/** One raw HTTP/1.1 request, as wrk sends it: the file format of {@link writeRequests}. */
+function rawRequest(
+  method: string,
+  target: URL,
+  headers: Record<string, string>,
+  built: { body: string; headers?: Record<string, string>; path?: string },
+): Buffer {
+  const body = Buffer.from(built.body);
+  const all = { ...headers, ...built.headers };
+  let head = `${method} ${built.path ?? `${target.pathname}${target.search}`} HTTP/1.1\r\nHost: ${target.host}\r\n`;
+  for (const [name, value] of Object.entries(all)) head += `${name}: ${value}\r\n`;
+  head += `Content-Length: ${body.length}\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head), body]);
+}
+
+/**
+ * Builds `count` requests with `opts.request` and writes them, in {@link sendOrder}, to `path`: each
+ * as its byte length on a line, then the raw request.
+ */
+export async function writeRequests(
+  path: string,
+  opts: Pick<LoadOptions, 'url' | 'method' | 'headers' | 'request' | 'twice' | 'connections'>,
+  count: number,
+): Promise<number> {
+  const target = new URL(opts.url);
+  const built = Array.from({ length: count }, () =>
+    rawRequest(opts.method ?? 'POST', target, opts.headers ?? {}, opts.request()),
+  );
+  const order = sendOrder(count, opts.twice ?? false, opts.connections);
+  const out = createWriteStream(path);
+  for (const i of order) {
+    const raw = built[i]!;
+    if (!out.write(`${raw.length}\n`) || !out.write(raw)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'close');
+  return order.length;
+}
+
+/**
+ * A closed-loop load: `connections` keep-alive connections, each sending its next request as soon
+ * as the last one is answered, for `durationS` seconds. The load generator is wrk, in a process of its
+ * own, so neither the server measured nor its baseline shares an event loop (or pays for signatures
+ * and encoding) with the client: `opts.request` builds every request before the clock starts, into a
+ * file wrk sends in order, each request once. It builds twice as many as the fastest load so far
+ * reached in the time; should the file still run out, wrk stops there and the rate is over the time
+ * it ran. `startedAt` is the wall clock (ms) of the first request.
+ */
 export async function load(opts: LoadOptions): Promise<LoadResult> {
-  const result = await autocannon({
-    url: opts.url,
-    connections: opts.connections,
-    duration: opts.durationS,
-    requests: [
-      {
-        method: opts.method ?? 'POST',
-        setupRequest(req) {
-          const built = opts.request();
-          return {
-            ...req,
-            ...(built.path ? { path: built.path } : {}),
-            body: built.body,
-            headers: { ...opts.headers, ...built.headers },
-          };
-        },
-      },
-    ],
+  const durationS = Math.max(1, Math.round(opts.durationS));
+  const perSecond = Math.max(FIRST_BUDGET, 2 * fastestRps);
+  const count = Math.ceil(perSecond * durationS * (opts.twice ? 0.5 : 1));
+  const dir = await mkdtemp(join(tmpdir(), 'bench-load-'));
+  try {
+    const file = join(dir, 'requests');
+    await writeRequests(file, opts, count);
+    const stdout = await run(WRK, [
+      '-t1',
+      `-c${opts.connections}`,
+      `-d${durationS}s`,
+      '--timeout',
+      '30s',
+      '-s',
+      WRK_SCRIPT,
+      opts.url,
+      '--',
+      file,
+    ]);
+    const line = stdout.trim().split('\n').pop() ?? '';
+    const s = JSON.parse(line) as WrkSummary;
+    const seconds = s.exhausted ? (s.stoppedAt - s.startedAt) / 1000 : s.durationUs / 1e6;
+    const rps = seconds > 0 ? s.requests / seconds : 0;
+    fastestRps = Math.max(fastestRps, rps);
+    return {
+      rps,
+      p50: s.p50Us / 1000,
+      p99: s.p99Us / 1000,
+      errors: s.connect + s.read + s.write + s.timeout,
+      non2xx: s.status,
+      total: s.requests,
+      startedAt: s.startedAt,
+      exhausted: s.exhausted,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Runs a command to its end; its standard output, or an error with its standard error. */
+function run(command: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(command, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) {
+        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+        reject(
+          new Error(
+            missing
+              ? `${command} is not installed: the bench's load generator is wrk (apt-get install wrk)`
+              : `${command} failed: ${stderr || err.message}`,
+          ),
+        );
+      } else resolve(stdout);
+    });
   });
-  return {
-    rps: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    errors: result.errors + result.timeouts,
-    non2xx: result.non2xx,
-    total: result.requests.total,
-  };
 }
 
 /** Rounds of a paired comparison: `BENCH_ROUNDS` (default 5). */
@@ -275,7 +402,7 @@ export function messageBody(conversations: readonly string[], idPrefix: string, 
   });
 }
 
-/** An open-loop load of API message bodies, described in data so it can cross to a worker thread. */
+/** An open-loop load of API message bodies, described in data so it can cross to a child process. */
 export interface MessageLoad {
   url: string;
   headers: Record<string, string>;
@@ -288,19 +415,27 @@ export interface MessageLoad {
 }
 
 /**
- * {@link paced} with the load generator on a worker thread. In the servers' own event loop its timers
+ * {@link paced} with the load generator in a child process. In the servers' own event loop its timers
  * would wait behind the server's work and the server's replies behind its bursts of requests, a
  * coupling no real caller has, which inflates the tail of a server that waits on I/O far more than
- * that of one that answers at once.
+ * that of one that answers at once; a process of its own (not a worker thread) also keeps its
+ * garbage collection and its share of the heap out of the measured process.
  */
 export function pacedOffThread(spec: MessageLoad): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./paced-worker.js', import.meta.url), { workerData: spec });
-    worker.once('message', (result: LoadResult) => resolve(result));
-    worker.once('error', reject);
-    worker.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`the load worker exited with code ${code}`));
+    const child = fork(fileURLToPath(new URL('./paced-worker.js', import.meta.url)), [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    let result: LoadResult | undefined;
+    child.once('message', (message: LoadResult) => {
+      result = message;
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (result) resolve(result);
+      else reject(new Error(`the load process exited with code ${code} and no result`));
+    });
+    child.send(spec);
   });
 }
 

@@ -1,11 +1,12 @@
 /**
- * The open-loop load of {@link pacedOffThread}, on its own thread: the API message bodies of
- * {@link messageBody}.
+ * The open-loop load of {@link pacedOffThread}, in its own process: the API message bodies of
+ * {@link messageBody}. The load's description comes as the first IPC message; its result goes back
+ * as one.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { once } from 'node:events';
 import { type MessageLoad, messageBody, paced } from './lib.js';
 
-const spec = workerData as MessageLoad;
+const [spec] = (await once(process, 'message')) as [MessageLoad];
 let n = 0;
 const result = await paced({
   url: spec.url,
@@ -15,4 +16,4 @@ const result = await paced({
   rate: spec.rate,
   request: () => ({ body: messageBody(spec.conversations, spec.idPrefix, n++) }),
 });
-parentPort!.postMessage(result);
+process.send!(result, () => process.disconnect());

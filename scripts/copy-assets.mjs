@@ -1,6 +1,6 @@
 /**
  * Copies the files the compiled code reads next to itself into a build directory: the Redis store's
- * Lua scripts and the web-chat widget and demo page. `tsc` emits only JavaScript.
+ * Lua scripts, the bench's wrk script and the web-chat widget and demo page. `tsc` emits only JavaScript.
  *
  * Usage: node scripts/copy-assets.mjs [outDir]   (default: dist)
  */
@@ -20,6 +20,7 @@ function* files(dir, wanted) {
 
 const assets = [
   ...files('src', (p) => p.endsWith('.lua')),
+  ...files('bench', (p) => p.endsWith('.lua')),
   ...files('adapters', (p) => /\/widget\/[^/]+\.(js|html|css)$/.test(p)),
 ];
 for (const file of assets) cpSync(file, join(outDir, relative('.', file)));
