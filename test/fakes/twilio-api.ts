@@ -79,7 +79,9 @@ export class FakeTwilioApi {
           record.status = ok ? 200 : 400;
           res.writeHead(record.status, { 'content-type': 'application/json' });
           res.end(
-            JSON.stringify(ok ? { success: true } : { code: 21211, message: 'Invalid messageId', status: 400 }),
+            JSON.stringify(
+              ok ? { success: true } : { code: 21211, message: 'Invalid messageId', status: 400 },
+            ),
           );
           return;
         }
