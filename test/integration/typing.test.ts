@@ -3,7 +3,8 @@
  * pointed at the recording fakes: the indicator starts for a slow bot once TYPING_AFTER_MS have passed
  * since the message was accepted, never for a bot that answers sooner, never after the reply (each
  * fake records its requests in arrival order), ends on a bot failure and on a handoff, never starts
- * for a handed-off conversation, and is never sent on a channel without one (SMS).
+ * for a handed-off conversation, and is never sent on a channel without one (SMS). Web chat's frames
+ * likewise.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Conversation, Message } from '../../src/core/model.js';
@@ -21,6 +22,7 @@ import {
 import { eventually } from '../helpers/eventually.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { dropPrefix, redisForSuite } from '../helpers/redis-suite.js';
+import { ChatClient, ORIGIN, visitorToken, WEBCHAT_SECRET } from '../helpers/webchat-client.js';
 
 const PUBLIC_URL = 'https://chat.example.com';
 const AFTER_MS = 300;
@@ -52,6 +54,8 @@ beforeAll(async () => {
     SLACK_BOT_TOKEN: 'xoxb-test-0000-token',
     SLACK_API_URL: slack.url,
     SLACK_ASSISTANT: 'true',
+    WEBCHAT_JWT_SECRET: WEBCHAT_SECRET,
+    WEBCHAT_ALLOWED_ORIGINS: ORIGIN,
   });
 });
 
@@ -279,5 +283,27 @@ describe('Slack assistant threads', () => {
     await pause(AFTER_MS * 2);
     expect(bot.calls.length).toBe(calls);
     expect(timeline('D0TYP4')).toEqual(before);
+  });
+});
+
+describe('web chat', () => {
+  it('a slow bot: typing on after TYPING_AFTER_MS, before the reply, off after it; a fast bot: no frames', async () => {
+    const tab = await ChatClient.ready(gw.url, { token: visitorToken({ sub: `typing-${Date.now()}` }) });
+    try {
+      const ack = await tab.say('slow web');
+      const reply = await tab.botSays('re: slow web');
+      const on = tab.frames.findIndex((f) => f.type === 'typing' && f.on === true);
+      expect(on).toBeGreaterThan(tab.frames.indexOf(ack));
+      expect(on).toBeLessThan(tab.frames.indexOf(reply));
+      await tab.next('typing', (f) => f.on === false, tab.frames.indexOf(reply));
+
+      const from = tab.frames.length;
+      await tab.say('quick web');
+      await tab.botSays('re: quick web', from);
+      await pause(AFTER_MS * 2);
+      expect(tab.find((f) => f.type === 'typing', from)).toEqual([]);
+    } finally {
+      tab.ws.close();
+    }
   });
 });
