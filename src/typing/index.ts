@@ -25,6 +25,12 @@ import type { Conversation, Message } from '../core/model.js';
 
 /** Longest an indicator is kept up by renewals: a bot slower than this is not "typing" any more. */
 export const MAX_TYPING_MS = 120_000;
+/**
+ * Longest a reply waits for an indicator request under way. The adapters' own timeouts are shorter
+ * (3 s for Twilio and Slack); this bounds a provider client that waits longer, at the price that an
+ * indicator held up more than this by its provider could land after the reply.
+ */
+export const SETTLE_WAIT_MS = 3_000;
 
 export interface TypingOptions {
   /** `TYPING_AFTER_MS`: how long after acceptance an unanswered message shows the indicator; 0 = at once. */
@@ -96,7 +102,11 @@ export class TypingSlot {
     this.#settled = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    return this.#inFlight;
+    let bound: NodeJS.Timeout | undefined;
+    const cap = new Promise<void>((resolve) => {
+      bound = setTimeout(resolve, SETTLE_WAIT_MS);
+    });
+    return Promise.race([this.#inFlight, cap]).finally(() => clearTimeout(bound));
   }
 
   /** After the reply, or when there is none: settles, and clears a shown indicator where it clears. */
