@@ -102,6 +102,8 @@ export class TypingSlot {
     this.#settled = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    // Most messages are answered before their indicator is due: nothing under way, nothing to wait for.
+    if (this.#firstShownAt === undefined) return Promise.resolve();
     let bound: NodeJS.Timeout | undefined;
     const cap = new Promise<void>((resolve) => {
       bound = setTimeout(resolve, SETTLE_WAIT_MS);
@@ -111,7 +113,7 @@ export class TypingSlot {
 
   /** After the reply, or when there is none: settles, and clears a shown indicator where it clears. */
   end(): void {
-    void this.settle();
+    if (!this.#settled) void this.settle();
     const target = this.#target;
     if (!target || this.#firstShownAt === undefined) return;
     this.#target = undefined;
