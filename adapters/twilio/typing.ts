@@ -33,6 +33,11 @@ export interface TypingClient {
   create(params: { channel: 'whatsapp'; messageId: string }): Promise<unknown>;
 }
 
+/** Where typing requests go: Twilio's Messaging host by default, else `TWILIO_API_URL` like the rest. */
+export function typingBaseUrl(apiUrl: string): string {
+  return apiUrl === DEFAULT_API_URL ? MESSAGING_API_URL : apiUrl;
+}
+
 /** The twilio package's Typing Indicators resource, reached as described in the module comment. */
 export function createTypingClient(
   accountSid: string,
@@ -40,9 +45,8 @@ export function createTypingClient(
   apiUrl: string,
   logger: Logger,
 ): TypingClient {
-  const base = apiUrl === DEFAULT_API_URL ? MESSAGING_API_URL : apiUrl;
   const client = twilio(accountSid, authToken, {
-    httpClient: new ForwardingRequestClient(base, logger, TYPING_POLICY),
+    httpClient: new ForwardingRequestClient(typingBaseUrl(apiUrl), logger, TYPING_POLICY),
     logLevel: 'info',
   });
   return { create: (params) => client.messaging.v2.typingIndicator.create(params) };
