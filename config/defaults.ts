@@ -39,6 +39,11 @@ export const DEFAULTS = {
   BODY_LIMIT_BYTES: 1_048_576,
   /** SPEC §6: the bot gets this long per attempt. */
   BOT_TIMEOUT_MS: 10_000,
+  /**
+   * How long after acceptance an unanswered message shows the customer a typing indicator (where the
+   * channel has one, src/typing/): a bot that answers sooner never flashes one. 0 = at once.
+   */
+  TYPING_AFTER_MS: 800,
   /** Attempts per message before the fallback reply (first try included). */
   BOT_MAX_ATTEMPTS: 3,
   /** Consecutive failed messages that open the circuit breaker. */

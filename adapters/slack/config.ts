@@ -21,6 +21,7 @@ export const SLACK_SETTINGS = [
   'SLACK_TEAM_ID',
   'SLACK_AGENT_CHANNEL',
   'SLACK_VERIFY',
+  'SLACK_ASSISTANT',
 ] as const;
 
 export interface SlackConfig {
@@ -39,6 +40,11 @@ export interface SlackConfig {
   agentChannel?: string;
   /** `enforce` refuses a request whose signature does not verify; `report` accepts and logs it (SPEC §12). */
   verify: VerifyMode;
+  /**
+   * The app is set up as an assistant ("Agents & AI Apps"): the bot's work shows as the thread's
+   * status (status.ts). @default false
+   */
+  assistant: boolean;
 }
 
 const schema = z.object({
@@ -58,6 +64,7 @@ const schema = z.object({
     .regex(/^[CG][A-Z0-9]{2,}$/, 'must be a channel id such as C0123ABCD (not a name)')
     .optional(),
   SLACK_VERIFY: verifyModeSchema,
+  SLACK_ASSISTANT: z.enum(['true', 'false']).default('false'),
 });
 
 /**
@@ -86,6 +93,7 @@ export function configure(env: Env): AdapterConfigResult<SlackConfig> {
     config: {
       signingSecret: d.SLACK_SIGNING_SECRET,
       verify: d.SLACK_VERIFY,
+      assistant: d.SLACK_ASSISTANT === 'true',
       botToken: d.SLACK_BOT_TOKEN,
       apiUrl: d.SLACK_API_URL.endsWith('/') ? d.SLACK_API_URL : `${d.SLACK_API_URL}/`,
       ...(d.SLACK_TEAM_ID ? { teamId: d.SLACK_TEAM_ID } : {}),

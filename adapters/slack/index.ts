@@ -11,6 +11,7 @@ import express, { type Request, type Response, type Router } from 'express';
 import {
   type ChannelAdapter,
   type ChannelContext,
+  type ChannelSignal,
   type Conversation,
   defineAdapter,
   detectEntities,
@@ -33,6 +34,7 @@ import {
   type SlackMessageRef,
 } from './inbound.js';
 import { createWebApi, type SlackApi, SlackCallError, SlackSender } from './outbound.js';
+import { createStatusApi, type StatusApi, setTypingStatus } from './status.js';
 import { verifySlackRequest } from './verify.js';
 
 /** Events API Request URL path (SPEC §5). */
@@ -80,9 +82,12 @@ class SlackAdapter implements ChannelAdapter {
   readonly #desk: SlackDesk | undefined;
   /** Requests accepted in report mode although their signature did not verify. */
   readonly #unverified = new WeakSet<Request>();
+  /** The assistant thread status, with SLACK_ASSISTANT=true. */
+  readonly #status: StatusApi | undefined;
 
-  constructor(ctx: ChannelContext, config: SlackConfig, api: SlackApi) {
+  constructor(ctx: ChannelContext, config: SlackConfig, api: SlackApi, status?: StatusApi) {
     this.#ctx = ctx;
+    this.#status = config.assistant ? (status ?? createStatusApi(config)) : undefined;
     this.#config = config;
     this.#api = api;
     this.#sender = new SlackSender(api, { logger: ctx.logger });
@@ -132,6 +137,11 @@ class SlackAdapter implements ChannelAdapter {
 
   send(conversation: Conversation, message: Message): Promise<SendResult> {
     return this.#sender.send(conversation, message);
+  }
+
+  signal(conversation: Conversation, signal: ChannelSignal): Promise<void> | undefined {
+    if (!this.#status || signal.type !== 'typing') return undefined;
+    return setTypingStatus(this.#status, this.#ctx.logger, conversation, signal);
   }
 
   describe(): string[] {

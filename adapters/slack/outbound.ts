@@ -15,6 +15,7 @@ import {
   WebClient,
 } from '@slack/web-api';
 import type { Logger } from 'pino';
+import { CAPABILITIES } from '../../src/channels/capabilities.js';
 import {
   type Conversation,
   type Message,
@@ -226,7 +227,8 @@ export function renderMessage(
   const args: PostMessageArgs = { channel: target.channel, text };
   if (target.threadTs) args.thread_ts = target.threadTs;
   // Slack caps a custom username at 80 characters (chat.postMessage `username`).
-  if (message.type === 'agent' && message.name) args.username = message.name.slice(0, 80);
+  if (CAPABILITIES.slack.agentName.value && message.type === 'agent' && message.name)
+    args.username = message.name.slice(0, 80);
   const quickReplies = (message.quickReplies ?? []).slice(0, ACTIONS_ELEMENTS_MAX);
   if (quickReplies.length > 0) {
     const blocks: SlackBlock[] = [];

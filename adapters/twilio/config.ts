@@ -17,6 +17,7 @@ export const SETTINGS = [
   'TWILIO_AUTH_TOKEN',
   'TWILIO_API_URL',
   'TWILIO_VERIFY',
+  'TWILIO_TYPING_INDICATOR',
 ] as const;
 
 /** Twilio's REST API; tests point `TWILIO_API_URL` at a local fake. */
@@ -29,6 +30,11 @@ export interface TwilioConfig {
   apiUrl: string;
   /** `enforce` refuses a webhook whose signature does not verify; `report` accepts and logs it (SPEC §12). */
   verify: VerifyMode;
+  /**
+   * Shows WhatsApp customers "typing…" while the bot works on their message (typing.ts), which also
+   * marks that message read. @default true
+   */
+  typingIndicator: boolean;
 }
 
 const schema = z.object({
@@ -42,6 +48,7 @@ const schema = z.object({
     .refine((v) => !v.includes('?') && !v.includes('#'), 'must not have a query or fragment')
     .default(DEFAULT_API_URL),
   TWILIO_VERIFY: verifyModeSchema,
+  TWILIO_TYPING_INDICATOR: z.enum(['on', 'off']).default('on'),
 });
 
 /** Reads the Twilio settings; see the module comment for when it is enabled. */
@@ -66,6 +73,7 @@ export function configure(env: Env): AdapterConfigResult<TwilioConfig> {
       authToken: parsed.data.TWILIO_AUTH_TOKEN,
       apiUrl: parsed.data.TWILIO_API_URL.replace(/\/+$/, ''),
       verify: parsed.data.TWILIO_VERIFY,
+      typingIndicator: parsed.data.TWILIO_TYPING_INDICATOR === 'on',
     },
   };
 }

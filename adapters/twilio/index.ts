@@ -25,6 +25,7 @@ import { configure, SETTINGS, type TwilioConfig } from './config.js';
 import { checkIds } from './ids.js';
 import { type StatusUpdate, toInbound, toStatusUpdate } from './inbound.js';
 import { createMessagesClient, type MessagesClient, sendMessage } from './outbound.js';
+import { createTypingClient, showTyping, type TypingClient } from './typing.js';
 import { type Params, parseForm, parseJson, verifyTwilioRequest } from './verify.js';
 
 /** The empty answer to a message webhook (twilio-node `MessagingResponse().toString()`): no TwiML reply. */
@@ -40,9 +41,10 @@ export const STATUS_PATH = '/webhooks/twilio/status';
  */
 const MAX_BODY_BYTES = 64 * 1024;
 
-/** Options for tests: a different REST client. */
+/** Options for tests: different REST clients. */
 export interface TwilioAdapterOptions {
   messages?: MessagesClient;
+  typing?: TypingClient;
 }
 
 /** Builds the adapter; exported apart from the module so tests can inject a client. */
@@ -54,6 +56,9 @@ export function createTwilioAdapter(
   const { logger } = ctx;
   const messages =
     opts.messages ?? createMessagesClient(config.accountSid, config.authToken, config.apiUrl, logger);
+  const typing = config.typingIndicator
+    ? (opts.typing ?? createTypingClient(config.accountSid, config.authToken, config.apiUrl, logger))
+    : undefined;
   const limit = Math.min(ctx.config.BODY_LIMIT_BYTES, MAX_BODY_BYTES);
   const readRaw = express.raw({ type: () => true, limit, inflate: false });
   ctx.verificationMode('twilio', config.verify, 'TWILIO_VERIFY');
@@ -222,6 +227,8 @@ export function createTwilioAdapter(
       router.post(MESSAGE_PATH, onMessage);
       router.post(STATUS_PATH, onStatus);
     },
+    signal: (conversation, signal) =>
+      typing && signal.type === 'typing' ? showTyping(typing, logger, conversation, signal) : undefined,
     send: (conversation, message) =>
       sendMessage(
         {

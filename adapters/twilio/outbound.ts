@@ -221,19 +221,15 @@ function breakPoint(text: string, limit: number): number {
 }
 
 /**
- * Plans the REST calls for one stored message: its text (plus quick replies as a list, since plain SMS
- * and free-form WhatsApp have no buttons) split to the channel's limit, then its attachments in batches
+ * Plans the REST calls for one stored message: its text split to the channel's limit, then its attachments in batches
  * the channel accepts; the first batch rides on the last text part when that part fits as a caption.
  */
 export function planParts(
   channel: 'sms' | 'whatsapp',
-  message: Pick<Message, 'text' | 'attachments' | 'quickReplies'>,
+  message: Pick<Message, 'text' | 'attachments'>,
 ): Part[] {
-  let text = message.text ?? '';
-  if (message.quickReplies?.length) {
-    text = `${text.trimEnd()}\n\n${message.quickReplies.map((q) => `• ${q.title}`).join('\n')}`;
-  }
-  const parts: Part[] = splitText(text, BODY_LIMIT[channel]).map((body) => ({ body }));
+  // Quick replies arrive written into the text already (the channel has no buttons: src/channels/).
+  const parts: Part[] = splitText(message.text ?? '', BODY_LIMIT[channel]).map((body) => ({ body }));
   const urls = mediaUrls(message.attachments ?? []);
   const batches: string[][] = [];
   for (let i = 0; i < urls.length; i += MEDIA_PER_MESSAGE[channel]) {

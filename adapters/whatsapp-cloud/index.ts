@@ -246,10 +246,9 @@ export function createWhatsAppCloudAdapter(
       router.get('/v1/attachments/:id', ctx.requireApiKey, attachmentRoute(attachments));
     },
     signal(conversation, signal) {
-      if (signal.type === 'typing') typing?.set(conversation, signal.on);
-    },
-    async stop() {
-      typing?.stop();
+      return signal.type === 'typing'
+        ? typing?.set(conversation, signal.on, signal.about?.externalId)
+        : undefined;
     },
     send: (conversation, message) =>
       sendMessage(

@@ -18,6 +18,7 @@
  * button label 20.
  */
 import type { Logger } from 'pino';
+import { writeOutQuickReplies } from '../../src/channels/capabilities.js';
 import {
   type Attachment,
   type Conversation,
@@ -150,7 +151,7 @@ export function planPayloads(message: Pick<Message, 'text' | 'attachments' | 'qu
       text = '';
     } else {
       // More than a list holds: written out, as on channels without buttons.
-      text = `${text}\n\n${quickReplies.map((q) => `• ${q.title}`).join('\n')}`.trim();
+      text = writeOutQuickReplies(text, quickReplies);
     }
   }
   const attachments = message.attachments ?? [];

@@ -195,6 +195,11 @@ export type ChannelSignal = {
   on: boolean;
   /** Who is typing, when it is a person (an agent, SPEC §8); the bot otherwise. */
   from?: { id: string; name?: string };
+  /**
+   * The customer message being answered, when the bot is (src/typing/): WhatsApp's indicators refer
+   * to it by its provider id (`externalId`), Slack's assistant status to its thread.
+   */
+  about?: Pick<Message, 'id' | 'externalId' | 'meta'>;
 };
 
 export interface ChannelAdapter {
@@ -215,7 +220,12 @@ export interface ChannelAdapter {
    * in the same store step that completes the message they answer.
    */
   send?(conversation: Conversation, message: Message): Promise<SendResult>;
-  signal?(conversation: Conversation, signal: ChannelSignal): void;
+  /**
+   * Shows a live signal where the channel can (see src/channels/capabilities.ts). Best effort: a
+   * returned promise settles when the provider request is done (the typing room waits for it before a
+   * reply leaves, so no indicator follows the reply), and it does not reject.
+   */
+  signal?(conversation: Conversation, signal: ChannelSignal): void | Promise<void>;
   /**
    * Hands the adapter the gateway's services once they are all built (the engine, handoffs,
    * participants), for adapters that act for agents as well as customers (the Slack agents' desk).

@@ -5,6 +5,7 @@
  */
 import type { Router } from 'express';
 import { z } from 'zod';
+import { hasTyping } from '../channels/capabilities.js';
 import { newId } from '../core/ids.js';
 import { PARTICIPANT_ROLES } from '../core/model.js';
 import type { GatewayDeps } from '../deps.js';
@@ -72,12 +73,13 @@ export function participantRoutes(deps: GatewayDeps, router: Router): Router {
     const body = parseInput(typingSchema, req.body ?? {});
     const conversation = await conversationOr404(store, req.params.id);
     const agent = agentOf(conversation, body.from.id);
-    // Relayed where the channel shows typing (web chat); accepted and ignored everywhere else.
-    deps.engine.adapterFor(conversation.channel)?.signal?.(conversation, {
-      type: 'typing',
-      on: body.on ?? true,
-      from: { id: agent.id, ...(agent.name !== undefined ? { name: agent.name } : {}) },
-    });
+    // Relayed where the channel shows typing (src/channels/); accepted and ignored everywhere else.
+    if (hasTyping(conversation.channel))
+      void deps.engine.adapterFor(conversation.channel)?.signal?.(conversation, {
+        type: 'typing',
+        on: body.on ?? true,
+        from: { id: agent.id, ...(agent.name !== undefined ? { name: agent.name } : {}) },
+      });
     res.status(204).end();
   });
 

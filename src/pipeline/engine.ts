@@ -11,6 +11,7 @@ import PQueue from 'p-queue';
 import type { LogFn, Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
 import { type BotSettings, DEFAULT_HISTORY_LIMIT } from '../bot-config/schema.js';
+import { forChannel } from '../channels/capabilities.js';
 import type { ContactService } from '../contacts/service.js';
 import { sleep } from '../core/backoff.js';
 import { type ChannelAdapter, PermanentSendError, type SendResult } from '../core/channel.js';
@@ -33,6 +34,7 @@ import { CUSTOMER_REQUEST } from '../handoff/machine.js';
 import type { HandoffService } from '../handoff/service.js';
 import type { Metrics } from '../metrics.js';
 import { contextOf, currentTraceparent, inSpan, recordSpan, SpanKind, tracingOn } from '../tracing/index.js';
+import { Typing, type TypingSlot } from '../typing/index.js';
 import {
   isWhatsApp,
   lastCustomerMessageAt,
@@ -173,6 +175,8 @@ export interface EngineDeps {
    * reply. Without it, the environment's.
    */
   botSettings?: { readonly current: Pick<BotSettings, 'historyLimit' | 'fallbackText'> };
+  /** The typing indicators (src/typing/); by default from `TYPING_AFTER_MS`. */
+  typing?: Typing;
 }
 
 export class Engine {
@@ -180,6 +184,7 @@ export class Engine {
   readonly #deps: EngineDeps;
   readonly #log: Logger;
   readonly #queue: PQueue;
+  readonly #typing: Typing;
   /** Worker slots in use: the claim each one currently holds (it moves on as it continues). */
   readonly #inFlight = new Set<Slot>();
   readonly #waiters = new Map<string, Set<() => void>>();
@@ -192,6 +197,7 @@ export class Engine {
     this.#deps = deps;
     this.#log = deps.logger.child({ component: 'engine' });
     this.#queue = new PQueue({ concurrency: deps.config.WORKER_CONCURRENCY });
+    this.#typing = deps.typing ?? new Typing({ afterMs: deps.config.TYPING_AFTER_MS, logger: this.#log });
   }
 
   /**
@@ -542,9 +548,24 @@ export class Engine {
 
   /**
    * Runs one claimed message to its outcome (bot, replies, sends), or null when the lease was lost or
-   * the engine is stopping and the message is left for redelivery.
+   * the engine is stopping and the message is left for redelivery. Its typing indicator ends however
+   * that goes (src/typing/).
    */
   async #process(claim: Claim, signal: AbortSignal, log: MessageLog): Promise<Processed | null> {
+    const typing = this.#typing.slot();
+    try {
+      return await this.#processMessage(claim, signal, log, typing);
+    } finally {
+      typing.end();
+    }
+  }
+
+  async #processMessage(
+    claim: Claim,
+    signal: AbortSignal,
+    log: MessageLog,
+    typing: TypingSlot,
+  ): Promise<Processed | null> {
     const { store, metrics, handoff } = this.#deps;
     const message = claim.message;
     let conversation = claim.conversation;
@@ -593,7 +614,7 @@ export class Engine {
         // A customer writing into a closed conversation reopens it, as help desks do.
         conversation = await this.#setStatus(conversation, 'open', message.seq);
       }
-      adapter?.signal?.(throughThread(conversation, message), { type: 'typing', on: true });
+      typing.start(adapter, throughThread(conversation, message), message);
       const result = await this.#askBot(throughThread(conversation, message), message, signal, log);
       if (signal.aborted) return null;
       outcome = result.error
@@ -622,7 +643,7 @@ export class Engine {
         // below, so a crash in between cannot leave a handed-off conversation without its reply,
         // and the completion's lease on the next message reads the conversation as changed.
         const via = throughThread(conversation, message);
-        adapter.signal?.(via, { type: 'typing', on: false });
+        typing.end();
         if (drafts.length > 0) metrics.sent.inc({ channel: via.channel, outcome: 'sent' }, drafts.length);
         metrics.processed.inc({ outcome: outcome.state });
         return { outcome, record: drafts };
@@ -636,13 +657,16 @@ export class Engine {
     }
 
     const via = throughThread(conversation, message);
+    // No indicator may reach the channel after the reply: what is scheduled is cancelled, and one
+    // under way is waited for.
+    await typing.settle();
     try {
       for (const reply of replies) {
         if (signal.aborted) return null;
         await this.#deliver(via, reply, adapter);
       }
     } finally {
-      adapter?.signal?.(via, { type: 'typing', on: false });
+      typing.end();
     }
     metrics.processed.inc({ outcome: outcome.state });
     return { outcome };
@@ -805,7 +829,8 @@ export class Engine {
   async #send(conversation: Conversation, message: Message, adapter: SendingAdapter): Promise<SendResult> {
     const { delivery, metrics } = this.#deps;
     const started = performance.now();
-    const result = await adapter.send(conversation, message);
+    // As the channel can render it: quick replies written out where it has no buttons.
+    const result = await adapter.send(conversation, forChannel(conversation.channel, message));
     metrics.sendDuration.observe({ channel: conversation.channel }, (performance.now() - started) / 1000);
     if (result.externalId) {
       await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);

@@ -178,6 +178,12 @@ export class FakeSlackApi {
           if (blocks) post.blocks = blocks;
           return reply({ ok: true, channel: post.channel, ts: post.ts, text: post.text });
         }
+        case 'assistant.threads.setStatus':
+          // https://docs.slack.dev/reference/methods/assistant.threads.setStatus: all three required
+          // (an empty status clears it).
+          if (!params.channel_id || !params.thread_ts || params.status === undefined)
+            return reply({ ok: false, error: 'invalid_arguments' });
+          return reply({ ok: true });
         default:
           return reply({ ok: false, error: 'unknown_method' });
       }

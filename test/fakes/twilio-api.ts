@@ -69,6 +69,22 @@ export class FakeTwilioApi {
           at: Date.now(),
         };
         this.requests.push(record);
+        // Messaging v2 Typing Indicators (twilio-node lib/rest/messaging/v2/typingIndicator.js):
+        // a form with `channel` and `messageId`, answered `{ "success": true }`.
+        if (record.path === '/v2/Indicators/Typing.json') {
+          const ok =
+            record.method === 'POST' &&
+            fields.channel === 'whatsapp' &&
+            /^(SM|MM)[0-9a-f]{32}$/.test(fields.messageId ?? '');
+          record.status = ok ? 200 : 400;
+          res.writeHead(record.status, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify(
+              ok ? { success: true } : { code: 21211, message: 'Invalid messageId', status: 400 },
+            ),
+          );
+          return;
+        }
         const next = this.script.shift();
         if (!/\/2010-04-01\/Accounts\/AC[0-9a-f]{32}\/Messages\.json$/.test(record.path)) {
           record.status = 404;
@@ -123,6 +139,11 @@ export class FakeTwilioApi {
   /** Successful creates, in order. */
   created(): RecordedRequest[] {
     return this.requests.filter((r) => r.status === 201);
+  }
+
+  /** Typing indicator requests, in order. */
+  typing(): RecordedRequest[] {
+    return this.requests.filter((r) => r.path === '/v2/Indicators/Typing.json');
   }
 
   reset(): void {

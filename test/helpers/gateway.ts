@@ -39,6 +39,8 @@ export async function startGateway(
       PORT: String(port),
       HOST: '127.0.0.1',
       RATE_LIMIT_PER_MIN: '0',
+      // The typing indicator at once, so a test of a fast bot sees it; typing tests set their own.
+      TYPING_AFTER_MS: '0',
       ...env,
     },
     ADAPTERS,
@@ -82,8 +84,9 @@ export async function spawnGateway(env: Record<string, string>): Promise<Spawned
       HOST: '127.0.0.1',
       PORT: String(port),
       LOG_LEVEL: 'info',
-      // As in startGateway: the per-key limit is off unless the test sets it.
+      // As in startGateway: the per-key limit is off and typing shows at once unless the test says.
       RATE_LIMIT_PER_MIN: '0',
+      TYPING_AFTER_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,6 +10,7 @@ import {
   type SenderDeps,
   sendMessage,
 } from '../../adapters/twilio/outbound.js';
+import { createTypingClient, showTyping, typingBaseUrl } from '../../adapters/twilio/typing.js';
 import { type Conversation, type Message, PermanentSendError } from '../../src/core/index.js';
 import { ACCOUNT_SID, AUTH_TOKEN, FakeTwilioApi } from '../fakes/twilio-api.js';
 
@@ -223,5 +224,53 @@ describe('sending through the twilio client', () => {
     expect(error).toBeInstanceOf(PermanentSendError);
     expect(error).toMatchObject({ code: 'ECONNREFUSED' });
     expect((error as Error).message).toMatch(/^Could not reach the Twilio API/);
+  });
+});
+
+describe('the typing indicator through the twilio client', () => {
+  const whatsappConversation = { id: 'conv_1', channel: 'whatsapp' as const };
+  const sid = `SM${'ab'.repeat(16)}`;
+
+  it("posts channel and messageId to Messaging v2's Typing.json with Basic auth, once", async () => {
+    const typing = createTypingClient(ACCOUNT_SID, AUTH_TOKEN, fake.url, logger);
+    await showTyping(typing, logger, whatsappConversation, {
+      type: 'typing',
+      on: true,
+      about: { id: 'msg_1', externalId: sid, meta: {} },
+    });
+    expect(fake.requests).toMatchObject([
+      {
+        method: 'POST',
+        path: '/v2/Indicators/Typing.json',
+        user: ACCOUNT_SID,
+        fields: { channel: 'whatsapp', messageId: sid },
+        status: 200,
+      },
+    ]);
+  });
+
+  it('sends nothing for SMS, for off, or without the SID; a refusal is swallowed, not retried', async () => {
+    const typing = createTypingClient(ACCOUNT_SID, AUTH_TOKEN, fake.url, logger);
+    const about = { id: 'msg_1', externalId: sid, meta: {} };
+    await showTyping(typing, logger, { id: 'conv_1', channel: 'sms' }, { type: 'typing', on: true, about });
+    await showTyping(typing, logger, whatsappConversation, { type: 'typing', on: false, about });
+    await showTyping(typing, logger, whatsappConversation, { type: 'typing', on: true });
+    expect(fake.requests).toEqual([]);
+    await showTyping(typing, logger, whatsappConversation, {
+      type: 'typing',
+      on: true,
+      about: { ...about, externalId: `SM${'0'.repeat(31)}` },
+    });
+    expect(fake.requests).toHaveLength(0); // not a SID: never sent
+    // Twilio unreachable: resolves all the same (the reply must not wait on it or fail for it).
+    const unreachable = createTypingClient(ACCOUNT_SID, AUTH_TOKEN, 'http://127.0.0.1:1', logger);
+    await expect(
+      showTyping(unreachable, logger, whatsappConversation, { type: 'typing', on: true, about }),
+    ).resolves.toBeUndefined();
+  });
+
+  it("goes to Twilio's Messaging host by default, elsewhere to TWILIO_API_URL", () => {
+    expect(typingBaseUrl('https://api.twilio.com')).toBe('https://messaging.twilio.com');
+    expect(typingBaseUrl(fake.url)).toBe(fake.url);
   });
 });

@@ -209,8 +209,10 @@ describe('configure', () => {
         botToken: 'xoxb-1-2',
         apiUrl: 'https://slack.com/api/',
         verify: 'enforce',
+        assistant: false,
       },
     });
+    expect(configure({ ...full, SLACK_ASSISTANT: 'true' })).toMatchObject({ config: { assistant: true } });
   });
 
   it('fails closed on a partial configuration', () => {

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { configure } from '../../adapters/twilio/config.js';
 import { BODY_LIMIT, planParts, routeOf, splitText } from '../../adapters/twilio/outbound.js';
+import { forChannel } from '../../src/channels/capabilities.js';
 import { PermanentSendError } from '../../src/core/index.js';
 
 const SID = `AC${'a'.repeat(32)}`;
@@ -74,13 +75,15 @@ describe('planParts', () => {
     expect(parts.length).toBe(Math.ceil(5000 / BODY_LIMIT.sms));
   });
 
-  it('lists quick replies under the text', () => {
-    const parts = planParts('sms', {
-      text: 'Pick one',
-      attachments: [],
-      quickReplies: [{ title: 'Yes' }, { title: 'No' }],
-    });
-    expect(parts).toEqual([{ body: 'Pick one\n\n• Yes\n• No' }]);
+  it('lists quick replies under the text, as the channel table says for a channel without buttons', () => {
+    for (const channel of ['sms', 'whatsapp'] as const) {
+      const message = forChannel(channel, {
+        text: 'Pick one',
+        attachments: [],
+        quickReplies: [{ title: 'Yes' }, { title: 'No' }],
+      });
+      expect(planParts(channel, message)).toEqual([{ body: 'Pick one\n\n• Yes\n• No' }]);
+    }
   });
 
   it('refuses an attachment Twilio cannot fetch', () => {
@@ -131,7 +134,18 @@ describe('configure', () => {
   it('is enabled with SID and token, defaulting the API URL', () => {
     expect(configure({ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: TOKEN })).toEqual({
       enabled: true,
-      config: { accountSid: SID, authToken: TOKEN, apiUrl: 'https://api.twilio.com', verify: 'enforce' },
+      config: {
+        accountSid: SID,
+        authToken: TOKEN,
+        apiUrl: 'https://api.twilio.com',
+        verify: 'enforce',
+        typingIndicator: true,
+      },
+    });
+    expect(
+      configure({ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: TOKEN, TWILIO_TYPING_INDICATOR: 'off' }),
+    ).toMatchObject({
+      config: { typingIndicator: false },
     });
   });
 

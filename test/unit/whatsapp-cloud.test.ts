@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { configure } from '../../adapters/whatsapp-cloud/config.js';
 import { parseNotification } from '../../adapters/whatsapp-cloud/inbound.js';
 import { interactiveOf, planPayloads, routeOf } from '../../adapters/whatsapp-cloud/outbound.js';
-import { RENEW_MS, TypingIndicators } from '../../adapters/whatsapp-cloud/typing.js';
+import { TypingIndicators } from '../../adapters/whatsapp-cloud/typing.js';
 import { checkChallenge, signatureOf, verifySignature } from '../../adapters/whatsapp-cloud/verify.js';
 import { linkKeyOf } from '../../src/contacts/rules.js';
 import { PermanentSendError } from '../../src/core/index.js';
@@ -341,40 +341,25 @@ describe('typing indicators', () => {
     return { typing, sends };
   }
 
-  it('refer to the last customer message, renew before 25 s while on, and stop when off', async () => {
-    vi.useFakeTimers();
+  it('refer to the message answered, else the last customer message, and show once per signal', async () => {
     const { typing, sends } = rig();
     const conversation = { id: 'c1', channelRef: '111111|16505551234' };
-    typing.set(conversation, true);
-    await vi.advanceTimersByTimeAsync(0);
+    await typing.set(conversation, true);
     expect(sends).toEqual([]); // nothing remembered for this conversation: nothing to refer to
-    typing.set(conversation, false);
 
     await typing.remember(conversation.channelRef, 'wamid.last');
-    typing.set(conversation, true);
-    await vi.advanceTimersByTimeAsync(0);
+    await typing.set(conversation, true);
+    await typing.set(conversation, true, 'wamid.answered');
+    await typing.set(conversation, false); // WhatsApp dismisses it with the reply: nothing to send
     expect(sends).toEqual([
       {
         phoneNumberId: '111111',
         payload: { status: 'read', message_id: 'wamid.last', typing_indicator: { type: 'text' } },
       },
+      {
+        phoneNumberId: '111111',
+        payload: { status: 'read', message_id: 'wamid.answered', typing_indicator: { type: 'text' } },
+      },
     ]);
-    expect(RENEW_MS).toBeLessThan(25_000);
-    await vi.advanceTimersByTimeAsync(RENEW_MS);
-    expect(sends).toHaveLength(2);
-    typing.set(conversation, false);
-    await vi.advanceTimersByTimeAsync(RENEW_MS * 3);
-    expect(sends).toHaveLength(2);
-  });
-
-  it('give up renewing after about two minutes', async () => {
-    vi.useFakeTimers();
-    const { typing, sends } = rig();
-    const conversation = { id: 'c2', channelRef: '111111|16505551235' };
-    await typing.remember(conversation.channelRef, 'wamid.slow');
-    typing.set(conversation, true);
-    await vi.advanceTimersByTimeAsync(RENEW_MS * 20);
-    expect(sends).toHaveLength(6);
-    typing.stop();
   });
 });
