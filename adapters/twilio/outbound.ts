@@ -20,6 +20,7 @@ import {
 } from '../../src/core/index.js';
 import { templateOf } from '../../src/whatsapp/window.js';
 import { bareAddress, describeError, parseChannelRef, WHATSAPP_PREFIX } from './inbound.js';
+import { KeepAliveTransport } from './transport.js';
 
 /**
  * Longest `Body` per message. Twilio's Messages resource takes up to 1,600 characters on every channel
@@ -75,20 +76,29 @@ type RequestOptions<TData> = Parameters<twilio.RequestClient['request']>[0] & { 
 type RequestResponse<TData> = Awaited<ReturnType<twilio.RequestClient['request']>> & { body: TData };
 
 /**
- * twilio's `RequestClient`, pointed at `baseUrl` and retrying transient failures. Passed to the twilio
- * client as `httpClient` (the documented hook, CHANNELS.md §1.6); everything else (auth, form encoding,
- * error parsing into `RestException`) stays the library's.
+ * twilio's `RequestClient` contract, pointed at `baseUrl`, sending over {@link KeepAliveTransport}
+ * and retrying transient failures. Passed to the twilio client as `httpClient` (the documented hook,
+ * CHANNELS.md §1.6); everything above it (the resources, parameters, error parsing into
+ * `RestException`) stays the library's. It extends the library's class for its type only: no request
+ * goes through the class's own axios-based `request`.
  */
 export class ForwardingRequestClient extends twilio.RequestClient {
   readonly #base: URL;
   readonly #policy: RetryPolicy;
   readonly #logger: Logger;
+  readonly #transport: KeepAliveTransport;
 
   constructor(baseUrl: string, logger: Logger, policy: RetryPolicy = DEFAULT_RETRY) {
     super({ timeout: policy.timeoutMs, keepAlive: true });
     this.#base = new URL(baseUrl);
     this.#policy = policy;
     this.#logger = logger;
+    this.#transport = new KeepAliveTransport({ timeoutMs: policy.timeoutMs });
+  }
+
+  /** Closes the idle keep-alive connections. */
+  close(): void {
+    this.#transport.close();
   }
 
   /** The library's URI with its origin replaced by the base URL's (and the base path prefixed). */
@@ -104,7 +114,7 @@ export class ForwardingRequestClient extends twilio.RequestClient {
     for (let attempt = 1; ; attempt++) {
       let response: RequestResponse<TData>;
       try {
-        response = await super.request<TData>({ ...forwarded, headers: { ...forwarded.headers } });
+        response = (await this.#transport.send(forwarded)) as unknown as RequestResponse<TData>;
       } catch (err) {
         const code = (err as { code?: string }).code;
         if (attempt >= attempts || !code || !RETRYABLE_NETWORK_CODES.has(code)) throw err;
@@ -129,7 +139,7 @@ export class ForwardingRequestClient extends twilio.RequestClient {
   }
 }
 
-/** Reads a header from axios's response headers (an `AxiosHeaders` instance or a plain object). */
+/** Reads a header from a response's headers (Node's plain object, or an `AxiosHeaders` instance). */
 function headerOf(headers: unknown, name: string): string | undefined {
   if (!headers || typeof headers !== 'object') return undefined;
   const h = headers as { get?: (n: string) => unknown } & Record<string, unknown>;
