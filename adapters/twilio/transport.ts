@@ -127,14 +127,14 @@ export function formEncode(data: unknown): string {
     if (value === undefined) continue;
     for (const one of Array.isArray(value) ? value : [value]) {
       if (one === undefined) continue;
-      parts.push(`${escape(key)}=${one === null ? '' : escape(String(one))}`);
+      parts.push(`${escapeRfc3986(key)}=${one === null ? '' : escapeRfc3986(String(one))}`);
     }
   }
   return parts.join('&');
 }
 
 /** encodeURIComponent plus the five characters RFC 3986 reserves that it leaves alone. */
-function escape(text: string): string {
+function escapeRfc3986(text: string): string {
   return encodeURIComponent(text).replace(
     /[!'()*]/g,
     (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
