@@ -47,11 +47,16 @@ export class AttachmentStore {
       data: file.content.toString('base64'),
     };
     await this.#kv.setIfAbsent(`email:att:${id}`, JSON.stringify(record), ATTACHMENT_TTL_S);
+    return this.describe(id, record);
+  }
+
+  /** The message's attachment entry for a stored record. */
+  describe(id: string, record: Pick<StoredAttachment, 'name' | 'contentType' | 'size'>): Attachment {
     return {
       url: `${this.#baseUrl}/v1/attachments/${id}`,
-      contentType: file.contentType,
-      name: file.name,
-      size: file.content.length,
+      contentType: record.contentType,
+      name: record.name,
+      size: record.size,
     };
   }
 
