@@ -91,6 +91,7 @@ header h2{margin:0;font-size:16px;font-weight:650;white-space:nowrap;overflow:hi
 .close svg{width:20px;height:20px;fill:currentColor}
 .banner{padding:8px 14px;background:#fff4d6;color:#6b4a00;font-size:13px;border-bottom:1px solid #f1dea6}
 .log{flex:1;overflow-y:auto;padding:14px 12px 6px;display:flex;flex-direction:column;gap:14px;background:var(--sb-bg);margin:0;list-style:none}
+.log>*{flex-shrink:0}
 .group{display:flex;gap:8px;align-items:flex-end;max-width:100%}
 .group.mine{flex-direction:row-reverse}
 .stack{display:flex;flex-direction:column;gap:3px;min-width:0;max-width:80%}
@@ -106,7 +107,7 @@ header h2{margin:0;font-size:16px;font-weight:650;white-space:nowrap;overflow:hi
 .mine .msg{background:var(--sb-color);color:var(--sb-on);border-color:transparent;border-bottom-right-radius:6px}
 .msg.greeting{background:#fff}
 .msg.files{padding:4px;background:transparent;border:0}
-.mine .msg.files{background:transparent}
+.mine .msg.files{background:transparent;color:var(--sb-muted)}
 .mark{display:block;text-align:right;font-size:11px;opacity:.85;margin-top:1px}
 .mark.read{font-weight:800;opacity:1}
 .thumb{display:block;border-radius:12px;overflow:hidden;border:1px solid var(--sb-line);background:#fff;line-height:0}
@@ -136,7 +137,7 @@ form{display:flex;align-items:center;gap:6px;padding:10px;border-top:1px solid v
 :focus{outline:none}
 :focus-visible{outline:3px solid var(--sb-ring);outline-offset:2px}
 header :focus-visible{outline-color:var(--sb-on)}
-.text:focus-visible{outline-offset:1px;border-color:var(--sb-ring)}
+.text:focus-visible{outline-width:2px;outline-offset:1px;border-color:var(--sb-ring)}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 @media (max-width:480px){
  .panel,:host(.left) .panel{top:0;left:0;right:0;bottom:0;width:100%;height:100%;border-radius:0}
@@ -233,6 +234,10 @@ header :focus-visible{outline-color:var(--sb-on)}
   let upload = null;
   /** The bot's name as the conversation knows it (from its messages), else data-bot-name. */
   let knownBotName = '';
+  /** Rendered files (pictures keep their loaded state across renders), by message and position. */
+  const fileNodes = new Map();
+  /** Whether the list is scrolled to its end (it then follows new content). */
+  let stuck = true;
   /** Object URLs of the gateway's files, by attachment id (fetched once per page view). */
   const blobs = new Map();
 
@@ -366,6 +371,10 @@ header :focus-visible{outline-color:var(--sb-on)}
       img.alt = name;
       img.loading = 'lazy';
       img.referrerPolicy = 'no-referrer';
+      // A picture that loads after the list was scrolled down would push the newest messages out of view.
+      img.addEventListener('load', () => {
+        if (stuck) log.scrollTop = log.scrollHeight;
+      });
       link.append(img);
       if (own) {
         blobUrl(own).then(
@@ -476,7 +485,12 @@ header :focus-visible{outline-color:var(--sb-on)}
     if (m.attachments?.length) {
       const div = document.createElement('div');
       div.className = 'msg files';
-      for (const a of m.attachments) div.append(renderFile(a));
+      m.attachments.forEach((a, i) => {
+        // The same node on every render: a loaded picture keeps its size, the list does not jump.
+        const key = `${m.clientMessageId || m.id}:${i}:${a.url}`;
+        if (!fileNodes.has(key)) fileNodes.set(key, renderFile(a));
+        div.append(fileNodes.get(key));
+      });
       parts.push(div);
     }
     if (m.type === 'user' && !m.uploading) {
@@ -872,6 +886,9 @@ header :focus-visible{outline-color:var(--sb-on)}
     fileInput.value = '';
     if (file) sendFile(file);
     input.focus();
+  });
+  log.addEventListener('scroll', () => {
+    stuck = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   });
   document.addEventListener('visibilitychange', markRead);
   window.addEventListener('online', () => {
