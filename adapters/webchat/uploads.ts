@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { type Attachment, GatewayError, type KeyValue, type Store } from '../../src/core/index.js';
 import { ATTACHMENT_TTL_S, type AttachmentStore, attachmentRoute } from '../email/attachments.js';
+import { TokenBucket } from './limits.js';
 import { sniffType, type UploadType } from './sniff.js';
 import type { TokenCheck } from './verify.js';
 
@@ -25,6 +26,13 @@ export const UPLOAD_PATH = '/webchat/uploads';
 export const DOWNLOAD_PATH = '/webchat/attachments/:id';
 /** Files one message may carry. */
 export const MAX_ATTACHMENTS_PER_MESSAGE = 5;
+/**
+ * Uploads per visitor and minute in one process, in bursts of up to that many: a person sends a few
+ * files, a script filling the store with valid tokens sends dozens.
+ */
+export const UPLOADS_PER_MINUTE = 10;
+/** Visitors whose upload rate is remembered; the oldest is forgotten beyond this. */
+const MAX_TRACKED_VISITORS = 10_000;
 
 const ID_RE = /^att_[0-9a-f]{32}$/;
 /** An attachment URL of this gateway: `<PUBLIC_URL>/v1/attachments/att_…`. */
@@ -106,8 +114,11 @@ function visitorOf(req: Request, opts: UploadOptions): string {
   return check.visitor.id;
 }
 
-async function conversationOf(req: Request, opts: UploadOptions): Promise<string> {
-  const visitorId = visitorOf(req, opts);
+async function conversationOf(
+  req: Request,
+  opts: UploadOptions,
+  visitorId = visitorOf(req, opts),
+): Promise<string> {
   const conversation = await opts.store.findConversation('webchat', visitorId);
   if (!conversation) {
     throw new GatewayError('GW_ERR_CONFLICT', 'Open the chat (connect the socket) before sending a file');
@@ -162,13 +173,33 @@ export function mountUploads(router: Router, files: WebChatFiles, opts: UploadOp
     });
   };
 
+  const buckets = new Map<string, TokenBucket>();
+  const allowed = (visitorId: string): boolean => {
+    let bucket = buckets.get(visitorId);
+    if (!bucket) {
+      bucket = new TokenBucket(UPLOADS_PER_MINUTE / 60, UPLOADS_PER_MINUTE);
+      if (buckets.size >= MAX_TRACKED_VISITORS) buckets.delete(buckets.keys().next().value!);
+      buckets.set(visitorId, bucket);
+    }
+    return bucket.take();
+  };
+
   router.options(UPLOAD_PATH, cors(opts, 'POST'));
   router.post(UPLOAD_PATH, cors(opts, 'POST'), async (req, res, next) => {
     try {
       if (opts.maxBytes === 0) {
         throw new GatewayError('GW_ERR_NOT_FOUND', 'File uploads are turned off on this gateway');
       }
-      const conversationId = await conversationOf(req, opts);
+      const visitorId = visitorOf(req, opts);
+      if (!allowed(visitorId)) {
+        opts.rejected('upload_rate_limited');
+        throw new GatewayError(
+          'GW_ERR_RATE_LIMITED',
+          `More than ${UPLOADS_PER_MINUTE} files a minute; wait a little`,
+          { retryAfter: Math.ceil(60 / UPLOADS_PER_MINUTE) },
+        );
+      }
+      const conversationId = await conversationOf(req, opts, visitorId);
       // Refused before reading when the length is announced; otherwise the reader stops at the limit.
       if (Number(req.headers['content-length'] ?? 0) > opts.maxBytes) throw tooLarge();
       const body = await new Promise<Buffer>((resolve, reject) => {

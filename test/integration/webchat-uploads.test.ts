@@ -160,6 +160,18 @@ describe('web-chat uploads', () => {
     expect(refusedLines('GW_ERR_UNSUPPORTED_MEDIA_TYPE')).toBe(2);
   });
 
+  it('limits how many files one visitor sends a minute (429 with Retry-After)', async () => {
+    const { token } = await visitor();
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) statuses.push((await upload(token, PNG)).status);
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(201));
+    const over = await upload(token, PNG);
+    expect(over.status).toBe(429);
+    expect(over.headers.get('retry-after')).toBe('6');
+    // Another visitor is not held back by this one.
+    expect((await upload((await visitor()).token, PNG)).status).toBe(201);
+  });
+
   it('answers CORS for the allowed origins only', async () => {
     const ok = await fetch(`${gw.url}/webchat/uploads`, {
       method: 'OPTIONS',

@@ -817,6 +817,10 @@ header :focus-visible{outline-color:var(--sb-on)}
         throw new Error(`${file.name} is too large: files up to ${formatSize(upload.maxBytes)} can be sent.`);
       if (res.status === 415)
         throw new Error(`${file.name} can’t be sent: this kind of file is not accepted here.`);
+      if (res.status === 429)
+        throw new Error(
+          `${file.name} was not sent: that is a lot of files at once, wait a minute and try again.`,
+        );
       if (!res.ok) throw new Error(`${file.name} could not be sent. Please try again.`);
       const stored = await res.json();
       messages.delete(key);
