@@ -313,6 +313,14 @@ describe.skipIf(!haveChromium)('web-chat widget, embedded on a site, in Chromium
     await openChat(page);
     await send(page, 'first question');
     await log(page).getByText('You said: first question').waitFor({ timeout: 10_000 });
+    // Marked in the DOM: the log is a live region, so what is shown must stay the same nodes (a node
+    // removed and added again is read out again by screen readers).
+    await log(page)
+      .locator('.item')
+      .first()
+      .evaluate((el) => {
+        (el as unknown as HTMLElement).dataset.probe = 'kept';
+      });
     await send(page, 'second question');
     await log(page).getByText('You said: second question').waitFor({ timeout: 10_000 });
     const id = await conversationOf(page);
@@ -378,6 +386,7 @@ describe.skipIf(!haveChromium)('web-chat widget, embedded on a site, in Chromium
       expect(g.who).toBe('Ana Agent');
       expect(g.avatar).toBe('AA');
     }
+    expect(await log(page).locator('.item[data-probe=kept]').textContent()).toMatch(/^first question/);
     // The visitor's own messages: no avatar, and no visible name.
     for (const g of groups.filter((g) => g.sender === 'me')) expect(g.avatar).toBeNull();
   });

@@ -92,6 +92,7 @@ header h2{margin:0;font-size:16px;font-weight:650;white-space:nowrap;overflow:hi
 .banner{padding:8px 14px;background:#fff4d6;color:#6b4a00;font-size:13px;border-bottom:1px solid #f1dea6}
 .log{flex:1;overflow-y:auto;padding:14px 12px 6px;display:flex;flex-direction:column;gap:14px;background:var(--sb-bg);margin:0;list-style:none}
 .log>*{flex-shrink:0}
+.item{display:contents}
 .group{display:flex;gap:8px;align-items:flex-end;max-width:100%}
 .group.mine{flex-direction:row-reverse}
 .stack{display:flex;flex-direction:column;gap:3px;min-width:0;max-width:80%}
@@ -470,12 +471,12 @@ header :focus-visible{outline-color:var(--sb-on)}
     li.append(stack);
     return li;
   }
+  /** The parts of one message (text, files), without the delivery mark. */
   function bubble(m) {
     const parts = [];
     if (m.text || m.uploading) {
       const div = document.createElement('div');
       div.className = `msg${m.uploading ? ' uploading' : ''}`;
-      div.dataset.id = m.id || m.clientMessageId;
       const text = document.createElement('span');
       text.className = 'body';
       text.textContent = m.uploading ? `Sending ${m.uploading}…` : m.text;
@@ -493,58 +494,127 @@ header :focus-visible{outline-color:var(--sb-on)}
       });
       parts.push(div);
     }
-    if (m.type === 'user' && !m.uploading) {
+    return parts;
+  }
+  /**
+   * Keeps `nodes` as the children of `parent` from index `from` on, touching only what changed: the
+   * log is a live region, and a node removed and added again would be read out again.
+   */
+  function place(parent, nodes, from = 0) {
+    let i = from;
+    for (const node of nodes) {
+      const at = parent.children[i];
+      if (at !== node) parent.insertBefore(node, at || null);
+      i += 1;
+    }
+    while (parent.children.length > i) parent.lastElementChild.remove();
+  }
+  /** Rendered messages and groups, by key, reused while they stay the same. */
+  const itemNodes = new Map();
+  const groupNodes = new Map();
+  let quickNode = null;
+  let quickFor = '';
+  /** One message's node: rebuilt when its content changes; its delivery mark is updated in place. */
+  function itemFor(m) {
+    const key = m.type === 'user' && m.clientMessageId ? m.clientMessageId : m.id;
+    const sig = JSON.stringify([m.text, m.uploading, (m.attachments || []).map((a) => a.url)]);
+    let entry = itemNodes.get(key);
+    if (!entry || entry.sig !== sig) {
+      const el = entry?.el || document.createElement('div');
+      el.className = 'item';
+      el.dataset.key = key;
+      el.replaceChildren(...bubble(m));
+      entry = { el, sig, status: '' };
+      itemNodes.set(key, entry);
+    }
+    if (m.type === 'user' && !m.uploading && entry.status !== m.status) {
+      entry.status = m.status;
       const [glyph, label] = MARKS[m.status] || MARKS.pending;
-      const mark = document.createElement('span');
+      let mark = entry.el.querySelector('.mark');
+      if (!mark) {
+        mark = document.createElement('span');
+        entry.el.lastElementChild?.append(mark);
+      }
       mark.className = `mark ${m.status}`;
       mark.title = label;
       mark.innerHTML = `<span aria-hidden="true">${glyph}</span><span class="sr">${label}</span>`;
-      parts[parts.length - 1]?.append(mark);
     }
-    return parts;
+    return entry.el;
+  }
+  function groupFor(key, sender, m) {
+    let li = groupNodes.get(key);
+    if (!li) {
+      li = groupElement(sender, m);
+      groupNodes.set(key, li);
+    }
+    const who = li.querySelector('.who');
+    if (who && sender.role !== 'user' && who.textContent !== sender.name) {
+      who.textContent = sender.name;
+      fillAvatar(li.querySelector('.avatar'), sender);
+    }
+    return li;
   }
   function render() {
     const list = [...messages.values()].sort((a, b) => a.seq - b.seq);
-    log.replaceChildren();
+    const groups = [];
+    const usedGroups = new Set();
+    const usedItems = new Set();
     if (greeting) {
       const bot = { key: 'bot', role: 'bot', id: 'bot', name: knownBotName || botName };
-      const li = groupElement(bot, {});
+      const li = groupFor('greeting', bot, {});
       li.classList.add('greeting-group');
-      const div = document.createElement('div');
-      div.className = 'msg greeting';
-      div.textContent = greeting;
-      li.querySelector('.stack').append(div);
-      log.append(li);
+      let div = li.querySelector('.msg.greeting');
+      if (!div) {
+        div = document.createElement('div');
+        div.className = 'msg greeting';
+        li.querySelector('.stack').append(div);
+      }
+      if (div.textContent !== greeting) div.textContent = greeting;
+      groups.push(li);
+      usedGroups.add('greeting');
     }
-    let group = null;
-    let groupKey = '';
+    let current = null;
     for (const m of list) {
       const sender = senderOf(m);
-      const key = `${sender.key}@${minuteOf(m)}`;
-      if (!group || key !== groupKey) {
-        group = groupElement(sender, m);
-        groupKey = key;
-        log.append(group);
+      const run = `${sender.key}@${minuteOf(m)}`;
+      if (!current || current.run !== run) {
+        // A group is known by its first message, so a group that grows keeps its node.
+        const first = m.type === 'user' && m.clientMessageId ? m.clientMessageId : m.id;
+        const key = `${run}#${first}`;
+        current = { run, el: groupFor(key, sender, m), items: [] };
+        usedGroups.add(key);
+        groups.push(current.el);
+        current.el.items = current.items;
       }
-      group.querySelector('.stack').append(...bubble(m));
+      const item = itemFor(m);
+      usedItems.add(item.dataset.key);
+      current.items.push(item);
     }
+    for (const li of groups) if (li.items) place(li.querySelector('.stack'), li.items, 1);
     const last = list[list.length - 1];
-    if (last && isTheirs(last) && last.quickReplies) {
-      const li = document.createElement('li');
-      li.className = 'quick';
-      for (const q of last.quickReplies) {
-        const b = document.createElement('button');
-        b.type = 'button';
-        b.textContent = q.title;
-        b.addEventListener('click', () => {
-          sendMessage(q.title, { payload: q.payload });
-          input.focus();
-        });
-        li.append(b);
+    const quickKey = last && isTheirs(last) && last.quickReplies ? last.id : '';
+    if (quickKey !== quickFor) {
+      quickFor = quickKey;
+      quickNode = null;
+      if (quickKey) {
+        quickNode = document.createElement('li');
+        quickNode.className = 'quick';
+        for (const q of last.quickReplies) {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.textContent = q.title;
+          b.addEventListener('click', () => {
+            sendMessage(q.title, { payload: q.payload });
+            input.focus();
+          });
+          quickNode.append(b);
+        }
       }
-      log.append(li);
     }
-    log.scrollTop = log.scrollHeight;
+    place(log, quickNode ? [...groups, quickNode] : groups);
+    for (const key of groupNodes.keys()) if (!usedGroups.has(key)) groupNodes.delete(key);
+    for (const key of itemNodes.keys()) if (!usedItems.has(key)) itemNodes.delete(key);
+    if (stuck) log.scrollTop = log.scrollHeight;
     const unread = list.filter((m) => isTheirs(m) && m.seq > saved.readSeq).length;
     badge.hidden = unread === 0 || !panel.hidden;
     badge.textContent = String(unread);
@@ -777,6 +847,7 @@ header :focus-visible{outline-color:var(--sb-on)}
   }
 
   function sendMessage(text, extra = {}) {
+    stuck = true;
     const item = { clientMessageId: newId(), text, createdAt: new Date().toISOString() };
     if (extra.payload) item.payload = extra.payload;
     if (extra.attachments) item.attachments = extra.attachments;
@@ -791,6 +862,7 @@ header :focus-visible{outline-color:var(--sb-on)}
   // --- uploads -----------------------------------------------------------------------------------------
   async function sendFile(file) {
     if (!upload) return;
+    stuck = true;
     errorEl.hidden = true;
     const key = `upload:${newId()}`;
     messages.set(key, {
