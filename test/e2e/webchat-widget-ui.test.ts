@@ -30,6 +30,13 @@ declare const getComputedStyle: (el: unknown) => {
   outlineColor: string;
 };
 declare const localStorage: { getItem(key: string): string | null };
+declare const document: { documentElement: { style: { overflow: string } } };
+declare class DataTransfer {
+  items: { add(file: unknown): void };
+}
+declare class File {
+  constructor(parts: string[], name: string, options: { type: string });
+}
 type HTMLElement = { dataset: Record<string, string | undefined> };
 type HTMLImageElement = { naturalWidth: number };
 
@@ -462,8 +469,12 @@ describe.skipIf(!haveChromium)('web-chat widget, embedded on a site, in Chromium
     };
     await expect.poll(box).toEqual([0, 0, 390, 760]);
     expect(await launcher.isVisible()).toBe(false);
+    // The page behind does not scroll while covered.
+    const pageOverflow = () => page.evaluate(() => document.documentElement.style.overflow);
+    expect(await pageOverflow()).toBe('hidden');
     await page.getByRole('button', { name: 'Close chat' }).click();
     expect(await launcher.isVisible()).toBe(true);
+    expect(await pageOverflow()).toBe('');
     // Wider than that it is a panel beside the launcher, which stays.
     await page.setViewportSize({ width: 800, height: 760 });
     await launcher.click();
@@ -574,6 +585,18 @@ describe.skipIf(!haveChromium)('web-chat widget, embedded on a site, in Chromium
     await expect.poll(() => alert.textContent(), { timeout: 10_000 }).toMatch(/^invoice\.png can’t be sent/);
     expect(await log(page).locator('img[alt="huge.png"], img[alt="invoice.png"]').count()).toBe(0);
     expect(gw.logs.lines.filter((l) => l.code === 'GW_ERR_PAYLOAD_TOO_LARGE')).toHaveLength(1);
+
+    // A file dropped on the panel is sent too.
+    const drop = await page.evaluateHandle(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['pick-up at 5pm\n'], 'notes.txt', { type: 'text/plain' }));
+      return dt;
+    });
+    await page.locator('.panel').dispatchEvent('drop', { dataTransfer: drop });
+    await log(page).locator('.mine a.file', { hasText: 'notes.txt' }).waitFor({ timeout: 10_000 });
+    await expect
+      .poll(() => requests.at(-1)?.message.attachments[0]?.name, { timeout: 10_000 })
+      .toBe('notes.txt');
 
     // The bot's own files (its URLs): a picture shown, a document as a link with its size.
     await send(page, 'photo please');

@@ -919,9 +919,24 @@ header :focus-visible{outline-color:var(--sb-on)}
   }
 
   // --- open / close, keyboard ----------------------------------------------------------------------------
+  /** Full screen (480 px and below): the page behind does not scroll while the panel covers it. */
+  const phone = matchMedia('(max-width: 480px)');
+  let pageOverflow = null;
+  function lockPage(on) {
+    const html = document.documentElement;
+    if (on && phone.matches && pageOverflow === null) {
+      pageOverflow = html.style.overflow;
+      html.style.overflow = 'hidden';
+    } else if (!on && pageOverflow !== null) {
+      html.style.overflow = pageOverflow;
+      pageOverflow = null;
+    }
+  }
+  phone.addEventListener('change', () => lockPage(!panel.hidden && phone.matches));
   function open() {
     panel.hidden = false;
     host.classList.add('open');
+    lockPage(true);
     launcher.setAttribute('aria-expanded', 'true');
     input.focus();
     connect();
@@ -930,6 +945,7 @@ header :focus-visible{outline-color:var(--sb-on)}
   function close() {
     panel.hidden = true;
     host.classList.remove('open');
+    lockPage(false);
     launcher.setAttribute('aria-expanded', 'false');
     launcher.focus();
     render();
@@ -957,6 +973,23 @@ header :focus-visible{outline-color:var(--sb-on)}
     sendMessage(text);
   });
   attach.addEventListener('click', () => fileInput.click());
+  // A picture pasted into the message box, or a file dropped on the panel, is sent like a chosen one.
+  input.addEventListener('paste', (ev) => {
+    const file = ev.clipboardData?.files?.[0];
+    if (file && upload && ready) {
+      ev.preventDefault();
+      sendFile(file);
+    }
+  });
+  panel.addEventListener('dragover', (ev) => {
+    if (upload && ready && ev.dataTransfer?.types.includes('Files')) ev.preventDefault();
+  });
+  panel.addEventListener('drop', (ev) => {
+    const file = ev.dataTransfer?.files?.[0];
+    if (!file || !upload || !ready) return;
+    ev.preventDefault();
+    sendFile(file);
+  });
   fileInput.addEventListener('change', () => {
     const [file] = fileInput.files || [];
     fileInput.value = '';
