@@ -225,11 +225,14 @@ export function mountUploads(router: Router, files: WebChatFiles, opts: UploadOp
         );
       }
       const name = fileName(req.headers['x-file-name']);
-      const stored = await opts.attachments.put(`webchat\n${conversationId}\n${randomUUID()}`, 0, {
-        name,
-        contentType: type,
-        content: body,
-      });
+      // Kept with its conversation's id, so erasing the conversation (contact erasure, retention)
+      // sweeps the file along with the record of who may read it.
+      const stored = await opts.attachments.put(
+        `webchat\n${conversationId}\n${randomUUID()}`,
+        0,
+        { name, contentType: type, content: body },
+        conversationId,
+      );
       const id = OWN_URL_RE.exec(stored.url)![1]!;
       await files.grant(conversationId, id);
       req.log?.info({ conversationId, id, size: body.length, type }, 'web-chat file uploaded');

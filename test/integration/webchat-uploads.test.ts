@@ -172,6 +172,24 @@ describe('web-chat uploads', () => {
     expect((await upload((await visitor()).token, PNG)).status).toBe(201);
   });
 
+  it('erases a visitor’s files with the contact (SPEC §9)', async () => {
+    const { token, chat } = await visitor();
+    const file = (await (await upload(token, PNG)).json()) as { id: string };
+    expect((await gw.api(`/v1/attachments/${file.id}`)).status).toBe(200);
+    const conversation = (await (
+      await gw.api(`/v1/conversations/${chat.frames[0]!.conversationId}`)
+    ).json()) as { participants: Array<{ role: string; contactId?: string }> };
+    const contactId = conversation.participants.find((p) => p.role === 'user')?.contactId;
+    expect(contactId).toBeDefined();
+    await chat.end();
+    expect((await gw.api(`/v1/contacts/${contactId}`, { method: 'DELETE' })).status).toBe(200);
+    expect((await gw.api(`/v1/attachments/${file.id}`)).status).toBe(404);
+    const mine = await fetch(`${gw.url}/webchat/attachments/${file.id}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(mine.status).not.toBe(200);
+  });
+
   it('answers CORS for the allowed origins only', async () => {
     const ok = await fetch(`${gw.url}/webchat/uploads`, {
       method: 'OPTIONS',
