@@ -17,6 +17,8 @@ interface StoredAttachment {
   contentType: string;
   size: number;
   data: string;
+  /** The conversation it belongs to, when known: erasing the conversation's traces finds it by this. */
+  conversationId?: string;
 }
 
 export class AttachmentStore {
@@ -38,6 +40,7 @@ export class AttachmentStore {
     scope: string,
     index: number,
     file: { name: string; contentType: string; content: Buffer },
+    conversationId?: string,
   ): Promise<Attachment> {
     const id = `att_${createHash('sha256').update(`${scope}\n${index}`).digest('hex').slice(0, 32)}`;
     const record: StoredAttachment = {
@@ -45,13 +48,19 @@ export class AttachmentStore {
       contentType: file.contentType,
       size: file.content.length,
       data: file.content.toString('base64'),
+      ...(conversationId !== undefined ? { conversationId } : {}),
     };
     await this.#kv.setIfAbsent(`email:att:${id}`, JSON.stringify(record), ATTACHMENT_TTL_S);
+    return this.describe(id, record);
+  }
+
+  /** The message's attachment entry for a stored record. */
+  describe(id: string, record: Pick<StoredAttachment, 'name' | 'contentType' | 'size'>): Attachment {
     return {
       url: `${this.#baseUrl}/v1/attachments/${id}`,
-      contentType: file.contentType,
-      name: file.name,
-      size: file.content.length,
+      contentType: record.contentType,
+      name: record.name,
+      size: record.size,
     };
   }
 

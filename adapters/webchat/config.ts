@@ -6,6 +6,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { AdapterConfigResult, Env } from '../../src/core/index.js';
+import { UPLOAD_TYPES, type UploadType } from './sniff.js';
 
 /** Every setting this adapter reads. */
 export const SETTINGS = [
@@ -23,6 +24,8 @@ export const SETTINGS = [
   'WEBCHAT_REPLAY_PAGE',
   'WEBCHAT_SEND_BUFFER_BYTES',
   'WEBCHAT_SLOW_SOCKET_S',
+  'WEBCHAT_UPLOAD_MAX_BYTES',
+  'WEBCHAT_UPLOAD_TYPES',
 ] as const;
 
 /** Defaults of the tunables, each with the reason for its value. */
@@ -51,6 +54,13 @@ export const WEBCHAT_DEFAULTS = {
   WEBCHAT_SEND_BUFFER_BYTES: 262_144,
   /** A socket that stays over the mark this long is not reading: closed with 1013 (try again later). */
   WEBCHAT_SLOW_SOCKET_S: 10,
+  /**
+   * Largest file a visitor may upload; 0 turns uploads off. Kept base64 in the store's key/value
+   * facility like mail attachments, so the default matches WhatsApp media (5 MiB).
+   */
+  WEBCHAT_UPLOAD_MAX_BYTES: 5_242_880,
+  /** Types a visitor may upload, as recognized from the file's first bytes (never the browser's claim). */
+  WEBCHAT_UPLOAD_TYPES: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
   /** Lifetime of the tokens the gateway mints in demo mode (CHANNELS.md §5: 5–15 minutes). */
   DEMO_TOKEN_TTL_S: 600,
   /** A socket that offered no token must send its `auth` frame within this time. */
@@ -78,6 +88,8 @@ export interface WebChatConfig {
   replayPage: number;
   sendBufferBytes: number;
   slowSocketMs: number;
+  /** Visitor uploads: largest size in bytes (0: off) and the allowed sniffed types. */
+  upload: { maxBytes: number; types: UploadType[] };
 }
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -92,6 +104,25 @@ const limitsSchema = z.object({
   WEBCHAT_REPLAY_PAGE: int(1, 1_000).default(WEBCHAT_DEFAULTS.WEBCHAT_REPLAY_PAGE),
   WEBCHAT_SEND_BUFFER_BYTES: int(16_384, 67_108_864).default(WEBCHAT_DEFAULTS.WEBCHAT_SEND_BUFFER_BYTES),
   WEBCHAT_SLOW_SOCKET_S: int(1, 3_600).default(WEBCHAT_DEFAULTS.WEBCHAT_SLOW_SOCKET_S),
+  WEBCHAT_UPLOAD_MAX_BYTES: int(0, 26_214_400).default(WEBCHAT_DEFAULTS.WEBCHAT_UPLOAD_MAX_BYTES),
+  WEBCHAT_UPLOAD_TYPES: z
+    .string()
+    .default(WEBCHAT_DEFAULTS.WEBCHAT_UPLOAD_TYPES)
+    .transform((v) =>
+      v
+        .split(',')
+        .map((t) => t.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .pipe(
+      z
+        .array(
+          z.enum(UPLOAD_TYPES, {
+            message: `each type must be one the gateway recognizes by content: ${UPLOAD_TYPES.join(', ')}`,
+          }),
+        )
+        .min(1),
+    ),
 });
 
 /** RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits). */
@@ -191,6 +222,10 @@ export function configure(env: Env): AdapterConfigResult<WebChatConfig> {
       replayPage: limits.data.WEBCHAT_REPLAY_PAGE,
       sendBufferBytes: limits.data.WEBCHAT_SEND_BUFFER_BYTES,
       slowSocketMs: limits.data.WEBCHAT_SLOW_SOCKET_S * 1000,
+      upload: {
+        maxBytes: limits.data.WEBCHAT_UPLOAD_MAX_BYTES,
+        types: [...new Set(limits.data.WEBCHAT_UPLOAD_TYPES)],
+      },
     },
   };
 }

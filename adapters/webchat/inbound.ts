@@ -3,7 +3,8 @@
  * model. Nothing here touches a socket or the store, so every bad input is testable in isolation.
  */
 import { z } from 'zod';
-import type { NewMessage } from '../../src/core/index.js';
+import type { Attachment, NewMessage } from '../../src/core/index.js';
+import { MAX_ATTACHMENTS_PER_MESSAGE } from './uploads.js';
 import type { Visitor } from './verify.js';
 
 /** Longest text accepted in one message (the frame limit bounds it too). */
@@ -14,16 +15,23 @@ const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 const frameSchemas = {
   auth: z.object({ type: z.literal('auth'), token: z.string().min(1).max(8_192) }),
-  message: z.object({
-    type: z.literal('message'),
-    clientMessageId,
-    text: z
-      .string()
-      .max(MAX_TEXT_CHARS)
-      .refine((t) => t.trim().length > 0, 'must not be blank'),
-    /** A quick-reply button's payload, when the text came from one. */
-    payload: z.string().max(256).optional(),
-  }),
+  message: z
+    .object({
+      type: z.literal('message'),
+      clientMessageId,
+      text: z.string().max(MAX_TEXT_CHARS).default(''),
+      /** A quick-reply button's payload, when the text came from one. */
+      payload: z.string().max(256).optional(),
+      /** Files uploaded first (`POST /webchat/uploads`), by the id the upload answered. */
+      attachments: z
+        .array(z.object({ id: z.string().regex(/^att_[0-9a-f]{32}$/, 'must be an uploaded file id') }))
+        .max(MAX_ATTACHMENTS_PER_MESSAGE)
+        .optional(),
+    })
+    .refine((m) => m.text.trim().length > 0 || (m.attachments?.length ?? 0) > 0, {
+      message: 'must not be blank (unless the message carries a file)',
+      path: ['text'],
+    }),
   typing: z.object({ type: z.literal('typing'), on: z.boolean().default(true) }),
   read: z.object({ type: z.literal('read'), seq }),
   resume: z.object({ type: z.literal('resume'), afterSeq: seq }),
@@ -76,7 +84,11 @@ export function parseClientFrame(data: string): FrameParse {
 }
 
 /** The stored form of a visitor's message. */
-export function toNewMessage(frame: MessageFrame, visitor: Visitor): NewMessage {
+export function toNewMessage(
+  frame: MessageFrame,
+  visitor: Visitor,
+  attachments: Attachment[] = [],
+): NewMessage {
   return {
     type: 'user',
     direction: 'inbound',
@@ -85,6 +97,7 @@ export function toNewMessage(frame: MessageFrame, visitor: Visitor): NewMessage 
     // The visitor is the conversation's user participant (its id is the visitor id).
     participantId: visitor.id,
     clientMessageId: frame.clientMessageId,
+    ...(attachments.length > 0 ? { attachments } : {}),
     ...(frame.payload !== undefined ? { meta: { quickReplyPayload: frame.payload } } : {}),
   };
 }

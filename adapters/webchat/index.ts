@@ -3,14 +3,18 @@
  * the embeddable widget at `GET /widget.js` and the demo page at `GET /`. Always enabled; without a
  * configured secret or key it runs in demo mode and mints its own short-lived tokens.
  */
+
 import type { ChannelAdapter } from '../../src/core/index.js';
 import { clientAddress, defineAdapter, TrustedProxies } from '../../src/core/index.js';
+import type { GatewayDeps } from '../../src/deps.js';
+import { AttachmentStore, attachmentRoute } from '../email/attachments.js';
 import { configure, SETTINGS, WEBCHAT_DEFAULTS, type WebChatConfig } from './config.js';
 import { demoSecret, mintDemoToken, visitorIdOrNew } from './demo.js';
 import { Hub } from './hub.js';
 import { send, typingFrame } from './outbound.js';
 import { mountRoutes } from './routes.js';
 import { PATH, SocketServer } from './server.js';
+import { mountUploads, WebChatFiles } from './uploads.js';
 import { isOriginAllowed, verifyVisitorToken } from './verify.js';
 
 export default defineAdapter<WebChatConfig>({
@@ -35,6 +39,18 @@ export default defineAdapter<WebChatConfig>({
       typingTimeoutMs: config.typingTimeoutMs,
     });
     const rejected = (reason: string) => ctx.rejected('webchat', reason);
+    // Same records and API route as mail attachments: one `GET /v1/attachments/:id` serves every channel.
+    const attachments = new AttachmentStore(ctx.store.kv, ctx.publicUrl);
+    const files = new WebChatFiles(ctx.store.kv, attachments);
+    const originAllowed = (origin: string | undefined, host: string | undefined) =>
+      isOriginAllowed(origin, host, { list: config.allowedOrigins, publicOrigin });
+    const verify = (token: string) => verifyVisitorToken(token, verifier());
+    /** Set once the gateway is built: the bot configuration's greeting, read at every `ready`. */
+    let greeting: () => string | null = () => null;
+    const upload =
+      config.upload.maxBytes > 0
+        ? { maxBytes: config.upload.maxBytes, types: [...config.upload.types] }
+        : undefined;
     const proxies = new TrustedProxies(ctx.config.TRUSTED_PROXIES);
     const sockets = new SocketServer({
       maxFrameBytes: config.maxFrameBytes,
@@ -44,14 +60,18 @@ export default defineAdapter<WebChatConfig>({
       heartbeatMs: config.heartbeatMs,
       logger: log,
       rejected,
-      originAllowed: (origin, host) =>
-        isOriginAllowed(origin, host, { list: config.allowedOrigins, publicOrigin }),
+      originAllowed,
       session: {
         hub,
         ingest: ctx.ingest,
         store: ctx.store,
         events: ctx.events,
-        verify: (token) => verifyVisitorToken(token, verifier()),
+        verify,
+        files,
+        hello: () => {
+          const text = greeting();
+          return { ...(text ? { greeting: text } : {}), ...(upload ? { upload } : {}) };
+        },
         rejected,
         maxMsgsPerS: config.maxMsgsPerS,
         maxSocketsPerVisitor: config.maxSocketsPerVisitor,
@@ -81,6 +101,20 @@ export default defineAdapter<WebChatConfig>({
               }
             : {}),
         });
+        mountUploads(router, files, {
+          store: ctx.store,
+          attachments,
+          maxBytes: config.upload.maxBytes,
+          types: config.upload.types,
+          verify,
+          originAllowed,
+          rejected,
+        });
+        router.get('/v1/attachments/:id', ctx.requireApiKey, attachmentRoute(attachments));
+      },
+      attach(deps: GatewayDeps) {
+        // Only the greeting leaves the bot configuration; nothing else of it reaches a browser.
+        greeting = () => deps.botConfig.service.current.greeting;
       },
       async start(server) {
         if (demo) secret = await demoSecret(ctx.store.kv);
@@ -91,7 +125,7 @@ export default defineAdapter<WebChatConfig>({
         await sockets.close();
         await hub.stop();
       },
-      send: (conversation, message) => send(hub, conversation, message),
+      send: (conversation, message) => send(hub, conversation, message, files),
       signal(conversation, signal) {
         hub.publish(conversation.id, typingFrame(signal)).catch((err: unknown) => {
           log.warn({ err, conversationId: conversation.id }, 'web-chat typing signal not published');

@@ -12,6 +12,7 @@ import type {
   QuickReply,
   SendResult,
 } from '../../src/core/index.js';
+import type { WebChatFiles } from './uploads.js';
 
 /** A message as the browser sees it: no meta, entities or processing state. */
 export interface WireMessage {
@@ -27,20 +28,28 @@ export interface WireMessage {
   quickReplies?: QuickReply[];
   /** Delivery status of outbound messages. */
   status?: DeliveryStatus;
-  /** For an agent's message (SPEC §8): the agent, to show by name. */
+  /** Who wrote it, for the bot's and agents' messages (SPEC §8): shown by name, with an avatar. */
   from?: WireSender;
   createdAt: string;
 }
 
-/** A person the widget shows by name: an agent writing or typing. */
+/** Who the widget shows by name: an agent writing or typing, or the bot (its participant, if any). */
 export interface WireSender {
   id: string;
-  role: 'agent';
+  role: 'agent' | 'bot';
   name?: string;
 }
 
+/** What the `ready` frame tells every browser beyond the session: public, never other bot settings. */
+export interface ReadyExtras {
+  /** The bot configuration's `greeting` (SPEC §10), when one is set. */
+  greeting?: string;
+  /** Visitor uploads: the largest size and the types accepted; absent when uploads are off. */
+  upload?: { maxBytes: number; types: string[] };
+}
+
 export type ServerFrame =
-  | { type: 'ready'; conversationId: string; visitorId: string; expiresAt: string }
+  | ({ type: 'ready'; conversationId: string; visitorId: string; expiresAt: string } & ReadyExtras)
   | { type: 'ack'; clientMessageId: string; id: string; seq: number; duplicate?: true }
   | { type: 'message'; message: WireMessage }
   | { type: 'typing'; on: boolean; from?: WireSender }
@@ -59,7 +68,11 @@ export function isVisible(message: Message): boolean {
   );
 }
 
-export function toWireMessage(m: Message): WireMessage {
+/**
+ * The browser's form of a stored message. With the conversation, a bot message names its sender: the
+ * message's own `name`, else the conversation's bot participant's.
+ */
+export function toWireMessage(m: Message, conversation?: Pick<Conversation, 'participants'>): WireMessage {
   return {
     id: m.id,
     seq: m.seq,
@@ -81,8 +94,17 @@ export function toWireMessage(m: Message): WireMessage {
           },
         }
       : {}),
+    ...(m.type === 'bot' ? { from: botSender(m, conversation) } : {}),
     createdAt: m.createdAt,
   };
+}
+
+function botSender(m: Message, conversation?: Pick<Conversation, 'participants'>): WireSender {
+  const participant = conversation?.participants.find(
+    (p) => p.role === 'bot' && (m.participantId === undefined || p.id === m.participantId),
+  );
+  const name = m.name ?? participant?.name;
+  return { id: m.participantId ?? participant?.id ?? 'bot', role: 'bot', ...(name ? { name } : {}) };
 }
 
 /** The typing frame of a signal: the bot's, or (with `from`) an agent's, shown by name. */
@@ -111,7 +133,15 @@ export async function send(
   publisher: FramePublisher,
   conversation: Conversation,
   message: Message,
+  files?: Pick<WebChatFiles, 'grantOutbound'>,
 ): Promise<SendResult> {
-  await publisher.publish(conversation.id, { type: 'message', message: toWireMessage(message) });
+  // The gateway's own files in a reply (an upload echoed, a mail attachment forwarded) become the
+  // visitor's to open through the widget's route; other URLs are the bot's own, shown as they are.
+  if (files && message.attachments.length > 0)
+    await files.grantOutbound(conversation.id, message.attachments);
+  await publisher.publish(conversation.id, {
+    type: 'message',
+    message: toWireMessage(message, conversation),
+  });
   return { status: 'sent' };
 }

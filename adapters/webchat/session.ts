@@ -9,6 +9,7 @@
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import {
+  type Attachment,
   type Conversation,
   type EventHub,
   type Ingest,
@@ -18,7 +19,8 @@ import {
 import type { Hub, LocalSocket } from './hub.js';
 import { type ClientFrame, type MessageFrame, parseClientFrame, toNewMessage } from './inbound.js';
 import { TokenBucket } from './limits.js';
-import { isVisible, type ServerFrame, toWireMessage } from './outbound.js';
+import { isVisible, type ReadyExtras, type ServerFrame, toWireMessage } from './outbound.js';
+import type { WebChatFiles } from './uploads.js';
 import { type TokenCheck, type Visitor, visitorIdentity } from './verify.js';
 
 /** Close codes (RFC 6455 §7.4.2 leaves 4000-4999 to applications); the adapter README lists them all. */
@@ -65,6 +67,10 @@ export interface SessionDeps {
   /** How long a socket may stay over the mark before it is closed with 1013. */
   slowSocketMs: number;
   authTimeoutMs: number;
+  /** Uploaded files a `message` frame may reference; without it, frames with files are refused. */
+  files?: WebChatFiles;
+  /** The `ready` frame's public extras: the bot configuration's greeting, the upload limits. */
+  hello?: () => ReadyExtras;
   now?: () => number;
 }
 
@@ -310,6 +316,7 @@ export class Session implements LocalSocket {
       conversationId: this.conversationId,
       visitorId: this.visitorId,
       expiresAt: new Date(this.#visitor?.expiresAt ?? 0).toISOString(),
+      ...this.#deps.hello?.(),
     });
   }
 
@@ -320,13 +327,31 @@ export class Session implements LocalSocket {
     const { ingest } = this.#deps;
     // The bot's typing indicator is the engine's (through the adapter's `signal`, on and off around the
     // bot call, published in order with the reply); sending one here too showed it twice per message.
+    let attachments: Attachment[] = [];
+    if (frame.attachments && frame.attachments.length > 0) {
+      const found = await this.#deps.files?.resolve(
+        conversation.id,
+        frame.attachments.map((a) => a.id),
+      );
+      if (!found) {
+        this.#reject('invalid_frame', 'message references a file not uploaded into this conversation');
+        this.#send({
+          type: 'error',
+          code: 'invalid_frame',
+          message: 'The message references a file that was not uploaded here (or has expired)',
+          clientMessageId: frame.clientMessageId,
+        });
+        return;
+      }
+      attachments = found;
+    }
     let accepted: Awaited<ReturnType<Ingest['acceptInto']>>;
     try {
       accepted = await ingest.acceptInto(
         conversation,
         'webchat',
         `client:${frame.clientMessageId}`,
-        toNewMessage(frame, this.#visitor!),
+        toNewMessage(frame, this.#visitor!, attachments),
         { channelRef: this.#visitor!.id },
       );
     } catch (err) {
@@ -431,7 +456,7 @@ export class Session implements LocalSocket {
         if (signal.aborted) return;
         for (const m of page) {
           if (isVisible(m)) {
-            this.#send({ type: 'message', message: toWireMessage(m) });
+            this.#send({ type: 'message', message: toWireMessage(m, conversation) });
             if (
               m.direction === 'outbound' &&
               (m.delivery?.status === 'pending' || m.delivery?.status === 'sent')

@@ -585,14 +585,14 @@ export const OPERATIONS: readonly Operation[] = [
       200: json('What the bot answered (`ok: false` with the error when it failed)', botTestResponse),
     },
   },
-  // Email and WhatsApp Cloud API channels
+  // Email, WhatsApp Cloud API and web-chat channels
   {
     method: 'get',
     path: '/v1/attachments/:id',
     id: 'getAttachment',
     tag: 'Email',
     summary:
-      'Download an attachment of a received email or WhatsApp Cloud API message (served when either channel is enabled)',
+      'Download an attachment of a received email or WhatsApp Cloud API message, or a file a web-chat visitor sent',
     responses: {
       200: { description: 'The attachment, as a download', media: ['application/octet-stream'] },
     },

@@ -587,7 +587,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download an attachment of a received email or WhatsApp Cloud API message (served when either channel is enabled) */
+        /** Download an attachment of a received email or WhatsApp Cloud API message, or a file a web-chat visitor sent */
         get: operations["getAttachment"];
         put?: never;
         post?: never;
