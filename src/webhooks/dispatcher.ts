@@ -1,15 +1,23 @@
 /**
  * @module The delivery loop. It never runs on the inbound path: the event listener only enqueues, and
  * this loop claims due lane heads endpoint by endpoint and sends them in parallel, within a
- * per-endpoint and a per-process concurrency limit, behind a per-endpoint circuit breaker. A dead or
- * slow endpoint therefore holds at most its own slots and never delays another endpoint.
+ * per-endpoint concurrency limit held over all processes (leases in the pacing room), a per-process
+ * limit, and behind a per-endpoint circuit breaker whose state every process shares: once one process
+ * finds an endpoint dead, none sends to it until the cooldown's single trial. A dead or slow endpoint
+ * therefore holds at most its own slots and never delays another endpoint.
  *
  * Outcomes: 2xx → succeeded; 410 → dead-lettered and the endpoint disabled; anything else → retried
  * after a full-jitter wait (honouring a longer `Retry-After`) until the ceilings run out, then
  * dead-lettered. While a head waits for its retry, later events of the same conversation wait too.
  */
 import type { Logger } from 'pino';
-import { CircuitBreaker } from '../pipeline/breaker.js';
+import {
+  type ConcurrencyLimit,
+  type Lease,
+  MemoryBreakers,
+  MemoryConcurrency,
+  type SharedBreakers,
+} from '../pacing/index.js';
 import { traceparentIn } from '../tracing/index.js';
 import type { WebhookOptions } from './options.js';
 import type { DeliveryClaim, DeliveryState, EndpointRecord, FinishAction, WebhookRepo } from './repo.js';
@@ -52,6 +60,11 @@ export function retryDelay(
   return retryAfterMs === undefined ? jittered : Math.max(jittered, Math.min(retryAfterMs, longest));
 }
 
+/** The pacing key of an endpoint: its concurrency leases and breaker. */
+function pacingKey(endpointId: string): string {
+  return `wh:${endpointId}`;
+}
+
 /** Told of each recorded attempt: its outcome and the endpoint's answer time (null when never sent). */
 export type AttemptObserver = (outcome: 'delivered' | 'failed' | 'dead', latencyMs: number | null) => void;
 
@@ -62,7 +75,12 @@ export class Dispatcher {
   readonly #allowPrivate: boolean;
   readonly #logger: Logger;
   readonly #onAttempt: AttemptObserver | undefined;
-  readonly #breakers = new Map<string, CircuitBreaker>();
+  readonly #limits: ConcurrencyLimit;
+  readonly #breakers: SharedBreakers;
+  /** Endpoints seen in the last round, to forget the breakers of deleted ones. */
+  #known = new Set<string>();
+  /** Endpoints whose breaker was open (or in another process's trial) in the last round. */
+  #open = new Set<string>();
   readonly #inflight = new Map<string, number>();
   readonly #attempts = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -80,7 +98,11 @@ export class Dispatcher {
     allowPrivate: boolean;
     logger: Logger;
     onAttempt?: AttemptObserver;
+    /** Where the per-endpoint limit and breakers are kept. @default in memory, this process only */
+    pacing?: { limits: ConcurrencyLimit; breakers: SharedBreakers };
   }) {
+    this.#limits = deps.pacing?.limits ?? new MemoryConcurrency();
+    this.#breakers = deps.pacing?.breakers ?? new MemoryBreakers();
     this.#onAttempt = deps.onAttempt;
     this.#repo = deps.repo;
     this.#source = deps.source;
@@ -118,17 +140,9 @@ export class Dispatcher {
     await all;
   }
 
-  /** The breaker of an endpoint (kept per process). */
-  breaker(endpointId: string): CircuitBreaker {
-    let breaker = this.#breakers.get(endpointId);
-    if (!breaker) {
-      breaker = new CircuitBreaker({
-        threshold: this.#opts.breakerThreshold,
-        cooldownMs: this.#opts.breakerCooldownMs,
-      });
-      this.#breakers.set(endpointId, breaker);
-    }
-    return breaker;
+  /** Endpoints whose breaker this process saw open in its last round (the metrics gauge). */
+  get openBreakers(): number {
+    return this.#open.size;
   }
 
   async #run(): Promise<void> {
@@ -164,37 +178,63 @@ export class Dispatcher {
     for (const endpoint of endpoints) {
       known.add(endpoint.id);
       if (!endpoint.enabled || !this.#running) continue;
-      const breaker = this.breaker(endpoint.id);
-      const state = breaker.state;
+      const key = pacingKey(endpoint.id);
       const inflight = this.#inflight.get(endpoint.id) ?? 0;
-      if (state === 'open') {
-        nextAt = Math.min(nextAt, Date.now() + this.#opts.breakerCooldownMs);
-        continue;
-      }
-      let capacity = Math.min(
+      let want = Math.min(
         this.#opts.perEndpointConcurrency - inflight,
         this.#opts.maxConcurrency - this.#total,
       );
-      // Half-open: exactly one trial attempt, and only once nothing else is in flight.
-      if (state === 'half-open') capacity = inflight === 0 ? Math.min(capacity, 1) : 0;
-      if (capacity <= 0) continue;
-      const now = Date.now();
-      const { claims, nextDueAt } = await this.#repo.claim(
-        endpoint.id,
-        capacity,
-        now,
-        now + this.#opts.timeoutMs + 15_000,
-      );
+      if (want <= 0) continue;
+      // A trial outlives its attempt only when its holder died; then it frees itself.
+      const admission = await this.#breakers.admit(key, this.#opts.timeoutMs + 15_000);
+      if (admission.state === 'open') {
+        this.#open.add(endpoint.id);
+        nextAt = Math.min(nextAt, Date.now() + Math.max(admission.retryInMs, 1));
+        continue;
+      }
+      this.#open.delete(endpoint.id);
+      const trial = admission.state === 'trial';
+      // Half-open: exactly one trial attempt over all processes, and only once nothing else is in flight.
+      if (trial) want = inflight === 0 ? 1 : 0;
+      const leases = want > 0 ? await this.#limits.acquire(key, this.#opts.perEndpointConcurrency, want) : [];
+      if (leases.length === 0) {
+        if (trial) await this.#breakers.cancelTrial(key);
+        // The endpoint's slots are held (possibly by other processes, which do not wake this one).
+        if (want > 0) nextAt = Math.min(nextAt, Date.now() + this.#opts.pollIntervalMs);
+        continue;
+      }
+      let claimed: Awaited<ReturnType<WebhookRepo['claim']>>;
+      try {
+        const now = Date.now();
+        claimed = await this.#repo.claim(
+          endpoint.id,
+          leases.length,
+          now,
+          now + this.#opts.timeoutMs + 15_000,
+        );
+      } catch (err) {
+        await Promise.all(leases.map((l) => this.#limits.release(l)));
+        if (trial) await this.#breakers.cancelTrial(key);
+        throw err;
+      }
+      const { claims, nextDueAt } = claimed;
       if (nextDueAt !== null) nextAt = Math.min(nextAt, nextDueAt);
-      if (claims.length > 0 && state === 'half-open') breaker.tryAcquire();
-      for (const claim of claims) this.#launch(endpoint.id, claim);
+      for (const unused of leases.slice(claims.length)) await this.#limits.release(unused);
+      if (trial && claims.length === 0) await this.#breakers.cancelTrial(key);
+      claims.forEach((claim, i) => this.#launch(endpoint.id, claim, leases[i]!));
     }
-    // Forget breakers of deleted endpoints.
-    for (const id of this.#breakers.keys()) if (!known.has(id)) this.#breakers.delete(id);
+    // Forget the breakers of deleted endpoints.
+    for (const id of this.#known) {
+      if (!known.has(id)) {
+        this.#open.delete(id);
+        await this.#breakers.success(pacingKey(id));
+      }
+    }
+    this.#known = known;
     return nextAt;
   }
 
-  #launch(endpointId: string, claim: DeliveryClaim): void {
+  #launch(endpointId: string, claim: DeliveryClaim, lease: Lease): void {
     this.#inflight.set(endpointId, (this.#inflight.get(endpointId) ?? 0) + 1);
     this.#total += 1;
     const attempt = this.#attempt(claim)
@@ -204,13 +244,34 @@ export class Dispatcher {
           'webhook attempt failed',
         ),
       )
-      .finally(() => {
+      .finally(async () => {
         this.#inflight.set(endpointId, (this.#inflight.get(endpointId) ?? 1) - 1);
         this.#total -= 1;
         this.#attempts.delete(attempt);
+        await this.#limits
+          .release(lease)
+          .catch((err) =>
+            this.#logger.warn({ err, webhookId: endpointId }, 'webhook slot not given back; it expires'),
+          );
         this.wake();
       });
     this.#attempts.add(attempt);
+  }
+
+  /** Records an attempt's outcome on the endpoint's shared breaker; trouble there never loses the outcome. */
+  async #record(endpointId: string, ok: boolean): Promise<void> {
+    const key = pacingKey(endpointId);
+    try {
+      if (ok) await this.#breakers.success(key);
+      else {
+        await this.#breakers.failure(key, {
+          threshold: this.#opts.breakerThreshold,
+          cooldownMs: this.#opts.breakerCooldownMs,
+        });
+      }
+    } catch (err) {
+      this.#logger.warn({ err, webhookId: endpointId }, 'webhook breaker not updated');
+    }
   }
 
   async #attempt(claim: DeliveryClaim): Promise<void> {
@@ -237,9 +298,7 @@ export class Dispatcher {
       await this.#repo.finish(claim, 'release', null, Date.now());
       return;
     }
-    const breaker = this.breaker(endpoint.id);
-    if (outcome.kind === 'success') breaker.success();
-    else breaker.failure();
+    await this.#record(endpoint.id, outcome.kind === 'success');
 
     const { action, state, at } = this.#next(delivery.state, outcome);
     const applied = await this.#repo.finish(claim, action, state, at);
