@@ -17,6 +17,7 @@ export const SETTINGS = [
   'TWILIO_AUTH_TOKEN',
   'TWILIO_API_URL',
   'TWILIO_VERIFY',
+  'TWILIO_SEND_RATE_PER_SEC',
 ] as const;
 
 /** Twilio's REST API; tests point `TWILIO_API_URL` at a local fake. */
@@ -29,6 +30,11 @@ export interface TwilioConfig {
   apiUrl: string;
   /** `enforce` refuses a webhook whose signature does not verify; `report` accepts and logs it (SPEC §12). */
   verify: VerifyMode;
+  /**
+   * Messages per second per sender (`From`), held over all processes; 0 = off (the default): Twilio
+   * queues what a sender sends faster than its own rate and delivers it at that rate (README).
+   */
+  sendRatePerSec: number;
 }
 
 const schema = z.object({
@@ -42,6 +48,11 @@ const schema = z.object({
     .refine((v) => !v.includes('?') && !v.includes('#'), 'must not have a query or fragment')
     .default(DEFAULT_API_URL),
   TWILIO_VERIFY: verifyModeSchema,
+  TWILIO_SEND_RATE_PER_SEC: z.coerce
+    .number({ message: 'must be a number' })
+    .min(0, 'must be 0 (off) or more')
+    .max(10_000)
+    .default(0),
 });
 
 /** Reads the Twilio settings; see the module comment for when it is enabled. */
@@ -66,6 +77,7 @@ export function configure(env: Env): AdapterConfigResult<TwilioConfig> {
       authToken: parsed.data.TWILIO_AUTH_TOKEN,
       apiUrl: parsed.data.TWILIO_API_URL.replace(/\/+$/, ''),
       verify: parsed.data.TWILIO_VERIFY,
+      sendRatePerSec: parsed.data.TWILIO_SEND_RATE_PER_SEC,
     },
   };
 }

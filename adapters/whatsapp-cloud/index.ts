@@ -26,6 +26,7 @@ import {
   isGatewayError,
   untrusted,
 } from '../../src/core/index.js';
+import { pacer, pacingFor } from '../../src/pacing/index.js';
 import { AttachmentStore, attachmentRoute } from '../email/attachments.js';
 import { configure, SETTINGS, type WhatsAppCloudConfig } from './config.js';
 import { GraphClient, MediaTooLargeError, type RetryPolicy } from './graph.js';
@@ -55,6 +56,8 @@ export function createWhatsAppCloudAdapter(
   opts: WhatsAppCloudAdapterOptions = {},
 ): ChannelAdapter {
   const { logger } = ctx;
+  // Per business phone number over all processes: Meta's throughput (WHATSAPP_SEND_RATE_PER_SEC).
+  const pace = pacer(pacingFor(ctx.store, logger).gate, 'wa', config.sendRatePerSec);
   const graph = new GraphClient({
     apiUrl: config.apiUrl,
     apiVersion: config.apiVersion,
@@ -258,6 +261,7 @@ export function createWhatsAppCloudAdapter(
           phoneNumberId: config.phoneNumberId,
           remember: (wamid) => ctx.delivery.remember(CHANNEL, wamid, conversation.id, message.id),
           logger,
+          ...(pace ? { pace } : {}),
         },
         conversation,
         message,

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../core/store.js';
 import { RedisStore } from '../store/redis/store.js';
 import { MemoryBreakers, MemoryConcurrency, MemoryRateGate } from './memory.js';
-import type { ConcurrencyLimit, RateGate, SharedBreakers } from './model.js';
+import { type ConcurrencyLimit, perSecond, type RateGate, type SharedBreakers } from './model.js';
 import { PacingKeys, RedisBreakers, RedisConcurrency, RedisRateGate } from './redis.js';
 
 export { MemoryBreakers, MemoryConcurrency, MemoryRateGate } from './memory.js';
@@ -56,4 +56,21 @@ export function pacingFor(store: Store, logger?: Logger): Pacing {
   }
   byStore.set(store, pacing);
   return pacing;
+}
+
+/**
+ * A wait for `key`'s next send slot at `ratePerSec` on `gate` (keys live under `namespace`), or
+ * undefined when the rate is 0 (pacing off).
+ */
+export function pacer(
+  gate: RateGate,
+  namespace: string,
+  ratePerSec: number,
+): ((key: string) => Promise<void>) | undefined {
+  if (ratePerSec <= 0) return undefined;
+  const intervalMs = perSecond(ratePerSec);
+  return async (key) => {
+    const wait = await gate.reserve(`${namespace}:${key}`, intervalMs);
+    if (wait > 0) await new Promise<void>((resolve) => setTimeout(resolve, wait));
+  };
 }

@@ -221,7 +221,7 @@ export class Dispatcher {
       if (nextDueAt !== null) nextAt = Math.min(nextAt, nextDueAt);
       for (const unused of leases.slice(claims.length)) await this.#limits.release(unused);
       if (trial && claims.length === 0) await this.#breakers.cancelTrial(key);
-      claims.forEach((claim, i) => this.#launch(endpoint.id, claim, leases[i]!));
+      for (const [i, claim] of claims.entries()) this.#launch(endpoint.id, claim, leases[i]!);
     }
     // Forget the breakers of deleted endpoints.
     for (const id of this.#known) {

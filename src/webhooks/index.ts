@@ -40,7 +40,12 @@ export async function createWebhooks(deps: {
   return new WebhookService({
     repo,
     bus: store.bus,
-    options: webhookOptions(deps.options),
+    options: webhookOptions({
+      perEndpointConcurrency: config.WEBHOOKS_ENDPOINT_CONCURRENCY,
+      breakerThreshold: config.WEBHOOKS_BREAKER_THRESHOLD,
+      breakerCooldownMs: config.WEBHOOKS_BREAKER_COOLDOWN_MS,
+      ...deps.options,
+    }),
     allowPrivate: config.WEBHOOKS_ALLOW_PRIVATE,
     logger: deps.logger.child({ component: 'webhooks' }),
     ...(deps.onAttempt ? { onAttempt: deps.onAttempt } : {}),
