@@ -122,7 +122,7 @@ export class MemoryBreakers implements SharedBreakers {
     const now = this.#now();
     if (now < r.openUntil) return { state: 'open', retryInMs: r.openUntil - now };
     if (r.trialUntil !== undefined && now < r.trialUntil) {
-      return { state: 'open', retryInMs: r.trialUntil - now };
+      return { state: 'open', retryInMs: r.trialUntil - now, trialElsewhere: true };
     }
     r.trialUntil = now + trialTtlMs;
     return { state: 'trial' };

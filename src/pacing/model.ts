@@ -38,8 +38,11 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
 /** What {@link SharedBreakers.admit} decided. */
 export type Admission =
   | { state: 'closed' }
-  /** Open (or another process's trial is under way): send nothing; look again in `retryInMs`. */
-  | { state: 'open'; retryInMs: number }
+  /**
+   * Open: send nothing; look again in `retryInMs` (the rest of the cooldown). With `trialElsewhere`
+   * the cooldown is over but another caller holds the trial; `retryInMs` is then the most it can take.
+   */
+  | { state: 'open'; retryInMs: number; trialElsewhere?: true }
   /** The cooldown is over and this caller holds the one trial over all processes. */
   | { state: 'trial' };
 

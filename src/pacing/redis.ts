@@ -214,6 +214,7 @@ export class RedisBreakers implements SharedBreakers {
         ];
         if (code === 0) return { state: 'closed' } as const;
         if (code === 2) return { state: 'trial' } as const;
+        if (code === 3) return { state: 'open', retryInMs: Number(ms), trialElsewhere: true } as const;
         return { state: 'open', retryInMs: Number(ms) } as const;
       },
       () => this.#local.admitNow(key, trialTtlMs),

@@ -12,6 +12,7 @@
  */
 import type { Logger } from 'pino';
 import {
+  type Admission,
   type ConcurrencyLimit,
   type Lease,
   MemoryBreakers,
@@ -81,6 +82,8 @@ export class Dispatcher {
   #known = new Set<string>();
   /** Endpoints whose breaker was open (or in another process's trial) in the last round. */
   #open = new Set<string>();
+  /** Endpoints known open until then (ms), so rounds skip them without asking Redis. */
+  readonly #skipUntil = new Map<string, number>();
   readonly #inflight = new Map<string, number>();
   readonly #attempts = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -179,30 +182,56 @@ export class Dispatcher {
       known.add(endpoint.id);
       if (!endpoint.enabled || !this.#running) continue;
       const key = pacingKey(endpoint.id);
+      // Known open (by this process's last look): no Redis round trips until it may have changed.
+      const skipUntil = this.#skipUntil.get(endpoint.id) ?? 0;
+      if (Date.now() < skipUntil) {
+        nextAt = Math.min(nextAt, skipUntil);
+        continue;
+      }
       const inflight = this.#inflight.get(endpoint.id) ?? 0;
-      let want = Math.min(
+      const want = Math.min(
         this.#opts.perEndpointConcurrency - inflight,
         this.#opts.maxConcurrency - this.#total,
       );
       if (want <= 0) continue;
+      // Slots first, then the breaker: a slot frees only after its attempt's outcome is on the
+      // breaker, so no process starts an attempt on a failure count older than the attempt before.
+      const leases = await this.#limits.acquire(key, this.#opts.perEndpointConcurrency, want);
+      if (leases.length === 0) {
+        // Held by other processes, which do not wake this one: look again at the next poll.
+        nextAt = Math.min(nextAt, Date.now() + this.#opts.pollIntervalMs);
+        continue;
+      }
+      const giveBack = (ls: readonly Lease[]) => Promise.all(ls.map((l) => this.#limits.release(l)));
       // A trial outlives its attempt only when its holder died; then it frees itself.
-      const admission = await this.#breakers.admit(key, this.#opts.timeoutMs + 15_000);
+      let admission: Admission;
+      try {
+        admission = await this.#breakers.admit(key, this.#opts.timeoutMs + 15_000);
+      } catch (err) {
+        await giveBack(leases);
+        throw err;
+      }
       if (admission.state === 'open') {
+        await giveBack(leases);
         this.#open.add(endpoint.id);
-        nextAt = Math.min(nextAt, Date.now() + Math.max(admission.retryInMs, 1));
+        // Another process's trial may end any moment: look again at the next poll, not its deadline.
+        const wait = admission.trialElsewhere
+          ? Math.min(admission.retryInMs, this.#opts.pollIntervalMs)
+          : admission.retryInMs;
+        this.#skipUntil.set(endpoint.id, Date.now() + Math.max(wait, 1));
+        nextAt = Math.min(nextAt, Date.now() + Math.max(wait, 1));
         continue;
       }
       this.#open.delete(endpoint.id);
+      this.#skipUntil.delete(endpoint.id);
       const trial = admission.state === 'trial';
       // Half-open: exactly one trial attempt over all processes, and only once nothing else is in flight.
-      if (trial) want = inflight === 0 ? 1 : 0;
-      const leases = want > 0 ? await this.#limits.acquire(key, this.#opts.perEndpointConcurrency, want) : [];
-      if (leases.length === 0) {
-        if (trial) await this.#breakers.cancelTrial(key);
-        // The endpoint's slots are held (possibly by other processes, which do not wake this one).
-        if (want > 0) nextAt = Math.min(nextAt, Date.now() + this.#opts.pollIntervalMs);
+      if (trial && inflight > 0) {
+        await giveBack(leases);
+        await this.#breakers.cancelTrial(key);
         continue;
       }
+      if (trial) await giveBack(leases.splice(1));
       let claimed: Awaited<ReturnType<WebhookRepo['claim']>>;
       try {
         const now = Date.now();
@@ -213,13 +242,13 @@ export class Dispatcher {
           now + this.#opts.timeoutMs + 15_000,
         );
       } catch (err) {
-        await Promise.all(leases.map((l) => this.#limits.release(l)));
+        await giveBack(leases);
         if (trial) await this.#breakers.cancelTrial(key);
         throw err;
       }
       const { claims, nextDueAt } = claimed;
       if (nextDueAt !== null) nextAt = Math.min(nextAt, nextDueAt);
-      for (const unused of leases.slice(claims.length)) await this.#limits.release(unused);
+      await giveBack(leases.slice(claims.length));
       if (trial && claims.length === 0) await this.#breakers.cancelTrial(key);
       for (const [i, claim] of claims.entries()) this.#launch(endpoint.id, claim, leases[i]!);
     }
@@ -227,6 +256,7 @@ export class Dispatcher {
     for (const id of this.#known) {
       if (!known.has(id)) {
         this.#open.delete(id);
+        this.#skipUntil.delete(id);
         await this.#breakers.success(pacingKey(id));
       }
     }

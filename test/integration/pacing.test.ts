@@ -124,9 +124,11 @@ function contract(name: string, make: () => Promise<{ a: Forms; b: Forms; close(
         await sleep(320);
         expect(await b.breakers.state(key)).toBe('half-open');
         expect(await b.breakers.admit(key, 5_000)).toEqual({ state: 'trial' });
-        expect((await a.breakers.admit(key, 5_000)).state).toBe('open');
+        expect(await a.breakers.admit(key, 5_000)).toMatchObject({ state: 'open', trialElsewhere: true });
         expect(await b.breakers.failure(key, settings)).toBe('open');
-        expect((await a.breakers.admit(key, 5_000)).state).toBe('open');
+        const reopened = await a.breakers.admit(key, 5_000);
+        expect(reopened.state).toBe('open');
+        expect(reopened).not.toHaveProperty('trialElsewhere');
         await sleep(320);
         expect(await a.breakers.admit(key, 5_000)).toEqual({ state: 'trial' });
         await a.breakers.success(key);
@@ -142,7 +144,7 @@ function contract(name: string, make: () => Promise<{ a: Forms; b: Forms; close(
         for (let i = 0; i < 3; i++) await b.breakers.failure(key, { threshold: 3, cooldownMs: 100 });
         await sleep(120);
         expect(await a.breakers.admit(key, 200)).toEqual({ state: 'trial' });
-        expect((await b.breakers.admit(key, 200)).state).toBe('open');
+        expect(await b.breakers.admit(key, 200)).toMatchObject({ state: 'open', trialElsewhere: true });
         await sleep(220);
         expect(await b.breakers.admit(key, 200)).toEqual({ state: 'trial' });
         await b.breakers.cancelTrial(key);
