@@ -642,3 +642,31 @@ describe('WhatsApp Cloud API next to Twilio WhatsApp', () => {
     );
   });
 });
+
+describe('WhatsApp Cloud API: pacing per phone number (WHATSAPP_SEND_RATE_PER_SEC)', () => {
+  let paced: TestGateway;
+  beforeAll(async () => {
+    paced = await startGateway(env(fake, { WHATSAPP_SEND_RATE_PER_SEC: '2' }), { bot: scriptedBot });
+  });
+  afterAll(async () => {
+    await paced?.stop();
+  });
+
+  it('spaces sends from one business number at the rate, whichever conversation they answer', async () => {
+    const customers = ['14155550190', '14155550191', '14155550192'];
+    const statuses = await Promise.all(
+      customers.map(async (waId, i) => {
+        const raw = JSON.stringify(messageFrom(waId, { type: 'text', text: { body: `paced ${i}` } }));
+        return (await postWebhook(`${paced.url}${WEBHOOK_PATH}`, raw)).status;
+      }),
+    );
+    expect(statuses).toEqual([200, 200, 200]);
+    const sends = await eventually(() => {
+      const s = fake.sent().filter((r) => r.wamid && customers.includes(String(r.json?.to)));
+      return s.length === customers.length && s;
+    });
+    const at = sends.map((s) => s.at).sort((x, y) => x - y);
+    // 2 a second: 500 ms apart (timer tolerance); unpaced, the three would leave together.
+    for (let i = 1; i < at.length; i++) expect(at[i]! - at[i - 1]!).toBeGreaterThanOrEqual(470);
+  });
+});

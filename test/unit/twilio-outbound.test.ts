@@ -131,8 +131,28 @@ describe('configure', () => {
   it('is enabled with SID and token, defaulting the API URL', () => {
     expect(configure({ TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: TOKEN })).toEqual({
       enabled: true,
-      config: { accountSid: SID, authToken: TOKEN, apiUrl: 'https://api.twilio.com', verify: 'enforce' },
+      config: {
+        accountSid: SID,
+        authToken: TOKEN,
+        apiUrl: 'https://api.twilio.com',
+        verify: 'enforce',
+        sendRatePerSec: 0,
+      },
     });
+  });
+
+  it('reads TWILIO_SEND_RATE_PER_SEC (off by default) and refuses a negative or non-number rate', () => {
+    const env = { TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: TOKEN };
+    expect(configure({ ...env, TWILIO_SEND_RATE_PER_SEC: '1' })).toMatchObject({
+      config: { sendRatePerSec: 1 },
+    });
+    expect(configure({ ...env, TWILIO_SEND_RATE_PER_SEC: '0.5' })).toMatchObject({
+      config: { sendRatePerSec: 0.5 },
+    });
+    for (const bad of ['-1', 'fast']) {
+      const result = configure({ ...env, TWILIO_SEND_RATE_PER_SEC: bad });
+      expect('errors' in result && result.errors[0]).toMatch(/^TWILIO_SEND_RATE_PER_SEC:/);
+    }
   });
 
   it('stops the start when the auth token is missing, naming it', () => {
