@@ -20,6 +20,7 @@ export type {
   Lease,
   RateGate,
   SharedBreakers,
+  Take,
 } from './model.js';
 export { perSecond } from './model.js';
 export { PacingKeys, RedisBreakers, RedisConcurrency, RedisRateGate } from './redis.js';
@@ -40,18 +41,20 @@ export function pacingFor(store: Store, logger?: Logger): Pacing {
   if (store instanceof RedisStore) {
     const { redis, keys } = store.shared;
     const k = new PacingKeys(redis, keys.prefix, logger?.child({ component: 'pacing' }));
+    const breakers = new RedisBreakers(k);
     pacing = {
       kind: 'redis',
       gate: new RedisRateGate(k),
-      limits: new RedisConcurrency(k),
-      breakers: new RedisBreakers(k),
+      limits: new RedisConcurrency(k, {}, breakers),
+      breakers,
     };
   } else {
+    const breakers = new MemoryBreakers();
     pacing = {
       kind: 'memory',
       gate: new MemoryRateGate(),
-      limits: new MemoryConcurrency(),
-      breakers: new MemoryBreakers(),
+      limits: new MemoryConcurrency(breakers),
+      breakers,
     };
   }
   byStore.set(store, pacing);

@@ -10,6 +10,7 @@ import type {
   Lease,
   RateGate,
   SharedBreakers,
+  Take,
 } from './model.js';
 
 /**
@@ -58,12 +59,38 @@ let leaseSeq = 0;
 /** Counts holders per key in this process; nothing to expire (the count dies with the process). */
 export class MemoryConcurrency implements ConcurrencyLimit {
   readonly #held = new Map<string, Set<string>>();
+  readonly #breakers: MemoryBreakers;
 
-  async acquire(key: string, limit: number, want: number): Promise<Lease[]> {
-    return this.take(key, limit, want);
+  /** `breakers`: the ones {@link take} looks behind (those of the same pacing). */
+  constructor(breakers: MemoryBreakers = new MemoryBreakers()) {
+    this.#breakers = breakers;
   }
 
-  take(key: string, limit: number, want: number): Lease[] {
+  async take(key: string, limit: number, want: number, trialTtlMs: number): Promise<Take> {
+    return this.takeNow(key, limit, want, trialTtlMs);
+  }
+
+  /** {@link take}, synchronously: the same steps as the take-2 script. */
+  takeNow(key: string, limit: number, want: number, trialTtlMs: number): Take {
+    const gate = this.#breakers.look(key);
+    if (gate.state === 'open') return gate;
+    if (gate.state === 'half-open') {
+      if (this.held(key) > 0 || limit < 1 || want < 1) return { state: 'trial', leases: [] };
+      this.#breakers.startTrial(key, trialTtlMs);
+      return { state: 'trial', leases: this.take1(key) };
+    }
+    return { state: 'closed', leases: this.takeSlots(key, limit, want) };
+  }
+
+  take1(key: string): Lease[] {
+    return this.takeSlots(key, 1, 1);
+  }
+
+  async acquire(key: string, limit: number, want: number): Promise<Lease[]> {
+    return this.takeSlots(key, limit, want);
+  }
+
+  takeSlots(key: string, limit: number, want: number): Lease[] {
     let held = this.#held.get(key);
     const n = Math.max(0, Math.min(want, limit - (held?.size ?? 0)));
     if (n === 0) return [];
@@ -116,7 +143,8 @@ export class MemoryBreakers implements SharedBreakers {
     this.#now = now;
   }
 
-  admitNow(key: string, trialTtlMs: number): Admission {
+  /** The breaker without taking anything: closed, open (maybe with a trial elsewhere), or half-open. */
+  look(key: string): Admission | { state: 'half-open' } {
     const r = this.#records.get(key);
     if (r?.openUntil === undefined) return { state: 'closed' };
     const now = this.#now();
@@ -124,7 +152,19 @@ export class MemoryBreakers implements SharedBreakers {
     if (r.trialUntil !== undefined && now < r.trialUntil) {
       return { state: 'open', retryInMs: r.trialUntil - now, trialElsewhere: true };
     }
-    r.trialUntil = now + trialTtlMs;
+    return { state: 'half-open' };
+  }
+
+  /** Marks the half-open trial as taken for `trialTtlMs`. */
+  startTrial(key: string, trialTtlMs: number): void {
+    const r = this.#records.get(key);
+    if (r) r.trialUntil = this.#now() + trialTtlMs;
+  }
+
+  admitNow(key: string, trialTtlMs: number): Admission {
+    const gate = this.look(key);
+    if (gate.state !== 'half-open') return gate;
+    this.startTrial(key, trialTtlMs);
     return { state: 'trial' };
   }
 

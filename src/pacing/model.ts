@@ -28,12 +28,28 @@ export interface Lease {
 export interface ConcurrencyLimit {
   /** Takes up to `want` of the key's free slots; resolves with the leases granted (maybe none). */
   acquire(key: string, limit: number, want: number): Promise<Lease[]>;
+  /**
+   * Takes up to `want` slots behind the key's circuit breaker (the {@link SharedBreakers} of the same
+   * pacing), in one atomic step: nothing while it is open; in half-open state one slot, which is the
+   * trial, and only once no slot of the key is held anywhere.
+   */
+  take(key: string, limit: number, want: number, trialTtlMs: number): Promise<Take>;
   release(lease: Lease): Promise<void>;
   /** Stops renewing (shutdown); leases still held expire on their own. */
   close(): void;
 }
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/** What {@link ConcurrencyLimit.take} decided. */
+export type Take =
+  /**
+   * Closed: the slots granted (none when all are held). Trial: the caller holds the one trial with
+   * its one lease; with no lease, slots are still held and nobody got the trial (look again soon).
+   */
+  | { state: 'closed' | 'trial'; leases: Lease[] }
+  /** As in {@link Admission}: the breaker is open, or another caller runs the trial. */
+  | { state: 'open'; retryInMs: number; trialElsewhere?: true };
 
 /** What {@link SharedBreakers.admit} decided. */
 export type Admission =

@@ -26,6 +26,7 @@ import type {
   Lease,
   RateGate,
   SharedBreakers,
+  Take,
 } from './model.js';
 
 const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), {
@@ -35,6 +36,7 @@ const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), {
   renew: 1,
   admit: 1,
   failure: 1,
+  take: 2,
 });
 type Script = (typeof SCRIPTS)[number]['name'];
 
@@ -117,7 +119,7 @@ export interface RedisConcurrencyOptions {
 
 export class RedisConcurrency implements ConcurrencyLimit {
   readonly #keys: PacingKeys;
-  readonly #local = new MemoryConcurrency();
+  readonly #local: MemoryConcurrency;
   readonly #ttlMs: number;
   /** Leases held on Redis, by key, for renewal. */
   readonly #held = new Map<string, Set<string>>();
@@ -127,8 +129,10 @@ export class RedisConcurrency implements ConcurrencyLimit {
   #seq = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(keys: PacingKeys, opts: RedisConcurrencyOptions = {}) {
+  /** `breakers`: those {@link take} looks behind; their local twin is this one's fallback too. */
+  constructor(keys: PacingKeys, opts: RedisConcurrencyOptions = {}, breakers?: RedisBreakers) {
     this.#keys = keys;
+    this.#local = new MemoryConcurrency(breakers?.local);
     this.#ttlMs = opts.leaseTtlMs ?? 30_000;
     this.#timer = setInterval(() => void this.renew(), opts.renewEveryMs ?? Math.ceil(this.#ttlMs / 3));
     this.#timer.unref();
@@ -143,21 +147,51 @@ export class RedisConcurrency implements ConcurrencyLimit {
         const n = Number(
           await this.#keys.run('acquire', [this.#keys.key(key, 'c')], [limit, want, this.#ttlMs, stem]),
         );
-        const leases = Array.from({ length: n }, (_, i) => ({ key, id: `${stem}.${i + 1}` }));
-        let held = this.#held.get(key);
-        if (!held) {
-          held = new Set();
-          this.#held.set(key, held);
-        }
-        for (const l of leases) held.add(l.id);
+        const leases = this.#hold(key, stem, n);
         return leases;
       },
       () => {
-        const leases = this.#local.take(key, limit, want);
+        const leases = this.#local.takeSlots(key, limit, want);
         for (const l of leases) this.#localIds.add(l.id);
         return leases;
       },
     );
+  }
+
+  async take(key: string, limit: number, want: number, trialTtlMs: number): Promise<Take> {
+    const stem = `${this.#owner}:${++this.#seq}`;
+    return this.#keys.orLocal(
+      'take',
+      async () => {
+        const [code, n] = (await this.#keys.run(
+          'take',
+          [this.#keys.key(key, 'c'), this.#keys.key(key, 'b')],
+          [limit, Math.max(0, want), this.#ttlMs, stem, trialTtlMs],
+        )) as [number, number];
+        if (code === 1) return { state: 'open', retryInMs: Number(n) } as const;
+        if (code === 3) return { state: 'open', retryInMs: Number(n), trialElsewhere: true } as const;
+        const leases = this.#hold(key, stem, Number(n));
+        return { state: code === 2 ? 'trial' : 'closed', leases } as const;
+      },
+      () => {
+        const taken = this.#local.takeNow(key, limit, want, trialTtlMs);
+        if (taken.state !== 'open') for (const l of taken.leases) this.#localIds.add(l.id);
+        return taken;
+      },
+    );
+  }
+
+  /** Records `n` leases granted under `stem` for renewal. */
+  #hold(key: string, stem: string, n: number): Lease[] {
+    const leases = Array.from({ length: n }, (_, i) => ({ key, id: `${stem}.${i + 1}` }));
+    if (n === 0) return leases;
+    let held = this.#held.get(key);
+    if (!held) {
+      held = new Set();
+      this.#held.set(key, held);
+    }
+    for (const l of leases) held.add(l.id);
+    return leases;
   }
 
   async release(lease: Lease): Promise<void> {
@@ -202,6 +236,11 @@ export class RedisBreakers implements SharedBreakers {
 
   constructor(keys: PacingKeys) {
     this.#keys = keys;
+  }
+
+  /** The in-memory twin used while Redis is away. */
+  get local(): MemoryBreakers {
+    return this.#local;
   }
 
   admit(key: string, trialTtlMs: number): Promise<Admission> {

@@ -12,7 +12,6 @@
  */
 import type { Logger } from 'pino';
 import {
-  type Admission,
   type ConcurrencyLimit,
   type Lease,
   MemoryBreakers,
@@ -104,8 +103,9 @@ export class Dispatcher {
     /** Where the per-endpoint limit and breakers are kept. @default in memory, this process only */
     pacing?: { limits: ConcurrencyLimit; breakers: SharedBreakers };
   }) {
-    this.#limits = deps.pacing?.limits ?? new MemoryConcurrency();
-    this.#breakers = deps.pacing?.breakers ?? new MemoryBreakers();
+    const breakers = new MemoryBreakers();
+    this.#limits = deps.pacing?.limits ?? new MemoryConcurrency(breakers);
+    this.#breakers = deps.pacing?.breakers ?? breakers;
     this.#onAttempt = deps.onAttempt;
     this.#repo = deps.repo;
     this.#source = deps.source;
@@ -194,44 +194,36 @@ export class Dispatcher {
         this.#opts.maxConcurrency - this.#total,
       );
       if (want <= 0) continue;
-      // Slots first, then the breaker: a slot frees only after its attempt's outcome is on the
+      // Slots and the breaker in one step: a slot frees only after its attempt's outcome is on the
       // breaker, so no process starts an attempt on a failure count older than the attempt before.
-      const leases = await this.#limits.acquire(key, this.#opts.perEndpointConcurrency, want);
-      if (leases.length === 0) {
-        // Held by other processes, which do not wake this one: look again at the next poll.
-        nextAt = Math.min(nextAt, Date.now() + this.#opts.pollIntervalMs);
-        continue;
-      }
-      const giveBack = (ls: readonly Lease[]) => Promise.all(ls.map((l) => this.#limits.release(l)));
       // A trial outlives its attempt only when its holder died; then it frees itself.
-      let admission: Admission;
-      try {
-        admission = await this.#breakers.admit(key, this.#opts.timeoutMs + 15_000);
-      } catch (err) {
-        await giveBack(leases);
-        throw err;
-      }
-      if (admission.state === 'open') {
-        await giveBack(leases);
+      const taken = await this.#limits.take(
+        key,
+        this.#opts.perEndpointConcurrency,
+        want,
+        this.#opts.timeoutMs + 15_000,
+      );
+      if (taken.state === 'open') {
         this.#open.add(endpoint.id);
         // Another process's trial may end any moment: look again at the next poll, not its deadline.
-        const wait = admission.trialElsewhere
-          ? Math.min(admission.retryInMs, this.#opts.pollIntervalMs)
-          : admission.retryInMs;
+        const wait = taken.trialElsewhere
+          ? Math.min(taken.retryInMs, this.#opts.pollIntervalMs)
+          : taken.retryInMs;
         this.#skipUntil.set(endpoint.id, Date.now() + Math.max(wait, 1));
         nextAt = Math.min(nextAt, Date.now() + Math.max(wait, 1));
         continue;
       }
       this.#open.delete(endpoint.id);
       this.#skipUntil.delete(endpoint.id);
-      const trial = admission.state === 'trial';
-      // Half-open: exactly one trial attempt over all processes, and only once nothing else is in flight.
-      if (trial && inflight > 0) {
-        await giveBack(leases);
-        await this.#breakers.cancelTrial(key);
+      const { leases } = taken;
+      const trial = taken.state === 'trial';
+      if (leases.length === 0) {
+        // Held by other processes (or, half-open, attempts still in flight), which do not wake this
+        // one: look again at the next poll.
+        nextAt = Math.min(nextAt, Date.now() + this.#opts.pollIntervalMs);
         continue;
       }
-      if (trial) await giveBack(leases.splice(1));
+      const giveBack = (ls: readonly Lease[]) => Promise.all(ls.map((l) => this.#limits.release(l)));
       let claimed: Awaited<ReturnType<WebhookRepo['claim']>>;
       try {
         const now = Date.now();

@@ -139,6 +139,34 @@ function contract(name: string, make: () => Promise<{ a: Forms; b: Forms; close(
         expect(await b.breakers.state(key)).toBe('closed');
       });
 
+      it('takes slots behind the breaker in one step: none while open, one trial once no slot is held anywhere', async () => {
+        const key = fresh('wh');
+        const quick = { threshold: 2, cooldownMs: 150 };
+        const first = await a.limits.take(key, 2, 3, 5_000);
+        expect(first).toMatchObject({ state: 'closed' });
+        const held = first.state === 'open' ? [] : first.leases;
+        expect(held).toHaveLength(2);
+        expect(await b.limits.take(key, 2, 1, 5_000)).toEqual({ state: 'closed', leases: [] });
+        await a.breakers.failure(key, quick);
+        expect(await b.breakers.failure(key, quick)).toBe('open');
+        await a.limits.release(held[0]!);
+        // Open: a free slot is not handed out.
+        expect(await b.limits.take(key, 2, 1, 5_000)).toMatchObject({ state: 'open' });
+        await sleep(170);
+        // Half-open, but an attempt (the other slot) is still in flight: nobody gets the trial yet.
+        expect(await b.limits.take(key, 2, 2, 5_000)).toEqual({ state: 'trial', leases: [] });
+        await a.limits.release(held[1]!);
+        const trial = await b.limits.take(key, 2, 2, 5_000);
+        expect(trial.state).toBe('trial');
+        expect(trial.state !== 'open' && trial.leases).toHaveLength(1);
+        expect(await a.limits.take(key, 2, 2, 5_000)).toMatchObject({ state: 'open', trialElsewhere: true });
+        await b.breakers.success(key);
+        if (trial.state !== 'open') await b.limits.release(trial.leases[0]!);
+        const after = await a.limits.take(key, 2, 2, 5_000);
+        expect(after.state === 'closed' && after.leases).toHaveLength(2);
+        if (after.state !== 'open') for (const l of after.leases) await a.limits.release(l);
+      });
+
       it('a trial whose holder died frees itself after its TTL; a cancelled one at once', async () => {
         const key = fresh('wh');
         for (let i = 0; i < 3; i++) await b.breakers.failure(key, { threshold: 3, cooldownMs: 100 });
@@ -155,10 +183,11 @@ function contract(name: string, make: () => Promise<{ a: Forms; b: Forms; close(
 }
 
 contract('in memory', async () => {
+  const breakers = new MemoryBreakers();
   const forms: Forms = {
     gate: new MemoryRateGate(),
-    limits: new MemoryConcurrency(),
-    breakers: new MemoryBreakers(),
+    limits: new MemoryConcurrency(breakers),
+    breakers,
   };
   return { a: forms, b: forms, close: async () => undefined };
 });
@@ -183,11 +212,12 @@ async function connect2(url: string): Promise<RedisClient> {
 
 function formsOn(redis: RedisClient, prefix: string, opts = {}): Forms & { keys: PacingKeys } {
   const keys = new PacingKeys(redis, prefix);
+  const breakers = new RedisBreakers(keys);
   return {
     keys,
     gate: new RedisRateGate(keys),
-    limits: new RedisConcurrency(keys, opts),
-    breakers: new RedisBreakers(keys),
+    limits: new RedisConcurrency(keys, opts, breakers),
+    breakers,
   };
 }
 
@@ -249,6 +279,9 @@ describe.skipIf(!enabled)('on Redis', () => {
       expect(await f.limits.acquire('wh', 1, 1)).toHaveLength(0);
       expect(await f.breakers.failure('wh', { threshold: 1, cooldownMs: 1_000 })).toBe('open');
       expect((await f.breakers.admit('wh', 1_000)).state).toBe('open');
+      // take looks behind the same local breaker.
+      expect(await f.limits.take('wh', 1, 1, 1_000)).toMatchObject({ state: 'open' });
+      expect(await f.limits.take('wh3', 1, 1, 1_000)).toMatchObject({ state: 'closed', leases: [{}] });
       await own.restart();
       await waitReady(redis, 10_000);
       // A restarted Redis has an empty script cache: the scripts load again and hold across holders.
