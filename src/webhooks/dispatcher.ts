@@ -83,6 +83,8 @@ export class Dispatcher {
   #open = new Set<string>();
   /** Endpoints known open until then (ms), so rounds skip them without asking Redis. */
   readonly #skipUntil = new Map<string, number>();
+  /** Endpoints that had nothing due at their last claim, until their next due time. */
+  readonly #idleUntil = new Map<string, number>();
   readonly #inflight = new Map<string, number>();
   readonly #attempts = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -120,8 +122,14 @@ export class Dispatcher {
     this.#loop = this.#run();
   }
 
-  /** Asks the loop to look for work now (a delivery was queued, a slot freed). */
+  /** Asks the loop to look for work now (a delivery was queued or replayed): at every endpoint. */
   wake(): void {
+    this.#idleUntil.clear();
+    this.#nudge();
+  }
+
+  /** Asks the loop for a round without forgetting which endpoints had nothing due (a slot freed). */
+  #nudge(): void {
     this.#woken = true;
     this.#wake?.();
   }
@@ -163,7 +171,14 @@ export class Dispatcher {
       }
       if (!this.#running || this.#woken) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, nextAt - Date.now()));
+        const timer = setTimeout(
+          () => {
+            // A poll (or a retry come due): look at every endpoint again, for work queued elsewhere.
+            this.#idleUntil.clear();
+            resolve();
+          },
+          Math.max(0, nextAt - Date.now()),
+        );
         this.#wake = () => {
           clearTimeout(timer);
           resolve();
@@ -186,6 +201,13 @@ export class Dispatcher {
       const skipUntil = this.#skipUntil.get(endpoint.id) ?? 0;
       if (Date.now() < skipUntil) {
         nextAt = Math.min(nextAt, skipUntil);
+        continue;
+      }
+      // Nothing was due at the last claim: no slots taken and given back until a wake, a poll, or
+      // the endpoint's next due time.
+      const idleUntil = this.#idleUntil.get(endpoint.id) ?? 0;
+      if (Date.now() < idleUntil) {
+        nextAt = Math.min(nextAt, idleUntil);
         continue;
       }
       const inflight = this.#inflight.get(endpoint.id) ?? 0;
@@ -240,6 +262,8 @@ export class Dispatcher {
       }
       const { claims, nextDueAt } = claimed;
       if (nextDueAt !== null) nextAt = Math.min(nextAt, nextDueAt);
+      if (claims.length === 0) this.#idleUntil.set(endpoint.id, nextDueAt ?? Number.POSITIVE_INFINITY);
+      else this.#idleUntil.delete(endpoint.id);
       await giveBack(leases.slice(claims.length));
       if (trial && claims.length === 0) await this.#breakers.cancelTrial(key);
       for (const [i, claim] of claims.entries()) this.#launch(endpoint.id, claim, leases[i]!);
@@ -249,6 +273,7 @@ export class Dispatcher {
       if (!known.has(id)) {
         this.#open.delete(id);
         this.#skipUntil.delete(id);
+        this.#idleUntil.delete(id);
         await this.#breakers.success(pacingKey(id));
       }
     }
@@ -275,7 +300,10 @@ export class Dispatcher {
           .catch((err) =>
             this.#logger.warn({ err, webhookId: endpointId }, 'webhook slot not given back; it expires'),
           );
-        this.wake();
+        // Its outcome may have made work due (a retry, the lane's next event) or changed the breaker.
+        this.#idleUntil.delete(endpointId);
+        this.#skipUntil.delete(endpointId);
+        this.#nudge();
       });
     this.#attempts.add(attempt);
   }
