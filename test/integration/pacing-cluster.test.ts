@@ -141,5 +141,11 @@ describe.skipIf(!enabled)('pacing shared by two processes (Redis)', () => {
     for (let i = 1; i < after.length; i++) {
       expect(after[i]! - after[i - 1]!, described).toBeGreaterThanOrEqual(COOLDOWN_MS - 300);
     }
+    // Each process's gauge shows the dead endpoint's breaker open (the slow one's closed).
+    for (const gw of [a, b]) {
+      await eventually(async () =>
+        /^switchboard_webhook_breakers_open 1$/m.test(await (await fetch(`${gw.url}/metrics`)).text()),
+      );
+    }
   }, 90_000);
 });
