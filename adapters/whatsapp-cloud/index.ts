@@ -57,12 +57,15 @@ export function createWhatsAppCloudAdapter(
 ): ChannelAdapter {
   const { logger } = ctx;
   // Per business phone number over all processes: Meta's throughput (WHATSAPP_SEND_RATE_PER_SEC).
-  const pace = pacer(pacingFor(ctx.store, logger).gate, 'wa', config.sendRatePerSec);
+  const { gate } = pacingFor(ctx.store, logger);
+  const pace = pacer(gate, 'wa', config.sendRatePerSec);
   const graph = new GraphClient({
     apiUrl: config.apiUrl,
     apiVersion: config.apiVersion,
     accessToken: config.accessToken,
     logger,
+    // Meta's 130429 holds the number's other sends too (the same key as the pacing's).
+    onThrottled: (id, untilMs) => void gate.defer(`wa:${id}`, untilMs).catch(() => undefined),
     ...(opts.policy ? { policy: opts.policy } : {}),
   });
   // Same records and route as mail attachments: one `GET /v1/attachments/:id` serves both.
