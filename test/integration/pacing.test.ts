@@ -5,6 +5,7 @@
  * state (failures, open-until, one trial) for every holder. Then Redis away and back: the forms fall
  * back to per-process state instead of failing, and the scripts work again after a restart.
  */
+import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   MemoryBreakers,
@@ -244,6 +245,11 @@ describe.skipIf(!enabled)('on Redis', () => {
     const ttl = await redis.pttl(key);
     expect(ttl).toBeGreaterThan(1_000);
     expect(ttl).toBeLessThanOrEqual(2_000);
+    // take-2 touches a key's leases and breaker together: one Cluster slot (SPEC §4.7).
+    const pair = [f.keys.key('wh:01J', 'c'), f.keys.key('wh:01J', 'b')];
+    expect(calculateSlot.generateMulti(pair)).not.toBe(-1);
+    // A brace in a key cannot move it out of its hash tag.
+    expect(f.keys.key('x}{y', 'r')).toBe('px:{px:pace:xy}:r');
     f.limits.close();
   });
 
