@@ -46,6 +46,15 @@ export const DEFAULTS = {
   TYPING_AFTER_MS: 800,
   /** Attempts per message before the fallback reply (first try included). */
   BOT_MAX_ATTEMPTS: 3,
+  /**
+   * Attempts in flight to one outbound webhook endpoint over all processes (docs/pacing.md): enough
+   * for a healthy CRM, few enough that one slow endpoint holds few slots.
+   */
+  WEBHOOKS_ENDPOINT_CONCURRENCY: 8,
+  /** Consecutive failed attempts to one webhook endpoint, over all processes, that open its breaker. */
+  WEBHOOKS_BREAKER_THRESHOLD: 5,
+  /** How long an open webhook breaker waits before its one trial: a minute spares a dead endpoint. */
+  WEBHOOKS_BREAKER_COOLDOWN_MS: 60_000,
   /** Consecutive failed messages that open the circuit breaker. */
   BOT_BREAKER_THRESHOLD: 5,
   /** How long the breaker stays open before one trial request. */

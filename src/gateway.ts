@@ -182,6 +182,7 @@ export async function createGateway(
     },
   });
   events.on(privacy ? redactingListener(webhooks.onEvent, privacy.types) : webhooks.onEvent);
+  metrics.watchWebhookBreakers(() => webhooks.dispatcher.openBreakers);
   const keys = await createKeys({ store, config, logger: logger.child({ component: 'keys' }) });
   const deps: GatewayDeps = {
     config,

@@ -50,6 +50,7 @@ export function metricsGuard(config: { METRICS_TOKEN?: string; NODE_ENV?: string
 export function createMetrics(pendingCount: () => Promise<number>) {
   const registry = new Registry();
   let breakerState: () => boolean = () => false;
+  let webhookBreakers: () => number = () => 0;
   collectDefaultMetrics({ register: registry });
   return {
     registry,
@@ -178,6 +179,18 @@ export function createMetrics(pendingCount: () => Promise<number>) {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    webhookBreakersOpen: new Gauge({
+      name: 'switchboard_webhook_breakers_open',
+      help: "Outbound webhook endpoints whose circuit breaker (shared by every process) was open at this process's last look",
+      registers: [registry],
+      collect() {
+        this.set(webhookBreakers());
+      },
+    }),
+    /** Tells the webhook breaker gauge where to look (the webhooks are built after the metrics). */
+    watchWebhookBreakers(open: () => number) {
+      webhookBreakers = open;
+    },
     /** Tells the breaker gauge where to look (the bot is built after the metrics). */
     watchBreaker(open: () => boolean) {
       breakerState = open;

@@ -23,6 +23,7 @@ import {
   untrusted,
 } from '../../src/core/index.js';
 import type { GatewayDeps } from '../../src/deps.js';
+import { pacingFor } from '../../src/pacing/index.js';
 import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
 import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
 import { SlackDesk } from './desk.js';
@@ -90,7 +91,7 @@ class SlackAdapter implements ChannelAdapter {
     this.#status = config.assistant ? (status ?? createStatusApi(config)) : undefined;
     this.#config = config;
     this.#api = api;
-    this.#sender = new SlackSender(api, { logger: ctx.logger });
+    this.#sender = new SlackSender(api, { logger: ctx.logger, gate: pacingFor(ctx.store, ctx.logger).gate });
     // Any content type: the signature decides, and it is checked on exactly these bytes.
     this.#raw = express.raw({ type: () => true, limit: ctx.config.BODY_LIMIT_BYTES });
     ctx.verificationMode('slack', config.verify, 'SLACK_VERIFY');

@@ -23,6 +23,7 @@ import {
   type SendResult,
   sleep,
 } from '../../src/core/index.js';
+import { MemoryRateGate, type RateGate } from '../../src/pacing/index.js';
 import type { SlackConfig } from './config.js';
 import { parseChannelRef } from './inbound.js';
 
@@ -253,43 +254,39 @@ export function renderMessage(
 // --- pacing and retries --------------------------------------------------------------------------
 
 /**
- * One send slot per channel every `intervalMs`. A slot is reserved synchronously, so concurrent sends
- * to one channel queue behind each other while sends to other channels never wait.
+ * One send slot per channel every `intervalMs`, in this process: the in-memory rate gate of the pacing
+ * room at a fixed interval. A slot is reserved synchronously, so concurrent sends to one channel queue
+ * behind each other while sends to other channels never wait. {@link SlackSender} uses the shared
+ * {@link RateGate} instead, which keeps the same spacing across processes.
  */
 export class ChannelGate {
-  readonly #next = new Map<string, number>();
+  readonly #gate: MemoryRateGate;
   readonly #intervalMs: number;
-  readonly #now: () => number;
 
   constructor(intervalMs: number, now: () => number = Date.now) {
+    this.#gate = new MemoryRateGate(now);
     this.#intervalMs = intervalMs;
-    this.#now = now;
   }
 
-  /** Reserves the channel's next slot; resolves with how long the caller must wait for it. */
+  /** Reserves the channel's next slot; returns how long the caller must wait for it. */
   reserve(channel: string): number {
-    const now = this.#now();
-    this.#prune(now);
-    const slot = Math.max(now, this.#next.get(channel) ?? 0);
-    this.#next.set(channel, slot + this.#intervalMs);
-    return slot - now;
+    return this.#gate.slot(channel, this.#intervalMs);
   }
 
   /** Keeps the channel closed until `untilMs` (a `Retry-After`). */
   defer(channel: string, untilMs: number): void {
-    this.#next.set(channel, Math.max(untilMs, this.#next.get(channel) ?? 0));
-  }
-
-  /** Forgets channels whose slot has passed, so the map does not grow with every channel ever used. */
-  #prune(now: number): void {
-    if (this.#next.size < 1_000) return;
-    for (const [channel, next] of this.#next) if (next <= now) this.#next.delete(channel);
+    this.#gate.shut(channel, untilMs);
   }
 }
 
 export interface SlackSenderOptions {
   /** Minimum time between two messages to one channel. @default 1000 */
   intervalMs?: number;
+  /**
+   * Where the channels' slots are kept: the pacing room's shared gate, so every process together keeps
+   * one message per second per channel. @default an in-process gate
+   */
+  gate?: RateGate;
   /** Attempts per message, the first included. @default 4 */
   maxAttempts?: number;
   /** A `Retry-After` longer than this ends the attempts. @default 60000 */
@@ -302,7 +299,8 @@ export interface SlackSenderOptions {
 /** Sends stored bot messages to Slack with per-channel pacing and retries. */
 export class SlackSender {
   readonly #api: SlackApi;
-  readonly #gate: ChannelGate;
+  readonly #gate: RateGate;
+  readonly #intervalMs: number;
   readonly #maxAttempts: number;
   readonly #maxRetryAfterMs: number;
   readonly #now: () => number;
@@ -312,7 +310,8 @@ export class SlackSender {
   constructor(api: SlackApi, opts: SlackSenderOptions = {}) {
     this.#api = api;
     this.#now = opts.now ?? Date.now;
-    this.#gate = new ChannelGate(opts.intervalMs ?? 1_000, this.#now);
+    this.#gate = opts.gate ?? new MemoryRateGate(this.#now);
+    this.#intervalMs = opts.intervalMs ?? 1_000;
     this.#maxAttempts = opts.maxAttempts ?? 4;
     this.#maxRetryAfterMs = opts.maxRetryAfterMs ?? 60_000;
     this.#sleep = opts.sleep ?? ((ms) => sleep(ms));
@@ -329,8 +328,9 @@ export class SlackSender {
       );
     }
     const args = renderMessage(target, message);
+    const key = `slack:${target.team}:${target.channel}`;
     for (let attempt = 1; ; attempt++) {
-      const wait = this.#gate.reserve(target.channel);
+      const wait = await this.#gate.reserve(key, this.#intervalMs);
       if (wait > 0) await this.#sleep(wait);
       try {
         return { externalId: await this.#api.postMessage(args), status: 'sent' };
@@ -347,7 +347,7 @@ export class SlackSender {
           'slack send failed; retrying',
         );
         // Later sends to this channel wait behind the retry, which keeps their order.
-        this.#gate.defer(target.channel, this.#now() + retryIn);
+        await this.#gate.defer(key, this.#now() + retryIn);
       }
     }
   }

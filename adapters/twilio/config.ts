@@ -18,6 +18,7 @@ export const SETTINGS = [
   'TWILIO_API_URL',
   'TWILIO_VERIFY',
   'TWILIO_TYPING_INDICATOR',
+  'TWILIO_SEND_RATE_PER_SEC',
 ] as const;
 
 /** Twilio's REST API; tests point `TWILIO_API_URL` at a local fake. */
@@ -35,6 +36,10 @@ export interface TwilioConfig {
    * marks that message read. @default true
    */
   typingIndicator: boolean;
+   * Messages per second per sender (`From`), held over all processes; 0 = off (the default): Twilio
+   * queues what a sender sends faster than its own rate and delivers it at that rate (README).
+   */
+  sendRatePerSec: number;
 }
 
 const schema = z.object({
@@ -49,6 +54,11 @@ const schema = z.object({
     .default(DEFAULT_API_URL),
   TWILIO_VERIFY: verifyModeSchema,
   TWILIO_TYPING_INDICATOR: z.enum(['on', 'off']).default('on'),
+  TWILIO_SEND_RATE_PER_SEC: z.coerce
+    .number({ message: 'must be a number' })
+    .min(0, 'must be 0 (off) or more')
+    .max(10_000)
+    .default(0),
 });
 
 /** Reads the Twilio settings; see the module comment for when it is enabled. */
@@ -74,6 +84,7 @@ export function configure(env: Env): AdapterConfigResult<TwilioConfig> {
       apiUrl: parsed.data.TWILIO_API_URL.replace(/\/+$/, ''),
       verify: parsed.data.TWILIO_VERIFY,
       typingIndicator: parsed.data.TWILIO_TYPING_INDICATOR === 'on',
+      sendRatePerSec: parsed.data.TWILIO_SEND_RATE_PER_SEC,
     },
   };
 }

@@ -20,6 +20,7 @@ import {
   isGatewayError,
   untrusted,
 } from '../../src/core/index.js';
+import { pacer, pacingFor } from '../../src/pacing/index.js';
 import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
 import { configure, SETTINGS, type TwilioConfig } from './config.js';
 import { checkIds } from './ids.js';
@@ -59,6 +60,8 @@ export function createTwilioAdapter(
   const typing = config.typingIndicator
     ? (opts.typing ?? createTypingClient(config.accountSid, config.authToken, config.apiUrl, logger))
     : undefined;
+  // Per sender over all processes, when TWILIO_SEND_RATE_PER_SEC is set (docs/pacing.md).
+  const pace = pacer(pacingFor(ctx.store, logger).gate, 'twilio', config.sendRatePerSec);
   const limit = Math.min(ctx.config.BODY_LIMIT_BYTES, MAX_BODY_BYTES);
   const readRaw = express.raw({ type: () => true, limit, inflate: false });
   ctx.verificationMode('twilio', config.verify, 'TWILIO_VERIFY');
@@ -236,6 +239,7 @@ export function createTwilioAdapter(
           statusCallback: `${ctx.publicUrl}${STATUS_PATH}`,
           remember: (sid) => ctx.delivery.remember(conversation.channel, sid, conversation.id, message.id),
           logger,
+          ...(pace ? { pace } : {}),
         },
         conversation,
         message,

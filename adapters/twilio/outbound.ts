@@ -301,6 +301,8 @@ export interface SenderDeps {
   /** Maps a returned SID to the stored message, so status callbacks for every part find it. */
   remember(sid: string): Promise<void>;
   logger: Logger;
+  /** Waits for the sender's next send slot (TWILIO_SEND_RATE_PER_SEC); absent when pacing is off. */
+  pace?: (from: string) => Promise<void>;
 }
 
 /**
@@ -340,6 +342,7 @@ export async function sendMessage(
   const sids: string[] = [];
   for (const [i, part] of parts.entries()) {
     let sid: string;
+    await deps.pace?.(route.from);
     try {
       ({ sid } = await deps.messages.create({ ...route, ...part, statusCallback: deps.statusCallback }));
     } catch (err) {

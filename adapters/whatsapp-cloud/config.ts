@@ -23,6 +23,7 @@ export const SETTINGS = [
   'WHATSAPP_MEDIA_MAX_BYTES',
   'WHATSAPP_TYPING_INDICATOR',
   'WHATSAPP_VERIFY',
+  'WHATSAPP_SEND_RATE_PER_SEC',
 ] as const;
 
 const REQUIRED = [
@@ -34,6 +35,13 @@ const REQUIRED = [
 
 /** Meta's Graph API; tests point `WHATSAPP_API_URL` at a local fake. */
 export const DEFAULT_API_URL = 'https://graph.facebook.com';
+
+/**
+ * Cloud API throughput per business phone number: 80 messages a second by default (1,000 after Meta's
+ * automatic upgrade; 20 for a number shared with the WhatsApp Business app), inbound and outbound
+ * together (https://developers.facebook.com/documentation/business-messaging/whatsapp/throughput).
+ */
+export const DEFAULT_SEND_RATE_PER_SEC = 80;
 
 /** The Graph API version in request paths (`/v23.0/<phone-number-id>/messages`). */
 export const DEFAULT_API_VERSION = 'v23.0';
@@ -67,6 +75,11 @@ export interface WhatsAppCloudConfig {
   typingIndicator: boolean;
   /** `enforce` refuses a webhook whose signature does not verify; `report` accepts and logs it (SPEC §12). */
   verify: VerifyMode;
+  /**
+   * Messages per second per business phone number id, held over all processes; 0 = off. Meta's
+   * default throughput is 80 a second per number (error 130429 above it). @default 80
+   */
+  sendRatePerSec: number;
 }
 
 const schema = z.object({
@@ -97,6 +110,11 @@ const schema = z.object({
     .default(DEFAULT_MEDIA_MAX_BYTES),
   WHATSAPP_TYPING_INDICATOR: z.enum(['on', 'off'], { message: 'must be on or off' }).default('on'),
   WHATSAPP_VERIFY: verifyModeSchema,
+  WHATSAPP_SEND_RATE_PER_SEC: z.coerce
+    .number({ message: 'must be a number' })
+    .min(0, 'must be 0 (off) or more')
+    .max(10_000)
+    .default(DEFAULT_SEND_RATE_PER_SEC),
 });
 
 /** Reads the WhatsApp Cloud API settings; see the module comment for when it is enabled. */
@@ -130,6 +148,7 @@ export function configure(env: Env): AdapterConfigResult<WhatsAppCloudConfig> {
       mediaMaxBytes: d.WHATSAPP_MEDIA_MAX_BYTES,
       typingIndicator: d.WHATSAPP_TYPING_INDICATOR === 'on',
       verify: d.WHATSAPP_VERIFY,
+      sendRatePerSec: d.WHATSAPP_SEND_RATE_PER_SEC,
     },
   };
 }

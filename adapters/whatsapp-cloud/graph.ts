@@ -62,6 +62,11 @@ export interface GraphClientOptions {
   accessToken: string;
   logger: Logger;
   policy?: RetryPolicy;
+  /**
+   * Told when Meta answers a number's send with 130429 (throughput exceeded) and it is retried after
+   * `untilMs`: the gateway holds that number's other sends until then, in every process.
+   */
+  onThrottled?: (phoneNumberId: string, untilMs: number) => void;
 }
 
 /** What `GET /{media-id}` answers. */
@@ -76,8 +81,10 @@ export class GraphClient {
   readonly #token: string;
   readonly #logger: Logger;
   readonly #policy: RetryPolicy;
+  readonly #onThrottled: GraphClientOptions['onThrottled'];
 
   constructor(opts: GraphClientOptions) {
+    this.#onThrottled = opts.onThrottled;
     this.#base = `${opts.apiUrl}/${opts.apiVersion}`;
     this.#token = opts.accessToken;
     this.#logger = opts.logger;
@@ -92,6 +99,7 @@ export class GraphClient {
       body: JSON.stringify({ messaging_product: 'whatsapp', recipient_type: 'individual', ...payload }),
       // A send that timed out may have been accepted; sending it again could duplicate it.
       retryTimeouts: false,
+      throttleKey: phoneNumberId,
     });
     const body = (await res.json().catch(() => undefined)) as { messages?: { id?: unknown }[] } | undefined;
     const id = body?.messages?.[0]?.id;
@@ -169,6 +177,8 @@ export class GraphClient {
       retryTimeouts?: boolean;
       /** A single attempt, whatever the policy says. */
       once?: boolean;
+      /** The phone number id a 130429 (throughput) is reported for. */
+      throttleKey?: string;
     },
   ): Promise<Response> {
     const { baseMs, capMs, maxRetryAfterMs, timeoutMs } = this.#policy;
@@ -205,6 +215,8 @@ export class GraphClient {
         throw error;
       }
       const delay = retryAfter ?? fullJitter(attempt, baseMs, capMs);
+      if (error.code === '130429' && init.throttleKey)
+        this.#onThrottled?.(init.throttleKey, Date.now() + delay);
       this.#logger.info(
         { attempt, path, status: res.status, code: error.code, delayMs: delay },
         'Graph API answered a transient error; retrying',

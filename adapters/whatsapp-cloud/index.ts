@@ -26,6 +26,7 @@ import {
   isGatewayError,
   untrusted,
 } from '../../src/core/index.js';
+import { pacer, pacingFor } from '../../src/pacing/index.js';
 import { AttachmentStore, attachmentRoute } from '../email/attachments.js';
 import { configure, SETTINGS, type WhatsAppCloudConfig } from './config.js';
 import { GraphClient, MediaTooLargeError, type RetryPolicy } from './graph.js';
@@ -55,11 +56,16 @@ export function createWhatsAppCloudAdapter(
   opts: WhatsAppCloudAdapterOptions = {},
 ): ChannelAdapter {
   const { logger } = ctx;
+  // Per business phone number over all processes: Meta's throughput (WHATSAPP_SEND_RATE_PER_SEC).
+  const { gate } = pacingFor(ctx.store, logger);
+  const pace = pacer(gate, 'wa', config.sendRatePerSec);
   const graph = new GraphClient({
     apiUrl: config.apiUrl,
     apiVersion: config.apiVersion,
     accessToken: config.accessToken,
     logger,
+    // Meta's 130429 holds the number's other sends too (the same key as the pacing's).
+    onThrottled: (id, untilMs) => void gate.defer(`wa:${id}`, untilMs).catch(() => undefined),
     ...(opts.policy ? { policy: opts.policy } : {}),
   });
   // Same records and route as mail attachments: one `GET /v1/attachments/:id` serves both.
@@ -257,6 +263,7 @@ export function createWhatsAppCloudAdapter(
           phoneNumberId: config.phoneNumberId,
           remember: (wamid) => ctx.delivery.remember(CHANNEL, wamid, conversation.id, message.id),
           logger,
+          ...(pace ? { pace } : {}),
         },
         conversation,
         message,

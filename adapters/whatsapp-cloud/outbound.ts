@@ -204,6 +204,8 @@ export interface SenderDeps {
   /** Maps a returned `wamid` to the stored message, so status webhooks for every part find it. */
   remember(wamid: string): Promise<void>;
   logger: Logger;
+  /** Waits for the phone number's next send slot (WHATSAPP_SEND_RATE_PER_SEC); absent when off. */
+  pace?: (phoneNumberId: string) => Promise<void>;
 }
 
 /**
@@ -246,6 +248,7 @@ export async function sendMessage(
   const ids: string[] = [];
   for (const [i, payload] of payloads.entries()) {
     let wamid: string;
+    await deps.pace?.(route.phoneNumberId);
     try {
       wamid = await deps.send(route.phoneNumberId, { to: route.to, ...payload });
     } catch (err) {

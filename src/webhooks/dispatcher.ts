@@ -1,15 +1,23 @@
 /**
  * @module The delivery loop. It never runs on the inbound path: the event listener only enqueues, and
  * this loop claims due lane heads endpoint by endpoint and sends them in parallel, within a
- * per-endpoint and a per-process concurrency limit, behind a per-endpoint circuit breaker. A dead or
- * slow endpoint therefore holds at most its own slots and never delays another endpoint.
+ * per-endpoint concurrency limit held over all processes (leases in the pacing room), a per-process
+ * limit, and behind a per-endpoint circuit breaker whose state every process shares: once one process
+ * finds an endpoint dead, none sends to it until the cooldown's single trial. A dead or slow endpoint
+ * therefore holds at most its own slots and never delays another endpoint.
  *
  * Outcomes: 2xx → succeeded; 410 → dead-lettered and the endpoint disabled; anything else → retried
  * after a full-jitter wait (honouring a longer `Retry-After`) until the ceilings run out, then
  * dead-lettered. While a head waits for its retry, later events of the same conversation wait too.
  */
 import type { Logger } from 'pino';
-import { CircuitBreaker } from '../pipeline/breaker.js';
+import {
+  type ConcurrencyLimit,
+  type Lease,
+  MemoryBreakers,
+  MemoryConcurrency,
+  type SharedBreakers,
+} from '../pacing/index.js';
 import { traceparentIn } from '../tracing/index.js';
 import type { WebhookOptions } from './options.js';
 import type { DeliveryClaim, DeliveryState, EndpointRecord, FinishAction, WebhookRepo } from './repo.js';
@@ -52,6 +60,11 @@ export function retryDelay(
   return retryAfterMs === undefined ? jittered : Math.max(jittered, Math.min(retryAfterMs, longest));
 }
 
+/** The pacing key of an endpoint: its concurrency leases and breaker. */
+function pacingKey(endpointId: string): string {
+  return `wh:${endpointId}`;
+}
+
 /** Told of each recorded attempt: its outcome and the endpoint's answer time (null when never sent). */
 export type AttemptObserver = (outcome: 'delivered' | 'failed' | 'dead', latencyMs: number | null) => void;
 
@@ -62,7 +75,16 @@ export class Dispatcher {
   readonly #allowPrivate: boolean;
   readonly #logger: Logger;
   readonly #onAttempt: AttemptObserver | undefined;
-  readonly #breakers = new Map<string, CircuitBreaker>();
+  readonly #limits: ConcurrencyLimit;
+  readonly #breakers: SharedBreakers;
+  /** Endpoints seen in the last round, to forget the breakers of deleted ones. */
+  #known = new Set<string>();
+  /** Endpoints whose breaker was open (or in another process's trial) in the last round. */
+  #open = new Set<string>();
+  /** Endpoints known open until then (ms), so rounds skip them without asking Redis. */
+  readonly #skipUntil = new Map<string, number>();
+  /** Endpoints that had nothing due at their last claim, until their next due time. */
+  readonly #idleUntil = new Map<string, number>();
   readonly #inflight = new Map<string, number>();
   readonly #attempts = new Set<Promise<void>>();
   readonly #abort = new AbortController();
@@ -80,7 +102,12 @@ export class Dispatcher {
     allowPrivate: boolean;
     logger: Logger;
     onAttempt?: AttemptObserver;
+    /** Where the per-endpoint limit and breakers are kept. @default in memory, this process only */
+    pacing?: { limits: ConcurrencyLimit; breakers: SharedBreakers };
   }) {
+    const breakers = new MemoryBreakers();
+    this.#limits = deps.pacing?.limits ?? new MemoryConcurrency(breakers);
+    this.#breakers = deps.pacing?.breakers ?? breakers;
     this.#onAttempt = deps.onAttempt;
     this.#repo = deps.repo;
     this.#source = deps.source;
@@ -95,8 +122,14 @@ export class Dispatcher {
     this.#loop = this.#run();
   }
 
-  /** Asks the loop to look for work now (a delivery was queued, a slot freed). */
+  /** Asks the loop to look for work now (a delivery was queued or replayed): at every endpoint. */
   wake(): void {
+    this.#idleUntil.clear();
+    this.#nudge();
+  }
+
+  /** Asks the loop for a round without forgetting which endpoints had nothing due (a slot freed). */
+  #nudge(): void {
     this.#woken = true;
     this.#wake?.();
   }
@@ -118,17 +151,9 @@ export class Dispatcher {
     await all;
   }
 
-  /** The breaker of an endpoint (kept per process). */
-  breaker(endpointId: string): CircuitBreaker {
-    let breaker = this.#breakers.get(endpointId);
-    if (!breaker) {
-      breaker = new CircuitBreaker({
-        threshold: this.#opts.breakerThreshold,
-        cooldownMs: this.#opts.breakerCooldownMs,
-      });
-      this.#breakers.set(endpointId, breaker);
-    }
-    return breaker;
+  /** Endpoints whose breaker this process saw open in its last round (the metrics gauge). */
+  get openBreakers(): number {
+    return this.#open.size;
   }
 
   async #run(): Promise<void> {
@@ -146,7 +171,14 @@ export class Dispatcher {
       }
       if (!this.#running || this.#woken) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, nextAt - Date.now()));
+        const timer = setTimeout(
+          () => {
+            // A poll (or a retry come due): look at every endpoint again, for work queued elsewhere.
+            this.#idleUntil.clear();
+            resolve();
+          },
+          Math.max(0, nextAt - Date.now()),
+        );
         this.#wake = () => {
           clearTimeout(timer);
           resolve();
@@ -164,37 +196,92 @@ export class Dispatcher {
     for (const endpoint of endpoints) {
       known.add(endpoint.id);
       if (!endpoint.enabled || !this.#running) continue;
-      const breaker = this.breaker(endpoint.id);
-      const state = breaker.state;
-      const inflight = this.#inflight.get(endpoint.id) ?? 0;
-      if (state === 'open') {
-        nextAt = Math.min(nextAt, Date.now() + this.#opts.breakerCooldownMs);
+      const key = pacingKey(endpoint.id);
+      // Known open (by this process's last look): no Redis round trips until it may have changed.
+      const skipUntil = this.#skipUntil.get(endpoint.id) ?? 0;
+      if (Date.now() < skipUntil) {
+        nextAt = Math.min(nextAt, skipUntil);
         continue;
       }
-      let capacity = Math.min(
+      // Nothing was due at the last claim: no slots taken and given back until a wake, a poll, or
+      // the endpoint's next due time.
+      const idleUntil = this.#idleUntil.get(endpoint.id) ?? 0;
+      if (Date.now() < idleUntil) {
+        nextAt = Math.min(nextAt, idleUntil);
+        continue;
+      }
+      const inflight = this.#inflight.get(endpoint.id) ?? 0;
+      const want = Math.min(
         this.#opts.perEndpointConcurrency - inflight,
         this.#opts.maxConcurrency - this.#total,
       );
-      // Half-open: exactly one trial attempt, and only once nothing else is in flight.
-      if (state === 'half-open') capacity = inflight === 0 ? Math.min(capacity, 1) : 0;
-      if (capacity <= 0) continue;
-      const now = Date.now();
-      const { claims, nextDueAt } = await this.#repo.claim(
-        endpoint.id,
-        capacity,
-        now,
-        now + this.#opts.timeoutMs + 15_000,
+      if (want <= 0) continue;
+      // Slots and the breaker in one step: a slot frees only after its attempt's outcome is on the
+      // breaker, so no process starts an attempt on a failure count older than the attempt before.
+      // A trial outlives its attempt only when its holder died; then it frees itself.
+      const taken = await this.#limits.take(
+        key,
+        this.#opts.perEndpointConcurrency,
+        want,
+        this.#opts.timeoutMs + 15_000,
       );
+      if (taken.state === 'open') {
+        this.#open.add(endpoint.id);
+        // Another process's trial may end any moment: look again at the next poll, not its deadline.
+        const wait = taken.trialElsewhere
+          ? Math.min(taken.retryInMs, this.#opts.pollIntervalMs)
+          : taken.retryInMs;
+        this.#skipUntil.set(endpoint.id, Date.now() + Math.max(wait, 1));
+        nextAt = Math.min(nextAt, Date.now() + Math.max(wait, 1));
+        continue;
+      }
+      this.#open.delete(endpoint.id);
+      this.#skipUntil.delete(endpoint.id);
+      const { leases } = taken;
+      const trial = taken.state === 'trial';
+      if (leases.length === 0) {
+        // Held by other processes (or, half-open, attempts still in flight), which do not wake this
+        // one: look again at the next poll.
+        nextAt = Math.min(nextAt, Date.now() + this.#opts.pollIntervalMs);
+        continue;
+      }
+      const giveBack = (ls: readonly Lease[]) => Promise.all(ls.map((l) => this.#limits.release(l)));
+      let claimed: Awaited<ReturnType<WebhookRepo['claim']>>;
+      try {
+        const now = Date.now();
+        claimed = await this.#repo.claim(
+          endpoint.id,
+          leases.length,
+          now,
+          now + this.#opts.timeoutMs + 15_000,
+        );
+      } catch (err) {
+        await giveBack(leases);
+        if (trial) await this.#breakers.cancelTrial(key);
+        throw err;
+      }
+      const { claims, nextDueAt } = claimed;
       if (nextDueAt !== null) nextAt = Math.min(nextAt, nextDueAt);
-      if (claims.length > 0 && state === 'half-open') breaker.tryAcquire();
-      for (const claim of claims) this.#launch(endpoint.id, claim);
+      if (claims.length === 0) this.#idleUntil.set(endpoint.id, nextDueAt ?? Number.POSITIVE_INFINITY);
+      else this.#idleUntil.delete(endpoint.id);
+      await giveBack(leases.slice(claims.length));
+      if (trial && claims.length === 0) await this.#breakers.cancelTrial(key);
+      for (const [i, claim] of claims.entries()) this.#launch(endpoint.id, claim, leases[i]!);
     }
-    // Forget breakers of deleted endpoints.
-    for (const id of this.#breakers.keys()) if (!known.has(id)) this.#breakers.delete(id);
+    // Forget the breakers of deleted endpoints.
+    for (const id of this.#known) {
+      if (!known.has(id)) {
+        this.#open.delete(id);
+        this.#skipUntil.delete(id);
+        this.#idleUntil.delete(id);
+        await this.#breakers.success(pacingKey(id));
+      }
+    }
+    this.#known = known;
     return nextAt;
   }
 
-  #launch(endpointId: string, claim: DeliveryClaim): void {
+  #launch(endpointId: string, claim: DeliveryClaim, lease: Lease): void {
     this.#inflight.set(endpointId, (this.#inflight.get(endpointId) ?? 0) + 1);
     this.#total += 1;
     const attempt = this.#attempt(claim)
@@ -204,13 +291,37 @@ export class Dispatcher {
           'webhook attempt failed',
         ),
       )
-      .finally(() => {
+      .finally(async () => {
         this.#inflight.set(endpointId, (this.#inflight.get(endpointId) ?? 1) - 1);
         this.#total -= 1;
         this.#attempts.delete(attempt);
-        this.wake();
+        await this.#limits
+          .release(lease)
+          .catch((err) =>
+            this.#logger.warn({ err, webhookId: endpointId }, 'webhook slot not given back; it expires'),
+          );
+        // Its outcome may have made work due (a retry, the lane's next event) or changed the breaker.
+        this.#idleUntil.delete(endpointId);
+        this.#skipUntil.delete(endpointId);
+        this.#nudge();
       });
     this.#attempts.add(attempt);
+  }
+
+  /** Records an attempt's outcome on the endpoint's shared breaker; trouble there never loses the outcome. */
+  async #record(endpointId: string, ok: boolean): Promise<void> {
+    const key = pacingKey(endpointId);
+    try {
+      if (ok) await this.#breakers.success(key);
+      else {
+        await this.#breakers.failure(key, {
+          threshold: this.#opts.breakerThreshold,
+          cooldownMs: this.#opts.breakerCooldownMs,
+        });
+      }
+    } catch (err) {
+      this.#logger.warn({ err, webhookId: endpointId }, 'webhook breaker not updated');
+    }
   }
 
   async #attempt(claim: DeliveryClaim): Promise<void> {
@@ -237,9 +348,7 @@ export class Dispatcher {
       await this.#repo.finish(claim, 'release', null, Date.now());
       return;
     }
-    const breaker = this.breaker(endpoint.id);
-    if (outcome.kind === 'success') breaker.success();
-    else breaker.failure();
+    await this.#record(endpoint.id, outcome.kind === 'success');
 
     const { action, state, at } = this.#next(delivery.state, outcome);
     const applied = await this.#repo.finish(claim, action, state, at);

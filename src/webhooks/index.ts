@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { AppConfig } from '../../config/schema.js';
 import type { Store } from '../core/store.js';
+import { pacingFor } from '../pacing/index.js';
 import type { AttemptObserver } from './dispatcher.js';
 import { type WebhookOptions, webhookOptions } from './options.js';
 import type { WebhookRepo } from './repo.js';
@@ -39,9 +40,16 @@ export async function createWebhooks(deps: {
   return new WebhookService({
     repo,
     bus: store.bus,
-    options: webhookOptions(deps.options),
+    options: webhookOptions({
+      perEndpointConcurrency: config.WEBHOOKS_ENDPOINT_CONCURRENCY,
+      breakerThreshold: config.WEBHOOKS_BREAKER_THRESHOLD,
+      breakerCooldownMs: config.WEBHOOKS_BREAKER_COOLDOWN_MS,
+      ...deps.options,
+    }),
     allowPrivate: config.WEBHOOKS_ALLOW_PRIVATE,
     logger: deps.logger.child({ component: 'webhooks' }),
     ...(deps.onAttempt ? { onAttempt: deps.onAttempt } : {}),
+    // The per-endpoint limit and breakers beside the store: across processes on Redis.
+    pacing: pacingFor(store, deps.logger),
   });
 }

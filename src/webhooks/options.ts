@@ -1,7 +1,9 @@
 /**
  * @module Tunables of outbound webhooks, each with the reason for its default. They are injected
  * through `createGateway`'s options (`webhooks`), which is how tests compress a day of retries into a
- * second; the only operator setting is `WEBHOOKS_ALLOW_PRIVATE`.
+ * second. Operator settings: `WEBHOOKS_ALLOW_PRIVATE`, and `WEBHOOKS_ENDPOINT_CONCURRENCY`,
+ * `WEBHOOKS_BREAKER_THRESHOLD`, `WEBHOOKS_BREAKER_COOLDOWN_MS` (the defaults of the three below, which
+ * hold over all processes sharing one Redis: docs/pacing.md).
  */
 import type { Resolver } from './ssrf.js';
 
@@ -39,9 +41,12 @@ export interface WebhookOptions {
   breakerThreshold: number;
   /** How long an open breaker waits before one trial attempt. @default 60000 */
   breakerCooldownMs: number;
-  /** Attempts in flight to one endpoint (distinct conversations), so one slow CRM holds few slots. @default 8 */
+  /**
+   * Attempts in flight to one endpoint (distinct conversations) over all processes, so one slow CRM
+   * holds few slots. @default 8
+   */
   perEndpointConcurrency: number;
-  /** Attempts in flight per process, over all endpoints. @default 64 */
+  /** Attempts in flight per process (not shared), over all endpoints. @default 64 */
   maxConcurrency: number;
   /**
    * How often the dispatcher looks for work it was not told about (retries come due on their own

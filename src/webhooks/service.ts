@@ -9,6 +9,7 @@ import { GatewayError } from '../core/errors.js';
 import type { DomainEvent, EventType } from '../core/events.js';
 import { newId } from '../core/ids.js';
 import type { Bus, Page } from '../core/store.js';
+import type { ConcurrencyLimit, SharedBreakers } from '../pacing/index.js';
 import { type AttemptObserver, Dispatcher, type EndpointSource } from './dispatcher.js';
 import { pingEvent, toWebhookEvent, type WebhookEvent } from './events.js';
 import type { WebhookOptions } from './options.js';
@@ -119,6 +120,8 @@ export class WebhookService implements EndpointSource {
     allowPrivate: boolean;
     logger: Logger;
     onAttempt?: AttemptObserver;
+    /** The per-endpoint limit and breakers, shared by every process on one Redis. */
+    pacing?: { limits: ConcurrencyLimit; breakers: SharedBreakers };
   }) {
     this.repo = deps.repo;
     this.#bus = deps.bus;
@@ -132,6 +135,7 @@ export class WebhookService implements EndpointSource {
       allowPrivate: deps.allowPrivate,
       logger: deps.logger,
       ...(deps.onAttempt ? { onAttempt: deps.onAttempt } : {}),
+      ...(deps.pacing ? { pacing: deps.pacing } : {}),
     });
   }
 

@@ -1,7 +1,8 @@
 /**
  * A CRM-side webhook receiver on loopback: verifies every delivery with the `standardwebhooks`
  * package (an implementation written by others, timestamp tolerance included), records it, and
- * answers as told: 2xx, any status, a redirect, 410, a hang, or a connection reset.
+ * answers as told: 2xx, any status, a redirect, 410, a hang, a connection reset, or a 2xx after a
+ * delay (a slow CRM), counting the requests in flight at once.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -14,7 +15,8 @@ export type ReceiverMode =
   | { kind: 'status'; status: number; headers?: Record<string, string> }
   | { kind: 'redirect'; location: string; status?: number }
   | { kind: 'hang' }
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  | { kind: 'slow'; delayMs: number };
 
 export interface ReceivedDelivery {
   webhookId: string;
@@ -46,6 +48,9 @@ export class WebhookReceiver {
   readonly unverified: string[] = [];
   readonly #sockets = new Set<Socket>();
   #url = '';
+  /** Requests being answered now, and the most there ever were at once. */
+  inFlight = 0;
+  maxInFlight = 0;
 
   private constructor() {
     this.server = createServer((req, res) => void this.#handle(req, res));
@@ -74,10 +79,18 @@ export class WebhookReceiver {
 
   /** Deliveries answered with a 2xx. */
   get accepted(): ReceivedDelivery[] {
-    return this.received.filter((d) => d.answered === 'ok');
+    return this.received.filter((d) => d.answered === 'ok' || d.answered === 'slow');
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    let counted = true;
+    const done = () => {
+      if (counted) this.inFlight -= 1;
+      counted = false;
+    };
+    res.once('close', done);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks).toString('utf8');
@@ -125,6 +138,9 @@ export class WebhookReceiver {
         return;
       case 'reset':
         req.socket.resetAndDestroy();
+        return;
+      case 'slow':
+        setTimeout(() => res.writeHead(204).end(), mode.delayMs);
         return;
     }
   }

@@ -12,6 +12,7 @@ import {
 } from '../../adapters/twilio/outbound.js';
 import { createTypingClient, showTyping, typingBaseUrl } from '../../adapters/twilio/typing.js';
 import { type Conversation, type Message, PermanentSendError } from '../../src/core/index.js';
+import { MemoryRateGate, pacer } from '../../src/pacing/index.js';
 import { ACCOUNT_SID, AUTH_TOKEN, FakeTwilioApi } from '../fakes/twilio-api.js';
 
 const logger = pino({ level: 'silent' });
@@ -122,6 +123,31 @@ describe('sending through the twilio client', () => {
     expect(created[1]?.form.MediaUrl).toEqual(['https://cdn.example.com/a.jpg']);
     expect(result.externalId).toBe(created[0]?.sid);
     expect(remembered).toEqual(created.map((r) => r.sid));
+  });
+
+  it("waits for the sender's slot before each part when TWILIO_SEND_RATE_PER_SEC is set", async () => {
+    const gate = new MemoryRateGate();
+    const asked: string[] = [];
+    const pace = pacer(gate, 'twilio', 4)!;
+    const text = `${'First paragraph. '.repeat(60).trim()}\n\n${'Second paragraph. '.repeat(60).trim()}`;
+    await sendMessage(
+      {
+        ...deps(),
+        pace: async (from) => {
+          asked.push(from);
+          await pace(from);
+        },
+      },
+      conversation('whatsapp'),
+      message(text),
+    );
+    const created = fake.created();
+    expect(created).toHaveLength(2);
+    expect(asked).toEqual(['whatsapp:+14155238886', 'whatsapp:+14155238886']);
+    // 4 a second: the second part leaves 250 ms after the first (timer tolerance).
+    expect(created[1]!.at - created[0]!.at).toBeGreaterThanOrEqual(235);
+    // Off (rate 0) means no pacer at all.
+    expect(pacer(gate, 'twilio', 0)).toBeUndefined();
   });
 
   it('sends several MMS media as repeated MediaUrl fields', async () => {

@@ -642,3 +642,48 @@ describe('WhatsApp Cloud API next to Twilio WhatsApp', () => {
     );
   });
 });
+
+describe('WhatsApp Cloud API: pacing per phone number (WHATSAPP_SEND_RATE_PER_SEC)', () => {
+  let paced: TestGateway;
+  beforeAll(async () => {
+    paced = await startGateway(env(fake, { WHATSAPP_SEND_RATE_PER_SEC: '2' }), { bot: scriptedBot });
+  });
+  afterAll(async () => {
+    await paced?.stop();
+  });
+
+  it('spaces sends from one business number at the rate, whichever conversation they answer', async () => {
+    const customers = ['14155550190', '14155550191', '14155550192'];
+    const statuses = await Promise.all(
+      customers.map(async (waId, i) => {
+        const raw = JSON.stringify(messageFrom(waId, { type: 'text', text: { body: `paced ${i}` } }));
+        return (await postWebhook(`${paced.url}${WEBHOOK_PATH}`, raw)).status;
+      }),
+    );
+    expect(statuses).toEqual([200, 200, 200]);
+    const sends = await eventually(() => {
+      const s = fake.sent().filter((r) => r.wamid && customers.includes(String(r.json?.to)));
+      return s.length === customers.length && s;
+    });
+    const at = sends.map((s) => s.at).sort((x, y) => x - y);
+    // 2 a second: 500 ms apart (timer tolerance); unpaced, the three would leave together.
+    for (let i = 1; i < at.length; i++) expect(at[i]! - at[i - 1]!).toBeGreaterThanOrEqual(470);
+  });
+
+  it("holds the number's other sends behind Meta's 130429 Retry-After", async () => {
+    fake.script.push({ status: 429, code: 130429, message: '(#130429) Rate limit hit', retryAfter: '2' });
+    const first = JSON.stringify(messageFrom('14155550193', { type: 'text', text: { body: 'throttled' } }));
+    expect((await postWebhook(`${paced.url}${WEBHOOK_PATH}`, first)).status).toBe(200);
+    const throttled = await eventually(() =>
+      fake.sent().find((r) => r.json?.to === '14155550193' && r.status === 429),
+    );
+    const second = JSON.stringify(messageFrom('14155550194', { type: 'text', text: { body: 'behind it' } }));
+    expect((await postWebhook(`${paced.url}${WEBHOOK_PATH}`, second)).status).toBe(200);
+    const sent = await eventually(
+      () => fake.sent().find((r) => r.json?.to === '14155550194' && r.wamid),
+      10_000,
+    );
+    // Paced alone it would leave 500 ms after the first; the 2 s Retry-After holds it (timer tolerance).
+    expect(sent.at - throttled.at).toBeGreaterThanOrEqual(1_950);
+  });
+});

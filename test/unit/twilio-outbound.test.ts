@@ -140,6 +140,7 @@ describe('configure', () => {
         apiUrl: 'https://api.twilio.com',
         verify: 'enforce',
         typingIndicator: true,
+        sendRatePerSec: 0,
       },
     });
     expect(
@@ -147,6 +148,20 @@ describe('configure', () => {
     ).toMatchObject({
       config: { typingIndicator: false },
     });
+  });
+
+  it('reads TWILIO_SEND_RATE_PER_SEC (off by default) and refuses a negative or non-number rate', () => {
+    const env = { TWILIO_ACCOUNT_SID: SID, TWILIO_AUTH_TOKEN: TOKEN };
+    expect(configure({ ...env, TWILIO_SEND_RATE_PER_SEC: '1' })).toMatchObject({
+      config: { sendRatePerSec: 1 },
+    });
+    expect(configure({ ...env, TWILIO_SEND_RATE_PER_SEC: '0.5' })).toMatchObject({
+      config: { sendRatePerSec: 0.5 },
+    });
+    for (const bad of ['-1', 'fast']) {
+      const result = configure({ ...env, TWILIO_SEND_RATE_PER_SEC: bad });
+      expect('errors' in result && result.errors[0]).toMatch(/^TWILIO_SEND_RATE_PER_SEC:/);
+    }
   });
 
   it('stops the start when the auth token is missing, naming it', () => {

@@ -45,6 +45,7 @@ describe('WhatsApp Cloud API settings', () => {
         mediaMaxBytes: 5 * 1_048_576,
         typingIndicator: true,
         verify: 'enforce',
+        sendRatePerSec: 80,
       },
     });
   });
@@ -79,6 +80,11 @@ describe('WhatsApp Cloud API settings', () => {
     expect(bad({ WHATSAPP_API_VERSION: '23' })).toMatch(/^WHATSAPP_API_VERSION:/);
     expect(bad({ WHATSAPP_MEDIA_MAX_BYTES: '10' })).toMatch(/^WHATSAPP_MEDIA_MAX_BYTES:/);
     expect(bad({ WHATSAPP_TYPING_INDICATOR: 'yes' })).toMatch(/^WHATSAPP_TYPING_INDICATOR:/);
+    expect(bad({ WHATSAPP_SEND_RATE_PER_SEC: '-5' })).toMatch(/^WHATSAPP_SEND_RATE_PER_SEC:/);
+    expect(bad({ WHATSAPP_SEND_RATE_PER_SEC: 'lots' })).toMatch(/^WHATSAPP_SEND_RATE_PER_SEC:/);
+    expect(configure({ ...FULL, WHATSAPP_SEND_RATE_PER_SEC: '1000' })).toMatchObject({
+      config: { sendRatePerSec: 1000 },
+    });
     expect(configure({ ...FULL, WHATSAPP_TYPING_INDICATOR: 'off' })).toMatchObject({
       config: { typingIndicator: false },
     });
