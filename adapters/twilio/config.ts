@@ -36,6 +36,7 @@ export interface TwilioConfig {
    * marks that message read. @default true
    */
   typingIndicator: boolean;
+  /**
    * Messages per second per sender (`From`), held over all processes; 0 = off (the default): Twilio
    * queues what a sender sends faster than its own rate and delivers it at that rate (README).
    */
