@@ -34,7 +34,17 @@ async function main(): Promise<void> {
   );
   const redisUrl = external ?? redis!.url;
   const scenarios: Scenario[] = [{ name: 'engine', run: engine.run }];
-  for (const name of ['twilio', 'slack', 'replication', 'people', 'limits', 'roles', 'tracing', 'peer']) {
+  for (const name of [
+    'twilio',
+    'slack',
+    'replication',
+    'people',
+    'limits',
+    'roles',
+    'tracing',
+    'typing',
+    'peer',
+  ]) {
     const s = await optional(`./scenarios/${name}.js`, name);
     if (s) scenarios.push(s);
   }
