@@ -30,6 +30,12 @@ import { type Params, parseForm, parseJson, verifyTwilioRequest } from './verify
 /** The empty answer to a message webhook (twilio-node `MessagingResponse().toString()`): no TwiML reply. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 
+/** The headers of the {@link EMPTY_TWIML} answer. */
+const TWIML_HEADERS = {
+  'Content-Type': 'text/xml; charset=utf-8',
+  'Content-Length': String(Buffer.byteLength(EMPTY_TWIML)),
+} as const;
+
 /** Webhook paths (SPEC §5); they are what users paste into the Twilio console. */
 export const MESSAGE_PATH = '/webhooks/twilio';
 export const STATUS_PATH = '/webhooks/twilio/status';
@@ -107,7 +113,7 @@ export function createTwilioAdapter(
       authToken: config.authToken,
       signature: req.get('x-twilio-signature'),
       url,
-      receivedUrls: receivedUrls(req),
+      receivedUrls: () => receivedUrls(req),
       body,
       kind,
     };
@@ -175,7 +181,8 @@ export function createTwilioAdapter(
       unavailable(res, fields, err);
       return;
     }
-    res.status(200).type('text/xml').send(EMPTY_TWIML);
+    // What `res.type('text/xml').send(EMPTY_TWIML)` sends, without Express's per-call header work.
+    res.writeHead(200, TWIML_HEADERS).end(EMPTY_TWIML);
   };
 
   const onStatus: RequestHandler = async (req, res) => {
