@@ -30,11 +30,7 @@ import { type Params, parseForm, parseJson, verifyTwilioRequest } from './verify
 /** The empty answer to a message webhook (twilio-node `MessagingResponse().toString()`): no TwiML reply. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 
-/** The headers of the {@link EMPTY_TWIML} answer. */
-const TWIML_HEADERS = {
-  'Content-Type': 'text/xml; charset=utf-8',
-  'Content-Length': String(Buffer.byteLength(EMPTY_TWIML)),
-} as const;
+const TWIML_LENGTH = Buffer.byteLength(EMPTY_TWIML);
 
 /** Webhook paths (SPEC §5); they are what users paste into the Twilio console. */
 export const MESSAGE_PATH = '/webhooks/twilio';
@@ -182,7 +178,10 @@ export function createTwilioAdapter(
       return;
     }
     // What `res.type('text/xml').send(EMPTY_TWIML)` sends, without Express's per-call header work.
-    res.writeHead(200, TWIML_HEADERS).end(EMPTY_TWIML);
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'text/xml; charset=utf-8');
+    res.setHeader('Content-Length', TWIML_LENGTH);
+    res.end(EMPTY_TWIML);
   };
 
   const onStatus: RequestHandler = async (req, res) => {
