@@ -66,7 +66,9 @@ async function main(): Promise<void> {
       fmt(r.value),
       fmt(r.baseline),
       r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x`,
-      r.spread ? `${fmt(r.spread[0])}-${fmt(r.spread[1])}${r.metric === 'ms' ? ' ms' : 'x'}` : '',
+      r.spread
+        ? `${fmt(r.spread[0])}-${fmt(r.spread[1])}${r.metric === 'ms' && r.ratio === undefined ? ' ms' : 'x'}`
+        : '',
       r.target ?? '',
       r.ok === undefined ? '' : r.ok ? 'yes' : 'NO',
     ]),

@@ -24,6 +24,9 @@ import { tracingOn } from './tracing/index.js';
 export const EMBEDDED_WARNING =
   'embedded backend: in-process, single instance, data kept in memory and lost on restart; set REDIS_URL for production';
 
+/** What `app.use('/webhooks', …)` matches: the prefix, case-insensitive, then a `/`, a query or the end. */
+const WEBHOOK_PATH = /^\/webhooks(?:[/?]|$)/i;
+
 export interface AppOptions {
   /** False (`ROLE=worker`): health and metrics only. @default true */
   traffic?: boolean;
@@ -41,6 +44,31 @@ export function createApp(
   app.set('trust proxy', false);
   defineRequestLogger(app.request, deps.logger);
   app.use(requestId(deps.logger));
+  // Provider webhooks: the adapters' routes, plus any others they add (webchat's page, attachments).
+  const webhooks = express.Router();
+  if (traffic) {
+    for (const adapter of deps.adapters) adapter.routes?.(webhooks);
+    // Webhook paths go straight to the adapters, past every layer below: Express tries each layer in
+    // turn, and the dozen in front of them (API, docs, console, health, metrics) cost a webhook more
+    // than its own routing. The test is the one `app.use('/webhooks')` makes (case-insensitive).
+    // Counted for every provider, whatever the adapter answers (refusals included).
+    const channels = new Set(deps.adapters.map((a) => a.name));
+    const counted = requestMetrics(deps.metrics, 'webhook', channels);
+    // SPEC §12: a `webhook <channel>` span around each provider webhook, only while tracing is on. It
+    // reads the path below /webhooks, hence a router mounted there; without tracing the adapters' routes
+    // are entered directly, which saves a router's path rewriting per request.
+    let routes: express.RequestHandler = webhooks;
+    if (tracingOn()) {
+      const traced = express.Router();
+      traced.use('/webhooks', webhookSpans(channels));
+      traced.use(webhooks);
+      routes = traced;
+    }
+    app.use(function webhookPaths(req, res, next) {
+      if (WEBHOOK_PATH.test(req.url)) counted(req, res, () => routes(req, res, next));
+      else next();
+    });
+  }
   let consoleRoutes: ReturnType<typeof consoleRouter> | null = null;
   if (traffic) {
     // The API first: it is where the traffic is, and no other route lives under /v1.
@@ -84,13 +112,7 @@ export function createApp(
   });
 
   if (traffic) {
-    // Counted for every provider, whatever the adapter answers (refusals included).
-    const channels = new Set(deps.adapters.map((a) => a.name));
-    app.use('/webhooks', requestMetrics(deps.metrics, 'webhook', channels));
-    // SPEC §12: a `webhook <channel>` span around each provider webhook, only while tracing is on.
-    if (tracingOn()) app.use('/webhooks', webhookSpans(channels));
-    const webhooks = express.Router();
-    for (const adapter of deps.adapters) adapter.routes?.(webhooks);
+    // The adapters' routes outside /webhooks (a webhook path no route took passes through again).
     app.use(webhooks);
     app.use(pageRoutes(deps));
   }

@@ -22,6 +22,7 @@ import {
   type SendResult,
   untrusted,
 } from '../../src/core/index.js';
+import { LruCache } from '../../src/core/lru.js';
 import type { GatewayDeps } from '../../src/deps.js';
 import { pacingFor } from '../../src/pacing/index.js';
 import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
@@ -49,6 +50,13 @@ const INDEX_TTL_S = 30 * 86_400;
 const NAME_TTL_S = 86_400;
 /** A lookup Slack refused for good (e.g. no `users:read` scope) is not asked again for an hour. */
 const NAME_MISS_TTL_S = 3_600;
+/**
+ * Profiles this process remembers, and for how long: the kv cache's answer is read once a minute per
+ * person rather than before every message, which took a Redis round trip off most acks. A contact's
+ * erasure in this process forgets them all at once; one in another process is outlived by a minute.
+ */
+const PROFILE_MEMO_MS = 60_000;
+const PROFILE_MEMO_SIZE = 10_000;
 
 /** kv key of a Slack message's stored copy: `{conversationId} {messageId}`. */
 const messageKey = (ref: SlackMessageRef) => `slack:msg:${ref.team}:${ref.channel}:${ref.ts}`;
@@ -85,6 +93,10 @@ class SlackAdapter implements ChannelAdapter {
   readonly #unverified = new WeakSet<Request>();
   /** The assistant thread status, with SLACK_ASSISTANT=true. */
   readonly #status: StatusApi | undefined;
+  /** users.info answers by `team:user`, with when they stop counting (see {@link PROFILE_MEMO_MS}). */
+  #profiles = new LruCache<string, { profile: { name?: string; email?: string }; until: number }>(
+    PROFILE_MEMO_SIZE,
+  );
 
   constructor(ctx: ChannelContext, config: SlackConfig, api: SlackApi, status?: StatusApi) {
     this.#ctx = ctx;
@@ -102,6 +114,10 @@ class SlackAdapter implements ChannelAdapter {
 
   attach(deps: GatewayDeps): void {
     this.#desk?.attach(deps);
+    // An erased contact's profile goes from memory as it goes from the kv cache (contacts/sweep.ts).
+    deps.events.on((event) => {
+      if (event.type === 'contact.deleted') this.#profiles = new LruCache(PROFILE_MEMO_SIZE);
+    });
   }
 
   routes(router: Router): void {
@@ -346,22 +362,29 @@ class SlackAdapter implements ChannelAdapter {
    * fails the request.
    */
   async #user(team: string, user: string): Promise<{ name?: string; email?: string }> {
+    const key = nameKey(team, user);
+    const memo = this.#profiles.get(key);
+    if (memo && memo.until > Date.now()) return memo.profile;
+    const remember = (profile: { name?: string; email?: string }) => {
+      this.#profiles.set(key, { profile, until: Date.now() + PROFILE_MEMO_MS });
+      return profile;
+    };
     const kv = this.#ctx.store.kv;
-    const cached = await kv.get(nameKey(team, user));
-    if (cached !== null) return parseProfile(cached);
+    const cached = await kv.get(key);
+    if (cached !== null) return remember(parseProfile(cached));
     try {
       const info = this.#api.userInfo
         ? await this.#api.userInfo(user)
         : { name: await this.#api.userName(user) };
-      await kv.set(nameKey(team, user), JSON.stringify(info), NAME_TTL_S);
-      return info;
+      await kv.set(key, JSON.stringify(info), NAME_TTL_S);
+      return remember(info);
     } catch (err) {
       const e = err instanceof SlackCallError ? err : undefined;
       this.#ctx.logger.warn(
         { user, code: e?.slackError },
         'slack: users.info failed; participant kept without a name',
       );
-      if (e?.kind === 'permanent') await kv.set(nameKey(team, user), '{}', NAME_MISS_TTL_S);
+      if (e?.kind === 'permanent') await kv.set(key, '{}', NAME_MISS_TTL_S);
       return {};
     }
   }

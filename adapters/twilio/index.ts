@@ -32,6 +32,8 @@ import { type Params, parseForm, parseJson, verifyTwilioRequest } from './verify
 /** The empty answer to a message webhook (twilio-node `MessagingResponse().toString()`): no TwiML reply. */
 export const EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>';
 
+const TWIML_LENGTH = Buffer.byteLength(EMPTY_TWIML);
+
 /** Webhook paths (SPEC §5); they are what users paste into the Twilio console. */
 export const MESSAGE_PATH = '/webhooks/twilio';
 export const STATUS_PATH = '/webhooks/twilio/status';
@@ -115,7 +117,7 @@ export function createTwilioAdapter(
       authToken: config.authToken,
       signature: req.get('x-twilio-signature'),
       url,
-      receivedUrls: receivedUrls(req),
+      receivedUrls: () => receivedUrls(req),
       body,
       kind,
     };
@@ -183,7 +185,11 @@ export function createTwilioAdapter(
       unavailable(res, fields, err);
       return;
     }
-    res.status(200).type('text/xml').send(EMPTY_TWIML);
+    // What `res.type('text/xml').send(EMPTY_TWIML)` sends, without Express's per-call header work.
+    res.statusCode = 200;
+    res.setHeader('Content-Type', 'text/xml; charset=utf-8');
+    res.setHeader('Content-Length', TWIML_LENGTH);
+    res.end(EMPTY_TWIML);
   };
 
   const onStatus: RequestHandler = async (req, res) => {

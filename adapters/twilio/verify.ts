@@ -33,9 +33,10 @@ export interface SignedRequest {
   url: string;
   /**
    * URLs the request may have been signed for instead (rebuilt from Host / X-Forwarded-Host with either
-   * scheme); never accepted, only used to name the failure `url_mismatch`.
+   * scheme); never accepted, only used to name the failure `url_mismatch`. A function is called only
+   * then, so a request that verifies does not build them.
    */
-  receivedUrls?: readonly string[];
+  receivedUrls?: readonly string[] | (() => readonly string[]);
   /** The raw body as UTF-8 text. */
   body: string;
   /** How the body is encoded. */
@@ -119,7 +120,8 @@ export function verifyTwilioRequest(req: SignedRequest): VerifyResult {
 /** Names a failed check: a signature made for a URL other than `PUBLIC_URL` + path is a `url_mismatch`. */
 function failureFor(req: SignedRequest, params: Params): SignatureFailure {
   const { authToken, signature = '' } = req;
-  const other = (req.receivedUrls ?? []).filter((u) => u !== req.url);
+  const received = typeof req.receivedUrls === 'function' ? req.receivedUrls() : (req.receivedUrls ?? []);
+  const other = received.filter((u) => u !== req.url);
   if (other.some((u) => safe(() => twilio.validateRequest(authToken, signature, u, params))))
     return 'url_mismatch';
   return 'bad_signature';

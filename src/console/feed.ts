@@ -26,14 +26,16 @@ export interface Notice {
 }
 
 export function noticeOf(event: DomainEvent): Notice {
-  return {
+  // Built up rather than spread: one notice per event on the accept path (see core/extend.ts).
+  const notice: Notice = {
     type: event.type,
     conversationId: event.conversationId,
     seq: event.seq,
     at: event.at,
-    ...(event.message ? { messageId: event.message.id } : {}),
-    ...(event.changes ? { changes: event.changes } : {}),
   };
+  if (event.message) notice.messageId = event.message.id;
+  if (event.changes) notice.changes = event.changes;
+  return notice;
 }
 
 export type NoticeListener = (notice: Notice) => void;

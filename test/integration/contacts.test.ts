@@ -303,6 +303,38 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
     for (const n of needles) expect(body).not.toContain(n);
   });
 
+  it("an erased Slack user's profile is forgotten in memory too: their next message asks users.info again", async () => {
+    slack.users.set('U0078', { name: 'sam', real_name: 'Sam S' });
+    const lookups = () => slack.calls.filter((c) => c.method === 'users.info' && c.params.user === 'U0078');
+    const say = async (text: string) => {
+      const ts = nextTs();
+      const body = JSON.stringify(
+        eventEnvelope({
+          type: 'message',
+          channel: 'D0078',
+          channel_type: 'im',
+          user: 'U0078',
+          text,
+          ts,
+          event_ts: ts,
+        }),
+      );
+      const res = await fetch(`${gw.url}/webhooks/slack/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...signSlack(body) },
+        body,
+      });
+      expect(res.status).toBe(200);
+    };
+    await say('first');
+    await say('second');
+    expect(lookups()).toHaveLength(1);
+    const sam = await eventually(() => contactOf('slack', `${TEAM_ID}:U0078`));
+    expect((await gw.api(`/v1/contacts/${sam.id}`, { method: 'DELETE' })).status).toBe(200);
+    await say('after erasure');
+    expect(lookups()).toHaveLength(2);
+  });
+
   /** Every Redis key under the gateway's prefix whose name or value holds one of `needles`. */
   async function holding(needles: readonly string[]): Promise<string[]> {
     const found: string[] = [];

@@ -217,6 +217,33 @@ describe('Chatbot API', () => {
     await eventually(async () => (await messages(conv)).some((m) => m.replyTo === id));
   });
 
+  it('answers a queued message 202 in JSON with its length, replayed byte for byte under its Idempotency-Key', async () => {
+    const conv = await newConversation();
+    const post = () =>
+      gw.api('/v1/messages', {
+        method: 'POST',
+        headers: { 'idempotency-key': `queued-${conv}` },
+        json: { conversationId: conv, text: 'once', wait: 0 },
+      });
+    const first = await post();
+    expect(first.status).toBe(202);
+    expect(first.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(first.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const text = await first.text();
+    expect(first.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
+    const body = JSON.parse(text) as { status: string; duplicate: boolean; message: Message };
+    expect(body).toEqual({
+      status: 'queued',
+      duplicate: false,
+      message: { id: expect.stringMatching(/^msg_/), conversationId: conv, seq: 1 },
+    });
+    const again = await post();
+    expect(again.status).toBe(202);
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+    expect(again.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(await again.text()).toBe(text);
+  });
+
   it('acks without waiting for the bot, and a slow conversation does not hold up another (SPEC §4.3, §4.5)', async () => {
     // A gateway whose bot timeout leaves room for a slow but healthy bot.
     const g = await startGateway({ BOT_URL: bot.url, BOT_SECRET, BOT_TIMEOUT_MS: '5000' });

@@ -152,3 +152,24 @@ describe('/metrics after real traffic', () => {
     expect(labels).not.toMatch(/conv_|msg_|evt_|key_|SM[0-9a-f]{32}|\+1415/);
   });
 });
+
+describe('webhook paths', () => {
+  it('are counted once each, whatever their case, and an unknown one ends in a 404', async () => {
+    const before = (await scrape()).samples;
+    const unknown = await fetch(`${gw.url}/webhooks/nobody`, { method: 'POST', body: 'x' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('content-type')).toContain('application/problem+json');
+    // Express routes case-insensitively: this reaches the Twilio adapter, which refuses the signature.
+    const shouting = await fetch(`${gw.url}/WEBHOOKS/twilio`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'MessageSid=SM1',
+    });
+    expect(shouting.status).toBe(403);
+    const after = (await scrape()).samples;
+    const moved = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    // Neither path names a channel as the label does (lower case), so both count under `other`.
+    expect(moved('switchboard_webhook_requests_total{channel="other",status="4xx"}')).toBe(2);
+    expect(moved('switchboard_http_request_duration_seconds_count{surface="webhook"}')).toBe(2);
+  });
+});

@@ -78,7 +78,9 @@ describe('Twilio round trips', () => {
     const params = smsParams({ From: '+14155550101', Body: 'Hello + goodbye, Çava? 👋' });
     const res = await post('/webhooks/twilio', params);
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toMatch(/^text\/xml/);
+    expect(res.headers.get('content-type')).toBe('text/xml; charset=utf-8');
+    expect(res.headers.get('content-length')).toBe(String(EMPTY_TWIML.length));
+    expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     expect(await res.text()).toBe(EMPTY_TWIML);
 
     const reply = await replyTo('Hello + goodbye, Çava? 👋');

@@ -13,6 +13,7 @@ import type { GatewayDeps } from '../../deps.js';
 import { sendAsAgent } from '../../participants/agents.js';
 import { botReplySchema } from '../../pipeline/bot/types.js';
 import { templateSchema } from '../../whatsapp/window.js';
+import { replyJson } from '../reply.js';
 import { conversationOr404, createConversation, notFound } from './lookup.js';
 import { messageResponse, parseInput } from './schemas.js';
 
@@ -166,7 +167,7 @@ export function chatbotRoutes(deps: GatewayDeps, router: Router = Router()): Rou
     const { message } = result;
     const processed = waitMs > 0 && (await engine.waitForProcessed(conversationId, message.id, waitMs));
     if (!processed) {
-      res.status(202).json({
+      replyJson(res, 202, {
         status: 'queued',
         duplicate: result.duplicate,
         message: { id: message.id, conversationId, seq: message.seq },

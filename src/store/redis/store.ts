@@ -318,8 +318,8 @@ export class RedisStore implements Store {
     this.#retryAfterS = options.retryAfterS;
     this.#logger = options.logger;
     watchConnection(options.redis, 'main', options.logger);
-    this.kv = new RedisKeyValue(options.redis, this.#keys);
-    this.#redisBus = new RedisBus(options.redis, this.#keys, options.logger);
+    this.kv = new RedisKeyValue(options.redis, this.#acceptor, this.#keys);
+    this.#redisBus = new RedisBus(options.redis, this.#acceptor, this.#keys, options.logger);
     this.bus = this.#redisBus;
   }
 
@@ -1267,10 +1267,18 @@ export class RedisStore implements Store {
 
 class RedisKeyValue implements KeyValue {
   readonly #redis: RedisClient;
+  /**
+   * Plain writes go out on the auto-pipelined connection: webhook handlers write their indexes (a
+   * Slack message's stored copy, a thread) after each accept, independent of other requests' writes,
+   * so those of one event-loop turn share one write. A caller still awaits its own write, so a read
+   * made after it (on either connection) sees it. Conditional writes and deletes stay on the main one.
+   */
+  readonly #writer: RedisClient;
   readonly #keys: KeyLayout;
 
-  constructor(redis: RedisClient, keys: KeyLayout) {
+  constructor(redis: RedisClient, writer: RedisClient, keys: KeyLayout) {
     this.#redis = redis;
+    this.#writer = writer;
     this.#keys = keys;
   }
 
@@ -1280,8 +1288,8 @@ class RedisKeyValue implements KeyValue {
 
   set(key: string, value: string, ttlS?: number): Promise<void> {
     return guard(async () => {
-      if (ttlS === undefined) await this.#redis.set(this.#keys.kv(key), value);
-      else await this.#redis.set(this.#keys.kv(key), value, 'PX', Math.max(1, Math.round(ttlS * 1000)));
+      if (ttlS === undefined) await this.#writer.set(this.#keys.kv(key), value);
+      else await this.#writer.set(this.#keys.kv(key), value, 'PX', Math.max(1, Math.round(ttlS * 1000)));
     });
   }
 
@@ -1306,6 +1314,11 @@ class RedisKeyValue implements KeyValue {
 /** Pub/sub on a dedicated subscriber connection (ioredis resubscribes it after a reconnect). */
 class RedisBus implements Bus {
   readonly #redis: RedisClient;
+  /**
+   * Publishes go out on the auto-pipelined connection: one per accepted message (the console feed),
+   * fire-and-forget and independent of each other, so those of one event-loop turn share one write.
+   */
+  readonly #publisher: RedisClient;
   readonly #keys: KeyLayout;
   readonly #logger: Logger | undefined;
   #subscriber: RedisClient | null = null;
@@ -1314,15 +1327,16 @@ class RedisBus implements Bus {
     { handlers: Set<(payload: string) => void>; subscribed: Promise<unknown> }
   >();
 
-  constructor(redis: RedisClient, keys: KeyLayout, logger: Logger | undefined) {
+  constructor(redis: RedisClient, publisher: RedisClient, keys: KeyLayout, logger: Logger | undefined) {
     this.#redis = redis;
+    this.#publisher = publisher;
     this.#keys = keys;
     this.#logger = logger;
   }
 
   publish(topic: string, payload: string): Promise<void> {
     return guard(async () => {
-      await this.#redis.publish(this.#keys.bus(topic), payload);
+      await this.#publisher.publish(this.#keys.bus(topic), payload);
     });
   }
 
