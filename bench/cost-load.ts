@@ -1,14 +1,13 @@
 /**
  * The load generator of `bench/cost.ts`, in a process of its own so that none of its CPU time or
- * garbage counts against the server measured: closed-loop autocannon, the same request bodies the
+ * garbage counts against the server measured: closed-loop wrk (bench/lib.ts `load`), the same request bodies the
  * scenarios send (signed Slack events, signed Twilio webhooks, API messages). Prints the number of
  * responses and errors as JSON on its last line.
  */
-import autocannon from 'autocannon';
 import twilio from 'twilio';
 import { eventEnvelope, signSlack } from '../test/fakes/slack-api.js';
 import { AUTH_TOKEN, encodeForm, smsParams } from '../test/fakes/twilio-api.js';
-import { messageBody } from './lib.js';
+import { load, messageBody } from './lib.js';
 
 export interface CostLoad {
   kind: 'slack' | 'twilio' | 'api';
@@ -61,20 +60,11 @@ function build(): { body: string; headers?: Record<string, string> } {
   return { body: messageBody(spec.conversations!, spec.idPrefix, i) };
 }
 
-const result = await autocannon({
+const result = await load({
   url: spec.url,
+  headers: spec.headers,
+  request: build,
   connections: spec.connections,
-  duration: spec.durationS,
-  requests: [
-    {
-      method: 'POST',
-      setupRequest(req) {
-        const built = build();
-        return { ...req, body: built.body, headers: { ...spec.headers, ...built.headers } };
-      },
-    },
-  ],
+  durationS: spec.durationS,
 });
-console.log(
-  JSON.stringify({ total: result.requests.total, bad: result.errors + result.timeouts + result.non2xx }),
-);
+console.log(JSON.stringify({ total: result.total, bad: result.errors + result.non2xx }));
