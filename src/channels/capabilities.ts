@@ -33,9 +33,9 @@ export interface ChannelCapabilities {
   readonly edits: Cell<boolean>;
   /**
    * `both`: files travel both ways as files; `links out`: the customer's files are stored, ours go out
-   * as links in the text; `out only`: the customer cannot send files, ours go out as links.
+   * as links in the text.
    */
-  readonly attachments: Cell<'both' | 'links out' | 'out only'>;
+  readonly attachments: Cell<'both' | 'links out'>;
   /** Whether an agent's message is shown under the agent's name (SPEC §8). */
   readonly agentName: Cell<boolean>;
 }
@@ -100,7 +100,10 @@ export const CAPABILITIES: Readonly<Record<ChannelName, ChannelCapabilities>> = 
     readReceipts: cell(true, "the widget's read frame"),
     quickReplies: cell('buttons', 'the widget shows buttons; a tap comes back as the customer message'),
     edits: cell(false, 'the widget sends no edits'),
-    attachments: cell('out only', 'the widget uploads nothing; attachments go out as links'),
+    attachments: cell(
+      'both',
+      'visitors upload files (type read from the bytes, WEBCHAT_UPLOAD_*); images show inline, files as links',
+    ),
     agentName: cell(true, "the message and typing frames carry the agent's name"),
   },
   api: {
