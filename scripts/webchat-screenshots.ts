@@ -10,14 +10,13 @@
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { crc32, deflateSync } from 'node:zlib';
-import jwt from 'jsonwebtoken';
 import { chromium, type Page } from 'playwright-core';
 import { ADAPTERS } from '../adapters/index.js';
 import { loadConfig } from '../config/load.js';
 import { createGateway } from '../src/gateway.js';
 import { createLogger } from '../src/logger.js';
 import type { Bot, BotResponse } from '../src/pipeline/bot/types.js';
+import { answerToken, png } from '../test/helpers/shop-site.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const KEY = 'screenshot-key-0123456789abcdef';
@@ -26,33 +25,10 @@ const OUT = new URL('../docs/images/', import.meta.url);
 
 /** A PNG with a soft diagonal gradient, standing in for a customer's photo. */
 function photo(w: number, h: number): Buffer {
-  const chunk = (type: string, body: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(body.length);
-    const tb = Buffer.concat([Buffer.from(type, 'latin1'), body]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(tb));
-    return Buffer.concat([len, tb, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const rows: Buffer[] = [];
-  for (let y = 0; y < h; y++) {
-    const row = Buffer.alloc(1 + w * 3);
-    for (let x = 0; x < w; x++) {
-      const t = (x / w + y / h) / 2;
-      row.set([Math.round(250 - 90 * t), Math.round(170 + 40 * t), Math.round(90 + 130 * t)], 1 + x * 3);
-    }
-    rows.push(row);
-  }
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(Buffer.concat(rows))),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
+  return png(w, h, (x, y) => {
+    const t = (x / w + y / h) / 2;
+    return [Math.round(250 - 90 * t), Math.round(170 + 40 * t), Math.round(90 + 130 * t)];
+  });
 }
 
 const bot: Bot = {
@@ -97,18 +73,7 @@ let gatewayUrl = '';
 const shop = createServer((req, res) => {
   const url = new URL(req.url ?? '/', 'http://shop');
   if (url.pathname === '/token') {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const sent = (body ? JSON.parse(body) : {}) as { visitorId?: string };
-      const visitorId = sent.visitorId ?? `shopper-${Math.random().toString(36).slice(2)}`;
-      const token = jwt.sign({ sub: visitorId, name: 'Sam' }, SECRET, {
-        algorithm: 'HS256',
-        expiresIn: '10m',
-      });
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ token, visitorId }));
-    });
+    answerToken(req, res, { secret: SECRET, name: 'Sam' });
     return;
   }
   const attrs = [...url.searchParams].map(([k, v]) => ` data-${k}="${v.replace(/"/g, '&quot;')}"`).join('');

@@ -14,13 +14,12 @@
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
-import { crc32, deflateSync } from 'node:zlib';
-import jwt from 'jsonwebtoken';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Bot, BotRequest, BotResponse } from '../../src/pipeline/bot/types.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { freePort } from '../helpers/redis.js';
+import { answerToken, solidPng } from '../helpers/shop-site.js';
 
 // What the functions run in the page use of the browser's globals (the project compiles without the DOM lib).
 declare const getComputedStyle: (el: unknown) => {
@@ -50,33 +49,6 @@ if (!haveChromium) {
 
 const SECRET = 'webchat-ui-secret-0123456789-abcdefghijkl';
 const MAX_UPLOAD = 200_000;
-
-/** A real PNG (so the browser decodes it): `w`×`h` of one colour. */
-export function png(w: number, h: number, [r, g, b]: [number, number, number]): Buffer {
-  const chunk = (type: string, body: Buffer) => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(body.length);
-    const tb = Buffer.concat([Buffer.from(type, 'latin1'), body]);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(tb));
-    return Buffer.concat([len, tb, crc]);
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0);
-  ihdr.writeUInt32BE(h, 4);
-  ihdr.set([8, 2, 0, 0, 0], 8);
-  const row = Buffer.concat([
-    Buffer.from([0]),
-    Buffer.from(Array.from({ length: w }, () => [r, g, b]).flat()),
-  ]);
-  const raw = Buffer.concat(Array.from({ length: h }, () => row));
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr),
-    chunk('IDAT', deflateSync(raw)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
 
 /** A TCP proxy in front of the gateway: `down()` is the gateway going away, `up()` it coming back. */
 class GatewayLink {
@@ -147,7 +119,7 @@ describe.skipIf(!haveChromium)('web-chat widget, embedded on a site, in Chromium
   let shop: Server;
   let browser: Browser;
   let context: BrowserContext | null = null;
-  const SHOP_PNG = png(8, 6, [200, 60, 40]);
+  const SHOP_PNG = solidPng(8, 6, [200, 60, 40]);
 
   beforeAll(async () => {
     const shopPort = await freePort();
@@ -167,18 +139,7 @@ describe.skipIf(!haveChromium)('web-chat widget, embedded on a site, in Chromium
     shop = createServer((req, res) => {
       const url = new URL(req.url ?? '/', site);
       if (url.pathname === '/token' && req.method === 'POST') {
-        let body = '';
-        req.on('data', (c) => (body += c));
-        req.on('end', () => {
-          const sent = (body ? JSON.parse(body) : {}) as { visitorId?: string };
-          const visitorId = sent.visitorId ?? `shopper-${Math.random().toString(36).slice(2)}`;
-          const token = jwt.sign({ sub: visitorId, name: 'Sam Shopper' }, SECRET, {
-            algorithm: 'HS256',
-            expiresIn: '10m',
-          });
-          res.setHeader('content-type', 'application/json');
-          res.end(JSON.stringify({ token, visitorId }));
-        });
+        answerToken(req, res, { secret: SECRET, name: 'Sam Shopper' });
         return;
       }
       if (url.pathname === '/shop.png') {
@@ -541,7 +502,7 @@ describe.skipIf(!haveChromium)('web-chat widget, embedded on a site, in Chromium
   it('sends a file end to end, refuses oversized and unaccepted ones with a reason, and renders the bot’s files', async () => {
     const page = await visit();
     await openChat(page);
-    const picture = png(24, 16, [20, 120, 220]);
+    const picture = solidPng(24, 16, [20, 120, 220]);
     const fileInput = page.locator('input[type=file]');
     expect(await page.getByRole('button', { name: 'Attach a file' }).isVisible()).toBe(true);
     const before = requests.length;
