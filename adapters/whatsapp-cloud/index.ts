@@ -11,7 +11,7 @@
  *      gets 503 with Retry-After;
  *   3. the bot's replies leave through `POST /{version}/{phone-number-id}/messages`.
  *
- * Every refused request is logged once at warn with its reason, counted, and nothing is stored: 403
+ * Every refused request is logged once at warn with its reason, counted, and nothing is stored: 401
  * for a signature that does not verify (missing included), 413 for a body over the limit, 415 for a
  * body that is not JSON, 400 for JSON that is not a Cloud API notification.
  */
@@ -130,7 +130,7 @@ export function createWhatsAppCloudAdapter(
     if (!verified.ok) {
       ctx.verificationFailed(CHANNEL, verified.reason, config.verify, { path: req.path });
       if (config.verify === 'enforce') {
-        return reject(req, res, 403, verified.reason, 'The X-Hub-Signature-256 does not verify');
+        return reject(req, res, 401, verified.reason, 'The X-Hub-Signature-256 does not verify');
       }
       // Report mode (SPEC §12): accepted, but nothing it says about the sender is trusted.
       trusted = false;

@@ -232,7 +232,7 @@ describe('WhatsApp Cloud API: messages in, replies out', () => {
     expect(reserialized).not.toBe(raw);
     // Signed over the parsed-and-serialized text (what a naive signer or verifier would use): refused.
     const naive = await post(raw, { signature: sign(reserialized) });
-    expect(naive.status).toBe(403);
+    expect(naive.status).toBe(401);
     expect(await conversationOf(gw, '4915112345678')).toBeUndefined();
 
     expect((await post(raw, { signature: sign(raw) })).status).toBe(200);
@@ -518,15 +518,15 @@ describe('WhatsApp Cloud API: refused webhooks store nothing', () => {
   const body = (waId: string) =>
     JSON.stringify(messageFrom(waId, { type: 'text', text: { body: 'refused' } }));
 
-  it('unsigned and forged are 403', async () => {
+  it('unsigned and forged are 401', async () => {
     const unsigned = await post(body('14155550140'), { signature: null });
-    expect(unsigned.status).toBe(403);
+    expect(unsigned.status).toBe(401);
     const forged = await post(body('14155550141'), {
       signature: sign(body('14155550141'), 'not-the-app-secret-000'),
     });
-    expect(forged.status).toBe(403);
+    expect(forged.status).toBe(401);
     const malformed = await post(body('14155550142'), { signature: 'sha1=abc' });
-    expect(malformed.status).toBe(403);
+    expect(malformed.status).toBe(401);
     expect(refusals(gw, 'missing_signature')).toHaveLength(1);
     expect(refusals(gw, 'bad_signature').length).toBeGreaterThanOrEqual(2);
     expect(refusals(gw, 'malformed_signature')).toHaveLength(1);
