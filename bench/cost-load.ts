@@ -5,7 +5,7 @@
  * responses and errors as JSON on its last line.
  */
 import twilio from 'twilio';
-import { eventEnvelope, signSlack } from '../test/fakes/slack-api.js';
+import { directMessage, signSlack } from '../test/fakes/slack-api.js';
 import { AUTH_TOKEN, encodeForm, smsParams } from '../test/fakes/twilio-api.js';
 import { load, messageBody } from './lib.js';
 
@@ -31,17 +31,12 @@ function build(): { body: string; headers?: Record<string, string> } {
   if (spec.kind === 'slack') {
     const user = i % 100;
     const ts = `${base + Number(spec.idPrefix) * 1000}.${String(i).padStart(6, '0')}`;
-    const body = JSON.stringify(
-      eventEnvelope({
-        type: 'message',
-        channel: `D${String(user).padStart(6, '0')}`,
-        channel_type: 'im',
-        user: `U${String(user).padStart(6, '0')}`,
-        text: `bench message ${i}`,
-        ts,
-        event_ts: ts,
-      }),
-    );
+    const body = directMessage({
+      channel: `D${String(user).padStart(6, '0')}`,
+      user: `U${String(user).padStart(6, '0')}`,
+      text: `bench message ${i}`,
+      ts,
+    });
     return { body, headers: signSlack(body) };
   }
   if (spec.kind === 'twilio') {

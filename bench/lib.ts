@@ -148,7 +148,10 @@ export async function writeRequests(
   const out = createWriteStream(path);
   for (const i of order) {
     const raw = built[i]!;
-    if (!out.write(`${raw.length}\n`) || !out.write(raw)) await once(out, 'drain');
+    // Both writes always: a full buffer after the length must not drop the request behind it.
+    const lengthQueued = out.write(`${raw.length}\n`);
+    const requestQueued = out.write(raw);
+    if (!lengthQueued || !requestQueued) await once(out, 'drain');
   }
   out.end();
   await once(out, 'close');

@@ -12,7 +12,7 @@ import { createGateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import {
   BOT_TOKEN,
-  eventEnvelope,
+  directMessage,
   FakeSlackApi,
   SIGNING_SECRET,
   signSlack,
@@ -41,17 +41,12 @@ function eventRequests() {
       unique += 1;
       const user = i % USERS;
       const ts = `${base}.${String(i).padStart(6, '0')}`;
-      body = JSON.stringify(
-        eventEnvelope({
-          type: 'message',
-          channel: `D${String(user).padStart(6, '0')}`,
-          channel_type: 'im',
-          user: `U${String(user).padStart(6, '0')}`,
-          text: `bench message ${i}`,
-          ts,
-          event_ts: ts,
-        }),
-      );
+      body = directMessage({
+        channel: `D${String(user).padStart(6, '0')}`,
+        user: `U${String(user).padStart(6, '0')}`,
+        text: `bench message ${i}`,
+        ts,
+      });
       previous = body;
     }
     return { body, headers: { ...signSlack(body), ...retry } };

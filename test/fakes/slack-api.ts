@@ -58,6 +58,30 @@ export function eventEnvelope(
   };
 }
 
+/** The JSON body of a direct message from `user` in DM `channel` (an `event_callback` envelope). */
+export function directMessage(opts: { channel: string; user: string; text: string; ts: string }): string {
+  return JSON.stringify(
+    eventEnvelope({
+      type: 'message',
+      channel: opts.channel,
+      channel_type: 'im',
+      user: opts.user,
+      text: opts.text,
+      ts: opts.ts,
+      event_ts: opts.ts,
+    }),
+  );
+}
+
+/** Posts a signed event body to a gateway's Slack events endpoint. */
+export function postEvent(gatewayUrl: string, body: string): Promise<Response> {
+  return fetch(`${gatewayUrl}/webhooks/slack/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...signSlack(body) },
+    body,
+  });
+}
+
 export interface SlackCall {
   method: string;
   params: Record<string, string>;

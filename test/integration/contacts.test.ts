@@ -4,7 +4,7 @@ import type { Contact } from '../../src/contacts/model.js';
 import type { DomainEvent } from '../../src/core/events.js';
 import type { Conversation, Message } from '../../src/core/model.js';
 import { dkimSigned } from '../fakes/dns.js';
-import { eventEnvelope, type FakeSlackApi, nextTs, signSlack, TEAM_ID } from '../fakes/slack-api.js';
+import { directMessage, type FakeSlackApi, nextTs, postEvent, TEAM_ID } from '../fakes/slack-api.js';
 import { CustomerRig, mail, type RecordingBot, SUPPORT } from '../helpers/customer-rig.js';
 import { eventually } from '../helpers/eventually.js';
 import type { TestGateway } from '../helpers/gateway.js';
@@ -136,24 +136,8 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
     const owner = (await contactOf('email', email))!;
     slack.users.set('U0077', { name: 'robin', real_name: 'Robin R', email });
     const say = async (text: string) => {
-      const ts = nextTs();
-      const body = JSON.stringify(
-        eventEnvelope({
-          type: 'message',
-          channel: 'D0077',
-          channel_type: 'im',
-          user: 'U0077',
-          text,
-          ts,
-          event_ts: ts,
-        }),
-      );
-      const res = await fetch(`${gw.url}/webhooks/slack/events`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...signSlack(body) },
-        body,
-      });
-      expect(res.status).toBe(200);
+      const body = directMessage({ channel: 'D0077', user: 'U0077', text, ts: nextTs() });
+      expect((await postEvent(gw.url, body)).status).toBe(200);
     };
     await say('hi from Slack');
     const linked = await eventually(() => contactOf('slack', `${TEAM_ID}:U0077`));
@@ -307,24 +291,8 @@ describe.skipIf(!redisAvailable())('contacts on Redis', () => {
     slack.users.set('U0078', { name: 'sam', real_name: 'Sam S' });
     const lookups = () => slack.calls.filter((c) => c.method === 'users.info' && c.params.user === 'U0078');
     const say = async (text: string) => {
-      const ts = nextTs();
-      const body = JSON.stringify(
-        eventEnvelope({
-          type: 'message',
-          channel: 'D0078',
-          channel_type: 'im',
-          user: 'U0078',
-          text,
-          ts,
-          event_ts: ts,
-        }),
-      );
-      const res = await fetch(`${gw.url}/webhooks/slack/events`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', ...signSlack(body) },
-        body,
-      });
-      expect(res.status).toBe(200);
+      const body = directMessage({ channel: 'D0078', user: 'U0078', text, ts: nextTs() });
+      expect((await postEvent(gw.url, body)).status).toBe(200);
     };
     await say('first');
     await say('second');

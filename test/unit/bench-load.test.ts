@@ -4,12 +4,15 @@
  * built requests run out before the duration does; and the reply counting of the fake.
  */
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import twilio from 'twilio';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { replyStats } from '../../bench/fake-twilio.js';
-import { sendOrder } from '../../bench/lib.js';
+import { sendOrder, writeRequests } from '../../bench/lib.js';
 import { AUTH_TOKEN } from '../fakes/twilio-api.js';
 
 const hasWrk = (() => {
@@ -29,6 +32,43 @@ describe('sendOrder', () => {
 
   it('with twice, sends each request twice, the copy one window later', () => {
     expect(sendOrder(5, true, 2)).toEqual([0, 1, 0, 1, 2, 3, 2, 3, 4, 4]);
+  });
+});
+
+describe('writeRequests', () => {
+  it('writes every request whole behind its length, also past the stream buffer filling up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bench-requests-'));
+    try {
+      const file = join(dir, 'requests');
+      let n = 0;
+      const count = 20_000;
+      await writeRequests(
+        file,
+        {
+          url: 'http://127.0.0.1:1/in',
+          headers: { 'content-type': 'application/json' },
+          request: () => ({ body: JSON.stringify({ n: n++, text: 'é'.repeat(n % 97) }) }),
+          connections: 10,
+        },
+        count,
+      );
+      // Read it back as the wrk script does: a length line, then that many bytes.
+      const data = readFileSync(file);
+      const seen: number[] = [];
+      let at = 0;
+      while (at < data.length) {
+        const eol = data.indexOf(0x0a, at);
+        const len = Number(data.subarray(at, eol).toString('latin1'));
+        expect(Number.isInteger(len) && len > 0).toBe(true);
+        const raw = data.subarray(eol + 1, eol + 1 + len).toString('utf8');
+        expect(raw.startsWith('POST /in HTTP/1.1\r\n')).toBe(true);
+        seen.push((JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { n: number }).n);
+        at = eol + 1 + len;
+      }
+      expect(seen).toEqual(Array.from({ length: count }, (_, i) => i));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
