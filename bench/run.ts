@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     'roles',
     'tracing',
     'typing',
+    'pacing',
     'peer',
   ]) {
     const s = await optional(`./scenarios/${name}.js`, name);
