@@ -13,7 +13,8 @@ import { Redis } from 'ioredis';
 import { KeyLayout } from '../src/store/redis/keys.js';
 import { SCRIPTS } from '../src/store/redis/scripts.js';
 
-const PARTITIONS = 16;
+/** The store's default partition count. */
+export const PARTITIONS = 16;
 
 export interface BareAccept {
   url: string;
@@ -23,62 +24,89 @@ export interface BareAccept {
   close(): Promise<void>;
 }
 
+/**
+ * One EVALSHA of the store's `accept` script for a message of `conversationId` (which must exist
+ * under `keys`: see {@link seedConversations}), deduplicated on `dedupeId`: the same keys, arguments
+ * and Redis work as the gateway's accept. Resolves to the script's reply (`[outcome, seq]`).
+ */
+export type AcceptOnce = (
+  conversationId: string,
+  text: string,
+  dedupeId: string,
+) => Promise<[string, number]>;
+
+export function defineAccept(redis: Redis, keys: KeyLayout): AcceptOnce {
+  const script = SCRIPTS.find((s) => s.name === 'accept')!;
+  redis.defineCommand('bareAccept', { lua: script.lua, numberOfKeys: script.numberOfKeys });
+  const accept = (
+    redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>
+  ).bareAccept!.bind(redis);
+  return async (conversationId, text, dedupeId) => {
+    const now = Date.now();
+    const at = new Date(now).toISOString();
+    const k = keys.conversation(conversationId);
+    const id = `msg_${randomUUID()}`;
+    const message = JSON.stringify({
+      id,
+      conversationId,
+      direction: 'inbound',
+      type: 'user',
+      text,
+      createdAt: at,
+    });
+    return (await accept(
+      k.conv,
+      k.msgs,
+      k.seqidx,
+      k.queue,
+      k.sched,
+      k.pending,
+      keys.dedupe(conversationId, dedupeId),
+      conversationId,
+      id,
+      message,
+      JSON.stringify({ state: 'queued', attempts: 0, at }),
+      86_400,
+      1_800_000,
+      now,
+      at,
+      `sess_${randomUUID()}`,
+      '0',
+      10_000_000,
+      '0',
+    )) as [string, number];
+  };
+}
+
+/** Creates the conversations `ids` under `keys`, as the gateway would have before their messages. */
+export async function seedConversations(
+  redis: Redis,
+  keys: KeyLayout,
+  ids: readonly string[],
+): Promise<void> {
+  await Promise.all(
+    ids.map((id) => redis.hset(keys.conversation(id).conv, 'sessionId', `sess_${id}`, 'seq', '0')),
+  );
+}
+
 export async function startBareAccept(
   redisUrl: string,
   prefix: string,
   conversationCount: number,
 ): Promise<BareAccept> {
   const redis = new Redis(redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
-  const script = SCRIPTS.find((s) => s.name === 'accept')!;
-  redis.defineCommand('bareAccept', { lua: script.lua, numberOfKeys: script.numberOfKeys });
-  const accept = (
-    redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>
-  ).bareAccept!.bind(redis);
   const keys = new KeyLayout(prefix, PARTITIONS);
+  const accept = defineAccept(redis, keys);
   const conversations = Array.from({ length: conversationCount }, (_, i) => `conv_bare_${i}`);
-  await Promise.all(
-    conversations.map((id) => redis.hset(keys.conversation(id).conv, 'sessionId', `sess_${id}`, 'seq', '0')),
-  );
+  await seedConversations(redis, keys, conversations);
 
   const app = express();
   app.use(express.json({ limit: '1mb' }));
   app.post('/bare-accept', async (req, res) => {
     const body = req.body as { conversationId: string; text: string; clientMessageId: string };
-    const now = Date.now();
-    const at = new Date(now).toISOString();
-    const k = keys.conversation(body.conversationId);
-    const id = `msg_${randomUUID()}`;
-    const message = JSON.stringify({
-      id,
-      conversationId: body.conversationId,
-      direction: 'inbound',
-      type: 'user',
-      text: body.text,
-      createdAt: at,
-    });
     try {
-      const reply = (await accept(
-        k.conv,
-        k.msgs,
-        k.seqidx,
-        k.queue,
-        k.sched,
-        k.pending,
-        keys.dedupe(body.conversationId, `client:${body.clientMessageId}`),
-        body.conversationId,
-        id,
-        message,
-        JSON.stringify({ state: 'queued', attempts: 0, at }),
-        86_400,
-        1_800_000,
-        now,
-        at,
-        `sess_${randomUUID()}`,
-        '0',
-        10_000_000,
-        '0',
-      )) as [string, number];
-      res.status(202).json({ id, seq: reply[1] });
+      const reply = await accept(body.conversationId, body.text, `client:${body.clientMessageId}`);
+      res.status(202).json({ seq: reply[1] });
     } catch {
       res.status(500).json({ error: 'accept failed' });
     }

@@ -27,6 +27,8 @@ export interface DrainOptions {
   env?: Record<string, string>;
   /** A pause between the backlog and the drain. */
   pauseMs?: number;
+  /** Runs between the backlog and the drain's start (a profiler, say), untimed. */
+  beforeDrain?(): Promise<void>;
 }
 
 export interface DrainResult {
@@ -91,6 +93,7 @@ export async function drainRound(opts: DrainOptions): Promise<DrainResult> {
   await backlog(opts, prefix, round);
   if (opts.pauseMs) await new Promise((r) => setTimeout(r, opts.pauseMs));
   opts.fake.reset();
+  await opts.beforeDrain?.();
   const started = performance.now();
   const engine = await gateway(opts, prefix, true, opts.env);
   await engine.start(0, '127.0.0.1');

@@ -16,10 +16,12 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { ACCOUNT_SID, AUTH_TOKEN, postWebhook, smsParams } from '../../test/fakes/twilio-api.js';
 import { FakeTwilioProcess, type ReplyStats } from '../fake-twilio.js';
+import { startFloor } from '../floor.js';
 import { type BenchRow, countRow, type LoadResult, load, ROUNDS, ratioRow, startBare } from '../lib.js';
 import {
   acked,
   CONNECTIONS,
+  CUSTOMERS,
   DURATION_S,
   drained,
   gateway,
@@ -37,6 +39,7 @@ type LockScope = 'thread' | 'default';
 
 interface Subject {
   name: string;
+  kind: 'switchboard' | 'floor' | 'peer';
   url: string;
   /** Resolves when the subject has nothing left to answer, where it can tell. */
   drained?(): Promise<void>;
@@ -78,6 +81,7 @@ async function startPeer(
   });
   child.removeAllListeners('exit');
   return {
+    kind: 'peer',
     name: `Chat SDK (${lockScope === 'thread' ? "lockScope 'thread'" : 'default lock scope'})`,
     url: `${url}${PATH}`,
     stop: () =>
@@ -90,7 +94,36 @@ async function startPeer(
 
 async function startSwitchboard(fakeUrl: string, redisUrl: string): Promise<Subject> {
   const { gw, url } = await gateway(fakeUrl, true, redisUrl, 'bench-peer-switchboard');
-  return { name: 'Switchboard', url: `${url}${PATH}`, drained: () => drained(gw), stop: () => gw.stop() };
+  return {
+    kind: 'switchboard',
+    name: 'Switchboard',
+    url: `${url}${PATH}`,
+    drained: () => drained(gw),
+    stop: () => gw.stop(),
+  };
+}
+
+/** The floor (bench/floor.ts): the least a gateway keeping SPEC §4 must do per message. */
+async function startFloorSubject(fakeUrl: string, redisUrl: string): Promise<Subject> {
+  const senders = Array.from({ length: CUSTOMERS }, (_, i) => `+1415555${String(i).padStart(4, '0')}`);
+  const floor = await startFloor({
+    apiUrl: fakeUrl,
+    redisUrl,
+    prefix: 'bench-peer-floor',
+    signedUrl: `${PUBLIC_URL}${PATH}`,
+    senders,
+  });
+  return {
+    kind: 'floor',
+    name: 'floor (verify, accept, send)',
+    url: floor.url,
+    drained: () => floor.drained(),
+    stop: async () => {
+      const { failed } = floor.failures();
+      await floor.close();
+      if (failed > 0) throw new Error(`the floor failed ${failed} accepts or sends`);
+    },
+  };
 }
 
 /** Deletes the keys under `prefix` the runs left in the shared Redis. */
@@ -119,6 +152,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
   const subjects: Subject[] = [];
   try {
     subjects.push(await startSwitchboard(fake.url, redisUrl));
+    subjects.push(await startFloorSubject(fake.url, redisUrl));
     subjects.push(await startPeer(fake.url, redisUrl, 'thread', 'bench-peer-thread'));
     subjects.push(await startPeer(fake.url, redisUrl, 'default', 'bench-peer-default'));
     // Both sides check signatures: a request signed with another token must be refused.
@@ -184,11 +218,11 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
     for (const s of subjects) twice.push(await measure(s, DURATION_S, true));
 
     const rows: BenchRow[] = [];
-    /** Switchboard's sustained replies against subject `index`'s, round by round: the median round. */
-    const versus = (index: number) => {
+    /** Subject `a`'s sustained replies against subject `index`'s, round by round: the median round. */
+    const versus = (index: number, a = 0) => {
       const pairs = rounds
         .map((r) => ({
-          sb: sustained(r.outcomes[0]!.load, r.outcomes[0]!.replies),
+          sb: sustained(r.outcomes[a]!.load, r.outcomes[a]!.replies),
           other: sustained(r.outcomes[index]!.load, r.outcomes[index]!.replies),
         }))
         .map((p) => ({ ...p, ratio: p.other > 0 ? p.sb / p.other : 0 }))
@@ -208,7 +242,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
       });
       const replies = sustained(m.outcome.load, m.outcome.replies);
       rows.push(
-        index === 0
+        subject.kind === 'switchboard'
           ? ratioRow(
               `${label} sustained replies/s at the fake vs bare's acks`,
               'replies/s',
@@ -216,13 +250,32 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
               m.bare.rps,
               0.5,
             )
-          : { scenario: `${label} sustained replies/s at the fake`, metric: 'replies/s', value: replies },
+          : subject.kind === 'floor'
+            ? ratioRow(
+                `${label} sustained replies/s at the fake vs bare's acks`,
+                'replies/s',
+                replies,
+                m.bare.rps,
+              )
+            : { scenario: `${label} sustained replies/s at the fake`, metric: 'replies/s', value: replies },
       );
       const unanswered = Math.max(0, acked(m.outcome.load) - m.outcome.replies.distinct);
       const duplicates = twice[index]!.replies.duplicates;
-      if (index === 0) {
+      if (subject.kind !== 'peer') {
         rows.push(countRow(`${label} acked messages never answered`, 'count', unanswered));
         rows.push(countRow(`${label} duplicate replies, every request sent twice`, 'count', duplicates));
+        if (subject.kind === 'floor') {
+          const v = versus(index);
+          rows.push({
+            ...ratioRow(
+              "peer: Switchboard's sustained replies/s vs the floor's, same rounds",
+              'replies/s',
+              v.median.sb,
+              v.median.other,
+            ),
+            ...(rounds.length > 1 ? { spread: v.spread } : {}),
+          });
+        }
       } else {
         rows.push({
           scenario: `${label} acked messages never answered`,
@@ -245,6 +298,17 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
           ),
           ...(rounds.length > 1 ? { spread: v.spread } : {}),
         });
+        const f = subjects.findIndex((x) => x.kind === 'floor');
+        const vf = versus(index, f);
+        rows.push({
+          ...ratioRow(
+            `peer: the floor's sustained replies/s vs ${subject.name}'s, same rounds`,
+            'replies/s',
+            vf.median.sb,
+            vf.median.other,
+          ),
+          ...(rounds.length > 1 ? { spread: vf.spread } : {}),
+        });
       }
     });
     return rows;
@@ -252,7 +316,12 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
     for (const s of subjects) await s.stop();
     await bare.close();
     await fake.close();
-    for (const prefix of ['bench-peer-switchboard', 'bench-peer-thread', 'bench-peer-default']) {
+    for (const prefix of [
+      'bench-peer-switchboard',
+      'bench-peer-floor',
+      'bench-peer-thread',
+      'bench-peer-default',
+    ]) {
       await clear(redisUrl, prefix);
     }
   }
