@@ -135,6 +135,15 @@ export class ContactRepo {
     return [...ids];
   }
 
+  /**
+   * The contact of a conversation, in one read: the one its link names, or `fallbackId`'s when it has
+   * no link (a conversation from before contacts, or from the API with a contact id).
+   */
+  async contactOfConversation(conversationId: string, fallbackId: string | null): Promise<Contact | null> {
+    const [, raw] = await this.state.linkAndContact(conversationId, fallbackId);
+    return raw ? (JSON.parse(raw) as Contact) : null;
+  }
+
   async linkOf(conversationId: string): Promise<ConversationLink | null> {
     const [raw] = await this.state.hget('conv', [conversationId]);
     return raw ? (JSON.parse(raw) as ConversationLink) : null;

@@ -154,9 +154,8 @@ export class ContactService {
 
   /** The contact the bot's request carries (SPEC §6, §9). */
   async forBot(conversation: Conversation): Promise<BotContact | undefined> {
-    const link = await this.repo.linkOf(conversation.id);
-    const id = link?.contactId ?? conversation.participants.find((p) => p.role === 'user')?.contactId;
-    const contact = id ? await this.repo.get(id) : null;
+    const fallback = conversation.participants.find((p) => p.role === 'user')?.contactId ?? null;
+    const contact = await this.repo.contactOfConversation(conversation.id, fallback);
     return contact ? toBotContact(contact) : undefined;
   }
 

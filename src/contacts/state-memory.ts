@@ -11,6 +11,15 @@ export class MemoryContactState implements ContactState {
     return fields.map((f) => h?.get(f) ?? null);
   }
 
+  async linkAndContact(
+    conversationId: string,
+    fallbackId: string | null,
+  ): Promise<[string | null, string | null]> {
+    const link = this.#hashes.get('conv')?.get(conversationId) ?? null;
+    const id = link ? (JSON.parse(link) as { contactId: string }).contactId : fallbackId;
+    return [link, id ? (this.#hashes.get('c')?.get(id) ?? null) : null];
+  }
+
   async hgetall(key: string): Promise<Record<string, string>> {
     return Object.fromEntries(this.#hashes.get(key) ?? []);
   }

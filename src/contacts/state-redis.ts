@@ -15,7 +15,7 @@ import type { ReplicaRequirement } from '../store/redis/replication.js';
 import { defineScripts, loadScripts, type ScriptRun } from '../store/redis/scripts.js';
 import type { Check, ContactState, Op } from './state.js';
 
-const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), { txn: 1 });
+const SCRIPTS = loadScripts(new URL('./lua/', import.meta.url), { txn: 1, linkdoc: 2 });
 
 /** Maps connection trouble to StoreUnavailableError (503, nothing written), as the store does. */
 async function guard<T>(op: Promise<T>): Promise<T> {
@@ -30,7 +30,7 @@ export class RedisContactState implements ContactState {
   readonly kind = 'redis' as const;
   readonly #redis: RedisClient;
   readonly #base: string;
-  readonly #run: ScriptRun<'txn'>;
+  readonly #run: ScriptRun<'txn' | 'linkdoc'>;
   /** The store's replica confirmations (REDIS_WAIT_REPLICAS), when it has them. */
   readonly #wait: ReplicaRequirement | undefined;
 
@@ -49,6 +49,16 @@ export class RedisContactState implements ContactState {
   async hget(key: string, fields: readonly string[]): Promise<(string | null)[]> {
     if (fields.length === 0) return [];
     return guard(this.#redis.hmget(this.key(key), ...fields));
+  }
+
+  async linkAndContact(
+    conversationId: string,
+    fallbackId: string | null,
+  ): Promise<[string | null, string | null]> {
+    const reply = (await guard(
+      this.#run('linkdoc', [this.key('conv'), this.key('c')], [conversationId, fallbackId ?? '']),
+    )) as [string | null, string | null];
+    return [reply[0] ?? null, reply[1] ?? null];
   }
 
   hgetall(key: string): Promise<Record<string, string>> {

@@ -37,6 +37,11 @@ export interface ContactState {
   /** Members after `after` (exclusive) in lexicographic order, at most `count`. */
   zrangeAfter(key: string, after: string | null, count: number, rev?: boolean): Promise<string[]>;
   zcard(key: string): Promise<number>;
+  /**
+   * The conversation's link (field `conversationId` of `conv`) and the contact document (hash `c`)
+   * of the link's `contactId`, or of `fallbackId` when there is no link: one read, one round trip.
+   */
+  linkAndContact(conversationId: string, fallbackId: string | null): Promise<[string | null, string | null]>;
   /** True when every check held and every op was applied; false (nothing written) otherwise. */
   apply(checks: readonly Check[], ops: readonly Op[]): Promise<boolean>;
 }

@@ -98,6 +98,25 @@ export function contactsContract(name: string, factory: StateFactory): void {
     );
 
     it(
+      "reads a conversation's contact in one step: its link's, else the fallback's, never a stale one",
+      withRepo(async (repo) => {
+        const a = (await repo.identify(sms('+15550009100'), [], 'Ann')).contact;
+        const b = (await repo.identify(visitor('v-91'), [], 'Bo')).contact;
+        await repo.attach('conv_L', visitor('v-91'));
+        // The link wins over the fallback (a participant's contact id that a merge left behind).
+        expect((await repo.contactOfConversation('conv_L', a.id))?.id).toBe(b.id);
+        // No link: the fallback's contact; neither: none.
+        expect((await repo.contactOfConversation('conv_none', a.id))?.name).toBe('Ann');
+        expect(await repo.contactOfConversation('conv_none', null)).toBeNull();
+        expect(await repo.contactOfConversation('conv_none', 'ct_missing')).toBeNull();
+        // After a merge the link names the survivor, and the merged contact is gone.
+        await repo.merge(a.id, b.id, 'test', null);
+        expect((await repo.contactOfConversation('conv_L', b.id))?.id).toBe(a.id);
+        expect((await repo.contactOfConversation('conv_L', null))?.identities).toHaveLength(2);
+      }),
+    );
+
+    it(
       'merges identities and conversations, idempotently, and unmerges them back',
       withRepo(async (repo) => {
         const a = (await repo.identify(sms('+15550003333'), [], 'Ann')).contact;
