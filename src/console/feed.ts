@@ -6,7 +6,10 @@
  * reads the change through the console API, so a notice never carries more than an id.
  *
  * Publishing is fire-and-forget: a console that misses a notice catches up on its next read, and an
- * unreachable bus must never slow or fail the change that emitted the event.
+ * unreachable bus must never slow or fail the change that emitted the event. The notices of one turn
+ * of the event loop go out as one message (a JSON array; a lone notice as the object itself), so a
+ * busy engine sends one PUBLISH per turn rather than two per answered message; a listener hears them
+ * one by one, in the order they were emitted.
  */
 import type { Logger } from 'pino';
 import type { DomainEvent, EventHub } from '../core/events.js';
@@ -40,6 +43,9 @@ export function noticeOf(event: DomainEvent): Notice {
 
 export type NoticeListener = (notice: Notice) => void;
 
+/** Notices in one bus message at most; a longer turn's go out in several. */
+const BATCH = 500;
+
 export class ConsoleFeed {
   readonly #bus: Bus;
   readonly #logger: Logger;
@@ -47,18 +53,32 @@ export class ConsoleFeed {
   #unsubscribe: Promise<() => Promise<void>> | undefined;
   #offHub: (() => void) | undefined;
   #warnedAt = Number.NEGATIVE_INFINITY;
+  #queued: Notice[] = [];
+  #flushing: NodeJS.Immediate | undefined;
 
   constructor(deps: { bus: Bus; events: EventHub; logger: Logger }) {
     this.#bus = deps.bus;
     this.#logger = deps.logger;
     this.#offHub = deps.events.on((event) => {
-      this.#bus.publish(FEED_TOPIC, JSON.stringify(noticeOf(event))).catch((err: unknown) => {
+      this.#queued.push(noticeOf(event));
+      this.#flushing ??= setImmediate(() => this.#flush());
+    });
+  }
+
+  #flush(): void {
+    this.#flushing = undefined;
+    const queued = this.#queued;
+    this.#queued = [];
+    for (let i = 0; i < queued.length; i += BATCH) {
+      const batch = queued.slice(i, i + BATCH);
+      const payload = JSON.stringify(batch.length === 1 ? batch[0] : batch);
+      this.#bus.publish(FEED_TOPIC, payload).catch((err: unknown) => {
         // Once per 10 s at most: while the bus is away every event would say it.
         if (Date.now() - this.#warnedAt < 10_000) return;
         this.#warnedAt = Date.now();
         this.#logger.warn({ err }, 'console feed: the bus is unreachable; live updates are delayed');
       });
-    });
+    }
   }
 
   /**
@@ -85,6 +105,8 @@ export class ConsoleFeed {
   close(): void {
     this.#offHub?.();
     this.#offHub = undefined;
+    if (this.#flushing) clearImmediate(this.#flushing);
+    this.#flush();
     this.#listeners.clear();
     this.#drop();
   }
@@ -98,12 +120,14 @@ export class ConsoleFeed {
   }
 
   #deliver(payload: string): void {
-    let notice: Notice;
+    let parsed: Notice | Notice[];
     try {
-      notice = JSON.parse(payload) as Notice;
+      parsed = JSON.parse(payload) as Notice | Notice[];
     } catch {
       return;
     }
-    for (const listener of this.#listeners) listener(notice);
+    for (const notice of Array.isArray(parsed) ? parsed : [parsed]) {
+      for (const listener of this.#listeners) listener(notice);
+    }
   }
 }

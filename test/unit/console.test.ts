@@ -109,6 +109,39 @@ describe('ConsoleFeed', () => {
     expect(heard).toHaveLength(2);
   });
 
+  it('sends the notices of one turn as one bus message, heard one by one in order', async () => {
+    const payloads: string[] = [];
+    const inner = new MemoryBus();
+    const bus: Bus = {
+      publish: (topic, payload) => {
+        payloads.push(payload);
+        return inner.publish(topic, payload);
+      },
+      subscribe: (topic, handler) => inner.subscribe(topic, handler),
+    };
+    const events = new EventHub(() => {});
+    feed = new ConsoleFeed({ bus, events, logger });
+    const heard: Notice[] = [];
+    await feed.listen((n) => heard.push(n));
+    await Promise.all(
+      [1, 2, 3].map((seq) =>
+        events.emit({ type: 'message.created', conversationId: `conv_${seq}`, seq, conversation, message }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    expect(payloads).toHaveLength(1);
+    expect(heard.map((n) => n.conversationId)).toEqual(['conv_1', 'conv_2', 'conv_3']);
+    // A lone notice goes out as the object itself, as a process of the previous release sends it.
+    await events.emit({ type: 'conversation.deleted', conversationId: 'conv_9', seq: 1 });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(payloads).toHaveLength(2);
+    expect(JSON.parse(payloads[1]!)).toMatchObject({
+      type: 'conversation.deleted',
+      conversationId: 'conv_9',
+    });
+    expect(heard.at(-1)?.conversationId).toBe('conv_9');
+  });
+
   it('neither throws into nor waits for the emitter when the bus is down', async () => {
     const published: string[] = [];
     const bus: Bus = {
@@ -124,6 +157,7 @@ describe('ConsoleFeed', () => {
     const started = Date.now();
     await events.emit({ type: 'conversation.created', conversationId: 'conv_1', seq: 0, conversation });
     expect(Date.now() - started).toBeLessThan(40);
+    await new Promise((r) => setImmediate(r));
     expect(published).toEqual([FEED_TOPIC]);
     await new Promise((r) => setTimeout(r, 80));
     expect(failures).toEqual([]);
