@@ -8,6 +8,8 @@
  * one send through the same twilio client and HTTP transport the gateway uses
  * (`createMessagesClient`), and one HSET recording that the message was answered.
  *
+ * With `answer: false` it is the ingest floor: the same up to the 200, and nothing after it.
+ *
  * What it leaves out is what the guarantees cost beyond that minimum: no lease or claim, no order
  * between a conversation's messages, no reply stored before it is sent, no delivery status, no
  * recovery after a crash. Every one of those is more work, so the floor's replies a second bound what
@@ -46,7 +48,10 @@ export async function startFloor(opts: {
   signedUrl: string;
   /** The numbers that will write, so their conversations exist before the load. */
   senders: readonly string[];
+  /** False for the ingest floor: the accept and the 200, no reply (the gateway's engine off). */
+  answer?: boolean;
 }): Promise<Floor> {
+  const answering = opts.answer ?? true;
   const redis = new Redis(opts.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
   const keys = new KeyLayout(opts.prefix, PARTITIONS);
   const accept = defineAccept(redis, keys);
@@ -84,7 +89,7 @@ export async function startFloor(opts: {
       const [outcome, seq] = await accept(conversationId, params.Body ?? '', `ext:${params.MessageSid}`);
       if (outcome !== 'ok' && outcome !== 'dup') throw new Error(`accept: ${outcome}`);
       res.type('text/xml').send('<Response/>');
-      if (outcome === 'dup') return;
+      if (outcome === 'dup' || !answering) return;
       inFlight++;
       void answer(conversationId, seq, params.From ?? '', params.To ?? '', params.Body ?? '');
     } catch {

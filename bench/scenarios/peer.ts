@@ -17,6 +17,7 @@ import { Redis } from 'ioredis';
 import { ACCOUNT_SID, AUTH_TOKEN, postWebhook, smsParams } from '../../test/fakes/twilio-api.js';
 import { FakeTwilioProcess, type ReplyStats } from '../fake-twilio.js';
 import { startFloor } from '../floor.js';
+import { pendingOf, spawnGateway, stopGateway } from '../gateway-process.js';
 import { type BenchRow, countRow, type LoadResult, load, ROUNDS, ratioRow, startBare } from '../lib.js';
 import {
   acked,
@@ -39,7 +40,7 @@ type LockScope = 'thread' | 'default';
 
 interface Subject {
   name: string;
-  kind: 'switchboard' | 'floor' | 'peer';
+  kind: 'switchboard' | 'roles' | 'floor' | 'peer';
   url: string;
   /** Resolves when the subject has nothing left to answer, where it can tell. */
   drained?(): Promise<void>;
@@ -103,6 +104,41 @@ async function startSwitchboard(fakeUrl: string, redisUrl: string): Promise<Subj
   };
 }
 
+/**
+ * Switchboard as it scales on one host: a `ROLE=web` process taking the webhooks and a `ROLE=worker`
+ * process answering them, both compiled gateways on the run's Redis, with the same settings as the
+ * in-process gateway (demo bot, the fake REST API, signature checks on).
+ */
+async function startSwitchboardRoles(fakeUrl: string, redisUrl: string): Promise<Subject> {
+  const env = {
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: 'bench-peer-roles',
+    PUBLIC_URL,
+    API_KEYS: 'bench-api-key-0123456789abcdef',
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_API_URL: fakeUrl,
+    QUEUE_MAX_PENDING: '10000000',
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_MIN: '0',
+  };
+  const [web, worker] = await Promise.all([spawnGateway('web', env), spawnGateway('worker', env)]);
+  return {
+    kind: 'roles',
+    name: 'Switchboard (ROLE=web + ROLE=worker)',
+    url: `${web.url}${PATH}`,
+    drained: async () => {
+      const deadline = performance.now() + 120_000;
+      while ((await pendingOf(worker.url)) > 0 && performance.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    stop: async () => {
+      await Promise.all([stopGateway(web), stopGateway(worker)]);
+    },
+  };
+}
+
 /** The floor (bench/floor.ts): the least a gateway keeping SPEC §4 must do per message. */
 async function startFloorSubject(fakeUrl: string, redisUrl: string): Promise<Subject> {
   const senders = Array.from({ length: CUSTOMERS }, (_, i) => `+1415555${String(i).padStart(4, '0')}`);
@@ -152,6 +188,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
   const subjects: Subject[] = [];
   try {
     subjects.push(await startSwitchboard(fake.url, redisUrl));
+    subjects.push(await startSwitchboardRoles(fake.url, redisUrl));
     subjects.push(await startFloorSubject(fake.url, redisUrl));
     subjects.push(await startPeer(fake.url, redisUrl, 'thread', 'bench-peer-thread'));
     subjects.push(await startPeer(fake.url, redisUrl, 'default', 'bench-peer-default'));
@@ -232,6 +269,21 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
         spread: [pairs[0]!.ratio, pairs.at(-1)!.ratio] as [number, number],
       };
     };
+    const at = (kind: Subject['kind']) => subjects.findIndex((x) => x.kind === kind);
+    /** Subject `a`'s sustained replies against subject `b`'s in the same rounds, as a row. */
+    const against = (a: number, b: number, target?: number): BenchRow => {
+      const v = versus(b, a);
+      return {
+        ...ratioRow(
+          `peer: ${subjects[a]!.name}'s sustained replies/s vs ${subjects[b]!.name}'s, same rounds`,
+          'replies/s',
+          v.median.sb,
+          v.median.other,
+          target,
+        ),
+        ...(rounds.length > 1 ? { spread: v.spread } : {}),
+      };
+    };
     subjects.forEach((subject, index) => {
       const m = median(index);
       const spread = rounds.length > 1 ? { spread: m.spread } : {};
@@ -242,41 +294,20 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
       });
       const replies = sustained(m.outcome.load, m.outcome.replies);
       rows.push(
-        subject.kind === 'switchboard'
-          ? ratioRow(
+        subject.kind === 'peer'
+          ? { scenario: `${label} sustained replies/s at the fake`, metric: 'replies/s', value: replies }
+          : ratioRow(
               `${label} sustained replies/s at the fake vs bare's acks`,
               'replies/s',
               replies,
               m.bare.rps,
-              0.5,
-            )
-          : subject.kind === 'floor'
-            ? ratioRow(
-                `${label} sustained replies/s at the fake vs bare's acks`,
-                'replies/s',
-                replies,
-                m.bare.rps,
-              )
-            : { scenario: `${label} sustained replies/s at the fake`, metric: 'replies/s', value: replies },
+              subject.kind === 'floor' ? undefined : 0.5,
+            ),
       );
       const unanswered = Math.max(0, acked(m.outcome.load) - m.outcome.replies.distinct);
       const duplicates = twice[index]!.replies.duplicates;
-      if (subject.kind !== 'peer') {
-        rows.push(countRow(`${label} acked messages never answered`, 'count', unanswered));
-        rows.push(countRow(`${label} duplicate replies, every request sent twice`, 'count', duplicates));
-        if (subject.kind === 'floor') {
-          const v = versus(index);
-          rows.push({
-            ...ratioRow(
-              "peer: Switchboard's sustained replies/s vs the floor's, same rounds",
-              'replies/s',
-              v.median.sb,
-              v.median.other,
-            ),
-            ...(rounds.length > 1 ? { spread: v.spread } : {}),
-          });
-        }
-      } else {
+      if (subject.kind === 'peer') {
+        // The peer's own losses are what it does, not a failure of this run.
         rows.push({
           scenario: `${label} acked messages never answered`,
           metric: 'messages',
@@ -287,28 +318,13 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
           metric: 'replies',
           value: duplicates,
         });
-        const v = versus(index);
-        rows.push({
-          ...ratioRow(
-            `peer: Switchboard's sustained replies/s vs ${subject.name}'s, same rounds`,
-            'replies/s',
-            v.median.sb,
-            v.median.other,
-            3,
-          ),
-          ...(rounds.length > 1 ? { spread: v.spread } : {}),
-        });
-        const f = subjects.findIndex((x) => x.kind === 'floor');
-        const vf = versus(index, f);
-        rows.push({
-          ...ratioRow(
-            `peer: the floor's sustained replies/s vs ${subject.name}'s, same rounds`,
-            'replies/s',
-            vf.median.sb,
-            vf.median.other,
-          ),
-          ...(rounds.length > 1 ? { spread: vf.spread } : {}),
-        });
+        rows.push(against(at('switchboard'), index, 3));
+        if (at('roles') >= 0) rows.push(against(at('roles'), index, 3));
+        rows.push(against(at('floor'), index));
+      } else {
+        rows.push(countRow(`${label} acked messages never answered`, 'count', unanswered));
+        rows.push(countRow(`${label} duplicate replies, every request sent twice`, 'count', duplicates));
+        if (subject.kind !== 'switchboard') rows.push(against(at('switchboard'), index));
       }
     });
     return rows;
@@ -318,6 +334,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
     await fake.close();
     for (const prefix of [
       'bench-peer-switchboard',
+      'bench-peer-roles',
       'bench-peer-floor',
       'bench-peer-thread',
       'bench-peer-default',

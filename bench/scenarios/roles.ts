@@ -9,10 +9,8 @@
  * process of its own with `web` and `worker`. The rounds alternate the two sides; each side's
  * processes are started for its run and killed after it, so only one side runs at a time.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { BOT_SECRET, FakeBot } from '../../test/fakes/bot.js';
-import { freePort } from '../../test/helpers/redis.js';
+import { type GatewayProcess, pendingOf, spawnGateway, stopGateway } from '../gateway-process.js';
 import { type BenchRow, countRow, type LoadResult, pacedOffThread, ROUNDS } from '../lib.js';
 
 const KEY = 'bench-api-key-0123456789abcdef';
@@ -22,59 +20,24 @@ const RATE = Number(process.env.BENCH_ROLES_RATE ?? 400);
 const BOT_MS = Number(process.env.BENCH_ROLES_BOT_MS ?? 200);
 const CONCURRENCY = 64;
 const CONVERSATIONS = 100;
-const MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url));
+type Proc = GatewayProcess;
 
-interface Proc {
-  url: string;
-  child: ChildProcess;
-}
-
-async function spawnRole(role: 'all' | 'web' | 'worker', redisUrl: string, prefix: string, botUrl: string) {
-  const port = await freePort();
-  const child = spawn(process.execPath, [MAIN], {
-    env: {
-      ...process.env,
-      ROLE: role,
-      REDIS_URL: redisUrl,
-      REDIS_KEY_PREFIX: prefix,
-      API_KEYS: KEY,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      BOT_URL: botUrl,
-      BOT_SECRET,
-      WORKER_CONCURRENCY: String(CONCURRENCY),
-      QUEUE_MAX_PENDING: '10000000',
-      LOG_LEVEL: 'warn',
-      // One key sends the whole load: the per-key limit is measured in its own row (limits.ts).
-      RATE_LIMIT_PER_MIN: '0',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`ROLE=${role} gateway exited with ${child.exitCode}`);
-    const ready = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) break;
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`ROLE=${role} gateway did not start`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { url, child } satisfies Proc;
-}
-
-function stop(proc: Proc): Promise<void> {
-  return new Promise((resolve) => {
-    if (proc.child.exitCode !== null) return resolve();
-    proc.child.once('exit', () => resolve());
-    proc.child.kill('SIGKILL');
+function spawnRole(role: 'all' | 'web' | 'worker', redisUrl: string, prefix: string, botUrl: string) {
+  return spawnGateway(role, {
+    REDIS_URL: redisUrl,
+    REDIS_KEY_PREFIX: prefix,
+    API_KEYS: KEY,
+    BOT_URL: botUrl,
+    BOT_SECRET,
+    WORKER_CONCURRENCY: String(CONCURRENCY),
+    QUEUE_MAX_PENDING: '10000000',
+    LOG_LEVEL: 'warn',
+    // One key sends the whole load: the per-key limit is measured in its own row (limits.ts).
+    RATE_LIMIT_PER_MIN: '0',
   });
 }
+
+const stop = stopGateway;
 
 async function sessions(url: string, n: number): Promise<string[]> {
   return Promise.all(
@@ -89,12 +52,7 @@ async function sessions(url: string, n: number): Promise<string[]> {
   );
 }
 
-/** `switchboard_queue_pending` from a process's `/metrics`. */
-async function pending(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const m = /^switchboard_queue_pending (\d+)/m.exec(text);
-  return m ? Number(m[1]) : Number.NaN;
-}
+const pending = pendingOf;
 
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);

@@ -14,6 +14,7 @@ import { createGateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import { ACCOUNT_SID, AUTH_TOKEN, encodeForm, smsParams } from '../../test/fakes/twilio-api.js';
 import { FakeTwilioProcess, type ReplyStats } from '../fake-twilio.js';
+import { startFloor } from '../floor.js';
 import {
   type BenchRow,
   countRow,
@@ -137,6 +138,57 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
         durationS: DURATION_S,
       }),
     );
+
+    // The ingest floor (bench/floor.ts): bare Express with the twilio package's signature check and
+    // one EVALSHA of the store's accept script, the least an ack that keeps SPEC §4 takes; against bare,
+    // and the gateway against it, in paired rounds of their own.
+    const floorRows: BenchRow[] = [];
+    if (redisUrl) {
+      const floor = await startFloor({
+        apiUrl: fake.url,
+        redisUrl,
+        prefix: 'bench-twilio-floor',
+        signedUrl: `${PUBLIC_URL}${PATH}`,
+        senders: Array.from({ length: CUSTOMERS }, (_, i) => `+1415555${String(i).padStart(4, '0')}`),
+        answer: false,
+      });
+      const floorRequests = webhookRequests();
+      const floorRun = () =>
+        load({
+          url: floor.url,
+          headers,
+          request: floorRequests,
+          connections: CONNECTIONS,
+          durationS: DURATION_S,
+        });
+      const floorVsBare = await paired(bareRun, floorRun);
+      const gatewayVsFloor = await paired(floorRun, () =>
+        load({
+          url: `${ingest.url}${PATH}`,
+          headers,
+          request: ingestRequests,
+          connections: CONNECTIONS,
+          durationS: DURATION_S,
+        }),
+      );
+      await floor.close();
+      floorRows.push(
+        pairedRow(
+          'twilio: ingest floor (signature check + one accept EVALSHA) vs bare Express',
+          'req/s',
+          floorVsBare,
+        ),
+        pairedRow('twilio: signed webhooks ingested vs the ingest floor', 'req/s', gatewayVsFloor),
+        countRow(
+          'twilio: ingest floor rounds: errors and non-2xx (floor and gateway)',
+          'count',
+          [
+            ...floorVsBare.rounds.map((r) => r.subject),
+            ...gatewayVsFloor.rounds.flatMap((r) => [r.baseline, r.subject]),
+          ].reduce((sum, r) => sum + r.errors + r.non2xx, 0),
+        ),
+      );
+    }
     await ingest.gw.stop();
     const ingestLoad = ingested.median.subject;
     const bareLoad = ingested.median.baseline;
@@ -149,6 +201,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
         ingested.rounds.reduce((sum, r) => sum + r.subject.errors + r.subject.non2xx, 0),
       ),
     );
+    rows.push(...floorRows);
 
     // With the demo bot answering each message through the twilio client to the fake REST API, in a
     // process of its own. Acks count at the load generator, replies at the fake.
