@@ -7,9 +7,12 @@
  * REST API in a process of its own, signature checks on with the same auth token and public URL. The
  * peer runs in its own process; Switchboard in the bench's, which during a load only hosts it.
  *
- * Every round loads bare Express, Switchboard, the peer with its documented `lockScope: 'thread'` and
- * the peer with its Twilio adapter's default (`channel`), in turn; the reported round is the median
- * by ratio to that round's bare Express. Then each is loaded once more with every request sent twice.
+ * Every round loads bare Express, Switchboard in the bench's process, Switchboard as two compiled
+ * processes (`ROLE=web` taking the webhooks, `ROLE=worker` answering them), the floor (bench/floor.ts:
+ * bare Express doing only the signature check, one accept EVALSHA and the send, the least a gateway
+ * keeping SPEC §4 must do), the peer with its documented `lockScope: 'thread'` and the peer with its
+ * Twilio adapter's default (`channel`), in turn; the reported round is the median by ratio to that
+ * round's bare Express. Then each is loaded once more with every request sent twice.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
