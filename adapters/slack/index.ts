@@ -28,13 +28,7 @@ import { pacingFor } from '../../src/pacing/index.js';
 import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
 import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
 import { SlackDesk } from './desk.js';
-import {
-  classifyEvent,
-  classifyInteraction,
-  parseChannelRef,
-  type SlackDecision,
-  type SlackMessageRef,
-} from './inbound.js';
+import { classifyEvent, classifyInteraction, type SlackDecision, type SlackMessageRef } from './inbound.js';
 import { createWebApi, type SlackApi, SlackCallError, SlackSender } from './outbound.js';
 import { createStatusApi, type StatusApi, setTypingStatus } from './status.js';
 import { verifySlackRequest } from './verify.js';
@@ -182,8 +176,8 @@ class SlackAdapter implements ChannelAdapter {
     const input = {
       signingSecret: this.#config.signingSecret,
       rawBody: body,
-      signature: req.get('x-slack-signature'),
-      timestamp: req.get('x-slack-request-timestamp'),
+      signature: header(req, 'x-slack-signature'),
+      timestamp: header(req, 'x-slack-request-timestamp'),
     };
     // SPEC §12: a `verify` span in the webhook's trace while tracing is on.
     const verified = tracingOn()
@@ -214,7 +208,7 @@ class SlackAdapter implements ChannelAdapter {
       const retryAfter = isGatewayError(err) ? err.extra.retryAfter : undefined;
       if (typeof retryAfter === 'number') res.set('Retry-After', String(retryAfter));
       this.#ctx.logger[status === 503 ? 'warn' : 'error'](
-        { err, status, path: req.path, retryNum: req.get('x-slack-retry-num') },
+        { err, status, path: req.path, retryNum: header(req, 'x-slack-retry-num') },
         'slack request not accepted; Slack will retry',
       );
       res.status(status).end();
@@ -274,7 +268,7 @@ class SlackAdapter implements ChannelAdapter {
       this.#ctx.rejected('slack', reason);
     } else if (reason === 'app_rate_limited') {
       this.#ctx.logger.warn({ reason }, 'slack: event deliveries are being rate limited by Slack');
-    } else {
+    } else if (this.#ctx.logger.isLevelEnabled('debug')) {
       this.#ctx.logger.debug({ reason, path: req.path }, 'slack event ignored');
     }
   }
@@ -282,37 +276,41 @@ class SlackAdapter implements ChannelAdapter {
   async #accept(req: Request, decision: Extract<SlackDecision, { kind: 'accept' }>): Promise<void> {
     const { inbound, ref } = decision;
     const kv = this.#ctx.store.kv;
-    const inThread = parseChannelRef(inbound.channelRef)?.threadTs !== undefined;
+    // Classification names the thread in the conversation's meta exactly when the key has one.
+    const inThread = inbound.conversationMeta?.slackThreadTs !== undefined;
     if (decision.followUpOnly && (await kv.get(threadKey(inbound.channelRef))) === null) {
       this.#ignored(req, 'not_addressed', false);
       return;
     }
     const { name, email } = await this.#user(decision.team, decision.userId);
     // Slack signs the event, so the user id is Slack's word; so is the profile email (SPEC §9).
-    const signed: SenderIdentity = {
-      verified: true,
-      source: 'slack',
-      ...(email
-        ? { also: [{ channel: 'email', address: email, verified: true, source: 'slack_profile' }] }
-        : {}),
-    };
+    const signed: SenderIdentity = email
+      ? {
+          verified: true,
+          source: 'slack',
+          also: [{ channel: 'email', address: email, verified: true, source: 'slack_profile' }],
+        }
+      : SLACK_SIGNED;
     const identity = this.#unverified.has(req) ? untrusted(signed)! : signed;
     const result = await this.#ctx.ingest.accept(
-      extend(name ? extend(inbound, { from: extend(inbound.from, { name }) }) : inbound, { identity }),
+      extend(inbound, { from: name ? extend(inbound.from, { name }) : inbound.from, identity }),
     );
     // Written after the accept and before the 200: if they fail, Slack retries and the dedupe key
     // turns the retry into a no-op that writes them again.
     const { conversationId, id } = result.message;
-    await Promise.all([
-      ref && kv.set(messageKey(ref), `${conversationId} ${id}`, INDEX_TTL_S),
-      inThread && kv.set(threadKey(inbound.channelRef), conversationId, INDEX_TTL_S),
-    ]);
+    // Most accepts write one of the two (a DM message's index): no array and Promise.all for those.
+    const indexed = ref && kv.set(messageKey(ref), `${conversationId} ${id}`, INDEX_TTL_S);
+    if (inThread)
+      await Promise.all([indexed, kv.set(threadKey(inbound.channelRef), conversationId, INDEX_TTL_S)]);
+    else await indexed;
+    // The fields are gathered only when the line is written (LOG_LEVEL=debug).
+    if (!this.#ctx.logger.isLevelEnabled('debug')) return;
     this.#ctx.logger.debug(
       {
         conversationId,
         messageId: id,
         duplicate: result.duplicate,
-        retryNum: req.get('x-slack-retry-num'),
+        retryNum: header(req, 'x-slack-retry-num'),
       },
       'slack message accepted',
     );
@@ -388,6 +386,18 @@ class SlackAdapter implements ChannelAdapter {
       return {};
     }
   }
+}
+
+/** Slack's word for a signed request's sender: no profile email, so the same every time. */
+const SLACK_SIGNED: SenderIdentity = Object.freeze({ verified: true, source: 'slack' });
+
+/**
+ * A request header as `req.get` reads it, without its name handling: the names here are lower-case
+ * already, and Node joins a repeated `x-` header into one string.
+ */
+function header(req: Request, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value : undefined;
 }
 
 type Parsed = { ok: true; value: unknown } | { ok: false; reason: string };
