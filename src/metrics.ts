@@ -228,14 +228,31 @@ export function requestMetrics(
   surface: 'api' | 'webhook',
   channels: ReadonlySet<string> = new Set(),
 ): RequestHandler {
+  // prom-client hashes and checks a label set on every call; a child bound once per label set does
+  // not. Both label sets are bounded: methods Node's parser knows, channels of `channels` or `other`,
+  // three status classes.
+  const counted = new Map<string, { inc(): void }>();
+  const counter = (method: string, channel: string, status: string) => {
+    const key = `${method} ${channel} ${status}`;
+    let child = counted.get(key);
+    if (!child) {
+      child =
+        surface === 'api'
+          ? metrics.apiRequests.labels({ method, status })
+          : metrics.webhookRequests.labels({ channel, status });
+      counted.set(key, child);
+    }
+    return child;
+  };
+  const duration = metrics.httpDuration.labels({ surface });
   return function requestMetricsMiddleware(req, res, next) {
     const started = performance.now();
     res.once('finish', () => {
       const status = statusClass(res.statusCode);
-      if (surface === 'api') metrics.apiRequests.inc({ method: req.method, status });
-      else metrics.webhookRequests.inc({ channel: webhookChannel(req.originalUrl, channels), status });
+      if (surface === 'api') counter(req.method, '', status).inc();
+      else counter('', webhookChannel(req.originalUrl, channels), status).inc();
       if (res.statusCode === 429 && surface === 'api') metrics.rateLimited.inc();
-      metrics.httpDuration.observe({ surface }, (performance.now() - started) / 1000);
+      duration.observe((performance.now() - started) / 1000);
     });
     next();
   };
