@@ -256,7 +256,8 @@ class SlackAdapter implements ChannelAdapter {
           this.#refuse(req, res, 401, 'unverified_agent_action');
           return;
         }
-        if (!(await this.#desk?.handle(decision))) await this.#accept(req, decision);
+        // No desk: straight to the accept, without a turn of the event loop's promise queue for it.
+        if (!this.#desk || !(await this.#desk.handle(decision))) await this.#accept(req, decision);
         break;
     }
     res.status(200).end();
@@ -282,7 +283,10 @@ class SlackAdapter implements ChannelAdapter {
       this.#ignored(req, 'not_addressed', false);
       return;
     }
-    const { name, email } = await this.#user(decision.team, decision.userId);
+    // Almost always remembered (see PROFILE_MEMO_MS): read without an async call for it.
+    const { name, email } =
+      this.#rememberedUser(decision.team, decision.userId) ??
+      (await this.#user(decision.team, decision.userId));
     // Slack signs the event, so the user id is Slack's word; so is the profile email (SPEC §9).
     const signed: SenderIdentity = email
       ? {
@@ -355,14 +359,20 @@ class SlackAdapter implements ChannelAdapter {
     await this.#ctx.store.kv.delete(messageKey(ref));
   }
 
+  /** What {@link #user} answered for this person within the last {@link PROFILE_MEMO_MS}, if anything. */
+  #rememberedUser(team: string, user: string): { name?: string; email?: string } | undefined {
+    const memo = this.#profiles.get(nameKey(team, user));
+    return memo && memo.until > Date.now() ? memo.profile : undefined;
+  }
+
   /**
    * The person's display name and profile email via users.info, cached; a failed lookup never
    * fails the request.
    */
   async #user(team: string, user: string): Promise<{ name?: string; email?: string }> {
+    const remembered = this.#rememberedUser(team, user);
+    if (remembered) return remembered;
     const key = nameKey(team, user);
-    const memo = this.#profiles.get(key);
-    if (memo && memo.until > Date.now()) return memo.profile;
     const remember = (profile: { name?: string; email?: string }) => {
       this.#profiles.set(key, { profile, until: Date.now() + PROFILE_MEMO_MS });
       return profile;
