@@ -26,6 +26,7 @@ import { LruCache } from '../../src/core/lru.js';
 import type { GatewayDeps } from '../../src/deps.js';
 import { pacingFor } from '../../src/pacing/index.js';
 import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
+import { readPlainBody } from './body.js';
 import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
 import { SlackDesk } from './desk.js';
 import { classifyEvent, classifyInteraction, type SlackDecision, type SlackMessageRef } from './inbound.js';
@@ -79,6 +80,7 @@ class SlackAdapter implements ChannelAdapter {
   readonly #api: SlackApi;
   readonly #sender: SlackSender;
   readonly #raw: express.RequestHandler;
+  readonly #bodyLimit: number;
   #botUserId: string | undefined;
   #identity: Promise<void> | undefined;
   /** The agents' desk, with SLACK_AGENT_CHANNEL. */
@@ -100,6 +102,7 @@ class SlackAdapter implements ChannelAdapter {
     this.#sender = new SlackSender(api, { logger: ctx.logger, gate: pacingFor(ctx.store, ctx.logger).gate });
     // Any content type: the signature decides, and it is checked on exactly these bytes.
     this.#raw = express.raw({ type: () => true, limit: ctx.config.BODY_LIMIT_BYTES });
+    this.#bodyLimit = ctx.config.BODY_LIMIT_BYTES;
     ctx.verificationMode('slack', config.verify, 'SLACK_VERIFY');
     this.#desk = config.agentChannel
       ? new SlackDesk({ channel: config.agentChannel, api, ctx, profile: (t, u) => this.#user(t, u) })
@@ -216,6 +219,8 @@ class SlackAdapter implements ChannelAdapter {
   }
 
   #readRaw(req: Request, res: Response): Promise<Buffer> {
+    const plain = readPlainBody(req, this.#bodyLimit);
+    if (plain) return plain;
     return new Promise((resolve, reject) => {
       this.#raw(req, res, (err?: unknown) => {
         if (err) reject(err);
