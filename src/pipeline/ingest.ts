@@ -38,7 +38,10 @@ export class IngestService implements Ingest {
   readonly #config: AppConfig;
   readonly #events: EventHub;
   readonly #metrics: Metrics;
-  readonly #counters = new Map<string, { inc(): void }>();
+  readonly #counters = {
+    accepted: new Map<string, { inc(): void }>(),
+    duplicates: new Map<string, { inc(): void }>(),
+  };
   readonly #lifecycle: Lifecycle;
   readonly #participants: Pick<ParticipantService, 'join'> | undefined;
   /** Gives senders their contact (SPEC §9); absent in tests that build ingest alone. */
@@ -299,11 +302,11 @@ export class IngestService implements Ingest {
 
   /** The channel's child of an accept counter, bound once: prom-client hashes a label set per call. */
   #counter(metric: 'accepted' | 'duplicates', channel: ChannelName): { inc(): void } {
-    const key = `${metric} ${channel}`;
-    let child = this.#counters.get(key);
+    const children = this.#counters[metric];
+    let child = children.get(channel);
     if (!child) {
       child = this.#metrics[metric].labels({ channel });
-      this.#counters.set(key, child);
+      children.set(channel, child);
     }
     return child;
   }
