@@ -3,7 +3,8 @@
  * runs one EVALSHA of the gateway's own `accept` script per request (same keys, arguments and Redis
  * work: dedupe, seq, message hash, seq index, queue, schedule) on an auto-pipelined ioredis connection
  * to the same Redis, as the gateway's store does. What is left between the two is the gateway's own
- * handling: authentication, validation, the pipeline and the reply.
+ * handling: authentication, validation, the pipeline and the reply. The Slack variant
+ * ({@link startBareSlackAccept}) reads the raw body and checks the v0 signature first, as the adapter must.
  */
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
