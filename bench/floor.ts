@@ -24,7 +24,7 @@ import { createMessagesClient } from '../adapters/twilio/outbound.js';
 import { createLogger } from '../src/logger.js';
 import { KeyLayout } from '../src/store/redis/keys.js';
 import { ACCOUNT_SID, AUTH_TOKEN } from '../test/fakes/twilio-api.js';
-import { defineAccept, PARTITIONS, seedConversations } from './accept-baseline.js';
+import { acceptScript, PARTITIONS } from './accept-baseline.js';
 
 export interface Floor {
   url: string;
@@ -54,8 +54,8 @@ export async function startFloor(opts: {
   const answering = opts.answer ?? true;
   const redis = new Redis(opts.redisUrl, { enableAutoPipelining: true, maxRetriesPerRequest: 1 });
   const keys = new KeyLayout(opts.prefix, PARTITIONS);
-  const accept = defineAccept(redis, keys);
-  await seedConversations(redis, keys, opts.senders.map(conversationOf));
+  const accept = acceptScript(redis, opts.prefix);
+  await accept.create(opts.senders.map(conversationOf));
   const client = createMessagesClient(ACCOUNT_SID, AUTH_TOKEN, opts.apiUrl, createLogger('silent'));
   let inFlight = 0;
   let forged = 0;
@@ -86,7 +86,11 @@ export async function startFloor(opts: {
     }
     const conversationId = conversationOf(params.From ?? '');
     try {
-      const [outcome, seq] = await accept(conversationId, params.Body ?? '', `ext:${params.MessageSid}`);
+      const { outcome, seq } = await accept.run(
+        conversationId,
+        params.Body ?? '',
+        `ext:${params.MessageSid}`,
+      );
       if (outcome !== 'ok' && outcome !== 'dup') throw new Error(`accept: ${outcome}`);
       res.type('text/xml').send('<Response/>');
       if (outcome === 'dup' || !answering) return;

@@ -12,6 +12,7 @@ import express, { type Express } from 'express';
 import { type ConsoleOptions, consoleRouter } from './console/routes.js';
 import type { GatewayDeps } from './deps.js';
 import { apiRouter } from './http/api/index.js';
+import { directRoutes } from './http/direct-routes.js';
 import { docsRoutes, openApiDocument } from './http/docs.js';
 import { errorHandler, notFound } from './http/errors.js';
 import { pageRoutes } from './http/pages.js';
@@ -46,6 +47,8 @@ export function createApp(
   app.use(requestId(deps.logger));
   // Provider webhooks: the adapters' routes, plus any others they add (webchat's page, attachments).
   const webhooks = express.Router();
+  // Each provider's own POST endpoint is also found by its exact path (src/http/direct-routes.ts).
+  const direct = directRoutes(webhooks);
   if (traffic) {
     for (const adapter of deps.adapters) adapter.routes?.(webhooks);
     // Webhook paths go straight to the adapters, past every layer below: Express tries each layer in
@@ -58,15 +61,23 @@ export function createApp(
     // reads the path below /webhooks, hence a router mounted there; without tracing the adapters' routes
     // are entered directly, which saves a router's path rewriting per request.
     let routes: express.RequestHandler = webhooks;
-    if (tracingOn()) {
+    const tracing = tracingOn();
+    if (tracing) {
       const traced = express.Router();
       traced.use('/webhooks', webhookSpans(channels));
       traced.use(webhooks);
       routes = traced;
     }
     app.use(function webhookPaths(req, res, next) {
-      if (WEBHOOK_PATH.test(req.url)) counted(req, res, () => routes(req, res, next));
-      else next();
+      if (!WEBHOOK_PATH.test(req.url)) {
+        next();
+        return;
+      }
+      // A provider's endpoint goes straight to its handler, past the router's own dispatch; the
+      // router (and, with tracing, its spans) takes everything else.
+      const handler = tracing ? undefined : direct.find(req);
+      if (handler) counted(req, res, () => direct.run(handler, req, res, next));
+      else counted(req, res, () => routes(req, res, next));
     });
   }
   let consoleRoutes: ReturnType<typeof consoleRouter> | null = null;

@@ -210,8 +210,12 @@ export type Metrics = ReturnType<typeof createMetrics>;
 
 /** A status code's class as a label: `2xx`, `4xx`, `5xx` (low cardinality, whatever the code). */
 function statusClass(status: number): string {
-  return `${Math.floor(status / 100)}xx`;
+  const hundreds = Math.floor(status / 100);
+  return STATUS_CLASSES[hundreds] ?? `${hundreds}xx`;
 }
+
+/** The classes of valid status codes, made once rather than per request. */
+const STATUS_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
 
 /** The channel of a provider webhook path (`/webhooks/<channel>/...`); `other` for anything else. */
 export function webhookChannel(path: string, known: ReadonlySet<string>): string {
@@ -228,14 +232,34 @@ export function requestMetrics(
   surface: 'api' | 'webhook',
   channels: ReadonlySet<string> = new Set(),
 ): RequestHandler {
+  // prom-client hashes and checks a label set on every call; a child bound once per label set does
+  // not. Both label sets are bounded: methods Node's parser knows, channels of `channels` or `other`,
+  // three status classes. Looked up by the two values in turn, so no key string is made per request.
+  const counted = new Map<string, Map<string, { inc(): void }>>();
+  const counter = (first: string, status: string) => {
+    let byStatus = counted.get(first);
+    if (!byStatus) {
+      byStatus = new Map();
+      counted.set(first, byStatus);
+    }
+    let child = byStatus.get(status);
+    if (!child) {
+      child =
+        surface === 'api'
+          ? metrics.apiRequests.labels({ method: first, status })
+          : metrics.webhookRequests.labels({ channel: first, status });
+      byStatus.set(status, child);
+    }
+    return child;
+  };
+  const duration = metrics.httpDuration.labels({ surface });
   return function requestMetricsMiddleware(req, res, next) {
     const started = performance.now();
     res.once('finish', () => {
       const status = statusClass(res.statusCode);
-      if (surface === 'api') metrics.apiRequests.inc({ method: req.method, status });
-      else metrics.webhookRequests.inc({ channel: webhookChannel(req.originalUrl, channels), status });
+      counter(surface === 'api' ? req.method : webhookChannel(req.originalUrl, channels), status).inc();
       if (res.statusCode === 429 && surface === 'api') metrics.rateLimited.inc();
-      metrics.httpDuration.observe({ surface }, (performance.now() - started) / 1000);
+      duration.observe((performance.now() - started) / 1000);
     });
     next();
   };

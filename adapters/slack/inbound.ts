@@ -106,12 +106,20 @@ function dedupeKeyOf(ref: SlackMessageRef): string {
  * known bot id, an `app_mention`'s leading mention is the bot's by definition.
  */
 function stripBotMention(text: string, botUserId: string | undefined, isMentionEvent: boolean): string {
-  if (botUserId)
-    return text
-      .replaceAll(new RegExp(`<@${botUserId}(?:\\|[^>]*)?>`, 'g'), '')
-      .replace(/\s+/g, ' ')
-      .trim();
+  if (botUserId) {
+    // Nothing to take out (most messages in a DM): the text as the replacements below would leave it.
+    if (!text.includes('<@')) return text.replace(/\s+/g, ' ').trim();
+    return text.replaceAll(mentionOf(botUserId), '').replace(/\s+/g, ' ').trim();
+  }
   return isMentionEvent ? text.replace(/^\s*<@[A-Z0-9]+(?:\|[^>]*)?>\s*/, '').trim() : text.trim();
+}
+
+/** The bot's mention pattern, made once per bot id rather than per message. */
+let mention: { botUserId: string; pattern: RegExp } | undefined;
+function mentionOf(botUserId: string): RegExp {
+  if (mention?.botUserId !== botUserId)
+    mention = { botUserId, pattern: new RegExp(`<@${botUserId}(?:\\|[^>]*)?>`, 'g') };
+  return mention.pattern;
 }
 
 /** Shared files as attachments; `url_private` needs the bot token to download (files:read). */

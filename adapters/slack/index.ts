@@ -26,15 +26,10 @@ import { LruCache } from '../../src/core/lru.js';
 import type { GatewayDeps } from '../../src/deps.js';
 import { pacingFor } from '../../src/pacing/index.js';
 import { tracedCheck, tracingOn } from '../../src/tracing/index.js';
+import { readPlainBody } from './body.js';
 import { configure, SLACK_SETTINGS, type SlackConfig } from './config.js';
 import { SlackDesk } from './desk.js';
-import {
-  classifyEvent,
-  classifyInteraction,
-  parseChannelRef,
-  type SlackDecision,
-  type SlackMessageRef,
-} from './inbound.js';
+import { classifyEvent, classifyInteraction, type SlackDecision, type SlackMessageRef } from './inbound.js';
 import { createWebApi, type SlackApi, SlackCallError, SlackSender } from './outbound.js';
 import { createStatusApi, type StatusApi, setTypingStatus } from './status.js';
 import { verifySlackRequest } from './verify.js';
@@ -85,6 +80,7 @@ class SlackAdapter implements ChannelAdapter {
   readonly #api: SlackApi;
   readonly #sender: SlackSender;
   readonly #raw: express.RequestHandler;
+  readonly #bodyLimit: number;
   #botUserId: string | undefined;
   #identity: Promise<void> | undefined;
   /** The agents' desk, with SLACK_AGENT_CHANNEL. */
@@ -106,6 +102,7 @@ class SlackAdapter implements ChannelAdapter {
     this.#sender = new SlackSender(api, { logger: ctx.logger, gate: pacingFor(ctx.store, ctx.logger).gate });
     // Any content type: the signature decides, and it is checked on exactly these bytes.
     this.#raw = express.raw({ type: () => true, limit: ctx.config.BODY_LIMIT_BYTES });
+    this.#bodyLimit = ctx.config.BODY_LIMIT_BYTES;
     ctx.verificationMode('slack', config.verify, 'SLACK_VERIFY');
     this.#desk = config.agentChannel
       ? new SlackDesk({ channel: config.agentChannel, api, ctx, profile: (t, u) => this.#user(t, u) })
@@ -182,8 +179,8 @@ class SlackAdapter implements ChannelAdapter {
     const input = {
       signingSecret: this.#config.signingSecret,
       rawBody: body,
-      signature: req.get('x-slack-signature'),
-      timestamp: req.get('x-slack-request-timestamp'),
+      signature: header(req, 'x-slack-signature'),
+      timestamp: header(req, 'x-slack-request-timestamp'),
     };
     // SPEC §12: a `verify` span in the webhook's trace while tracing is on.
     const verified = tracingOn()
@@ -214,7 +211,7 @@ class SlackAdapter implements ChannelAdapter {
       const retryAfter = isGatewayError(err) ? err.extra.retryAfter : undefined;
       if (typeof retryAfter === 'number') res.set('Retry-After', String(retryAfter));
       this.#ctx.logger[status === 503 ? 'warn' : 'error'](
-        { err, status, path: req.path, retryNum: req.get('x-slack-retry-num') },
+        { err, status, path: req.path, retryNum: header(req, 'x-slack-retry-num') },
         'slack request not accepted; Slack will retry',
       );
       res.status(status).end();
@@ -222,6 +219,8 @@ class SlackAdapter implements ChannelAdapter {
   }
 
   #readRaw(req: Request, res: Response): Promise<Buffer> {
+    const plain = readPlainBody(req, this.#bodyLimit);
+    if (plain) return plain;
     return new Promise((resolve, reject) => {
       this.#raw(req, res, (err?: unknown) => {
         if (err) reject(err);
@@ -262,7 +261,8 @@ class SlackAdapter implements ChannelAdapter {
           this.#refuse(req, res, 401, 'unverified_agent_action');
           return;
         }
-        if (!(await this.#desk?.handle(decision))) await this.#accept(req, decision);
+        // No desk: straight to the accept, without a turn of the event loop's promise queue for it.
+        if (!this.#desk || !(await this.#desk.handle(decision))) await this.#accept(req, decision);
         break;
     }
     res.status(200).end();
@@ -274,7 +274,7 @@ class SlackAdapter implements ChannelAdapter {
       this.#ctx.rejected('slack', reason);
     } else if (reason === 'app_rate_limited') {
       this.#ctx.logger.warn({ reason }, 'slack: event deliveries are being rate limited by Slack');
-    } else {
+    } else if (this.#ctx.logger.isLevelEnabled('debug')) {
       this.#ctx.logger.debug({ reason, path: req.path }, 'slack event ignored');
     }
   }
@@ -282,37 +282,44 @@ class SlackAdapter implements ChannelAdapter {
   async #accept(req: Request, decision: Extract<SlackDecision, { kind: 'accept' }>): Promise<void> {
     const { inbound, ref } = decision;
     const kv = this.#ctx.store.kv;
-    const inThread = parseChannelRef(inbound.channelRef)?.threadTs !== undefined;
+    // Classification names the thread in the conversation's meta exactly when the key has one.
+    const inThread = inbound.conversationMeta?.slackThreadTs !== undefined;
     if (decision.followUpOnly && (await kv.get(threadKey(inbound.channelRef))) === null) {
       this.#ignored(req, 'not_addressed', false);
       return;
     }
-    const { name, email } = await this.#user(decision.team, decision.userId);
+    // Almost always remembered (see PROFILE_MEMO_MS): read without an async call for it.
+    const { name, email } =
+      this.#rememberedUser(decision.team, decision.userId) ??
+      (await this.#user(decision.team, decision.userId));
     // Slack signs the event, so the user id is Slack's word; so is the profile email (SPEC §9).
-    const signed: SenderIdentity = {
-      verified: true,
-      source: 'slack',
-      ...(email
-        ? { also: [{ channel: 'email', address: email, verified: true, source: 'slack_profile' }] }
-        : {}),
-    };
+    const signed: SenderIdentity = email
+      ? {
+          verified: true,
+          source: 'slack',
+          also: [{ channel: 'email', address: email, verified: true, source: 'slack_profile' }],
+        }
+      : SLACK_SIGNED;
     const identity = this.#unverified.has(req) ? untrusted(signed)! : signed;
     const result = await this.#ctx.ingest.accept(
-      extend(name ? extend(inbound, { from: extend(inbound.from, { name }) }) : inbound, { identity }),
+      extend(inbound, { from: name ? extend(inbound.from, { name }) : inbound.from, identity }),
     );
     // Written after the accept and before the 200: if they fail, Slack retries and the dedupe key
     // turns the retry into a no-op that writes them again.
     const { conversationId, id } = result.message;
-    await Promise.all([
-      ref && kv.set(messageKey(ref), `${conversationId} ${id}`, INDEX_TTL_S),
-      inThread && kv.set(threadKey(inbound.channelRef), conversationId, INDEX_TTL_S),
-    ]);
+    // Most accepts write one of the two (a DM message's index): no array and Promise.all for those.
+    const indexed = ref && kv.set(messageKey(ref), `${conversationId} ${id}`, INDEX_TTL_S);
+    if (inThread)
+      await Promise.all([indexed, kv.set(threadKey(inbound.channelRef), conversationId, INDEX_TTL_S)]);
+    else await indexed;
+    // The fields are gathered only when the line is written (LOG_LEVEL=debug).
+    if (!this.#ctx.logger.isLevelEnabled('debug')) return;
     this.#ctx.logger.debug(
       {
         conversationId,
         messageId: id,
         duplicate: result.duplicate,
-        retryNum: req.get('x-slack-retry-num'),
+        retryNum: header(req, 'x-slack-retry-num'),
       },
       'slack message accepted',
     );
@@ -357,14 +364,20 @@ class SlackAdapter implements ChannelAdapter {
     await this.#ctx.store.kv.delete(messageKey(ref));
   }
 
+  /** What {@link #user} answered for this person within the last {@link PROFILE_MEMO_MS}, if anything. */
+  #rememberedUser(team: string, user: string): { name?: string; email?: string } | undefined {
+    const memo = this.#profiles.get(nameKey(team, user));
+    return memo && memo.until > Date.now() ? memo.profile : undefined;
+  }
+
   /**
    * The person's display name and profile email via users.info, cached; a failed lookup never
    * fails the request.
    */
   async #user(team: string, user: string): Promise<{ name?: string; email?: string }> {
+    const remembered = this.#rememberedUser(team, user);
+    if (remembered) return remembered;
     const key = nameKey(team, user);
-    const memo = this.#profiles.get(key);
-    if (memo && memo.until > Date.now()) return memo.profile;
     const remember = (profile: { name?: string; email?: string }) => {
       this.#profiles.set(key, { profile, until: Date.now() + PROFILE_MEMO_MS });
       return profile;
@@ -388,6 +401,18 @@ class SlackAdapter implements ChannelAdapter {
       return {};
     }
   }
+}
+
+/** Slack's word for a signed request's sender: no profile email, so the same every time. */
+const SLACK_SIGNED: SenderIdentity = Object.freeze({ verified: true, source: 'slack' });
+
+/**
+ * A request header as `req.get` reads it, without its name handling: the names here are lower-case
+ * already, and Node joins a repeated `x-` header into one string.
+ */
+function header(req: Request, name: string): string | undefined {
+  const value = req.headers[name];
+  return typeof value === 'string' ? value : undefined;
 }
 
 type Parsed = { ok: true; value: unknown } | { ok: false; reason: string };

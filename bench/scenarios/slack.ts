@@ -17,6 +17,7 @@ import {
   SIGNING_SECRET,
   signSlack,
 } from '../../test/fakes/slack-api.js';
+import { startBareSlackAccept } from '../accept-baseline.js';
 import { type BenchRow, countRow, load, paired, pairedRow, startBare } from '../lib.js';
 
 const PATH = '/webhooks/slack/events';
@@ -96,10 +97,31 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
         durationS: DURATION_S,
       });
 
+    // The durable accept's share: bare Express + the v0 check + one EVALSHA of the accept script per
+    // request, on the same Redis, in the same rounds (Redis runs only: the script needs it).
+    const channels = Array.from({ length: USERS }, (_, u) => `D${String(u).padStart(6, '0')}`);
+    const bareAccept = redisUrl
+      ? await startBareSlackAccept(redisUrl, 'bench-bare-slack', SIGNING_SECRET, channels)
+      : undefined;
+    const bareAcceptRequests = eventRequests();
+    const baselines = async () => {
+      const plain = await bareRun();
+      const accepting = bareAccept
+        ? await load({
+            url: `${bareAccept.url}/bare-slack`,
+            headers,
+            request: bareAcceptRequests.next,
+            connections: CONNECTIONS,
+            durationS: DURATION_S,
+          })
+        : undefined;
+      return { rps: plain.rps, plain, accepting };
+    };
+
     // One request generator for every round, so only the intended retries repeat a message.
     const ingest = await gateway(fake.url, redisUrl);
     const requests = eventRequests();
-    const ingested = await paired(bareRun, () =>
+    const ingested = await paired(baselines, () =>
       load({
         url: `${ingest.url}${PATH}`,
         headers,
@@ -109,6 +131,7 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
       }),
     );
     await bare.close();
+    await bareAccept?.close();
     const sum = async (metric: typeof ingest.gw.deps.metrics.accepted) =>
       (await metric.get()).values.reduce((s, v) => s + v.value, 0);
     const accepted = await sum(ingest.gw.deps.metrics.accepted);
@@ -116,6 +139,51 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
     await ingest.gw.stop();
     const ingestLoad = ingested.median.subject;
     rows.push(pairedRow('slack: signed events ingested vs bare Express', 'req/s', ingested, 0.7));
+    if (bareAccept) {
+      // Each round's own pair, and the round with the median ratio shown with its figures.
+      const byRatio = (of: (r: (typeof ingested.rounds)[number]) => { value: number; baseline: number }) => {
+        const sorted = ingested.rounds
+          .map((r) => {
+            const { value, baseline } = of(r);
+            return { value, baseline, ratio: baseline > 0 ? value / baseline : 0 };
+          })
+          .sort((a, b) => a.ratio - b.ratio);
+        const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+        return {
+          ...median,
+          ...(sorted.length > 1
+            ? { spread: [sorted[0]!.ratio, sorted[sorted.length - 1]!.ratio] as [number, number] }
+            : {}),
+        };
+      };
+      const vsAccept = byRatio((r) => ({ value: r.subject.rps, baseline: r.baseline.accepting!.rps }));
+      rows.push({
+        scenario:
+          'slack: signed events ingested vs bare Express + v0 signature check + one EVALSHA of the accept script',
+        metric: 'req/s',
+        ...vsAccept,
+      });
+      const acceptShare = byRatio((r) => ({
+        value: r.baseline.accepting!.rps,
+        baseline: r.baseline.plain.rps,
+      }));
+      rows.push({
+        scenario:
+          'slack: bare Express + v0 signature check + one EVALSHA of the accept script vs bare Express',
+        metric: 'req/s',
+        ...acceptShare,
+      });
+      rows.push(
+        countRow(
+          'slack: bare accept baseline errors and non-2xx',
+          'count',
+          ingested.rounds.reduce(
+            (total, r) => total + r.baseline.accepting!.errors + r.baseline.accepting!.non2xx,
+            0,
+          ),
+        ),
+      );
+    }
     rows.push({
       scenario: 'slack: event ack latency p99 (Slack allows 3000)',
       metric: 'ms',

@@ -136,7 +136,9 @@ export class EventHub {
     const full: DomainEvent = extend(event, { at: event.at ?? new Date().toISOString() });
     for (const listener of this.#listeners) {
       try {
-        await listener(full);
+        // A listener with nothing to wait for (most, for most events) costs no promise turn.
+        const pending = listener(full);
+        if (pending) await pending;
       } catch (err) {
         this.#onError(err, full);
       }

@@ -46,9 +46,16 @@ export function requestId(logger: Logger): RequestHandler {
   return function requestIdMiddleware(req, res, next) {
     const inbound = req.get(REQUEST_ID_HEADER);
     const id = inbound !== undefined && SAFE_ID.test(inbound) ? inbound : randomUUID();
-    const started = process.hrtime.bigint();
     req.id = id;
     res.setHeader(REQUEST_ID_HEADER, id);
+    // The access line is info: below that level (LOG_LEVEL=warn, silent) nothing would be written, so
+    // the listener, its closure and the clock reading are not made. Asked per request, so a level
+    // changed at run time counts from the next request on.
+    if (!logger.isLevelEnabled('info')) {
+      next();
+      return;
+    }
+    const started = process.hrtime.bigint();
     // `close` also fires for aborted requests, which `finish` would miss; `once` keeps it to one line.
     res.once('close', () => {
       logger.info(

@@ -38,6 +38,10 @@ export class IngestService implements Ingest {
   readonly #config: AppConfig;
   readonly #events: EventHub;
   readonly #metrics: Metrics;
+  readonly #counters = {
+    accepted: new Map<string, { inc(): void }>(),
+    duplicates: new Map<string, { inc(): void }>(),
+  };
   readonly #lifecycle: Lifecycle;
   readonly #participants: Pick<ParticipantService, 'join'> | undefined;
   /** Gives senders their contact (SPEC §9); absent in tests that build ingest alone. */
@@ -263,10 +267,10 @@ export class IngestService implements Ingest {
         }),
       });
       if (result.duplicate) {
-        this.#metrics.duplicates.inc({ channel });
+        this.#counter('duplicates', channel).inc();
         return result;
       }
-      this.#metrics.accepted.inc({ channel });
+      this.#counter('accepted', channel).inc();
       const { message: stored } = result;
       if (result.endedSessionId) {
         await events.emit({
@@ -294,6 +298,17 @@ export class IngestService implements Ingest {
     } finally {
       events.release();
     }
+  }
+
+  /** The channel's child of an accept counter, bound once: prom-client hashes a label set per call. */
+  #counter(metric: 'accepted' | 'duplicates', channel: ChannelName): { inc(): void } {
+    const children = this.#counters[metric];
+    let child = children.get(channel);
+    if (!child) {
+      child = this.#metrics[metric].labels({ channel });
+      children.set(channel, child);
+    }
+    return child;
   }
 
   #join(conversationId: string, people: Participant[]): Promise<Conversation | null> {

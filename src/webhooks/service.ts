@@ -165,8 +165,14 @@ export class WebhookService implements EndpointSource {
 
   // --- endpoint cache ------------------------------------------------------------------------------
 
+  /** The cached endpoint list while it is fresh; undefined when it has to be loaded. */
+  #fresh(): readonly EndpointRecord[] | undefined {
+    return this.#cache && Date.now() - this.#cache.at < CACHE_TTL_MS ? this.#cache.endpoints : undefined;
+  }
+
   async endpoints(): Promise<readonly EndpointRecord[]> {
-    if (this.#cache && Date.now() - this.#cache.at < CACHE_TTL_MS) return this.#cache.endpoints;
+    const fresh = this.#fresh();
+    if (fresh) return fresh;
     this.#loading ??= this.repo
       .listEndpoints()
       .then((endpoints) => {
@@ -204,13 +210,21 @@ export class WebhookService implements EndpointSource {
   // --- the event listener ---------------------------------------------------------------------------
 
   /** The EventHub listener: one enqueue per subscribed, enabled endpoint; never sends. */
-  readonly onEvent = async (event: DomainEvent): Promise<void> => {
-    const endpoints = (await this.endpoints()).filter((e) => e.enabled && e.events.includes(event.type));
+  readonly onEvent = (event: DomainEvent): Promise<void> | undefined => {
+    // With the endpoint list cached and no endpoint taking this event (the usual case on the accept
+    // path), nothing is queued and nothing is awaited.
+    const cached = this.#fresh();
+    if (cached && !cached.some((e) => wants(e, event))) return undefined;
+    return this.#onEvent(event);
+  };
+
+  async #onEvent(event: DomainEvent): Promise<void> {
+    const endpoints = (await this.endpoints()).filter((e) => wants(e, event));
     if (endpoints.length === 0) return;
     const payload = toWebhookEvent(event);
     await Promise.all(endpoints.map((e) => this.#enqueue(e.id, payload, JSON.stringify(payload))));
     this.#queued();
-  };
+  }
 
   /** Work was queued: the local dispatcher looks now, or, without one, the others are told. */
   #queued(): void {
@@ -418,4 +432,9 @@ export class WebhookService implements EndpointSource {
     const pending = await this.repo.getDelivery(original.endpointId, result.id);
     return { delivery: pending ?? { ...data, id: result.id, state }, created: false };
   }
+}
+
+/** Whether an endpoint takes an event: enabled and subscribed to its type. */
+function wants(endpoint: EndpointRecord, event: DomainEvent): boolean {
+  return endpoint.enabled && endpoint.events.includes(event.type);
 }

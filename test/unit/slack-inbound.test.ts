@@ -60,6 +60,29 @@ describe('classifyEvent', () => {
     });
   });
 
+  it("strips the mention of the bot id it is given, also when the id changes (another install's)", () => {
+    const text = '<@U0BOT> and <@U0TWO|two>   help';
+    const dm = {
+      type: 'message',
+      channel_type: 'im',
+      channel: 'D0001',
+      user: 'U0001',
+      ts: '1767225599.000300',
+      text,
+    };
+    const first = accepted(classifyEvent(envelope(dm), { botUserId: 'U0BOT' }));
+    expect(first.inbound.message.text).toBe('and <@U0TWO|two> help');
+    const second = accepted(classifyEvent(envelope(dm), { botUserId: 'U0TWO' }));
+    expect(second.inbound.message.text).toBe('<@U0BOT> and help');
+    const again = accepted(classifyEvent(envelope(dm), { botUserId: 'U0BOT' }));
+    expect(again.inbound.message.text).toBe('and <@U0TWO|two> help');
+    // No mention at all: only the whitespace is tidied, as before.
+    const plain = accepted(
+      classifyEvent(envelope({ ...dm, text: '  hello   there ' }), { botUserId: 'U0BOT' }),
+    );
+    expect(plain.inbound.message.text).toBe('hello there');
+  });
+
   it('keeps a mention inside a thread in that thread', () => {
     const d = accepted(classifyEvent(envelope({ ...mention, thread_ts: '1767225500.000100' }), {}));
     expect(d.inbound.channelRef).toBe('T0001:C0001:1767225500.000100');
