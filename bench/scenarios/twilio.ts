@@ -115,29 +115,18 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
   const fake = await FakeTwilioProcess.start();
   try {
     const bare = await startBare();
-    const bareRequests = webhookRequests();
-    const bareRun = () =>
-      load({
-        url: `${bare.url}/bare`,
-        headers,
-        request: bareRequests,
-        connections: CONNECTIONS,
-        durationS: DURATION_S,
-      });
+    /** A load of `url` from its own request generator, made once so no MessageSid repeats. */
+    const runner = (url: string) => {
+      const request = webhookRequests();
+      return () => load({ url, headers, request, connections: CONNECTIONS, durationS: DURATION_S });
+    };
+    const bareRun = runner(`${bare.url}/bare`);
 
     // Ingest only: the webhook's whole ack path, with the engine off so replies do not compete for CPU.
     // One request generator for every round, so no MessageSid repeats.
     const ingest = await gateway(fake.url, false, redisUrl, 'bench-twilio-ingest');
-    const ingestRequests = webhookRequests();
-    const ingested = await paired(bareRun, () =>
-      load({
-        url: `${ingest.url}${PATH}`,
-        headers,
-        request: ingestRequests,
-        connections: CONNECTIONS,
-        durationS: DURATION_S,
-      }),
-    );
+    const ingestRun = runner(`${ingest.url}${PATH}`);
+    const ingested = await paired(bareRun, ingestRun);
 
     // The ingest floor (bench/floor.ts): bare Express with the twilio package's signature check and
     // one EVALSHA of the store's accept script, the least an ack that keeps SPEC §4 takes; against bare,
@@ -152,25 +141,9 @@ export async function run(redisUrl?: string): Promise<BenchRow[]> {
         senders: Array.from({ length: CUSTOMERS }, (_, i) => `+1415555${String(i).padStart(4, '0')}`),
         answer: false,
       });
-      const floorRequests = webhookRequests();
-      const floorRun = () =>
-        load({
-          url: floor.url,
-          headers,
-          request: floorRequests,
-          connections: CONNECTIONS,
-          durationS: DURATION_S,
-        });
+      const floorRun = runner(floor.url);
       const floorVsBare = await paired(bareRun, floorRun);
-      const gatewayVsFloor = await paired(floorRun, () =>
-        load({
-          url: `${ingest.url}${PATH}`,
-          headers,
-          request: ingestRequests,
-          connections: CONNECTIONS,
-          durationS: DURATION_S,
-        }),
-      );
+      const gatewayVsFloor = await paired(floorRun, ingestRun);
       await floor.close();
       floorRows.push(
         pairedRow(
