@@ -98,7 +98,7 @@ export async function drainRound(opts: DrainOptions): Promise<DrainResult> {
   const engine = await gateway(opts, prefix, true, opts.env);
   await engine.start(0, '127.0.0.1');
   const deadline = started + 120_000;
-  while (opts.fake.created().length < opts.messages && performance.now() < deadline) {
+  while (opts.fake.createdCount() < opts.messages && performance.now() < deadline) {
     await new Promise((r) => setTimeout(r, 5));
   }
   const elapsed = (performance.now() - started) / 1000;

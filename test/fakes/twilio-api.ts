@@ -44,6 +44,7 @@ export class FakeTwilioApi {
   readonly script: Scripted[] = [];
   url = '';
   #server: Server;
+  #createdCount = 0;
 
   private constructor() {
     this.#server = createServer((req, res) => {
@@ -112,6 +113,7 @@ export class FakeTwilioApi {
         const sid = `${fields.MediaUrl && !fields.Body ? 'MM' : 'SM'}${randomBytes(16).toString('hex')}`;
         record.status = 201;
         record.sid = sid;
+        this.#createdCount++;
         res.writeHead(201, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify({
@@ -136,6 +138,11 @@ export class FakeTwilioApi {
     return fake;
   }
 
+  /** How many creates succeeded: {@link created}'s length without building it (for polling loops). */
+  createdCount(): number {
+    return this.#createdCount;
+  }
+
   /** Successful creates, in order. */
   created(): RecordedRequest[] {
     return this.requests.filter((r) => r.status === 201);
@@ -148,6 +155,7 @@ export class FakeTwilioApi {
 
   reset(): void {
     this.requests.length = 0;
+    this.#createdCount = 0;
     this.script.length = 0;
   }
 
