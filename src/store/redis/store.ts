@@ -60,6 +60,7 @@ import {
   toPage,
   withRoute,
 } from '../shared.js';
+import { coalesceWrites } from './coalesce.js';
 import {
   type ClientTimeouts,
   createRedisClient,
@@ -303,6 +304,8 @@ export class RedisStore implements Store {
 
   constructor(options: RedisStoreOptions) {
     this.#redis = options.redis;
+    // The engine's commands come in bursts (the continuations of one read of replies): one write each.
+    coalesceWrites(options.redis);
     this.#keys = new KeyLayout(options.keyPrefix, options.partitions);
     this.#run = defineScripts(options.redis, SCRIPTS, 'switchboard');
     this.#acceptor = duplicateClient(options.redis, 'pipelined');
