@@ -352,7 +352,7 @@ export async function sendMessage(
     await deps.remember(sid);
   }
   deps.logger.debug({ messageId: message.id, sids }, 'sent through Twilio');
-  return { externalId: sids[0], status: 'sent' };
+  return { externalId: sids[0], status: 'sent', remembered: true };
 }
 
 /** A REST failure as a PermanentSendError carrying Twilio's code and a readable reason. */

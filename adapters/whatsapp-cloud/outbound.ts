@@ -258,7 +258,7 @@ export async function sendMessage(
     await deps.remember(wamid);
   }
   deps.logger.debug({ messageId: message.id, wamids: ids }, 'sent through the WhatsApp Cloud API');
-  return { externalId: ids[0], status: 'sent' };
+  return { externalId: ids[0], status: 'sent', remembered: true };
 }
 
 /** A Graph API failure as a PermanentSendError carrying Meta's code and a readable reason. */

@@ -128,7 +128,10 @@ export interface DeliveryReporter {
     status: DeliveryStatus,
     error?: { code?: string; message: string },
   ): Promise<{ found: boolean; changed: boolean }>;
-  /** Remembers which stored message a provider id belongs to (called by the engine after a send). */
+  /**
+   * Remembers which stored message a provider id belongs to (called by the engine after a send, unless
+   * the adapter did it: {@link SendResult.remembered}).
+   */
   remember(
     channel: ChannelName,
     externalId: string,
@@ -177,6 +180,12 @@ export interface SendResult {
   externalId?: string;
   /** Usually `sent`; `delivered` where handing over is delivery (web chat with an open socket). */
   status: 'sent' | 'delivered';
+  /**
+   * The adapter has mapped every provider id of the message itself ({@link DeliveryReporter.remember},
+   * part by part, so a callback for an early part finds it while later ones are sent): the engine then
+   * does not map `externalId` again.
+   */
+  remembered?: true;
 }
 
 /** Thrown by `send()` when the provider refused for good; the message ends `failed` with this reason. */

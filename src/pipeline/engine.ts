@@ -832,7 +832,7 @@ export class Engine {
     // As the channel can render it: quick replies written out where it has no buttons.
     const result = await adapter.send(conversation, forChannel(conversation.channel, message));
     metrics.sendDuration.observe({ channel: conversation.channel }, (performance.now() - started) / 1000);
-    if (result.externalId) {
+    if (result.externalId && !result.remembered) {
       await delivery.remember(conversation.channel, result.externalId, conversation.id, message.id);
     }
     return result;

@@ -96,7 +96,7 @@ describe('sending through the twilio client', () => {
       Body: 'Hi there',
       StatusCallback: STATUS_URL,
     });
-    expect(result).toEqual({ externalId: req?.sid, status: 'sent' });
+    expect(result).toEqual({ externalId: req?.sid, status: 'sent', remembered: true });
     expect(remembered).toEqual([req?.sid]);
   });
 
