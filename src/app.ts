@@ -8,7 +8,7 @@
  * A `ROLE=worker` process takes no traffic: its app answers `/healthz`, `/readyz` and `/metrics`, and
  * 404 to everything else (docs/running.md#roles).
  */
-import express, { type Express } from 'express';
+import express, { type Express, type Request, type Response } from 'express';
 import { type ConsoleOptions, consoleRouter } from './console/routes.js';
 import type { GatewayDeps } from './deps.js';
 import { apiRouter } from './http/api/index.js';
@@ -28,6 +28,23 @@ export const EMBEDDED_WARNING =
 /** What `app.use('/webhooks', …)` matches: the prefix, case-insensitive, then a `/`, a query or the end. */
 const WEBHOOK_PATH = /^\/webhooks(?:[/?]|$)/i;
 
+/** Express's own entry point: `app(req, res)` calls it; a mounted app passes a callback. */
+interface Handle {
+  handle(req: Request, res: Response, callback?: (err?: unknown) => void): void;
+}
+
+/** What `app.handle` and its router set up on a request before the first layer runs. */
+function enterExpress(app: Express, req: Request, res: Response): void {
+  req.res = res;
+  res.req = req;
+  Object.setPrototypeOf(req, app.request);
+  Object.setPrototypeOf(res, app.response);
+  if (!res.locals) res.locals = Object.create(null);
+  req.originalUrl = req.url;
+  req.baseUrl = '';
+  req.params = {};
+}
+
 export interface AppOptions {
   /** False (`ROLE=worker`): health and metrics only. @default true */
   traffic?: boolean;
@@ -44,7 +61,9 @@ export function createApp(
   app.set('etag', false);
   app.set('trust proxy', false);
   defineRequestLogger(app.request, deps.logger);
-  app.use(requestId(deps.logger));
+  const ids = requestId(deps.logger);
+  const problems = errorHandler(deps.logger);
+  app.use(ids);
   // Provider webhooks: the adapters' routes, plus any others they add (webchat's page, attachments).
   const webhooks = express.Router();
   // Each provider's own POST endpoint is also found by its exact path (src/http/direct-routes.ts).
@@ -67,6 +86,27 @@ export function createApp(
       traced.use('/webhooks', webhookSpans(channels));
       traced.use(webhooks);
       routes = traced;
+    }
+    // A provider's endpoint is found before the app's own router is entered: its dispatch (state,
+    // closures and a path match per layer) costs a webhook more than its own routing did. What the
+    // router would have done for it is done here: Express's request setup, the request id, the count,
+    // and a rejection rendered by the error handler (direct routes never pass a request on).
+    if (!tracing) {
+      const routerHandle = (app as unknown as Handle).handle;
+      (app as unknown as Handle).handle = function handle(req, res, callback) {
+        const handler = callback === undefined && WEBHOOK_PATH.test(req.url) ? direct.find(req) : undefined;
+        if (!handler) {
+          routerHandle.call(this, req, res, callback);
+          return;
+        }
+        enterExpress(app, req, res);
+        const failed = (err?: unknown) => problems(err, req, res, failed);
+        try {
+          ids(req, res, () => counted(req, res, () => direct.run(handler, req, res, failed)));
+        } catch (err) {
+          failed(err);
+        }
+      };
     }
     app.use(function webhookPaths(req, res, next) {
       if (!WEBHOOK_PATH.test(req.url)) {
@@ -128,6 +168,6 @@ export function createApp(
     app.use(pageRoutes(deps));
   }
   app.use(notFound());
-  app.use(errorHandler(deps.logger));
+  app.use(problems);
   return Object.assign(app, { closeConsole: () => consoleRoutes?.close() });
 }

@@ -9,7 +9,7 @@ import { loadConfig } from '../../config/load.js';
 import { createApp } from '../../src/app.js';
 import { createBotConfig } from '../../src/bot-config/index.js';
 import { createContacts } from '../../src/contacts/index.js';
-import type { DeliveryReporter, Ingest } from '../../src/core/channel.js';
+import type { ChannelAdapter, DeliveryReporter, Ingest } from '../../src/core/channel.js';
 import { type DomainEvent, EventHub } from '../../src/core/events.js';
 import type { GatewayDeps } from '../../src/deps.js';
 import { MemoryHandoffRepo } from '../../src/handoff/repo-memory.js';
@@ -54,8 +54,14 @@ function unused<T extends object>(name: string): T {
   });
 }
 
-/** Starts the app on a free loopback port. `env` overrides settings (e.g. `BODY_LIMIT_BYTES`). */
-export async function startApiApp(env: Record<string, string> = {}): Promise<ApiApp> {
+/**
+ * Starts the app on a free loopback port. `env` overrides settings (e.g. `BODY_LIMIT_BYTES`); `adapters`
+ * are mounted as the gateway mounts channels (their routes only).
+ */
+export async function startApiApp(
+  env: Record<string, string> = {},
+  options: { adapters?: ChannelAdapter[] } = {},
+): Promise<ApiApp> {
   // The per-key rate limit is off unless a test sets it (see test/helpers/gateway.ts).
   const config = loadConfig({ API_KEYS: API_KEY, LOG_LEVEL: 'info', RATE_LIMIT_PER_MIN: '0', ...env }, []);
   const logs = new LogCapture();
@@ -81,7 +87,7 @@ export async function startApiApp(env: Record<string, string> = {}): Promise<Api
     events,
     ingest: unused<Ingest>('ingest'),
     delivery: unused<DeliveryReporter>('delivery'),
-    adapters: [],
+    adapters: options.adapters ?? [],
     engine: unused<Engine>('engine'),
     metrics: createMetrics(() => store.pendingCount()),
     lifecycle: { draining: false },
