@@ -309,7 +309,13 @@ export class RedisStore implements Store {
     this.#keys = new KeyLayout(options.keyPrefix, options.partitions);
     this.#run = defineScripts(options.redis, SCRIPTS, 'switchboard');
     this.#acceptor = duplicateClient(options.redis, 'pipelined');
-    this.#runAccept = defineScripts(this.#acceptor, SCRIPTS, 'switchboard');
+    // Only the accept: ioredis copies every script defined on a connection onto each pipeline it makes,
+    // and the auto-pipelined connection makes one per batch.
+    this.#runAccept = defineScripts(
+      this.#acceptor,
+      SCRIPTS.filter((s) => s.name === 'accept'),
+      'switchboard',
+    );
     watchConnection(this.#acceptor, 'accept', options.logger);
     // Per connection: on Sentinel each one finds the master on its own, and during a failover two
     // connections can be on different servers.
