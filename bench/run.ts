@@ -39,6 +39,7 @@ async function main(): Promise<void> {
     'slack',
     'replication',
     'people',
+    'webhooks',
     'limits',
     'roles',
     'tracing',
