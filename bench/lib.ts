@@ -405,6 +405,32 @@ export function messageBody(conversations: readonly string[], idPrefix: string, 
   });
 }
 
+/** Makes `count` conversations through the API, each with one customer of its own; their ids. */
+export function apiConversations(
+  url: string,
+  headers: Record<string, string>,
+  count: number,
+): Promise<string[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const res = await fetch(`${url}/v1/conversations`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ participants: [{ role: 'user', address: `customer-${i}@example.com` }] }),
+      });
+      return ((await res.json()) as { id: string }).id;
+    }),
+  );
+}
+
+/** Resolves once the store's queues are empty; throws after five minutes. */
+export async function queueDrained(store: { pendingCount(): Promise<number> }): Promise<void> {
+  for (let i = 0; (await store.pendingCount()) > 0; i++) {
+    if (i > 3_000) throw new Error('the queue did not drain');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** An open-loop load of API message bodies, described in data so it can cross to a child process. */
 export interface MessageLoad {
   url: string;

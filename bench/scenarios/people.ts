@@ -10,7 +10,16 @@ import { loadConfig } from '../../config/load.js';
 import { createGateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import type { Bot, BotRequest, BotResponse } from '../../src/pipeline/bot/types.js';
-import { type BenchRow, countRow, load, messageBody, paired, pairedRow } from '../lib.js';
+import {
+  apiConversations,
+  type BenchRow,
+  countRow,
+  load,
+  messageBody,
+  paired,
+  pairedRow,
+  queueDrained,
+} from '../lib.js';
 
 const KEY = 'bench-people-key-0123456789abcdef';
 const CONNECTIONS = 50;
@@ -52,16 +61,7 @@ async function endToEnd(redisUrl: string, prefix: string, features: boolean) {
   const url = await gw.start(0, '127.0.0.1');
   try {
     const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
-    const conversations = await Promise.all(
-      Array.from({ length: CONVERSATIONS }, async (_, i) => {
-        const res = await fetch(`${url}/v1/conversations`, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify({ participants: [{ role: 'user', address: `customer-${i}@example.com` }] }),
-        });
-        return ((await res.json()) as { id: string }).id;
-      }),
-    );
+    const conversations = await apiConversations(url, headers, CONVERSATIONS);
     let n = 0;
     const start = performance.now();
     const result = await load({
@@ -71,10 +71,7 @@ async function endToEnd(redisUrl: string, prefix: string, features: boolean) {
       connections: CONNECTIONS,
       durationS: DURATION_S,
     });
-    for (let i = 0; (await gw.deps.store.pendingCount()) > 0; i++) {
-      if (i > 3_000) throw new Error('the queue did not drain');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await queueDrained(gw.deps.store);
     const rps = bot.seen.size / ((performance.now() - start) / 1000);
     return { rps, bot, errors: result.errors + result.non2xx };
   } finally {
@@ -133,10 +130,7 @@ async function ingestIn(redisUrl: string, prefix: string, scope: 'channel' | 'co
         while (n < 2 * CONVERSATIONS || performance.now() < until) await send(n++);
       }),
     );
-    for (let i = 0; (await gw.deps.store.pendingCount()) > 0; i++) {
-      if (i > 3_000) throw new Error('the queue did not drain');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await queueDrained(gw.deps.store);
     const rps = bot.seen.size / ((performance.now() - start) / 1000);
     const conversations = (await gw.deps.store.listConversations({ take: 200, order: 'asc' })).items.length;
     return { rps, errors, conversations };

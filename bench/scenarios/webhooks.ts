@@ -14,7 +14,16 @@ import { loadConfig } from '../../config/load.js';
 import { createGateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import type { Bot, BotRequest, BotResponse } from '../../src/pipeline/bot/types.js';
-import { type BenchRow, countRow, load, messageBody, paired, pairedRow } from '../lib.js';
+import {
+  apiConversations,
+  type BenchRow,
+  countRow,
+  load,
+  messageBody,
+  paired,
+  pairedRow,
+  queueDrained,
+} from '../lib.js';
 import type { ReceiverStats } from '../webhook-receiver-process.js';
 
 const KEY = 'bench-webhooks-key-0123456789abcdef';
@@ -123,16 +132,7 @@ async function endToEnd(redisUrl: string, prefix: string, receiver: Receiver | u
       });
       if (res.status !== 201) throw new Error(`webhook subscription answered ${res.status}`);
     }
-    const conversations = await Promise.all(
-      Array.from({ length: CONVERSATIONS }, async (_, i) => {
-        const res = await fetch(`${url}/v1/conversations`, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify({ participants: [{ role: 'user', address: `customer-${i}@example.com` }] }),
-        });
-        return ((await res.json()) as { id: string }).id;
-      }),
-    );
+    const conversations = await apiConversations(url, headers, CONVERSATIONS);
     let n = 0;
     const start = performance.now();
     const result = await load({
@@ -142,10 +142,7 @@ async function endToEnd(redisUrl: string, prefix: string, receiver: Receiver | u
       connections: CONNECTIONS,
       durationS: DURATION_S,
     });
-    for (let i = 0; (await gw.deps.store.pendingCount()) > 0; i++) {
-      if (i > 3_000) throw new Error('the queue did not drain');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await queueDrained(gw.deps.store);
     const rps = bot.seen.size / ((performance.now() - start) / 1000);
     const answered = bot.seen.size;
     let undelivered = 0;
