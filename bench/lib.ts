@@ -431,6 +431,37 @@ export async function queueDrained(store: { pendingCount(): Promise<number> }): 
   }
 }
 
+/**
+ * End to end on the API: `POST /v1/messages` into `conversations` from `connections` for `durationS`,
+ * then until the store's queues are empty. `answered()` counts what the bot has seen; the rate is that
+ * over the whole time, load and drain.
+ */
+export async function apiEndToEnd(opts: {
+  url: string;
+  headers: Record<string, string>;
+  conversations: readonly string[];
+  prefix: string;
+  store: { pendingCount(): Promise<number> };
+  answered(): number;
+  connections: number;
+  durationS: number;
+}): Promise<{ rps: number; errors: number }> {
+  let n = 0;
+  const start = performance.now();
+  const result = await load({
+    url: `${opts.url}/v1/messages`,
+    headers: opts.headers,
+    request: () => ({ body: messageBody(opts.conversations, `${opts.prefix}-`, n++) }),
+    connections: opts.connections,
+    durationS: opts.durationS,
+  });
+  await queueDrained(opts.store);
+  return {
+    rps: opts.answered() / ((performance.now() - start) / 1000),
+    errors: result.errors + result.non2xx,
+  };
+}
+
 /** An open-loop load of API message bodies, described in data so it can cross to a child process. */
 export interface MessageLoad {
   url: string;

@@ -12,10 +12,9 @@ import { createLogger } from '../../src/logger.js';
 import type { Bot, BotRequest, BotResponse } from '../../src/pipeline/bot/types.js';
 import {
   apiConversations,
+  apiEndToEnd,
   type BenchRow,
   countRow,
-  load,
-  messageBody,
   paired,
   pairedRow,
   queueDrained,
@@ -62,18 +61,17 @@ async function endToEnd(redisUrl: string, prefix: string, features: boolean) {
   try {
     const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
     const conversations = await apiConversations(url, headers, CONVERSATIONS);
-    let n = 0;
-    const start = performance.now();
-    const result = await load({
-      url: `${url}/v1/messages`,
+    const { rps, errors } = await apiEndToEnd({
+      url,
       headers,
-      request: () => ({ body: messageBody(conversations, `${prefix}-`, n++) }),
+      conversations,
+      prefix,
+      store: gw.deps.store,
+      answered: () => bot.seen.size,
       connections: CONNECTIONS,
       durationS: DURATION_S,
     });
-    await queueDrained(gw.deps.store);
-    const rps = bot.seen.size / ((performance.now() - start) / 1000);
-    return { rps, bot, errors: result.errors + result.non2xx };
+    return { rps, bot, errors };
   } finally {
     await gw.stop();
   }

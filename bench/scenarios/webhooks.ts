@@ -14,16 +14,7 @@ import { loadConfig } from '../../config/load.js';
 import { createGateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logger.js';
 import type { Bot, BotRequest, BotResponse } from '../../src/pipeline/bot/types.js';
-import {
-  apiConversations,
-  type BenchRow,
-  countRow,
-  load,
-  messageBody,
-  paired,
-  pairedRow,
-  queueDrained,
-} from '../lib.js';
+import { apiConversations, apiEndToEnd, type BenchRow, countRow, paired, pairedRow } from '../lib.js';
 import type { ReceiverStats } from '../webhook-receiver-process.js';
 
 const KEY = 'bench-webhooks-key-0123456789abcdef';
@@ -133,17 +124,16 @@ async function endToEnd(redisUrl: string, prefix: string, receiver: Receiver | u
       if (res.status !== 201) throw new Error(`webhook subscription answered ${res.status}`);
     }
     const conversations = await apiConversations(url, headers, CONVERSATIONS);
-    let n = 0;
-    const start = performance.now();
-    const result = await load({
-      url: `${url}/v1/messages`,
+    const { rps, errors } = await apiEndToEnd({
+      url,
       headers,
-      request: () => ({ body: messageBody(conversations, `${prefix}-`, n++) }),
+      conversations,
+      prefix,
+      store: gw.deps.store,
+      answered: () => bot.seen.size,
       connections: CONNECTIONS,
       durationS: DURATION_S,
     });
-    await queueDrained(gw.deps.store);
-    const rps = bot.seen.size / ((performance.now() - start) / 1000);
     const answered = bot.seen.size;
     let undelivered = 0;
     let repeated = 0;
@@ -159,7 +149,7 @@ async function endToEnd(redisUrl: string, prefix: string, receiver: Receiver | u
       undelivered = Math.max(0, expected - stats.distinct);
       repeated = stats.deliveries - stats.distinct;
     }
-    return { rps, answered, errors: result.errors + result.non2xx, undelivered, repeated };
+    return { rps, answered, errors, undelivered, repeated };
   } finally {
     await gw.stop();
   }
