@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
-import { freePort } from './redis.js';
+import { freeClusterPort, freePort } from './redis.js';
 
 const run = promisify(execFile);
 
@@ -47,7 +47,8 @@ export class RedisNode {
   }
 
   static async start(args: string[], options: { sentinel?: string[] } = {}): Promise<RedisNode> {
-    const port = await freePort();
+    // A Cluster node also listens on port + 10000 (its bus).
+    const port = args.includes('--cluster-enabled') ? await freeClusterPort() : await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'sb-rig-'));
     let argv = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', ...args];
     if (options.sentinel) {

@@ -40,6 +40,19 @@ export async function freePort(): Promise<number> {
   throw new Error('no free port found in 20000-31999');
 }
 
+/**
+ * A free port for a Redis Cluster node, whose cluster bus listens on the port + 10000: both are free
+ * and below the ephemeral range (a port from {@link freePort} could put the bus among the source ports
+ * of outgoing connections, and the node then fails to start when one holds it).
+ */
+export async function freeClusterPort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 10_000 + Math.floor(Math.random() * 10_000);
+    if ((await canListen(port)) && (await canListen(port + 10_000))) return port;
+  }
+  throw new Error('no free port pair found in 10000-19999 (+10000)');
+}
+
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();

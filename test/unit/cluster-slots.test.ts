@@ -17,7 +17,7 @@ import { KeyLayout } from '../../src/store/redis/keys.js';
 import { SCRIPTS, type ScriptName, type ScriptSource } from '../../src/store/redis/scripts.js';
 import { RedisStore } from '../../src/store/redis/store.js';
 import { DEFAULT_MAX_PENDING, storeContract } from '../contract/store.contract.js';
-import { freePort, hasRedisServer, RedisServer } from '../helpers/redis.js';
+import { freeClusterPort, hasRedisServer, RedisServer } from '../helpers/redis.js';
 import { acceptInput } from '../helpers/store.js';
 
 /** True when all keys hash to one slot (what Cluster demands of one script call). */
@@ -234,7 +234,7 @@ class ClusterNode {
   }
 
   static async start(): Promise<ClusterNode> {
-    const node = new ClusterNode(await freePort());
+    const node = new ClusterNode(await freeClusterPort());
     node.#proc = spawn(
       'redis-server',
       [
