@@ -88,19 +88,22 @@ describe.skipIf(!hasRedisServer())('script calls the store sends', () => {
   beforeAll(async () => {
     server = await RedisServer.start();
     client = new Redis(server.url);
+    admin = new Redis(server.url);
+    // Both connected (their ready checks sent) before MONITOR starts: a command from another client
+    // that reaches the monitor in the same read as MONITOR's own OK finds ioredis not yet in monitor
+    // mode, and it fails the connection with a command queue state error.
+    await Promise.all([client.ping(), admin.ping()]);
     monitor = await client.monitor();
     monitor.on('monitor', (_time: string, args: string[], source: string) => {
       if (source !== 'lua') seen.push(args);
       else inScripts.push({ call: seen.length - 1, args });
     });
-    admin = new Redis(server.url);
-    await admin.ping();
   });
 
   afterAll(async () => {
-    monitor.disconnect();
-    client.disconnect();
-    admin.disconnect();
+    monitor?.disconnect();
+    client?.disconnect();
+    admin?.disconnect();
     await server.dispose();
   });
 
